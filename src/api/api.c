@@ -1,0 +1,253 @@
+/*
+ * api dispatch, request context, accounting and error shapes.
+ */
+#include "api/api.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "api/internal.h"
+#include "core/jsonw.h"
+#include "core/log.h"
+
+static metrics_series_t *api_unrouted; /* series for requests that never resolved a model */
+
+static bool api_request_id_ok(http_slice_t v)
+{
+    if (v.n == 0 || v.n > 128) return false;
+    for (size_t i = 0; i < v.n; i++) {
+        char ch = v.p[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+api_ctx_t *api_ctx_new(http_req_t *req)
+{
+    worker_t *w = http_server_ctx(req->server);
+    api_ctx_t *c = arena_calloc(req->arena, sizeof *c);
+    if (!c) return NULL;
+    c->req = req;
+    c->w = w;
+    c->cfg = config_ref(w->cfg);
+    c->prompt_tokens = c->completion_tokens = -1;
+    http_slice_t rid = http_req_header(req, "x-request-id");
+    if (api_request_id_ok(rid)) {
+        memcpy(c->request_id, rid.p, rid.n);
+        c->request_id[rid.n] = '\0';
+    } else {
+        worker_request_id(w, c->request_id);
+    }
+    http_resp_header(req, "x-request-id", c->request_id);
+    req->udata = c;
+    return c;
+}
+
+void api_ctx_set_model(api_ctx_t *c, const cfg_model_t *m)
+{
+    c->model = m;
+    if (c->ms) return;
+    c->ms = m && m->stats ? m->stats : api_unrouted;
+    if (c->ms) metrics_request_begin(c->ms);
+}
+
+void api_account(api_ctx_t *c, int status)
+{
+    if (c->accounted) return;
+    c->accounted = true;
+    http_req_t *r = c->req;
+    uint64_t dur = time_mono_ns() - r->start_ns;
+    if (c->ms) {
+        metrics_request_end(c->ms, status, dur);
+        if (c->prompt_tokens > 0 || c->completion_tokens > 0)
+            metrics_tokens(c->ms, c->prompt_tokens > 0 ? (uint64_t)c->prompt_tokens : 0,
+                           c->completion_tokens > 0 ? (uint64_t)c->completion_tokens : 0);
+    }
+    accesslog_rec_t rec = {
+        .request_id = c->request_id,
+        .method = r->method.p,
+        .method_len = r->method.n,
+        .path = r->path.p,
+        .path_len = r->path.n,
+        .status = status,
+        .model = c->model ? c->model->name : NULL,
+        .provider = c->model ? c->model->provider->name : NULL,
+        .stream = c->stream,
+        .duration_us = dur / 1000,
+        .bytes_in = r->body_len,
+        .bytes_out = r->bytes_out,
+        .prompt_tokens = c->prompt_tokens,
+        .completion_tokens = c->completion_tokens,
+        .error = c->error,
+    };
+    accesslog_write(c->w->log, &rec);
+    config_unref(c->cfg);
+    c->cfg = NULL;
+}
+
+void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, size_t len)
+{
+    c->req->bytes_out = len; /* known now; the log line is written before queuing */
+    api_account(c, status);
+    http_respond(c->req, status, ctype, body, len);
+}
+
+static const char *api_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "invalid_request_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+void api_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
+                    const char *message)
+{
+    buf_appends(o, "{\"error\":{\"message\":");
+    jsonw_cstr(o, message);
+    buf_appends(o, ",\"type\":");
+    jsonw_cstr(o, type ? type : api_error_type(status));
+    buf_appends(o, ",\"param\":");
+    if (param)
+        jsonw_cstr(o, param);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, ",\"code\":");
+    if (code)
+        jsonw_cstr(o, code);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, "}}");
+}
+
+void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
+                    const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (!c->error) c->error = arena_strdup(c->req->arena, msg);
+    buf_t o;
+    buf_init(&o, 0);
+    api_error_json(&o, status, type, code, param, msg);
+    api_send(c, status, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+/* ---------- small endpoints ---------- */
+
+static void api_metrics(api_ctx_t *c)
+{
+    buf_t o;
+    buf_init(&o, 0);
+    metrics_render(&o);
+    api_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+static bool api_path_is(http_req_t *r, const char *p)
+{
+    size_t n = strlen(p);
+    return r->path.n == n && memcmp(r->path.p, p, n) == 0;
+}
+
+static bool api_method_is(http_req_t *r, const char *m)
+{
+    size_t n = strlen(m);
+    return r->method.n == n && memcmp(r->method.p, m, n) == 0;
+}
+
+typedef struct api_route {
+    const char *method;
+    const char *path;
+    int ep; /* endpoint_t, or -1 for the small handlers below */
+} api_route_t;
+
+static const api_route_t api_routes[] = {
+    {"POST", "/v1/chat/completions", EP_CHAT},
+    {"POST", "/v1/completions", EP_COMPLETIONS},
+    {"POST", "/v1/embeddings", EP_EMBEDDINGS},
+    {"GET", "/v1/models", EP_MODELS},
+    {"GET", "/healthz", -1},
+    {"GET", "/readyz", -1},
+    {"GET", "/metrics", -1},
+};
+
+void api_init(config_t *cfg)
+{
+    api_unrouted = metrics_series_get("", "");
+    for (size_t i = 0; i < cfg->n_models; i++)
+        cfg->models[i].stats =
+            metrics_series_get(cfg->models[i].name, cfg->models[i].provider->name);
+}
+
+void api_handle(http_req_t *req)
+{
+    api_ctx_t *c = api_ctx_new(req);
+    if (!c) {
+        http_respond(req, 500, "application/json", "{}", 2);
+        return;
+    }
+    const api_route_t *route = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        if (!api_path_is(req, api_routes[i].path)) continue;
+        path_known = true;
+        bool head_ok = api_method_is(req, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
+        if (api_method_is(req, api_routes[i].method) || head_ok) route = &api_routes[i];
+    }
+    if (!route) {
+        if (path_known) {
+            api_ctx_set_model(c, NULL);
+            api_send_error(c, 405, NULL, "method_not_allowed", NULL,
+                           "method %.*s not allowed on %.*s", (int)req->method.n, req->method.p,
+                           (int)req->path.n, req->path.p);
+        } else {
+            api_send_error(c, 404, NULL, "not_found", NULL, "unknown path %.*s", (int)req->path.n,
+                           req->path.p);
+        }
+        return;
+    }
+    if (route->ep == EP_MODELS) {
+        api_openai_models(c);
+    } else if (route->ep >= 0) {
+        api_openai_inference(c, (endpoint_t)route->ep);
+    } else if (api_path_is(req, "/healthz")) {
+        api_send(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
+    } else if (api_path_is(req, "/readyz")) {
+        if (c->w->draining)
+            api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
+        else
+            api_send(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
+    } else {
+        api_metrics(c);
+    }
+}
+
+void api_on_error(http_req_t *req, int status, const char *message)
+{
+    api_ctx_t *c = api_ctx_new(req);
+    if (!c) {
+        http_respond(req, status, "application/json", "{}", 2);
+        return;
+    }
+    api_ctx_set_model(c, NULL);
+    const char *code = status == 413   ? "request_too_large"
+                       : status == 431 ? "headers_too_large"
+                       : status == 408 ? "request_timeout"
+                                       : "bad_request";
+    api_send_error(c, status, NULL, code, NULL, "%s", message);
+}

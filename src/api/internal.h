@@ -1,0 +1,56 @@
+/*
+ * api internals shared by the api/ files.
+ *
+ * api_ctx_t is the per-request state every endpoint uses; it lives in the
+ * request's arena. It holds a reference to the config snapshot the request
+ * started with, and its accounting (metrics + access log line) happens
+ * exactly once, in api_account(), just before the final response is queued
+ * or when the client goes away.
+ */
+#ifndef SKULD_API_INTERNAL_H
+#define SKULD_API_INTERNAL_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "config/config.h"
+#include "http/server.h"
+#include "obs/metrics.h"
+#include "provider/provider.h"
+#include "server/worker.h"
+
+typedef struct api_ctx {
+    http_req_t *req;
+    worker_t *w;
+    config_t *cfg;
+    char request_id[130];
+    const cfg_model_t *model; /* once resolved */
+    metrics_series_t *ms;     /* series counted in in-flight, or NULL */
+    bool stream;
+    long prompt_tokens, completion_tokens; /* -1 unknown */
+    const char *error;                     /* reason for the access log */
+    bool accounted;
+    struct relay *relay; /* the upstream call in progress, if any */
+} api_ctx_t;
+
+api_ctx_t *api_ctx_new(http_req_t *req);
+/* Start counting this request against a model's series (in-flight gauge). */
+void api_ctx_set_model(api_ctx_t *c, const cfg_model_t *m);
+/* Metrics and access log, once. status is what the client got (499 if it left). */
+void api_account(api_ctx_t *c, int status);
+
+void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, size_t len);
+/* OpenAI error object; message is formatted. type NULL = derived from status. */
+void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
+                    const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+/* The same object as compact JSON into out (for SSE error events). */
+void api_error_json(buf_t *out, int status, const char *type, const char *code, const char *param,
+                    const char *message);
+
+/* Endpoints */
+void api_openai_models(api_ctx_t *c);
+void api_openai_inference(api_ctx_t *c, endpoint_t ep);
+/* Relay one call to the resolved deployment; takes ownership of body. */
+void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool client_usage);
+
+#endif

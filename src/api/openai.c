@@ -1,0 +1,103 @@
+/*
+ * api openai — the OpenAI-compatible endpoints: request validation, model
+ * resolution, and GET /v1/models. The call itself is api/relay.c.
+ */
+#include <string.h>
+
+#include "api/internal.h"
+#include "core/jsonw.h"
+
+void api_openai_models(api_ctx_t *c)
+{
+    buf_t o;
+    buf_init(&o, 0);
+    buf_appends(&o, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < c->cfg->n_models; i++) {
+        const cfg_model_t *m = &c->cfg->models[i];
+        buf_appends(&o, i ? ",{\"id\":" : "{\"id\":");
+        jsonw_cstr(&o, m->name);
+        buf_appends(&o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+        jsonw_cstr(&o, m->provider->name);
+        buf_appends(&o, "}");
+    }
+    buf_appends(&o, "]}");
+    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+static const char *api_ep_name(endpoint_t ep)
+{
+    return ep == EP_CHAT ? "chat" : ep == EP_COMPLETIONS ? "completions" : "embeddings";
+}
+
+void api_openai_inference(api_ctx_t *c, endpoint_t ep)
+{
+    http_req_t *req = c->req;
+    json_error_t jerr;
+    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body || !json_is_object(body)) {
+        api_ctx_set_model(c, NULL);
+        if (body) {
+            json_decref(body);
+            api_send_error(c, 400, NULL, "invalid_json", NULL,
+                           "request body must be a JSON object");
+        } else {
+            api_send_error(c, 400, NULL, "invalid_json", NULL,
+                           "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                           jerr.line, jerr.column);
+        }
+        return;
+    }
+    json_t *jm = json_object_get(body, "model");
+    const char *name = NULL;
+    size_t name_len = 0;
+    if (json_is_string(jm)) {
+        name = json_string_value(jm);
+        name_len = json_string_length(jm);
+    } else if (jm && !json_is_null(jm)) {
+        json_decref(body);
+        api_ctx_set_model(c, NULL);
+        api_send_error(c, 400, NULL, "invalid_type", "model", "'model' must be a string");
+        return;
+    } else if (c->cfg->server.default_model) {
+        name = c->cfg->server.default_model;
+        name_len = strlen(name);
+    }
+    const cfg_model_t *m = name ? config_find_model(c->cfg, name, name_len) : NULL;
+    if (!m) {
+        api_ctx_set_model(c, NULL);
+        if (!name)
+            api_send_error(c, 404, NULL, "model_not_found", "model",
+                           "no model given and no server.default_model configured");
+        else /* name points into body: format before freeing it */
+            api_send_error(c, 404, NULL, "model_not_found", "model",
+                           "The model '%.*s' does not exist",
+                           (int)(name_len > 200 ? 200 : name_len), name);
+        json_decref(body);
+        return;
+    }
+    api_ctx_set_model(c, m);
+
+    /* Field checks that every upstream would make: fail fast, in our shape. */
+    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
+    json_t *v = json_object_get(body, need);
+    bool ok = ep == EP_CHAT ? json_is_array(v) : (json_is_string(v) || json_is_array(v));
+    if (!ok) {
+        json_decref(body);
+        api_send_error(c, 400, NULL, v ? "invalid_type" : "missing_required_parameter", need,
+                       "%s requests need '%s' (%s)", api_ep_name(ep), need,
+                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
+        return;
+    }
+    json_t *js = json_object_get(body, "stream");
+    if (js && !json_is_boolean(js) && !json_is_null(js)) {
+        json_decref(body);
+        api_send_error(c, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
+        return;
+    }
+    bool stream = ep != EP_EMBEDDINGS && json_is_true(js);
+    bool client_usage =
+        json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+    c->stream = stream;
+    api_relay_start(c, ep, body, stream, client_usage);
+}

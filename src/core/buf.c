@@ -1,0 +1,116 @@
+#include "core/buf.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void buf_init(buf_t *b, size_t cap)
+{
+    b->mem = NULL;
+    b->start = b->len = b->alloc = 0;
+    b->cap = cap;
+}
+
+void buf_free(buf_t *b)
+{
+    free(b->mem);
+    b->mem = NULL;
+    b->start = b->len = b->alloc = 0;
+}
+
+void buf_reset(buf_t *b)
+{
+    b->start = b->len = 0;
+    if (b->mem) b->mem[0] = '\0';
+}
+
+char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
+{
+    if (b->cap && (n > b->cap || b->len > b->cap - n)) {
+        if (st) *st = BUF_TOOBIG;
+        return NULL;
+    }
+    size_t need = b->len + n + 1;
+    if (b->start && b->start + need > b->alloc) {
+        memmove(b->mem, b->mem + b->start, b->len);
+        b->start = 0;
+    }
+    if (b->start + need > b->alloc) {
+        size_t na = b->alloc ? b->alloc : 256;
+        while (na < need) na *= 2;
+        char *m = realloc(b->mem, na);
+        if (!m) {
+            if (st) *st = BUF_NOMEM;
+            return NULL;
+        }
+        b->mem = m;
+        b->alloc = na;
+    }
+    if (st) *st = BUF_OK;
+    return b->mem + b->start + b->len;
+}
+
+void buf_commit(buf_t *b, size_t n)
+{
+    b->len += n;
+    b->mem[b->start + b->len] = '\0';
+}
+
+buf_status_t buf_append(buf_t *b, const void *p, size_t n)
+{
+    buf_status_t st;
+    char *w = buf_reserve(b, n, &st);
+    if (!w) return st;
+    if (n) memcpy(w, p, n);
+    buf_commit(b, n);
+    return BUF_OK;
+}
+
+buf_status_t buf_appends(buf_t *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
+
+buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap)
+{
+    va_list cp;
+    va_copy(cp, ap);
+    int n = vsnprintf(NULL, 0, fmt, cp);
+    va_end(cp);
+    if (n < 0) return BUF_NOMEM;
+    buf_status_t st;
+    char *w = buf_reserve(b, (size_t)n, &st);
+    if (!w) return st;
+    vsnprintf(w, (size_t)n + 1, fmt, ap);
+    buf_commit(b, (size_t)n);
+    return BUF_OK;
+}
+
+buf_status_t buf_printf(buf_t *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    buf_status_t st = buf_vprintf(b, fmt, ap);
+    va_end(ap);
+    return st;
+}
+
+void buf_consume(buf_t *b, size_t n)
+{
+    if (n >= b->len) {
+        b->start = b->len = 0;
+        if (b->mem) b->mem[0] = '\0';
+        return;
+    }
+    b->start += n;
+    b->len -= n;
+}
+
+void buf_shrink(buf_t *b, size_t keep)
+{
+    if (b->len == 0 && b->alloc > keep) {
+        free(b->mem);
+        b->mem = NULL;
+        b->alloc = b->start = 0;
+    }
+}

@@ -1,0 +1,47 @@
+/*
+ * buf — a growable byte buffer with a hard cap.
+ *
+ * Every buffer fed by the network has a cap (curl's dynbuf "toobig"): appending
+ * past it fails with BUF_TOOBIG and leaves the contents unchanged, so the
+ * caller can answer 413/431/502 instead of growing without bound. Data is
+ * consumed from the front with buf_consume(), which is O(1) until the next
+ * append compacts. The bytes are always NUL-terminated (not counted in len) so
+ * they can be searched with string functions.
+ */
+#ifndef SKULD_BUF_H
+#define SKULD_BUF_H
+
+#include <stdarg.h>
+#include <stddef.h>
+
+typedef enum { BUF_OK = 0, BUF_TOOBIG = -1, BUF_NOMEM = -2 } buf_status_t;
+
+typedef struct buf {
+    char *mem;    /* allocation */
+    size_t start; /* first unconsumed byte */
+    size_t len;   /* unconsumed bytes */
+    size_t alloc; /* bytes allocated in mem */
+    size_t cap;   /* hard limit on len; 0 = none */
+} buf_t;
+
+void buf_init(buf_t *b, size_t cap);
+void buf_free(buf_t *b);
+void buf_reset(buf_t *b);
+
+static inline char *buf_data(const buf_t *b)
+{
+    return b->mem ? b->mem + b->start : (char *)"";
+}
+
+buf_status_t buf_append(buf_t *b, const void *p, size_t n);
+buf_status_t buf_appends(buf_t *b, const char *s);
+buf_status_t buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap);
+/* Ensure room for n more bytes; returns the write pointer or NULL. Commit with buf_commit. */
+char *buf_reserve(buf_t *b, size_t n, buf_status_t *st);
+void buf_commit(buf_t *b, size_t n);
+void buf_consume(buf_t *b, size_t n);
+/* Release memory beyond keep bytes when empty (for idle connections). */
+void buf_shrink(buf_t *b, size_t keep);
+
+#endif

@@ -1,0 +1,90 @@
+/*
+ * skuld — command line entry point.
+ *
+ *   skuld serve [-c FILE] [--listen ADDR]   run the gateway
+ *   skuld check -c FILE                      validate a config
+ *   skuld version
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "config/config.h"
+#include "core/log.h"
+#include "server/worker.h"
+
+static void usage(FILE *out)
+{
+    fprintf(
+        out,
+        "usage:\n"
+        "  skuld serve [-c FILE] [--listen ADDR]  run the gateway (embedded default without -c)\n"
+        "  skuld check -c FILE                    validate a config; errors as FILE:LINE:COL\n"
+        "  skuld version                          print the version\n");
+}
+
+/* Options shared by serve and check. Returns 0, or 2 on a usage error. */
+static int parse_opts(int argc, char **argv, const char **file, const char **listen)
+{
+    for (int i = 2; i < argc; i++) {
+        if ((!strcmp(argv[i], "-c") || !strcmp(argv[i], "--config")) && i + 1 < argc) {
+            *file = argv[++i];
+        } else if (listen && !strcmp(argv[i], "--listen") && i + 1 < argc) {
+            *listen = argv[++i];
+        } else {
+            fprintf(stderr, "skuld: unexpected argument '%s'\n", argv[i]);
+            usage(stderr);
+            return 2;
+        }
+    }
+    return 0;
+}
+
+static config_t *load(const char *file)
+{
+    cfg_errors_t errs = {0};
+    config_t *cfg = file ? config_load_file(file, &errs) : config_default(&errs);
+    if (!cfg) config_errors_print(&errs, stderr);
+    config_errors_free(&errs);
+    return cfg;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("skuld %s\n", SKULD_VERSION);
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    const char *file = NULL, *listen = NULL;
+    if (!strcmp(cmd, "check")) {
+        if (parse_opts(argc, argv, &file, NULL)) return 2;
+        if (!file) {
+            fprintf(stderr, "skuld check: -c FILE is required\n");
+            return 2;
+        }
+        config_t *cfg = load(file);
+        if (!cfg) return 1;
+        printf("%s: ok (%zu provider(s), %zu model(s))\n", file, cfg->n_providers, cfg->n_models);
+        config_unref(cfg);
+        return 0;
+    }
+    if (!strcmp(cmd, "serve")) {
+        if (parse_opts(argc, argv, &file, &listen)) return 2;
+        config_t *cfg = load(file);
+        if (!cfg) return 1;
+        int rc = gateway_run(cfg, listen);
+        config_unref(cfg);
+        return rc;
+    }
+    fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,208 @@
+#include "obs/metrics.h"
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+
+static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
+static metrics_series_t *metrics_head;
+
+static const double metrics_bounds[METRICS_LATENCY_BUCKETS] = {
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
+
+static const char *const metrics_uperr_names[UPERR__COUNT] = {"connect", "timeout", "protocol",
+                                                              "status"};
+
+#define RLX memory_order_relaxed
+
+metrics_series_t *metrics_series_get(const char *model, const char *provider)
+{
+    pthread_mutex_lock(&metrics_lock);
+    metrics_series_t *s;
+    for (s = metrics_head; s; s = s->next)
+        if (strcmp(s->model, model) == 0 && strcmp(s->provider, provider) == 0) break;
+    if (!s && (s = calloc(1, sizeof *s))) {
+        s->model = strdup(model);
+        s->provider = strdup(provider);
+        if (!s->model || !s->provider) {
+            free(s->model);
+            free(s->provider);
+            free(s);
+            s = NULL;
+        } else {
+            /* Append so the exposition keeps creation order. */
+            metrics_series_t **pp = &metrics_head;
+            while (*pp) pp = &(*pp)->next;
+            *pp = s;
+        }
+    }
+    pthread_mutex_unlock(&metrics_lock);
+    return s;
+}
+
+void metrics_request_begin(metrics_series_t *s)
+{
+    atomic_fetch_add_explicit(&s->in_flight, 1, RLX);
+}
+
+void metrics_request_end(metrics_series_t *s, int status, uint64_t duration_ns)
+{
+    atomic_fetch_sub_explicit(&s->in_flight, 1, RLX);
+    if (status < 100 || status > 599) status = 599;
+    atomic_fetch_add_explicit(&s->requests_by_status[status], 1, RLX);
+    double secs = (double)duration_ns / 1e9;
+    int b = 0;
+    while (b < METRICS_LATENCY_BUCKETS && secs > metrics_bounds[b]) b++;
+    atomic_fetch_add_explicit(&s->latency_buckets[b], 1, RLX);
+    atomic_fetch_add_explicit(&s->latency_sum_us, duration_ns / 1000, RLX);
+    atomic_fetch_add_explicit(&s->latency_count, 1, RLX);
+}
+
+void metrics_upstream_error(metrics_series_t *s, metrics_uperr_t kind)
+{
+    atomic_fetch_add_explicit(&s->upstream_errors[kind], 1, RLX);
+}
+
+void metrics_tokens(metrics_series_t *s, uint64_t prompt, uint64_t completion)
+{
+    atomic_fetch_add_explicit(&s->tokens_prompt, prompt, RLX);
+    atomic_fetch_add_explicit(&s->tokens_completion, completion, RLX);
+}
+
+/* Label values are config names; escape the three characters Prometheus requires. */
+static void metrics__label(buf_t *o, const char *v)
+{
+    for (; *v; v++) {
+        if (*v == '\\' || *v == '"')
+            buf_printf(o, "\\%c", *v);
+        else if (*v == '\n')
+            buf_appends(o, "\\n");
+        else
+            buf_append(o, v, 1);
+    }
+}
+
+static void metrics__labels(buf_t *o, const metrics_series_t *s, bool with_provider)
+{
+    buf_appends(o, "model=\"");
+    metrics__label(o, s->model);
+    if (with_provider) {
+        buf_appends(o, "\",provider=\"");
+        metrics__label(o, s->provider);
+    }
+    buf_appends(o, "\"");
+}
+
+void metrics_render(buf_t *o)
+{
+    pthread_mutex_lock(&metrics_lock);
+    metrics_series_t *head = metrics_head;
+    pthread_mutex_unlock(&metrics_lock);
+    /* Series are only ever appended, so walking without the lock is safe. */
+
+    buf_appends(o, "# HELP skuld_build_info Build information.\n# TYPE skuld_build_info gauge\n");
+    buf_printf(o, "skuld_build_info{version=\"%s\"} 1\n", SKULD_VERSION);
+
+    buf_appends(o, "# HELP skuld_requests_total Client requests by model and HTTP status.\n"
+                   "# TYPE skuld_requests_total counter\n");
+    for (metrics_series_t *s = head; s; s = s->next)
+        for (int st = 100; st < 600; st++) {
+            uint64_t v = atomic_load_explicit(&s->requests_by_status[st], RLX);
+            if (!v) continue;
+            buf_appends(o, "skuld_requests_total{");
+            metrics__labels(o, s, true);
+            buf_printf(o, ",status=\"%d\"} %llu\n", st, (unsigned long long)v);
+        }
+
+    buf_appends(o, "# HELP skuld_request_duration_seconds Client request latency.\n"
+                   "# TYPE skuld_request_duration_seconds histogram\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        uint64_t count = atomic_load_explicit(&s->latency_count, RLX);
+        if (!count) continue;
+        uint64_t cum = 0;
+        for (int b = 0; b <= METRICS_LATENCY_BUCKETS; b++) {
+            cum += atomic_load_explicit(&s->latency_buckets[b], RLX);
+            buf_appends(o, "skuld_request_duration_seconds_bucket{");
+            metrics__labels(o, s, true);
+            if (b < METRICS_LATENCY_BUCKETS)
+                buf_printf(o, ",le=\"%g\"} %llu\n", metrics_bounds[b], (unsigned long long)cum);
+            else
+                buf_printf(o, ",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+        }
+        buf_appends(o, "skuld_request_duration_seconds_sum{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %.6f\n", (double)atomic_load_explicit(&s->latency_sum_us, RLX) / 1e6);
+        buf_appends(o, "skuld_request_duration_seconds_count{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %llu\n", (unsigned long long)cum);
+    }
+
+    buf_appends(o, "# HELP skuld_requests_in_flight Client requests being served.\n"
+                   "# TYPE skuld_requests_in_flight gauge\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        buf_appends(o, "skuld_requests_in_flight{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %lld\n", (long long)atomic_load_explicit(&s->in_flight, RLX));
+    }
+
+    buf_appends(o, "# HELP skuld_upstream_requests_total Calls made to upstream deployments.\n"
+                   "# TYPE skuld_upstream_requests_total counter\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        if (!s->provider[0]) continue;
+        buf_appends(o, "skuld_upstream_requests_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %llu\n",
+                   (unsigned long long)atomic_load_explicit(&s->upstream_requests, RLX));
+    }
+
+    buf_appends(o, "# HELP skuld_upstream_errors_total Failed upstream calls by kind.\n"
+                   "# TYPE skuld_upstream_errors_total counter\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        if (!s->provider[0]) continue;
+        for (int k = 0; k < UPERR__COUNT; k++) {
+            buf_appends(o, "skuld_upstream_errors_total{");
+            metrics__labels(o, s, true);
+            buf_printf(o, ",kind=\"%s\"} %llu\n", metrics_uperr_names[k],
+                       (unsigned long long)atomic_load_explicit(&s->upstream_errors[k], RLX));
+        }
+    }
+
+    buf_appends(o, "# HELP skuld_stream_errors_total Streams that ended with an error event.\n"
+                   "# TYPE skuld_stream_errors_total counter\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        if (!s->provider[0]) continue;
+        buf_appends(o, "skuld_stream_errors_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %llu\n", (unsigned long long)atomic_load_explicit(&s->stream_errors, RLX));
+    }
+
+    buf_appends(o, "# HELP skuld_tokens_total Tokens reported by upstream usage.\n"
+                   "# TYPE skuld_tokens_total counter\n");
+    for (metrics_series_t *s = head; s; s = s->next) {
+        if (!s->provider[0]) continue;
+        buf_appends(o, "skuld_tokens_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, ",type=\"prompt\"} %llu\n",
+                   (unsigned long long)atomic_load_explicit(&s->tokens_prompt, RLX));
+        buf_appends(o, "skuld_tokens_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, ",type=\"completion\"} %llu\n",
+                   (unsigned long long)atomic_load_explicit(&s->tokens_completion, RLX));
+    }
+}
+
+void metrics_shutdown(void)
+{
+    pthread_mutex_lock(&metrics_lock);
+    metrics_series_t *s = metrics_head;
+    metrics_head = NULL;
+    pthread_mutex_unlock(&metrics_lock);
+    while (s) {
+        metrics_series_t *n = s->next;
+        free(s->model);
+        free(s->provider);
+        free(s);
+        s = n;
+    }
+}

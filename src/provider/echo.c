@@ -1,0 +1,261 @@
+/*
+ * provider echo — a built-in local model that answers with the text it was
+ * given. It serves the embedded default config until embedded llama.cpp
+ * lands, and lets the gateway run with no upstream at all.
+ *
+ * It behaves like an OpenAI-compatible server reached in-process: its answer
+ * is the same JSON (or SSE stream, one chunk per word, then a usage chunk and
+ * [DONE]) an upstream would send, delivered through up_callbacks_t from a
+ * zero-delay event on the worker's loop, never from inside local_start.
+ * Token counts are whitespace-separated words.
+ */
+#include <event2/event.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/buf.h"
+#include "core/jsonw.h"
+#include "core/log.h"
+#include "provider/provider.h"
+
+struct prov_local {
+    struct event *ev;
+    up_callbacks_t cb;
+    void *ud;
+    buf_t out;
+    int phase; /* 0 = not started, 1 = data delivered (maybe paused), 2 = done */
+    bool paused;
+};
+
+static long echo_words(const char *s)
+{
+    long n = 0;
+    bool in = false;
+    for (; *s; s++) {
+        bool sp = *s == ' ' || *s == '\n' || *s == '\t' || *s == '\r';
+        if (!sp && !in) n++;
+        in = !sp;
+    }
+    return n;
+}
+
+/* Text of a message "content": a string, or the text parts of an array. */
+static void echo_content_text(json_t *content, buf_t *out)
+{
+    if (json_is_string(content)) {
+        buf_append(out, json_string_value(content), json_string_length(content));
+        return;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+        if (json_is_string(t)) {
+            if (out->len) buf_append(out, " ", 1);
+            buf_append(out, json_string_value(t), json_string_length(t));
+        }
+    }
+}
+
+static int echo_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
+                      prov_call_t *out)
+{
+    json_object_set_new(body, "model", json_string(m->upstream_model));
+    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
+    char *p = arena_alloc(a, n + 1);
+    if (!p) return -1;
+    json_dumpb(body, p, n, JSON_COMPACT);
+    p[n] = '\0';
+    out->body = p;
+    out->body_len = n;
+    out->url = "echo:";
+    out->headers = NULL;
+    return 0;
+}
+
+static void echo_usage(buf_t *o, long prompt, long completion)
+{
+    buf_printf(o, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt,
+               completion, prompt + completion);
+}
+
+static void echo_chat(json_t *req, bool stream, buf_t *o)
+{
+    buf_t all, last;
+    buf_init(&all, 0);
+    buf_init(&last, 0);
+    size_t i;
+    json_t *msg;
+    json_array_foreach(json_object_get(req, "messages"), i, msg)
+    {
+        buf_reset(&last);
+        echo_content_text(json_object_get(msg, "content"), &last);
+        buf_append(&all, buf_data(&last), last.len);
+        buf_append(&all, " ", 1);
+    }
+    const char *model = json_string_value(json_object_get(req, "model"));
+    long prompt = echo_words(buf_data(&all)), completion = echo_words(buf_data(&last));
+    if (!stream) {
+        buf_appends(
+            o, "{\"id\":\"chatcmpl-echo\",\"object\":\"chat.completion\",\"created\":0,\"model\":");
+        jsonw_cstr(o, model);
+        buf_appends(o,
+                    ",\"choices\":[{\"index\":0,\"message\":{\"role\":\"assistant\",\"content\":");
+        jsonw_str(o, buf_data(&last), last.len);
+        buf_appends(o, "},\"finish_reason\":\"stop\"}],\"usage\":");
+        echo_usage(o, prompt, completion);
+        buf_appends(o, "}");
+    } else {
+        buf_t head;
+        buf_init(&head, 0);
+        buf_appends(&head, "data: "
+                           "{\"id\":\"chatcmpl-echo\",\"object\":\"chat.completion.chunk\","
+                           "\"created\":0,\"model\":");
+        jsonw_cstr(&head, model);
+        buf_appends(&head, ",\"choices\":[");
+        buf_append(o, buf_data(&head), head.len);
+        buf_appends(o, "{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":\"\"},\"finish_"
+                       "reason\":null}]}\n\n");
+        /* one chunk per word, keeping the separating whitespace */
+        const char *s = buf_data(&last), *end = s + last.len;
+        while (s < end) {
+            const char *w = s;
+            while (w < end && (*w == ' ' || *w == '\n' || *w == '\t')) w++;
+            while (w < end && !(*w == ' ' || *w == '\n' || *w == '\t')) w++;
+            buf_append(o, buf_data(&head), head.len);
+            buf_appends(o, "{\"index\":0,\"delta\":{\"content\":");
+            jsonw_str(o, s, (size_t)(w - s));
+            buf_appends(o, "},\"finish_reason\":null}]}\n\n");
+            s = w;
+        }
+        buf_append(o, buf_data(&head), head.len);
+        buf_appends(o, "{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n");
+        buf_append(o, buf_data(&head), head.len);
+        buf_appends(o, "],\"usage\":");
+        echo_usage(o, prompt, completion);
+        buf_appends(o, "}\n\ndata: [DONE]\n\n");
+        buf_free(&head);
+    }
+    buf_free(&all);
+    buf_free(&last);
+}
+
+static void echo_completion(json_t *req, bool stream, buf_t *o)
+{
+    buf_t text;
+    buf_init(&text, 0);
+    json_t *prompt = json_object_get(req, "prompt");
+    if (json_is_array(prompt)) prompt = json_array_get(prompt, 0);
+    if (json_is_string(prompt))
+        buf_append(&text, json_string_value(prompt), json_string_length(prompt));
+    const char *model = json_string_value(json_object_get(req, "model"));
+    long n = echo_words(buf_data(&text));
+    const char *prefix = stream ? "data: " : "";
+    buf_printf(o, "%s{\"id\":\"cmpl-echo\",\"object\":\"text_completion\",\"created\":0,\"model\":",
+               prefix);
+    jsonw_cstr(o, model);
+    buf_appends(o, ",\"choices\":[{\"index\":0,\"text\":");
+    jsonw_str(o, buf_data(&text), text.len);
+    buf_appends(o, ",\"logprobs\":null,\"finish_reason\":\"stop\"}],\"usage\":");
+    echo_usage(o, n, n);
+    buf_appends(o, stream ? "}\n\ndata: [DONE]\n\n" : "}");
+    buf_free(&text);
+}
+
+static void echo_embeddings(json_t *req, buf_t *o)
+{
+    json_t *input = json_object_get(req, "input");
+    json_t *list = json_is_array(input) ? input : NULL;
+    size_t count = list ? json_array_size(list) : 1;
+    long tokens = 0;
+    buf_appends(o, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < count; i++) {
+        json_t *item = list ? json_array_get(list, i) : input;
+        const char *s = json_is_string(item) ? json_string_value(item) : "";
+        tokens += echo_words(s);
+        /* FNV-1a seeded per dimension: deterministic, unit-free. */
+        buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
+        for (int d = 0; d < 8; d++) {
+            uint32_t h = 2166136261u ^ (uint32_t)d;
+            for (const char *p = s; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
+            buf_printf(o, "%s%.6f", d ? "," : "", (double)(h % 20001) / 10000.0 - 1.0);
+        }
+        buf_appends(o, "]}");
+    }
+    buf_appends(o, "],\"model\":");
+    jsonw_cstr(o, json_string_value(json_object_get(req, "model")));
+    buf_printf(o, ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}}", tokens, tokens);
+}
+
+static void echo_free(prov_local_t *h)
+{
+    event_free(h->ev);
+    buf_free(&h->out);
+    free(h);
+}
+
+static void echo_run(evutil_socket_t fd, short what, void *arg)
+{
+    prov_local_t *h = arg;
+    if (h->phase == 0) {
+        h->phase = 1;
+        h->cb.on_head(h->ud, 200);
+        if (h->cb.on_data(h->ud, buf_data(&h->out), h->out.len) == UP_PAUSE) {
+            h->paused = true;
+            return;
+        }
+    }
+    h->phase = 2;
+    h->cb.on_done(h->ud, UP_OK, NULL);
+    echo_free(h); /* as with upstream calls: freed by the provider after on_done */
+}
+
+static prov_local_t *echo_start(struct event_base *base, endpoint_t ep, const prov_call_t *call,
+                                const up_callbacks_t *cb, void *ud)
+{
+    prov_local_t *h = calloc(1, sizeof *h);
+    if (!h) return NULL;
+    h->cb = *cb;
+    h->ud = ud;
+    buf_init(&h->out, 0);
+    json_t *req = json_loadb(call->body, call->body_len, 0, NULL);
+    bool stream = json_is_true(json_object_get(req, "stream"));
+    if (ep == EP_CHAT)
+        echo_chat(req, stream, &h->out);
+    else if (ep == EP_COMPLETIONS)
+        echo_completion(req, stream, &h->out);
+    else
+        echo_embeddings(req, &h->out);
+    json_decref(req);
+    h->ev = event_new(base, -1, 0, echo_run, h);
+    if (!h->ev) {
+        buf_free(&h->out);
+        free(h);
+        return NULL;
+    }
+    event_active(h->ev, EV_TIMEOUT, 0);
+    return h;
+}
+
+/* Before on_done only: no callback fires afterwards. */
+static void echo_cancel(prov_local_t *h)
+{
+    if (h) echo_free(h);
+}
+
+static void echo_resume(prov_local_t *h)
+{
+    if (h && h->paused) {
+        h->paused = false;
+        event_active(h->ev, EV_TIMEOUT, 0);
+    }
+}
+
+const prov_ops_t provider_echo = {
+    .type = "echo",
+    .build = echo_build,
+    .local_start = echo_start,
+    .local_cancel = echo_cancel,
+    .local_resume = echo_resume,
+};

@@ -1,0 +1,401 @@
+#include "upstream/client.h"
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/buf.h"
+#include "core/log.h"
+
+#define UP_MAX_RESPONSE_HEAD (64 * 1024)
+#define UP_EASY_POOL_MAX 64
+
+struct up_call {
+    upstream_t *up;
+    up_call_t *prev, *next;
+    CURL *easy;
+    struct curl_slist *headers;
+    up_callbacks_t cb;
+    void *ud;
+    int status;
+    bool head_done;
+    bool cancelled;
+    bool paused;
+    int in_callback;
+    buf_t resp_head; /* raw response header lines of the final response */
+    char errbuf[CURL_ERROR_SIZE];
+};
+
+struct upstream {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    up_call_t *calls;
+    size_t n_calls;
+    CURL *pool[UP_EASY_POOL_MAX];
+    int n_pool;
+};
+
+typedef struct up_sock {
+    struct event *ev;
+    upstream_t *up;
+    curl_socket_t fd;
+} up_sock_t;
+
+static void up_check_done(upstream_t *u);
+
+int upstream_global_init(void)
+{
+    return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+void upstream_global_cleanup(void)
+{
+    curl_global_cleanup();
+}
+
+void upstream_default_params(upstream_params_t *p)
+{
+    p->max_idle_connections = 256;
+}
+
+/* ---------- libevent <-> curl glue ---------- */
+
+static void up_on_socket_event(evutil_socket_t fd, short what, void *arg)
+{
+    up_sock_t *s = arg;
+    upstream_t *u = s->up;
+    int action =
+        ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
+    int running;
+    curl_multi_socket_action(u->multi, fd, action, &running);
+    up_check_done(u);
+}
+
+static int up_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
+{
+    upstream_t *u = userp;
+    up_sock_t *s = socketp;
+    if (what == CURL_POLL_REMOVE) {
+        if (s) {
+            event_free(s->ev);
+            free(s);
+            curl_multi_assign(u->multi, fd, NULL);
+        }
+        return 0;
+    }
+    short kind = EV_PERSIST | ((what & CURL_POLL_IN) ? EV_READ : 0) |
+                 ((what & CURL_POLL_OUT) ? EV_WRITE : 0);
+    if (!s) {
+        s = calloc(1, sizeof *s);
+        if (!s) return -1;
+        s->up = u;
+        s->fd = fd;
+        curl_multi_assign(u->multi, fd, s);
+    } else {
+        event_free(s->ev);
+    }
+    s->ev = event_new(u->base, fd, kind, up_on_socket_event, s);
+    event_add(s->ev, NULL);
+    return 0;
+}
+
+static void up_on_timer(evutil_socket_t fd, short what, void *arg)
+{
+    upstream_t *u = arg;
+    int running;
+    curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    up_check_done(u);
+}
+
+static int up_timer_cb(CURLM *multi, long timeout_ms, void *userp)
+{
+    upstream_t *u = userp;
+    if (timeout_ms < 0) {
+        evtimer_del(u->timer);
+        return 0;
+    }
+    struct timeval tv = {timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+    evtimer_add(u->timer, &tv);
+    return 0;
+}
+
+/* ---------- calls ---------- */
+
+static void up_call_unlink_free(up_call_t *c)
+{
+    upstream_t *u = c->up;
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        u->calls = c->next;
+    if (c->next) c->next->prev = c->prev;
+    u->n_calls--;
+    curl_slist_free_all(c->headers);
+    buf_free(&c->resp_head);
+    if (u->n_pool < UP_EASY_POOL_MAX) {
+        curl_easy_reset(c->easy);
+        u->pool[u->n_pool++] = c->easy;
+    } else {
+        curl_easy_cleanup(c->easy);
+    }
+    free(c);
+}
+
+static size_t up_header_cb(char *data, size_t size, size_t n, void *arg)
+{
+    up_call_t *c = arg;
+    size_t len = size * n;
+    if (c->cancelled) return 0;
+    if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
+        /* A new status line: a 1xx or a redirect before the final answer resets. */
+        buf_reset(&c->resp_head);
+        const char *sp = memchr(data, ' ', len);
+        c->status = sp ? atoi(sp + 1) : 0;
+        return len;
+    }
+    if (len == 2 && data[0] == '\r' && data[1] == '\n') {
+        if (c->status >= 200 && !c->head_done) {
+            c->head_done = true;
+            if (c->cb.on_head) {
+                c->in_callback++;
+                c->cb.on_head(c->ud, c->status);
+                c->in_callback--;
+                if (c->cancelled) return 0;
+            }
+        }
+        return len;
+    }
+    if (buf_append(&c->resp_head, data, len) != BUF_OK) return 0; /* header flood */
+    return len;
+}
+
+static size_t up_write_cb(char *data, size_t size, size_t n, void *arg)
+{
+    up_call_t *c = arg;
+    size_t len = size * n;
+    if (c->cancelled) return 0;
+    if (!c->cb.on_data) return len;
+    c->in_callback++;
+    int r = c->cb.on_data(c->ud, data, len);
+    c->in_callback--;
+    if (c->cancelled) return 0;
+    if (r == UP_PAUSE) {
+        c->paused = true;
+        return CURL_WRITEFUNC_PAUSE;
+    }
+    return len;
+}
+
+static up_result_t up_map_result(CURLcode rc)
+{
+    switch (rc) {
+    case CURLE_OK:
+        return UP_OK;
+    case CURLE_COULDNT_CONNECT:
+    case CURLE_COULDNT_RESOLVE_HOST:
+    case CURLE_COULDNT_RESOLVE_PROXY:
+    case CURLE_SSL_CONNECT_ERROR:
+    case CURLE_PEER_FAILED_VERIFICATION:
+        return UP_CONNECT_FAILED;
+    case CURLE_OPERATION_TIMEDOUT:
+        return UP_TIMEOUT;
+    case CURLE_OUT_OF_MEMORY:
+    case CURLE_FAILED_INIT:
+        return UP_INTERNAL;
+    default:
+        return UP_PROTOCOL_ERROR;
+    }
+}
+
+static void up_check_done(upstream_t *u)
+{
+    CURLMsg *m;
+    int left;
+    while ((m = curl_multi_info_read(u->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        up_call_t *c = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
+        CURLcode rc = m->data.result;
+        curl_multi_remove_handle(u->multi, m->easy_handle);
+        if (!c->cancelled && c->cb.on_done) {
+            up_result_t res = up_map_result(rc);
+            /* A response without a final head is not a complete response. */
+            if (res == UP_OK && !c->head_done) res = UP_PROTOCOL_ERROR;
+            c->in_callback++;
+            c->cb.on_done(c->ud, res,
+                          res == UP_OK ? NULL
+                                       : (c->errbuf[0] ? c->errbuf : curl_easy_strerror(rc)));
+            c->in_callback--;
+        }
+        up_call_unlink_free(c);
+    }
+}
+
+up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
+                               void *ud)
+{
+    up_call_t *c = calloc(1, sizeof *c);
+    if (!c) return NULL;
+    c->up = u;
+    c->cb = *cb;
+    c->ud = ud;
+    buf_init(&c->resp_head, UP_MAX_RESPONSE_HEAD);
+    c->easy = u->n_pool ? u->pool[--u->n_pool] : curl_easy_init();
+    if (!c->easy) {
+        free(c);
+        return NULL;
+    }
+    CURL *e = c->easy;
+    curl_easy_setopt(e, CURLOPT_URL, req->url);
+    curl_easy_setopt(e, CURLOPT_PRIVATE, c);
+    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
+    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
+    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, c->errbuf);
+    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, up_header_cb);
+    curl_easy_setopt(e, CURLOPT_HEADERDATA, c);
+    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, up_write_cb);
+    curl_easy_setopt(e, CURLOPT_WRITEDATA, c);
+    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https");
+    curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L);
+    if (req->connect_timeout_ms)
+        curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
+    if (req->total_timeout_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
+    if (req->idle_timeout_ms) {
+        long secs = (long)((req->idle_timeout_ms + 999) / 1000);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
+        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
+    }
+    if (req->body) {
+        curl_easy_setopt(e, CURLOPT_POST, 1L);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
+        curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)req->body_len);
+    }
+    struct curl_slist *h = NULL;
+    for (const char *const *p = req->headers; p && *p; p++) {
+        struct curl_slist *nh = curl_slist_append(h, *p);
+        if (!nh) goto fail;
+        h = nh;
+    }
+    /* No "Expect: 100-continue" round trip on large bodies. */
+    struct curl_slist *nh = curl_slist_append(h, "Expect:");
+    if (!nh) goto fail;
+    h = nh;
+    c->headers = h;
+    curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+
+    c->next = u->calls;
+    if (u->calls) u->calls->prev = c;
+    u->calls = c;
+    u->n_calls++;
+    if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
+        up_call_unlink_free(c);
+        return NULL;
+    }
+    return c;
+fail:
+    curl_slist_free_all(h);
+    curl_easy_cleanup(e);
+    buf_free(&c->resp_head);
+    free(c);
+    return NULL;
+}
+
+void upstream_call_cancel(up_call_t *c)
+{
+    if (!c || c->cancelled) return;
+    c->cancelled = true;
+    if (c->in_callback) {
+        /* Inside a callback: it returns an error to curl, and the done handler
+         * frees the call without reporting. */
+        return;
+    }
+    curl_multi_remove_handle(c->up->multi, c->easy);
+    up_call_unlink_free(c);
+}
+
+void upstream_call_resume(up_call_t *c)
+{
+    if (!c || c->cancelled || !c->paused) return;
+    c->paused = false;
+    c->in_callback++;
+    curl_easy_pause(c->easy, CURLPAUSE_CONT);
+    c->in_callback--;
+    if (c->cancelled) {
+        /* Cancelled from a callback fired synchronously by the unpause. */
+        curl_multi_remove_handle(c->up->multi, c->easy);
+        up_call_unlink_free(c);
+    }
+}
+
+const char *upstream_call_header(const up_call_t *c, const char *name)
+{
+    size_t nl = strlen(name);
+    const char *p = buf_data(&c->resp_head);
+    const char *found = NULL;
+    static __thread char value[512];
+    while (*p) {
+        const char *eol = strstr(p, "\r\n");
+        size_t ll = eol ? (size_t)(eol - p) : strlen(p);
+        if (ll > nl && p[nl] == ':' && strncasecmp(p, name, nl) == 0) {
+            const char *v = p + nl + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            size_t vl = (size_t)(p + ll - v);
+            while (vl && (v[vl - 1] == ' ' || v[vl - 1] == '\t')) vl--;
+            if (vl >= sizeof value) vl = sizeof value - 1;
+            memcpy(value, v, vl);
+            value[vl] = '\0';
+            found = value;
+        }
+        if (!eol) break;
+        p = eol + 2;
+    }
+    return found;
+}
+
+/* ---------- upstream ---------- */
+
+upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p)
+{
+    upstream_t *u = calloc(1, sizeof *u);
+    if (!u) return NULL;
+    u->base = base;
+    u->multi = curl_multi_init();
+    u->timer = evtimer_new(base, up_on_timer, u);
+    if (!u->multi || !u->timer) {
+        if (u->multi) curl_multi_cleanup(u->multi);
+        if (u->timer) event_free(u->timer);
+        free(u);
+        return NULL;
+    }
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, up_socket_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, up_timer_cb);
+    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
+    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, p->max_idle_connections);
+    return u;
+}
+
+size_t upstream_active_calls(const upstream_t *u)
+{
+    return u->n_calls;
+}
+
+void upstream_destroy(upstream_t *u)
+{
+    if (!u) return;
+    while (u->calls) {
+        up_call_t *c = u->calls;
+        c->cancelled = true;
+        curl_multi_remove_handle(u->multi, c->easy);
+        up_call_unlink_free(c);
+    }
+    for (int i = 0; i < u->n_pool; i++) curl_easy_cleanup(u->pool[i]);
+    curl_multi_cleanup(u->multi);
+    event_free(u->timer);
+    free(u);
+}

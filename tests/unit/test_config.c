@@ -1,0 +1,925 @@
+/*
+ * test_config — unit tests for the configuration loader (src/config).
+ *
+ * Each test loads an inline YAML string (or a temporary file) and checks
+ * either the resulting snapshot or the exact errors, positions included.
+ * Value parsers are tested as data tables. Every config and error list is
+ * freed so the tests run clean under ASan/LSan.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config/config.h"
+#include "config/yaml_tree.h"
+
+/* ------------------------------------------------------------------------ */
+/* helpers                                                                   */
+
+static config_t *load(const char *yaml, cfg_errors_t *errs)
+{
+    return config_load_string(yaml, strlen(yaml), "test.yaml", errs);
+}
+
+/* Loads yaml expecting failure; returns the errors (caller frees). */
+static cfg_errors_t load_fail(const char *yaml)
+{
+    cfg_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (c) {
+        config_unref(c);
+        fail_msg("expected errors, config loaded");
+    }
+    assert_true(errs.n > 0);
+    return errs;
+}
+
+static void dump(const cfg_errors_t *errs)
+{
+    config_errors_print(errs, stderr);
+}
+
+/* Index of the error at line:col whose message contains `sub`, or -1. */
+static int find_err(const cfg_errors_t *errs, int line, int col, const char *sub)
+{
+    for (size_t i = 0; i < errs->n; i++)
+        if (errs->v[i].line == line && errs->v[i].col == col && strstr(errs->v[i].msg, sub))
+            return (int)i;
+    return -1;
+}
+
+static void expect_err(const cfg_errors_t *errs, int line, int col, const char *sub)
+{
+    if (find_err(errs, line, col, sub) < 0) {
+        dump(errs);
+        fail_msg("no error at %d:%d containing \"%s\"", line, col, sub);
+    }
+}
+
+/* Loads a one-error document and checks that error's position and text. */
+static void expect_only(const char *yaml, int line, int col, const char *sub)
+{
+    cfg_errors_t errs = load_fail(yaml);
+    if (errs.n != 1) {
+        dump(&errs);
+        fail_msg("expected 1 error, got %zu", errs.n);
+    }
+    expect_err(&errs, line, col, sub);
+    config_errors_free(&errs);
+}
+
+static const char *PROVIDERS_OK = "providers:\n"
+                                  "  - name: local\n"
+                                  "    type: echo\n";
+
+/* ------------------------------------------------------------------------ */
+/* successful loads                                                          */
+
+static void test_full_config(void **state)
+{
+    (void)state;
+    const char *yaml = "# every key this version knows\n"
+                       "server:\n"
+                       "  listen: \"[::1]:9090\"\n"
+                       "  workers: 4\n"
+                       "  max_body_bytes: 8MiB\n"
+                       "  max_header_bytes: 32KiB\n"
+                       "  max_upstream_body_bytes: 1GiB\n"
+                       "  connect_timeout: 250ms\n"
+                       "  request_timeout: 5m\n"
+                       "  stream_idle_timeout: 1h\n"
+                       "  client_idle_timeout: 30\n"
+                       "  drain_timeout: 0s\n"
+                       "  default_model: gpt\n"
+                       "  access_log: false\n"
+                       "providers:\n"
+                       "  - name: openai-main\n"
+                       "    type: openai\n"
+                       "    base_url: https://api.openai.com/v1//\n"
+                       "    api_key: sk-inline-test\n"
+                       "  - name: local.echo_1\n"
+                       "    type: echo\n"
+                       "models:\n"
+                       "  - name: gpt\n"
+                       "    provider: openai-main\n"
+                       "    model: gpt-4o-mini\n"
+                       "  - name: echo\n"
+                       "    provider: local.echo_1\n";
+    cfg_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(errs.n, 0);
+
+    assert_string_equal(c->source, "test.yaml");
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->server.listen, "[::1]:9090");
+    assert_int_equal(c->server.workers, 4);
+    assert_int_equal(c->server.max_body_bytes, 8u << 20);
+    assert_int_equal(c->server.max_header_bytes, 32u << 10);
+    assert_int_equal(c->server.max_upstream_body_bytes, 1u << 30);
+    assert_int_equal(c->server.connect_timeout_ms, 250);
+    assert_int_equal(c->server.request_timeout_ms, 300000);
+    assert_int_equal(c->server.stream_idle_timeout_ms, 3600000);
+    assert_int_equal(c->server.client_idle_timeout_ms, 30000);
+    assert_int_equal(c->server.drain_timeout_ms, 0);
+    assert_string_equal(c->server.default_model, "gpt");
+    assert_false(c->server.access_log);
+
+    assert_int_equal(c->n_providers, 2);
+    assert_string_equal(c->providers[0].name, "openai-main");
+    assert_string_equal(c->providers[0].type, "openai");
+    assert_string_equal(c->providers[0].base_url, "https://api.openai.com/v1");
+    assert_string_equal(c->providers[0].api_key, "sk-inline-test");
+    assert_string_equal(c->providers[1].name, "local.echo_1");
+    assert_string_equal(c->providers[1].type, "echo");
+    assert_null(c->providers[1].base_url);
+    assert_null(c->providers[1].api_key);
+
+    assert_int_equal(c->n_models, 2);
+    assert_string_equal(c->models[0].name, "gpt");
+    assert_ptr_equal(c->models[0].provider, &c->providers[0]);
+    assert_string_equal(c->models[0].upstream_model, "gpt-4o-mini");
+    assert_string_equal(c->models[1].name, "echo");
+    assert_ptr_equal(c->models[1].provider, &c->providers[1]);
+    assert_string_equal(c->models[1].upstream_model, "echo");
+    config_unref(c);
+}
+
+static void check_defaults(const config_t *c)
+{
+    assert_string_equal(c->server.listen, "127.0.0.1:8080");
+    assert_int_equal(c->server.workers, 0);
+    assert_int_equal(c->server.max_body_bytes, 4u << 20);
+    assert_int_equal(c->server.max_header_bytes, 16u << 10);
+    assert_int_equal(c->server.max_upstream_body_bytes, 32u << 20);
+    assert_int_equal(c->server.connect_timeout_ms, 5000);
+    assert_int_equal(c->server.request_timeout_ms, 600000);
+    assert_int_equal(c->server.stream_idle_timeout_ms, 120000);
+    assert_int_equal(c->server.client_idle_timeout_ms, 75000);
+    assert_int_equal(c->server.drain_timeout_ms, 30000);
+    assert_null(c->server.default_model);
+    assert_true(c->server.access_log);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    static const char *const docs[] = {
+        "",
+        "# only a comment\n",
+        "---\n",
+        "server:\n",
+        "server: {}\nproviders: []\nmodels: ~\n",
+        "providers:\n  - name: e\n    type: echo\nmodels:\n  - name: m\n    provider: e\n",
+    };
+    for (size_t i = 0; i < sizeof(docs) / sizeof(docs[0]); i++) {
+        cfg_errors_t errs = {0};
+        config_t *c = load(docs[i], &errs);
+        if (!c) {
+            dump(&errs);
+            fail_msg("document %zu failed", i);
+        }
+        check_defaults(c);
+        config_unref(c);
+    }
+
+    /* the upstream model id defaults to the public name */
+    cfg_errors_t errs = {0};
+    config_t *c = load(docs[5], &errs);
+    assert_non_null(c);
+    assert_string_equal(c->models[0].upstream_model, "m");
+    config_unref(c);
+}
+
+static void test_booleans_and_workers(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *v;
+        bool want;
+    } bools[] = {{"true", true},   {"yes", true}, {"True", true},
+                 {"false", false}, {"no", false}, {"FALSE", false}};
+    for (size_t i = 0; i < sizeof(bools) / sizeof(bools[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "server:\n  access_log: %s\n  workers: 256\n", bools[i].v);
+        cfg_errors_t errs = {0};
+        config_t *c = load(yaml, &errs);
+        assert_non_null(c);
+        assert_int_equal(c->server.access_log, bools[i].want);
+        assert_int_equal(c->server.workers, 256);
+        config_unref(c);
+    }
+}
+
+static void test_secret_env(void **state)
+{
+    (void)state;
+    setenv("SKULD_TEST_API_KEY", "sk-from-env-42", 1);
+    cfg_errors_t errs = {0};
+    config_t *c = load("providers:\n"
+                       "  - name: up\n"
+                       "    type: openai\n"
+                       "    base_url: http://127.0.0.1:1\n"
+                       "    api_key: env:SKULD_TEST_API_KEY\n",
+                       &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_string_equal(c->providers[0].api_key, "sk-from-env-42");
+    config_unref(c);
+    unsetenv("SKULD_TEST_API_KEY");
+}
+
+static void test_secret_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/skuld_test_secret_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *content = "sk-from-file-7 \n\n";
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml),
+             "providers:\n"
+             "  - name: up\n"
+             "    type: openai\n"
+             "    base_url: http://127.0.0.1:1\n"
+             "    api_key: file:%s\n",
+             path);
+    cfg_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_string_equal(c->providers[0].api_key, "sk-from-file-7");
+    config_unref(c);
+    unlink(path);
+
+    /* the file is gone now: strerror in the message, at the value */
+    errs = load_fail(yaml);
+    assert_int_equal(errs.n, 1);
+    expect_err(&errs, 5, 14, "No such file or directory");
+    expect_err(&errs, 5, 14, path);
+    config_errors_free(&errs);
+}
+
+static void test_secret_env_missing(void **state)
+{
+    (void)state;
+    unsetenv("SKULD_TEST_NOT_SET");
+    expect_only("providers:\n"
+                "  - name: up\n"
+                "    type: openai\n"
+                "    base_url: http://127.0.0.1:1\n"
+                "    api_key: env:SKULD_TEST_NOT_SET\n",
+                5, 14, "environment variable SKULD_TEST_NOT_SET is not set");
+    expect_only("providers:\n"
+                "  - name: up\n"
+                "    type: openai\n"
+                "    base_url: http://127.0.0.1:1\n"
+                "    api_key: env:BAD-NAME\n",
+                5, 14, "invalid environment variable name");
+}
+
+/* ------------------------------------------------------------------------ */
+/* errors                                                                    */
+
+static void test_three_errors(void **state)
+{
+    (void)state;
+    const char *yaml = "server:\n"                             /* 1 */
+                       "  lisen: 127.0.0.1:9000\n"             /* 2 */
+                       "  connect_timeout: 5x\n"               /* 3 */
+                       "providers:\n"                          /* 4 */
+                       "  - name: up\n"                        /* 5 */
+                       "    type: openai\n"                    /* 6 */
+                       "    base_url: http://localhost:9999\n" /* 7 */
+                       "models:\n"                             /* 8 */
+                       "  - name: m1\n"                        /* 9 */
+                       "    provider: nope\n";                 /* 10 */
+    cfg_errors_t errs = load_fail(yaml);
+    if (errs.n != 3) dump(&errs);
+    assert_int_equal(errs.n, 3);
+    /* sorted by position */
+    assert_int_equal(errs.v[0].line, 2);
+    assert_int_equal(errs.v[0].col, 3);
+    assert_string_equal(errs.v[0].msg, "unknown key 'lisen' in server (did you mean 'listen'?)");
+    assert_int_equal(errs.v[1].line, 3);
+    assert_int_equal(errs.v[1].col, 20);
+    assert_non_null(strstr(errs.v[1].msg, "connect_timeout: invalid duration '5x'"));
+    assert_int_equal(errs.v[2].line, 10);
+    assert_int_equal(errs.v[2].col, 15);
+    assert_string_equal(errs.v[2].msg, "provider 'nope' is not defined in providers");
+    for (size_t i = 0; i < errs.n; i++) assert_string_equal(errs.v[i].file, "test.yaml");
+
+    /* the printed form */
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f = open_memstream(&out, &outlen);
+    assert_non_null(f);
+    config_errors_print(&errs, f);
+    fclose(f);
+    assert_non_null(strstr(out, "test.yaml:2:3: unknown key 'lisen' in server (did you mean "
+                                "'listen'?)\ntest.yaml:3:20: connect_timeout: invalid duration "));
+    assert_non_null(
+        strstr(out, "\ntest.yaml:10:15: provider 'nope' is not defined in providers\n"));
+    free(out);
+    config_errors_free(&errs);
+    assert_null(errs.v);
+    assert_int_equal(errs.n, 0);
+}
+
+static void test_unknown_keys(void **state)
+{
+    (void)state;
+    expect_only("server:\n  frobnicate: 1\n", 2, 3,
+                "unknown key 'frobnicate' in server (valid keys: listen, workers,");
+    expect_only("srever:\n  listen: :1\n", 1, 1,
+                "unknown key 'srever' at top level (did you mean 'server'?)");
+    expect_only("providers:\n  - name: a\n    type: echo\n    tpye: x\n", 4, 5,
+                "unknown key 'tpye' in provider (did you mean 'type'?)");
+    expect_only("models:\n  - name: a\n    provider: b\n    colour: red\n"
+                "providers:\n  - name: b\n    type: echo\n",
+                4, 5, "unknown key 'colour' in model");
+    expect_only("server:\n  listen: :1\n  listen: :2\n", 3, 3,
+                "duplicate key 'listen' in server (first at line 2)");
+    expect_only("routes:\n  - name: auto\n", 1, 1,
+                "section 'routes' is not supported by this version yet");
+    expect_only("telemetry: {}\n", 1, 1, "section 'telemetry' is not supported by this version");
+}
+
+static void test_wrong_types(void **state)
+{
+    (void)state;
+    expect_only("server: [1, 2]\n", 1, 9, "server: expected a mapping, got a sequence");
+    expect_only("providers:\n  name: x\n", 2, 3, "providers: expected a sequence, got a mapping");
+    expect_only("providers:\n  - echo\n", 2, 5, "providers: expected a mapping, got a scalar");
+    expect_only("- a\n- b\n", 1, 1, "expected a mapping at top level, got a sequence");
+    expect_only("server:\n  workers: \"4\"\n", 2, 12,
+                "workers: expected an integer, got a quoted string");
+    expect_only("server:\n  workers: four\n", 2, 12, "workers: expected an integer, got 'four'");
+    expect_only("server:\n  workers: 257\n", 2, 12, "workers must be between 0 and 256");
+    expect_only("server:\n  workers: -1\n", 2, 12, "workers must be between 0 and 256");
+    expect_only("server:\n  workers: 99999999999999999999999\n", 2, 12,
+                "workers: expected an integer");
+    expect_only("server:\n  access_log: maybe\n", 2, 15, "access_log: expected true or false");
+    expect_only("server:\n  access_log: \"true\"\n", 2, 15, "access_log: expected true or false");
+    expect_only("server:\n  listen: {a: 1}\n", 2, 11, "listen: expected a string, got a mapping");
+    expect_only("server:\n  listen:\n", 2, 10, "listen: expected a string, got null");
+    expect_only("server:\n  max_header_bytes: 512\n", 2, 21,
+                "max_header_bytes must be at least 1KiB");
+    expect_only("server:\n  max_body_bytes: 4mb\n", 2, 19, "max_body_bytes: invalid size '4mb'");
+    expect_only("server:\n  request_timeout: 0\n", 2, 20, "request_timeout must be at least 1ms");
+    expect_only("server:\n  listen: \"a\\0b:1\"\n", 2, 11, "must not contain a NUL byte");
+    expect_only("? [a, b]\n: 1\n", 1, 3, "expected a key name, got a sequence");
+}
+
+static void test_missing_required(void **state)
+{
+    (void)state;
+    expect_only("providers:\n  - name: up\n", 2, 5, "provider is missing required key 'type'");
+    expect_only("providers:\n  - type: echo\n", 2, 5, "provider is missing required key 'name'");
+    expect_only("providers:\n  - name: up\n    type: openai\n", 2, 5,
+                "provider is missing required key 'base_url' (required for type 'openai')");
+    cfg_errors_t errs = load_fail("providers:\n  - name: p\n    type: echo\n"
+                                  "models:\n  - model: x\n");
+    assert_int_equal(errs.n, 2);
+    expect_err(&errs, 5, 5, "model is missing required key 'name'");
+    expect_err(&errs, 5, 5, "model is missing required key 'provider'");
+    config_errors_free(&errs);
+}
+
+static void test_syntax_error(void **state)
+{
+    (void)state;
+    cfg_errors_t errs = load_fail("server:\n"
+                                  "  listen: :1\n"
+                                  " workers: 2\n");
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].file, "test.yaml");
+    assert_int_equal(errs.v[0].line, 3);
+    assert_int_equal(errs.v[0].col, 2);
+    assert_non_null(strstr(errs.v[0].msg, "did not find expected key"));
+    config_errors_free(&errs);
+
+    errs = load_fail("server:\n  listen: \"unterminated\n");
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 3);
+    assert_int_equal(errs.v[0].col, 1);
+    assert_non_null(strstr(errs.v[0].msg, "found unexpected end of stream"));
+    assert_non_null(strstr(errs.v[0].msg, "line 2, column 11"));
+    config_errors_free(&errs);
+
+    errs = load_fail("server:\n  listen: \xff\n");
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 2);
+    assert_int_equal(errs.v[0].col, 11);
+    config_errors_free(&errs);
+}
+
+static void test_anchors_rejected(void **state)
+{
+    (void)state;
+    expect_only("a: &x 1\n", 1, 4, "anchors are not supported");
+    expect_only("providers:\n  - &p {name: a, type: echo}\n", 2, 5, "anchors are not supported");
+    expect_only("a: 1\nb: *x\n", 2, 4, "aliases are not supported");
+    expect_only("server: {}\n---\nserver: {}\n", 2, 1, "multiple YAML documents");
+}
+
+static void test_deep_nesting(void **state)
+{
+    (void)state;
+    char yaml[512];
+    size_t n = 0;
+    for (int i = 0; i < 100; i++) yaml[n++] = '[';
+    for (int i = 0; i < 100; i++) yaml[n++] = ']';
+    yaml[n] = '\0';
+    cfg_errors_t errs = load_fail(yaml);
+    assert_int_equal(errs.n, 1);
+    assert_non_null(strstr(errs.v[0].msg, "nesting deeper than"));
+    config_errors_free(&errs);
+}
+
+static void test_duplicate_names(void **state)
+{
+    (void)state;
+    const char *yaml = "providers:\n"      /* 1 */
+                       "  - name: a\n"     /* 2 */
+                       "    type: echo\n"  /* 3 */
+                       "  - name: a\n"     /* 4 */
+                       "    type: echo\n"  /* 5 */
+                       "models:\n"         /* 6 */
+                       "  - name: m\n"     /* 7 */
+                       "    provider: a\n" /* 8 */
+                       "  - name: m\n"     /* 9 */
+                       "    provider: a\n";
+    cfg_errors_t errs = load_fail(yaml);
+    assert_int_equal(errs.n, 2);
+    expect_err(&errs, 4, 11, "duplicate provider name 'a' (first at line 2)");
+    expect_err(&errs, 9, 11, "duplicate model name 'm' (first at line 7)");
+    config_errors_free(&errs);
+}
+
+static void test_names(void **state)
+{
+    (void)state;
+    expect_only("providers:\n  - name: \"bad name\"\n    type: echo\n", 2, 11,
+                "invalid provider name 'bad name'");
+    expect_only("providers:\n  - name: \"\"\n    type: echo\n", 2, 11, "invalid provider name ''");
+    cfg_errors_t errs = load_fail("providers:\n  - name: p\n    type: echo\n"
+                                  "models:\n  - name: \"two words\"\n    provider: p\n");
+    expect_err(&errs, 5, 11, "invalid model name 'two words'");
+    config_errors_free(&errs);
+    expect_only("providers:\n  - name: p\n    type: echo\n"
+                "models:\n  - name: m\n    provider: p\n"
+                "server:\n  default_model: nope\n",
+                8, 18, "default_model 'nope' is not a configured model");
+}
+
+static void test_provider_type_unknown(void **state)
+{
+    (void)state;
+    expect_only("providers:\n  - name: a\n    type: anthropic\n", 3, 11,
+                "unknown provider type 'anthropic' (supported: openai, echo)");
+    /* a model referring to a provider with a bad type is not a second error */
+    expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n    provider: a\n",
+                3, 11, "unknown provider type 'nope'");
+}
+
+static void test_base_url(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *want; /* NULL: error expected */
+    } cases[] = {
+        {"http://localhost:8000", "http://localhost:8000"},
+        {"https://api.example.com/v1/", "https://api.example.com/v1"},
+        {"https://api.example.com///", "https://api.example.com"},
+        {"ftp://example.com", NULL},
+        {"example.com", NULL},
+        {"http://", NULL},
+        {"https:///", NULL},
+        {"\"http://a b\"", NULL},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[256];
+        snprintf(yaml, sizeof(yaml),
+                 "providers:\n  - name: a\n    type: openai\n    base_url: %s\n", cases[i].in);
+        cfg_errors_t errs = {0};
+        config_t *c = load(yaml, &errs);
+        if (cases[i].want) {
+            if (!c) dump(&errs);
+            assert_non_null(c);
+            assert_string_equal(c->providers[0].base_url, cases[i].want);
+            config_unref(c);
+        } else {
+            if (c) fail_msg("base_url %s accepted", cases[i].in);
+            assert_int_equal(errs.n, 1);
+            assert_int_equal(errs.v[0].line, 4);
+            assert_int_equal(errs.v[0].col, 15);
+            assert_non_null(strstr(errs.v[0].msg, "base_url"));
+            config_errors_free(&errs);
+        }
+    }
+    expect_only("providers:\n  - name: a\n    type: echo\n    base_url: http://x\n", 4, 5,
+                "base_url is not allowed for provider type 'echo'");
+}
+
+static void test_listen(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        bool ok;
+    } cases[] = {
+        {"127.0.0.1:8080", true},
+        {"localhost:1", true},
+        {":8080", true},
+        {"0.0.0.0:65535", true},
+        {"\"[::]:0\"", true},
+        {"\"[::1]:443\"", true},
+        {":0", true},
+        {"127.0.0.1", false},
+        {"127.0.0.1:65536", false},
+        {"127.0.0.1:-1", false},
+        {"\"127.0.0.1:\"", false},
+        {"::1:80", false},
+        {"\"[::1]\"", false},
+        {"\"[nothex]:80\"", false},
+        {"\"[]:80\"", false},
+        {"host name:80", false},
+        {":080808", false},
+        {"a:80x", false},
+        {"\"[::1]80\"", false},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char yaml[128];
+        snprintf(yaml, sizeof(yaml), "server:\n  listen: %s\n", cases[i].in);
+        cfg_errors_t errs = {0};
+        config_t *c = load(yaml, &errs);
+        if (cases[i].ok) {
+            if (!c) dump(&errs);
+            assert_non_null(c);
+            config_unref(c);
+        } else {
+            if (c) fail_msg("listen %s accepted", cases[i].in);
+            assert_int_equal(errs.n, 1);
+            assert_int_equal(errs.v[0].line, 2);
+            assert_int_equal(errs.v[0].col, 11);
+            assert_non_null(strstr(errs.v[0].msg, "invalid listen address"));
+            config_errors_free(&errs);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* value parsers                                                             */
+
+static void test_durations(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int ok;
+        uint64_t ms;
+    } cases[] = {
+        {"250ms", 1, 250},
+        {"30s", 1, 30000},
+        {"5m", 1, 300000},
+        {"1h", 1, 3600000},
+        {"30", 1, 30000},
+        {"0", 1, 0},
+        {"0ms", 1, 0},
+        {"007s", 1, 7000},
+        {"18446744073709551615ms", 1, UINT64_MAX},
+        {"18446744073709551616ms", 0, 0}, /* digits overflow */
+        {"18446744073709551615s", 0, 0},  /* multiplication overflow */
+        {"5124095576031h", 0, 0},         /* just over UINT64_MAX ms */
+        {"5124095576030h", 1, 5124095576030ull * 3600000ull},
+        {"", 0, 0},
+        {"s", 0, 0},
+        {"-5s", 0, 0},
+        {"+5s", 0, 0},
+        {" 5s", 0, 0},
+        {"5s ", 0, 0},
+        {"5 s", 0, 0},
+        {"1.5s", 0, 0},
+        {"5sec", 0, 0},
+        {"5d", 0, 0},
+        {"5S", 0, 0},
+        {"5msx", 0, 0},
+        {"abc", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t out = 12345;
+        int rc = config_parse_duration_ms(cases[i].in, &out);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("duration '%s' rejected", cases[i].in);
+            assert_int_equal(out, cases[i].ms);
+        } else {
+            if (rc != -1) fail_msg("duration '%s' accepted", cases[i].in);
+            assert_int_equal(out, 12345); /* untouched on failure */
+        }
+    }
+    uint64_t out;
+    assert_int_equal(config_parse_duration_ms(NULL, &out), -1);
+}
+
+static void test_sizes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        int ok;
+        size_t bytes;
+    } cases[] = {
+        {"4MiB", 1, 4u << 20},
+        {"512KiB", 1, 512u << 10},
+        {"1GiB", 1, 1u << 30},
+        {"100B", 1, 100},
+        {"4MB", 1, 4000000},
+        {"4KB", 1, 4000},
+        {"2GB", 1, 2000000000},
+        {"1TiB", 1, (size_t)1 << 40},
+        {"1234", 1, 1234},
+        {"0", 1, 0},
+        {"18446744073709551615", 1, SIZE_MAX},
+        {"18446744073709551616", 0, 0}, /* digits overflow */
+        {"17179869184GiB", 0, 0},       /* 2^34 GiB = 2^64: multiplication overflow */
+        {"17179869183GiB", 1, (size_t)17179869183ull << 30},
+        {"", 0, 0},
+        {"MiB", 0, 0},
+        {"-1", 0, 0},
+        {"4mib", 0, 0},
+        {"4 MiB", 0, 0},
+        {"4M", 0, 0},
+        {"1.5GiB", 0, 0},
+        {"4MiBs", 0, 0},
+        {"lots", 0, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        size_t out = 12345;
+        int rc = config_parse_size(cases[i].in, &out);
+        if (cases[i].ok) {
+            if (rc != 0) fail_msg("size '%s' rejected", cases[i].in);
+            assert_int_equal(out, cases[i].bytes);
+        } else {
+            if (rc != -1) fail_msg("size '%s' accepted", cases[i].in);
+            assert_int_equal(out, 12345);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* lifecycle and lookups                                                     */
+
+static void test_embedded_default(void **state)
+{
+    (void)state;
+    cfg_errors_t errs = {0};
+    config_t *c = config_default(&errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_string_equal(c->source, "<embedded>");
+    assert_string_equal(c->server.listen, "127.0.0.1:8080");
+    assert_string_equal(c->server.default_model, "echo");
+    assert_int_equal(c->n_providers, 1);
+    assert_string_equal(c->providers[0].name, "builtin");
+    assert_string_equal(c->providers[0].type, "echo");
+    assert_int_equal(c->n_models, 1);
+    assert_string_equal(c->models[0].name, "echo");
+    assert_ptr_equal(c->models[0].provider, &c->providers[0]);
+    assert_ptr_equal(config_find_model(c, "echo", 4), &c->models[0]);
+    config_unref(c);
+}
+
+static void test_refcount(void **state)
+{
+    (void)state;
+    cfg_errors_t errs = {0};
+    config_t *c = config_default(&errs);
+    assert_non_null(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_ptr_equal(config_ref(c), c);
+    assert_ptr_equal(config_ref(c), c);
+    assert_int_equal(atomic_load(&c->refs), 3);
+    config_unref(c);
+    config_unref(c);
+    assert_int_equal(atomic_load(&c->refs), 1);
+    assert_string_equal(c->models[0].name, "echo"); /* still alive */
+    config_unref(c);                                /* freed: LSan checks */
+    config_unref(NULL);
+    assert_null(config_ref(NULL));
+}
+
+static void test_find_model(void **state)
+{
+    (void)state;
+    cfg_errors_t errs = {0};
+    char yaml[256];
+    snprintf(yaml, sizeof(yaml),
+             "%smodels:\n  - {name: gpt, provider: local}\n"
+             "  - {name: gpt-4o, provider: local}\n",
+             PROVIDERS_OK);
+    config_t *c = load(yaml, &errs);
+    assert_non_null(c);
+    const char *body = "gpt-4o\", \"stream\": true";
+    assert_ptr_equal(config_find_model(c, body, 6), &c->models[1]);
+    assert_ptr_equal(config_find_model(c, body, 3), &c->models[0]);
+    assert_null(config_find_model(c, body, 5));
+    assert_null(config_find_model(c, "", 0));
+    assert_null(config_find_model(c, "GPT", 3));
+    config_unref(c);
+}
+
+static void test_load_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/skuld_test_config_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *yaml = "server:\n  listen: :0\n  bogus: 1\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+
+    cfg_errors_t errs = {0};
+    assert_null(config_load_file(path, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].file, path);
+    assert_int_equal(errs.v[0].line, 3);
+    assert_int_equal(errs.v[0].col, 3);
+    config_errors_free(&errs);
+
+    fd = open(path, O_WRONLY | O_TRUNC);
+    assert_true(fd >= 0);
+    yaml = "server:\n  listen: :0\n";
+    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
+    close(fd);
+    config_t *c = config_load_file(path, &errs);
+    assert_non_null(c);
+    assert_string_equal(c->source, path);
+    assert_string_equal(c->server.listen, ":0");
+    config_unref(c);
+    unlink(path);
+
+    assert_null(config_load_file(path, &errs));
+    assert_int_equal(errs.n, 1);
+    assert_int_equal(errs.v[0].line, 0);
+    assert_non_null(strstr(errs.v[0].msg, "No such file or directory"));
+    config_errors_free(&errs);
+
+    /* a NULL error list is allowed: the load still fails */
+    assert_null(load("server:\n  bogus: 1\n", NULL));
+}
+
+/* No secret value may appear in any message, whatever error sits next to it. */
+static void test_secret_never_in_errors(void **state)
+{
+    (void)state;
+    const char *secret = "sk-SUPERSECRET-0123456789";
+    setenv("SKULD_TEST_SECRET", secret, 1);
+    setenv("SKULD_TEST_SECRET_CTL", "sk-SUPERSECRET-0123456789\r\nX-Evil: 1", 1);
+    char path[] = "/tmp/skuld_test_secret_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    const char *fcontent = "sk-SUPERSECRET-0123456789\nsecond line\n";
+    assert_int_equal(write(fd, fcontent, strlen(fcontent)), (ssize_t)strlen(fcontent));
+    close(fd);
+
+    char yaml[2048];
+    snprintf(yaml, sizeof(yaml),
+             "providers:\n"
+             "  - name: e1\n" /* api_key on a local provider */
+             "    type: echo\n"
+             "    api_key: %s\n"
+             "  - name: o1\n" /* inline key next to a bad base_url and unknown key */
+             "    type: openai\n"
+             "    base_url: ftp://nope\n"
+             "    api_key: %s\n"
+             "    api_kye: %s\n"
+             "  - name: o2\n" /* inline key but missing base_url */
+             "    type: openai\n"
+             "    api_key: \"%s\"\n"
+             "  - name: o3\n" /* env secret with control characters */
+             "    type: openai\n"
+             "    base_url: http://x\n"
+             "    api_key: env:SKULD_TEST_SECRET_CTL\n"
+             "  - name: o4\n" /* file secret with a newline inside */
+             "    type: openai\n"
+             "    base_url: http://x\n"
+             "    api_key: file:%s\n"
+             "  - name: o5\n" /* inline key with a control character */
+             "    type: openai\n"
+             "    base_url: http://x\n"
+             "    api_key: \"%s\\u0007\"\n"
+             "  - name: o6\n" /* api_key of the wrong type */
+             "    type: openai\n"
+             "    base_url: http://x\n"
+             "    api_key: [%s]\n"
+             "  - name: o7\n" /* env secret fine, bad type */
+             "    type: nope\n"
+             "    api_key: env:SKULD_TEST_SECRET\n"
+             "  - name: bad name\n"
+             "    type: echo\n",
+             secret, secret, secret, secret, path, secret, secret);
+    cfg_errors_t errs = load_fail(yaml);
+    if (errs.n != 10) dump(&errs);
+    assert_int_equal(errs.n, 10);
+    char *out = NULL;
+    size_t outlen = 0;
+    FILE *f = open_memstream(&out, &outlen);
+    assert_non_null(f);
+    config_errors_print(&errs, f);
+    fclose(f);
+    if (strstr(out, "SUPERSECRET")) {
+        fputs(out, stderr);
+        fail_msg("a secret appears in the errors");
+    }
+    expect_err(&errs, 4, 5, "api_key is not allowed for provider type 'echo'");
+    expect_err(&errs, 16, 14, "environment variable SKULD_TEST_SECRET_CTL contains control");
+    expect_err(&errs, 20, 14, "contains control characters");
+    expect_err(&errs, 24, 14, "api_key contains control characters");
+    expect_err(&errs, 28, 14, "api_key: expected a string, got a sequence");
+    expect_err(&errs, 32, 11, "invalid provider name 'bad name'");
+    free(out);
+    config_errors_free(&errs);
+    unlink(path);
+    unsetenv("SKULD_TEST_SECRET");
+    unsetenv("SKULD_TEST_SECRET_CTL");
+}
+
+static void test_ytree_positions(void **state)
+{
+    (void)state;
+    const char *y = "a:\n  - x\n  - 'y'\nb: {c: 12}\n";
+    ytree_error_t err;
+    ytree_t *t = ytree_parse(y, strlen(y), &err);
+    assert_non_null(t);
+    const ynode_t *root = ytree_root(t);
+    assert_int_equal(root->kind, YNODE_MAPPING);
+    assert_int_equal(root->n, 2);
+    const ynode_t *a = ytree_map_get(root, "a");
+    assert_int_equal(a->kind, YNODE_SEQUENCE);
+    assert_int_equal(a->n, 2);
+    assert_int_equal(a->items[0]->line, 2);
+    assert_int_equal(a->items[0]->col, 5);
+    assert_int_equal(a->items[0]->style, YSTYLE_PLAIN);
+    assert_int_equal(a->items[1]->style, YSTYLE_SINGLE_QUOTED);
+    assert_string_equal(a->items[1]->str, "y");
+    const ynode_t *c = ytree_map_get(ytree_map_get(root, "b"), "c");
+    assert_non_null(c);
+    assert_int_equal(c->line, 4);
+    assert_int_equal(c->col, 8);
+    assert_string_equal(c->str, "12");
+    assert_null(ytree_map_get(root, "zz"));
+    assert_null(ytree_map_get(a, "x"));
+    ytree_free(t);
+
+    t = ytree_parse("", 0, &err);
+    assert_non_null(t);
+    assert_null(ytree_root(t));
+    ytree_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_full_config),
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_booleans_and_workers),
+        cmocka_unit_test(test_secret_env),
+        cmocka_unit_test(test_secret_file),
+        cmocka_unit_test(test_secret_env_missing),
+        cmocka_unit_test(test_three_errors),
+        cmocka_unit_test(test_unknown_keys),
+        cmocka_unit_test(test_wrong_types),
+        cmocka_unit_test(test_missing_required),
+        cmocka_unit_test(test_syntax_error),
+        cmocka_unit_test(test_anchors_rejected),
+        cmocka_unit_test(test_deep_nesting),
+        cmocka_unit_test(test_duplicate_names),
+        cmocka_unit_test(test_names),
+        cmocka_unit_test(test_provider_type_unknown),
+        cmocka_unit_test(test_base_url),
+        cmocka_unit_test(test_listen),
+        cmocka_unit_test(test_durations),
+        cmocka_unit_test(test_sizes),
+        cmocka_unit_test(test_embedded_default),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_find_model),
+        cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_secret_never_in_errors),
+        cmocka_unit_test(test_ytree_positions),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
