@@ -14,7 +14,8 @@
  * or prints a secret's value; messages name the reference ("env:OPENAI_KEY").
  *
  * Sections handled today: server, providers, models. The others named in
- * DESIGN.md are rejected as unknown keys until their issue lands.
+ * DESIGN.md are rejected ("section 'X' is not supported by this version yet")
+ * until their issue lands; any other unknown key is an error too.
  */
 #ifndef SKULD_CONFIG_H
 #define SKULD_CONFIG_H

@@ -40,20 +40,25 @@
  *   3. process-wide defaults set by POST /_mock/config (a JSON object with
  *      the same keys; it replaces the previous defaults, {} clears them).
  *   A value of the wrong type or out of range is ignored (the lower-precedence
- *   value, if any, stays). Numbers may also be given as numeric strings.
- *   Keys:
+ *   value, if any, stays). Numbers may also be given as numeric strings,
+ *   booleans as true/false/1/0/yes/no/on/off. Delays are capped at one day,
+ *   counts at 100000. Keys:
  *   latency_ms    delay before the status line and headers are sent
  *   status        HTTP status (200..599, default 200). >= 400 answers
  *                 {"error":{"message":"mock error <status>","type":T,
  *                 "param":null,"code":null}}, T = rate_limit_error (429),
- *                 invalid_request_error (other 4xx), server_error (5xx)
+ *                 invalid_request_error (other 4xx), server_error (5xx);
+ *                 an error is always a JSON reply, even for "stream": true
  *   error_body    raw string sent verbatim as the body of an error reply
  *   retry_after   value of a Retry-After response header (number or string)
  *   chunks        number of content pieces (default 5, at most 100000)
- *   chunk_gap_ms  delay between two stream events (default 0)
+ *   chunk_gap_ms  delay between two consecutive stream events (default 0)
  *   cut_after     streams: once that many content pieces are sent (and
  *                 flushed), the TCP connection is shut down and closed: no
- *                 finish chunk, no [DONE], no terminating zero-length chunk
+ *                 finish chunk, no [DONE], no terminating zero-length chunk.
+ *                 0 cuts right after the chat role chunk (completions: after
+ *                 the headers); more than the number of pieces: no cut.
+ *                 Non-stream replies ignore it
  *   stall_ms      delay after the headers are sent, before the first byte of
  *                 the body (the first stream event, or the JSON body, whose
  *                 headers then carry a Content-Length)
@@ -71,8 +76,10 @@
  *   GET  /_mock/last     {"method","path","headers","body"} of the latest
  *                        /v1 request (null before the first)
  *   GET  /_mock/prompts  {"<last user message text>": count} (chat only)
- *   POST /_mock/reset    zero the counters, forget last and prompts
- *   GET|POST /_mock/config  read or replace the scripting defaults
+ *   POST /_mock/reset    zero the counters, forget last and prompts; the
+ *                        defaults stay; answers {"ok":true}
+ *   GET|POST /_mock/config  read or replace the scripting defaults (POST
+ *                        answers the new defaults; not an object: 400)
  *
  * Lifetime of a request: each /v1 request gets a struct mreq that owns its
  * timers and a close watcher (a read event on the socket that peeks for EOF
@@ -267,50 +274,33 @@ static char *dump(const json_t *v)
 
 static const char *reason_phrase(int code)
 {
-    switch (code) {
-    case 200:
-        return "OK";
-    case 201:
-        return "Created";
-    case 202:
-        return "Accepted";
-    case 204:
-        return "No Content";
-    case 400:
-        return "Bad Request";
-    case 401:
-        return "Unauthorized";
-    case 402:
-        return "Payment Required";
-    case 403:
-        return "Forbidden";
-    case 404:
-        return "Not Found";
-    case 405:
-        return "Method Not Allowed";
-    case 408:
-        return "Request Timeout";
-    case 409:
-        return "Conflict";
-    case 413:
-        return "Payload Too Large";
-    case 422:
-        return "Unprocessable Entity";
-    case 429:
-        return "Too Many Requests";
-    case 500:
-        return "Internal Server Error";
-    case 501:
-        return "Not Implemented";
-    case 502:
-        return "Bad Gateway";
-    case 503:
-        return "Service Unavailable";
-    case 504:
-        return "Gateway Timeout";
-    default:
-        break;
-    }
+    static const struct {
+        int code;
+        const char *text;
+    } phrases[] = {
+        {200, "OK"},
+        {201, "Created"},
+        {202, "Accepted"},
+        {204, "No Content"},
+        {400, "Bad Request"},
+        {401, "Unauthorized"},
+        {402, "Payment Required"},
+        {403, "Forbidden"},
+        {404, "Not Found"},
+        {405, "Method Not Allowed"},
+        {408, "Request Timeout"},
+        {409, "Conflict"},
+        {413, "Payload Too Large"},
+        {422, "Unprocessable Entity"},
+        {429, "Too Many Requests"},
+        {500, "Internal Server Error"},
+        {501, "Not Implemented"},
+        {502, "Bad Gateway"},
+        {503, "Service Unavailable"},
+        {504, "Gateway Timeout"},
+    };
+    for (size_t i = 0; i < sizeof(phrases) / sizeof(phrases[0]); i++)
+        if (phrases[i].code == code) return phrases[i].text;
     if (code < 300) return "OK";
     if (code < 400) return "Redirect";
     if (code < 500) return "Client Error";
@@ -870,10 +860,8 @@ static long long words_of_content(const json_t *content)
     long long n = 0;
     if (json_is_string(content)) return count_words(json_string_value(content));
     if (json_is_array(content)) {
-        size_t i;
-        json_t *part;
-        json_array_foreach(content, i, part)
-        {
+        for (size_t i = 0; i < json_array_size(content); i++) {
+            const json_t *part = json_array_get(content, i);
             const json_t *type = json_object_get(part, "type");
             const json_t *text = json_object_get(part, "text");
             if (json_is_string(type) && !strcmp(json_string_value(type), "text") &&
@@ -890,10 +878,9 @@ static char *content_text(const json_t *content)
     if (json_is_string(content)) return xstrdup(json_string_value(content));
     if (!json_is_array(content)) return NULL;
     char *out = NULL;
-    size_t len = 0, i;
-    json_t *part;
-    json_array_foreach(content, i, part)
-    {
+    size_t len = 0;
+    for (size_t i = 0; i < json_array_size(content); i++) {
+        const json_t *part = json_array_get(content, i);
         const json_t *type = json_object_get(part, "type");
         const json_t *text = json_object_get(part, "text");
         if (!json_is_string(type) || strcmp(json_string_value(type), "text") ||
@@ -914,12 +901,10 @@ static char *content_text(const json_t *content)
 static long long words_of_prompt(const json_t *prompt)
 {
     long long n = 0;
-    size_t i;
-    json_t *v;
     if (json_is_string(prompt)) return count_words(json_string_value(prompt));
     if (!json_is_array(prompt)) return 0;
-    json_array_foreach(prompt, i, v)
-    {
+    for (size_t i = 0; i < json_array_size(prompt); i++) {
+        const json_t *v = json_array_get(prompt, i);
         if (json_is_string(v))
             n += count_words(json_string_value(v));
         else if (json_is_integer(v))
@@ -1132,10 +1117,9 @@ static void prepare_generation(struct mreq *st, const json_t *body, const struct
     if (st->ep == EP_CHAT) {
         const json_t *msgs = json_object_get(body, "messages");
         const json_t *tools = json_object_get(body, "tools");
-        size_t i;
-        json_t *m;
-        json_array_foreach(msgs, i, m) st->prompt_tokens +=
-            words_of_content(json_object_get(m, "content"));
+        for (size_t i = 0; i < json_array_size(msgs); i++)
+            st->prompt_tokens +=
+                words_of_content(json_object_get(json_array_get(msgs, i), "content"));
         if (sc->tool_call == 1 && json_is_array(tools) && json_array_size(tools) > 0) {
             const json_t *fn = json_object_get(json_array_get(tools, 0), "function");
             const json_t *name = json_object_get(fn, "name");
@@ -1476,6 +1460,8 @@ int main(int argc, char **argv)
     int gai = getaddrinfo(host, port, &hints, &ai);
     if (gai != 0 || !ai) {
         fprintf(stderr, "mock-upstream: bad --listen %s: %s\n", listen_arg, gai_strerror(gai));
+        free(host);
+        free(port);
         return 2;
     }
 
@@ -1489,6 +1475,8 @@ int main(int argc, char **argv)
         g.base, NULL, NULL, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_EXEC, 4096,
         ai->ai_addr, (int)ai->ai_addrlen);
     freeaddrinfo(ai);
+    free(host);
+    free(port);
     if (!g.listener) {
         fprintf(stderr, "mock-upstream: cannot listen on %s: %s\n", listen_arg, strerror(errno));
         return 1;
@@ -1542,8 +1530,6 @@ int main(int argc, char **argv)
     json_decref(g.last);
     json_decref(g.prompts);
     json_decref(g.by_path);
-    free(host);
-    free(port);
     libevent_global_shutdown();
     return 0;
 }

@@ -1,0 +1,47 @@
+# The two set-up commands of the README:
+#   make run    install what is missing, build, run the gateway on its embedded default
+#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan)
+JOBS ?= $(shell nproc)
+BUILD ?= build
+ASAN_BUILD ?= build-asan
+
+.PHONY: all deps test-deps build run test test-normal test-asan bench format clean
+
+all: build
+
+deps:
+	scripts/install-deps.sh
+
+test-deps:
+	scripts/install-deps.sh --test
+
+build: deps
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_ALLOW_NO_E2E=ON >/dev/null
+	cmake --build $(BUILD) -j$(JOBS) --target skuld
+
+run: build
+	./$(BUILD)/skuld serve
+
+# Every test through ctest; a run that executes no test fails (--no-tests=error).
+test: test-deps
+	$(MAKE) test-normal test-asan
+
+test-normal:
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_ALLOW_NO_E2E=OFF
+	cmake --build $(BUILD) -j$(JOBS)
+	cd $(BUILD) && ctest --no-tests=error --output-on-failure -j2
+
+test-asan:
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSKULD_SANITIZE=ON -DSKULD_ALLOW_NO_E2E=OFF
+	cmake --build $(ASAN_BUILD) -j$(JOBS)
+	cd $(ASAN_BUILD) && ctest --no-tests=error --output-on-failure -j2
+
+bench: build
+	scripts/install-deps.sh --bench
+	bench/run
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)
