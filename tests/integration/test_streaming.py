@@ -1,0 +1,172 @@
+"""
+Streaming through skuld: events relayed in order and ended with [DONE];
+stream_options.include_usage added upstream and the usage chunk shown only
+to clients that asked for it; events arrive incrementally (not buffered);
+streamed completions; stalls past stream_idle_timeout end with an SSE error
+event, never a clean [DONE].
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+
+class StreamingTest(H.unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.mock = H.Mock()
+        cls.gw = None
+        try:
+            cls.gw = H.Skuld(H.base_config(cls.mock, api_key="env:SKULD_IT_KEY",
+                                           server={"stream_idle_timeout": "1s"}),
+                             env={"SKULD_IT_KEY": "sk-stream-test"})
+        except Exception:
+            cls.mock.stop()
+            raise
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop() if cls.gw else 0
+        cls.mock.stop()
+        assert rc == 0, "skuld exited with %s" % rc
+
+    def assert_clean_chat_stream(self, res, n_chunks):
+        self.assertEqual(res.status, 200, res.body)
+        self.assertTrue(res.headers.get("content-type", "").startswith("text/event-stream"),
+                        res.headers)
+        self.assertTrue(res.complete, "chunked stream did not end cleanly")
+        self.assertTrue(res.done, res.events[-3:])
+        self.assertEqual(res.data.count("[DONE]"), 1)
+        self.assertEqual(res.errors(), [])
+        objs = res.json_events()
+        for o in objs:
+            self.assertEqual(o["object"], "chat.completion.chunk", o)
+        self.assertEqual(objs[0]["choices"][0]["delta"].get("role"), "assistant")
+        pieces = [o["choices"][0]["delta"]["content"] for o in objs
+                  if o["choices"] and o["choices"][0]["delta"].get("content")]
+        self.assertEqual(pieces, ["c%d " % i for i in range(n_chunks)])
+        finishes = [o["choices"][0].get("finish_reason") for o in objs if o["choices"]]
+        self.assertEqual(finishes[-1], "stop")
+        self.assertEqual([f for f in finishes if f], ["stop"])
+        return objs
+
+    def test_stream_in_order_with_done(self):
+        res = H.sse_request(self.port, H.stream_body(mock={"chunks": 50}))
+        objs = self.assert_clean_chat_stream(res, 50)
+        self.assertEqual(res.headers.get("x-skuld-model"), "gpt-test")
+        self.assertEqual(res.headers.get("x-skuld-provider"), "mock")
+        self.assertTrue(res.headers.get("x-request-id"))
+        self.assertIn("chunked", res.headers.get("transfer-encoding", ""))
+        # the client did not ask for usage: no usage-only chunk
+        self.assertFalse([o for o in objs if o.get("choices") == []], objs[-2:])
+        self.assertFalse([o for o in objs if o.get("usage")], objs[-2:])
+
+    def test_include_usage_added_upstream_hidden_from_client(self):
+        res = H.sse_request(self.port, H.stream_body())
+        objs = self.assert_clean_chat_stream(res, 5)
+        last = self.mock.last()
+        self.assertIs(last["body"]["stream"], True)
+        self.assertEqual(last["body"]["stream_options"], {"include_usage": True})
+        self.assertEqual(last["body"]["model"], "mock-model-1")
+        self.assertFalse([o for o in objs if o.get("choices") == []])
+
+    def test_include_usage_false_keeps_other_options(self):
+        res = H.sse_request(self.port, H.stream_body(
+            stream_options={"include_usage": False, "x_vendor_opt": 7}))
+        objs = self.assert_clean_chat_stream(res, 5)
+        self.assertEqual(self.mock.last()["body"]["stream_options"],
+                         {"include_usage": True, "x_vendor_opt": 7})
+        self.assertFalse([o for o in objs if o.get("choices") == []])
+
+    def test_usage_shown_when_client_asked(self):
+        res = H.sse_request(self.port, H.stream_body(content="one two three four",
+                                                     stream_options={"include_usage": True}))
+        objs = self.assert_clean_chat_stream(res, 5)
+        usage = [o for o in objs if o.get("choices") == []]
+        self.assertEqual(len(usage), 1, objs)
+        self.assertIs(objs[-1], usage[0], "the usage chunk comes last, before [DONE]")
+        self.assertEqual(usage[0]["usage"]["prompt_tokens"], 4)
+        self.assertEqual(usage[0]["usage"]["completion_tokens"], 5)
+
+    def test_incremental_delivery(self):
+        gap = 0.2
+        res = H.sse_request(self.port, H.stream_body(mock={"chunks": 5, "chunk_gap_ms": 200}))
+        self.assert_clean_chat_stream(res, 5)
+        times = [e.t for e in res.events]
+        content_times = [e.t for e in res.events if '"content":"c' in e.data]
+        self.assertEqual(len(content_times), 5)
+        # role, c0..c4, finish, [DONE]: the mock spends >= 7 gaps (1.4 s) on it.
+        span = times[-1] - times[0]
+        self.assertGreaterEqual(span, 5 * gap, times)
+        # The first content chunk must reach the client long before the
+        # last one is even sent (>= 4 gaps later at the mock).
+        self.assertLess(content_times[0], content_times[-1] - 3 * gap, times)
+        # And the events come spread out, not in one burst: most consecutive
+        # arrivals are separated by a good part of the gap.
+        spaced = sum(1 for a, b in zip(times, times[1:]) if b - a >= gap / 2)
+        self.assertGreaterEqual(spaced, 4, times)
+
+    def test_completions_stream(self):
+        body = {"model": "gpt-test", "prompt": "tell me", "stream": True, "mock": {"chunks": 7}}
+        res = H.sse_request(self.port, body, path="/v1/completions")
+        self.assertEqual(res.status, 200, res.body)
+        self.assertTrue(res.complete)
+        self.assertTrue(res.done)
+        objs = res.json_events()
+        self.assertTrue(all(o["object"] == "text_completion" for o in objs), objs)
+        self.assertEqual(res.content(), "".join("c%d " % i for i in range(7)))
+        self.assertEqual(self.mock.last()["body"]["stream_options"], {"include_usage": True})
+        self.assertFalse([o for o in objs if o.get("choices") == []])
+
+    def test_stream_false_is_a_json_body(self):
+        r = H.chat(self.port, stream=False)
+        self.assertEqual(r.status, 200)
+        self.assertTrue(r.headers["content-type"].startswith("application/json"))
+        self.assertNotIn("stream_options", self.mock.last()["body"])
+
+    def test_stream_tool_call_deltas(self):
+        body = H.stream_body(tools=[{"type": "function", "function": {"name": "f", "parameters": {}}}],
+                             mock={"tool_call": True})
+        res = H.sse_request(self.port, body)
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.done)
+        objs = res.json_events()
+        calls = [o for o in objs if o["choices"] and o["choices"][0]["delta"].get("tool_calls")]
+        self.assertTrue(calls, objs)
+        self.assertEqual(objs[-1]["choices"][0]["finish_reason"], "tool_calls")
+
+    def test_large_stream_events(self):
+        # a 300 KB reply in 3 events: each event is relayed whole
+        content = "".join("w%05d " % i for i in range(43000))
+        res = H.sse_request(self.port, H.stream_body(mock={"content": content, "chunks": 3}))
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.done)
+        self.assertEqual(res.content(), content)
+
+    def test_stall_before_first_event_ends_with_error(self):
+        # headers sent, then nothing for longer than stream_idle_timeout (1s)
+        res = H.sse_request(self.port, H.stream_body(mock={"stall_ms": 6000}), timeout=15)
+        self.assertEqual(res.status, 200)
+        self.assertFalse(res.done, res.events)
+        errs = res.errors()
+        self.assertEqual(len(errs), 1, res.events)
+        self.assertEqual(errs[0]["error"]["code"], "upstream_timeout", errs)
+        self.assertLess(res.events[-1].t, 5.0, "idle timeout should fire well before the stall ends")
+
+    def test_stall_mid_stream_ends_with_error(self):
+        res = H.sse_request(self.port, H.stream_body(mock={"chunks": 3, "chunk_gap_ms": 6000}),
+                            timeout=15)
+        self.assertEqual(res.status, 200)
+        self.assertFalse(res.done, res.events)
+        self.assertNotIn("[DONE]", res.data)
+        errs = res.errors()
+        self.assertEqual(len(errs), 1, res.events)
+        self.assertIs(res.events[-1].data, res.events[-1].data)
+        self.assertIn("error", res.events[-1].json())
+        self.assertLess(res.events[-1].t, 5.0)
+
+
+if __name__ == "__main__":
+    H.main()
