@@ -14,15 +14,17 @@ typedef struct arena_block {
 } arena_block_t;
 
 struct arena {
-    arena_block_t *head; /* block currently bumped */
+    arena_block_t *head; /* block currently bumped; the last in the chain is `first` */
     size_t next_size;
     size_t used;
+    arena_block_t first; /* embedded first block: a small request costs one malloc */
 };
 
 #define ARENA_ALIGN 16
 
 static arena_block_t *arena__block_new(size_t size)
 {
+    if (size > SIZE_MAX - sizeof(arena_block_t)) return NULL;
     arena_block_t *b = malloc(sizeof(*b) + size);
     if (!b) return NULL;
     b->next = NULL;
@@ -34,13 +36,13 @@ static arena_block_t *arena__block_new(size_t size)
 arena_t *arena_create(size_t first_block)
 {
     if (first_block < 256) first_block = 256;
-    arena_t *a = malloc(sizeof(*a));
+    if (first_block > SIZE_MAX / 4) return NULL;
+    arena_t *a = malloc(sizeof(*a) + first_block);
     if (!a) return NULL;
-    a->head = arena__block_new(first_block);
-    if (!a->head) {
-        free(a);
-        return NULL;
-    }
+    a->first.next = NULL;
+    a->first.size = first_block;
+    a->first.off = 0;
+    a->head = &a->first;
     a->next_size = first_block * 2;
     a->used = 0;
     return a;
@@ -49,11 +51,9 @@ arena_t *arena_create(size_t first_block)
 void arena_destroy(arena_t *a)
 {
     if (!a) return;
-    arena_block_t *b = a->head;
-    while (b) {
-        arena_block_t *n = b->next;
-        free(b);
-        b = n;
+    for (arena_block_t *b = a->head, *n; b; b = n) {
+        n = b->next;
+        if (b != &a->first) free(b);
     }
     free(a);
 }
@@ -68,6 +68,15 @@ void *arena_alloc(arena_t *a, size_t n)
         if (size < need) size = need;
         arena_block_t *nb = arena__block_new(size);
         if (!nb) return NULL;
+        if (need > a->next_size && b->size - b->off >= 256) {
+            /* An outsized allocation gets its own block behind the current one,
+             * so the space left in the current block is not wasted. */
+            nb->next = b->next;
+            b->next = nb;
+            nb->off = need;
+            a->used += need;
+            return nb->data;
+        }
         nb->next = b;
         a->head = nb;
         if (a->next_size < (1u << 20)) a->next_size *= 2;

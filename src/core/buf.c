@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,10 @@ char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
 {
     if (b->cap && (n > b->cap || b->len > b->cap - n)) {
         if (st) *st = BUF_TOOBIG;
+        return NULL;
+    }
+    if (n > SIZE_MAX / 2 - b->len) { /* also guards the doubling below */
+        if (st) *st = BUF_NOMEM;
         return NULL;
     }
     size_t need = b->len + n + 1;

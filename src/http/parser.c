@@ -203,8 +203,13 @@ http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_
             break;
         }
         case CH_EXT:
+            /* chunk-ext is visible text; a bare LF or other control byte here is
+             * a known smuggling vector ("funky chunks"): reject it. */
             if (++c->line_len > HTTP_CHUNK_LINE_MAX) goto bad;
-            if (ch == '\r') c->state = CH_SIZE_LF;
+            if (ch == '\r')
+                c->state = CH_SIZE_LF;
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                goto bad;
             i++;
             break;
         case CH_SIZE_LF:
@@ -237,17 +242,22 @@ http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_
             i++;
             break;
         case CH_TRAILER:
-            /* Trailer lines are skipped; an empty line ends the body. */
+            /* Trailer lines are skipped; an empty line ("\r\n") ends the body.
+             * line_len counts the bytes of the current line; cr_seen marks that
+             * the last byte was CR. Every line must end in CRLF. */
             if (ch == '\n') {
-                if (c->line_len == 0 || (c->line_len == 1)) {
-                    /* line_len counts bytes before '\n'; 1 means just "\r" */
-                    c->state = CH_DONE;
-                } else {
-                    c->line_len = 0;
-                }
+                if (!c->cr_seen) goto bad;
+                if (c->line_len == 1) c->state = CH_DONE; /* the line was just CR */
+                c->line_len = 0;
+                c->cr_seen = false;
                 i++;
                 break;
             }
+            if (c->cr_seen) goto bad; /* CR not followed by LF */
+            if (ch == '\r')
+                c->cr_seen = true;
+            else if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+                goto bad;
             if (++c->line_len > HTTP_CHUNK_LINE_MAX) goto bad;
             i++;
             break;

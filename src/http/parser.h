@@ -61,6 +61,7 @@ typedef struct http_chunked {
     int state;
     uint64_t remaining; /* bytes left in the current chunk */
     size_t line_len;    /* bytes of the current size/trailer line seen */
+    bool cr_seen;       /* trailer: the previous byte was CR */
 } http_chunked_t;
 
 /*

@@ -6,7 +6,7 @@
 #include <string.h>
 
 static pthread_mutex_t metrics_lock = PTHREAD_MUTEX_INITIALIZER;
-static metrics_series_t *metrics_head;
+static metrics_series_t *_Atomic metrics_head;
 
 static const double metrics_bounds[METRICS_LATENCY_BUCKETS] = {
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120};
@@ -20,7 +20,8 @@ metrics_series_t *metrics_series_get(const char *model, const char *provider)
 {
     pthread_mutex_lock(&metrics_lock);
     metrics_series_t *s;
-    for (s = metrics_head; s; s = s->next)
+    for (s = atomic_load_explicit(&metrics_head, memory_order_acquire); s;
+         s = atomic_load_explicit(&s->next, memory_order_acquire))
         if (strcmp(s->model, model) == 0 && strcmp(s->provider, provider) == 0) break;
     if (!s && (s = calloc(1, sizeof *s))) {
         s->model = strdup(model);
@@ -31,10 +32,12 @@ metrics_series_t *metrics_series_get(const char *model, const char *provider)
             free(s);
             s = NULL;
         } else {
-            /* Append so the exposition keeps creation order. */
-            metrics_series_t **pp = &metrics_head;
-            while (*pp) pp = &(*pp)->next;
-            *pp = s;
+            /* Append so the exposition keeps creation order; the release store
+             * publishes the initialised node to lock-free readers. */
+            metrics_series_t *_Atomic *pp = &metrics_head;
+            metrics_series_t *n;
+            while ((n = atomic_load_explicit(pp, memory_order_relaxed))) pp = &n->next;
+            atomic_store_explicit(pp, s, memory_order_release);
         }
     }
     pthread_mutex_unlock(&metrics_lock);
@@ -96,17 +99,16 @@ static void metrics__labels(buf_t *o, const metrics_series_t *s, bool with_provi
 
 void metrics_render(buf_t *o)
 {
-    pthread_mutex_lock(&metrics_lock);
-    metrics_series_t *head = metrics_head;
-    pthread_mutex_unlock(&metrics_lock);
-    /* Series are only ever appended, so walking without the lock is safe. */
+    /* Series are only ever appended and published with release stores, so
+     * walking with acquire loads and no lock is safe. */
+    metrics_series_t *head = atomic_load_explicit(&metrics_head, memory_order_acquire);
 
     buf_appends(o, "# HELP skuld_build_info Build information.\n# TYPE skuld_build_info gauge\n");
     buf_printf(o, "skuld_build_info{version=\"%s\"} 1\n", SKULD_VERSION);
 
     buf_appends(o, "# HELP skuld_requests_total Client requests by model and HTTP status.\n"
                    "# TYPE skuld_requests_total counter\n");
-    for (metrics_series_t *s = head; s; s = s->next)
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire))
         for (int st = 100; st < 600; st++) {
             uint64_t v = atomic_load_explicit(&s->requests_by_status[st], RLX);
             if (!v) continue;
@@ -117,7 +119,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_request_duration_seconds Client request latency.\n"
                    "# TYPE skuld_request_duration_seconds histogram\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         uint64_t count = atomic_load_explicit(&s->latency_count, RLX);
         if (!count) continue;
         uint64_t cum = 0;
@@ -140,7 +142,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_requests_in_flight Client requests being served.\n"
                    "# TYPE skuld_requests_in_flight gauge\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         buf_appends(o, "skuld_requests_in_flight{");
         metrics__labels(o, s, true);
         buf_printf(o, "} %lld\n", (long long)atomic_load_explicit(&s->in_flight, RLX));
@@ -148,7 +150,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_upstream_requests_total Calls made to upstream deployments.\n"
                    "# TYPE skuld_upstream_requests_total counter\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         if (!s->provider[0]) continue;
         buf_appends(o, "skuld_upstream_requests_total{");
         metrics__labels(o, s, true);
@@ -158,7 +160,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_upstream_errors_total Failed upstream calls by kind.\n"
                    "# TYPE skuld_upstream_errors_total counter\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         if (!s->provider[0]) continue;
         for (int k = 0; k < UPERR__COUNT; k++) {
             buf_appends(o, "skuld_upstream_errors_total{");
@@ -170,7 +172,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_stream_errors_total Streams that ended with an error event.\n"
                    "# TYPE skuld_stream_errors_total counter\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         if (!s->provider[0]) continue;
         buf_appends(o, "skuld_stream_errors_total{");
         metrics__labels(o, s, true);
@@ -179,7 +181,7 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_tokens_total Tokens reported by upstream usage.\n"
                    "# TYPE skuld_tokens_total counter\n");
-    for (metrics_series_t *s = head; s; s = s->next) {
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
         if (!s->provider[0]) continue;
         buf_appends(o, "skuld_tokens_total{");
         metrics__labels(o, s, true);
@@ -195,11 +197,10 @@ void metrics_render(buf_t *o)
 void metrics_shutdown(void)
 {
     pthread_mutex_lock(&metrics_lock);
-    metrics_series_t *s = metrics_head;
-    metrics_head = NULL;
+    metrics_series_t *s = atomic_exchange(&metrics_head, NULL);
     pthread_mutex_unlock(&metrics_lock);
     while (s) {
-        metrics_series_t *n = s->next;
+        metrics_series_t *n = atomic_load(&s->next);
         free(s->model);
         free(s->provider);
         free(s);

@@ -31,7 +31,7 @@ typedef enum {
 typedef struct metrics_series {
     char *model;
     char *provider;
-    struct metrics_series *next;
+    struct metrics_series *_Atomic next;          /* published with release, read with acquire */
     atomic_uint_fast64_t requests_by_status[600]; /* index = HTTP status */
     atomic_uint_fast64_t latency_buckets[METRICS_LATENCY_BUCKETS + 1];
     atomic_uint_fast64_t latency_sum_us;

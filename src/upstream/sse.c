@@ -4,7 +4,8 @@
 
 void sse_init(sse_parser_t *p, size_t max_event)
 {
-    buf_init(&p->line, max_event);
+    /* A line carries "data: " and maybe CR besides the data the cap is about. */
+    buf_init(&p->line, max_event + 64);
     buf_init(&p->data, max_event);
     p->event[0] = '\0';
     p->has_data = 0;

@@ -208,15 +208,35 @@ static void test_huge_allocation_fails(void **state)
 {
     (void)state;
     arena_t *a = arena_create(256);
-    /* Rounding overflows: caught today. */
-    assert_null(arena_alloc(a, SIZE_MAX));
-    assert_null(arena_alloc(a, SIZE_MAX - 14));
-    /* Rounding does not overflow, but sizeof(block) + size does. */
-    assert_null(arena_alloc(a, SIZE_MAX - 15));
-    assert_null(arena_alloc(a, SIZE_MAX - 31));
+    static const size_t sizes[] = {SIZE_MAX, SIZE_MAX - 14, SIZE_MAX - 15, SIZE_MAX - 31};
+    /* The first two overflow the rounding to 16 (caught); the last two do not,
+     * but sizeof(block header) + size wraps to 16 and 0 bytes. */
+    const void *got[4];
+    for (size_t i = 0; i < 4; i++) got[i] = arena_alloc(a, sizes[i]);
     /* The arena is still usable. */
-    assert_string_equal(arena_strdup(a, "ok"), "ok");
-    arena_destroy(a);
+    int ok = strcmp(arena_strdup(a, "ok"), "ok") == 0;
+    arena_destroy(a); /* before asserting, so a failure does not leak */
+    assert_true(ok);
+    for (size_t i = 0; i < 4; i++)
+        if (got[i]) fail_msg("arena_alloc(SIZE_MAX - %zu) returned non-NULL", SIZE_MAX - sizes[i]);
+}
+
+/* An allocation larger than the next block size gets a block of its own behind
+ * the current one; the space left in the current block is still used after. */
+static void test_outsized_keeps_current_block(void **state)
+{
+    (void)state;
+    arena_t *a = arena_create(4096);
+    char *small1 = arena_alloc(a, 64);
+    char *big = arena_alloc(a, 1 << 20);
+    char *small2 = arena_alloc(a, 64);
+    assert_non_null(small1);
+    assert_non_null(big);
+    assert_non_null(small2);
+    memset(big, 0xab, 1 << 20);
+    /* small2 comes from the first block, right after small1 */
+    assert_ptr_equal(small2, small1 + 64);
+    arena_destroy(a); /* ASan/LSan: the outsized block must be freed too */
 }
 
 int main(void)
@@ -231,6 +251,7 @@ int main(void)
         cmocka_unit_test(test_strdup_strndup),
         cmocka_unit_test(test_printf),
         cmocka_unit_test(test_destroy_null),
+        cmocka_unit_test(test_outsized_keeps_current_block),
         cmocka_unit_test(test_huge_allocation_fails),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

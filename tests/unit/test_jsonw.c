@@ -198,14 +198,14 @@ static void test_invalid_utf8_replaced(void **state)
     /* overlong encodings */
     EXPECT("\xc0\x80", "\"" FFFD FFFD "\"");
     EXPECT("\xc1\xbf", "\"" FFFD FFFD "\"");
-    EXPECT("\xc0\xaf", "\"" FFFD FFFD "\"");                 /* overlong '/' */
-    EXPECT("\xe0\x80\x80", "\"" FFFD FFFD FFFD "\"");        /* overlong NUL */
-    EXPECT("\xe0\x9f\xbf", "\"" FFFD FFFD FFFD "\"");        /* overlong U+07FF */
+    EXPECT("\xc0\xaf", "\"" FFFD FFFD "\"");                   /* overlong '/' */
+    EXPECT("\xe0\x80\x80", "\"" FFFD FFFD FFFD "\"");          /* overlong NUL */
+    EXPECT("\xe0\x9f\xbf", "\"" FFFD FFFD FFFD "\"");          /* overlong U+07FF */
     EXPECT("\xf0\x80\x80\x80", "\"" FFFD FFFD FFFD FFFD "\""); /* overlong NUL */
     EXPECT("\xf0\x8f\xbf\xbf", "\"" FFFD FFFD FFFD FFFD "\""); /* overlong U+FFFF */
     /* UTF-16 surrogates encoded in UTF-8 (CESU) */
-    EXPECT("\xed\xa0\x80", "\"" FFFD FFFD FFFD "\"");           /* U+D800 */
-    EXPECT("\xed\xbf\xbf", "\"" FFFD FFFD FFFD "\"");           /* U+DFFF */
+    EXPECT("\xed\xa0\x80", "\"" FFFD FFFD FFFD "\""); /* U+D800 */
+    EXPECT("\xed\xbf\xbf", "\"" FFFD FFFD FFFD "\""); /* U+DFFF */
     EXPECT("\xed\xa0\xbd\xed\xb8\x80", "\"" FFFD FFFD FFFD FFFD FFFD FFFD "\"");
     /* beyond U+10FFFF, and bytes that never appear */
     EXPECT("\xf4\x90\x80\x80", "\"" FFFD FFFD FFFD FFFD "\"");

@@ -1,0 +1,121 @@
+"""
+The embedded default config (`skuld serve` without -c, run in an empty
+working directory) answers chat through the built-in echo model, streamed
+and not; and the command line: version, check (ok / FILE:LINE:COL errors,
+exit 1), usage errors (exit 2).
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+
+class EmbeddedDefaultTest(H.unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.cwd = H.mkdtemp("skuld-cwd-")
+        cls.gw = H.Skuld(None, cwd=cls.cwd)
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        rc = cls.gw.stop()
+        assert rc == 0, "skuld exited with %s" % rc
+
+    def test_chat_without_model(self):
+        r = H.chat(self.port, "hello from the default config", model=None)
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
+        self.assertEqual(body["object"], "chat.completion")
+        self.assertEqual(body["choices"][0]["message"]["role"], "assistant")
+        self.assertEqual(body["choices"][0]["message"]["content"], "hello from the default config")
+        self.assertEqual(body["usage"]["prompt_tokens"], 5)
+        self.assertTrue(r.headers.get("x-skuld-model"))
+        self.assertTrue(r.headers.get("x-skuld-provider"))
+
+    def test_chat_with_listed_model(self):
+        models = [m["id"] for m in H.request(self.port, "GET", "/v1/models").json()["data"]]
+        self.assertTrue(models)
+        for m in models:
+            r = H.chat(self.port, "named model", model=m)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.headers.get("x-skuld-model"), m)
+
+    def test_stream(self):
+        res = H.sse_request(self.port, {"stream": True,
+                                        "messages": [{"role": "user", "content": "one two three"}]})
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.done)
+        self.assertTrue(res.complete)
+        self.assertEqual(res.content(), "one two three")
+        self.assertFalse([o for o in res.json_events() if o.get("choices") == []])
+        res = H.sse_request(self.port, {"stream": True, "stream_options": {"include_usage": True},
+                                        "messages": [{"role": "user", "content": "a b"}]})
+        usage = [o for o in res.json_events() if o.get("choices") == []]
+        self.assertEqual(len(usage), 1)
+        self.assertEqual(usage[0]["usage"]["completion_tokens"], 2)
+
+    def test_completions_and_embeddings(self):
+        r = H.post_json(self.port, "/v1/completions", {"prompt": "echo me"})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["choices"][0]["text"], "echo me")
+        r = H.post_json(self.port, "/v1/embeddings", {"input": ["a", "b"]})
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(len(r.json()["data"]), 2)
+
+    def test_health(self):
+        self.assertEqual(H.request(self.port, "GET", "/healthz").status, 200)
+        self.assertEqual(H.request(self.port, "GET", "/readyz").status, 200)
+        self.assertIn("skuld_requests_total", self.gw.metrics())
+
+
+class CliTest(H.unittest.TestCase):
+    def test_version(self):
+        rc, out, err = H.run_skuld(["version"])
+        self.assertEqual(rc, 0)
+        self.assertRegex(out, r"^skuld \d+\.\d+\.\d+")
+
+    def test_usage_errors(self):
+        rc, out, err = H.run_skuld([])
+        self.assertEqual(rc, 2)
+        self.assertIn("usage", err)
+        rc, _, err = H.run_skuld(["frobnicate"])
+        self.assertEqual(rc, 2)
+        rc, _, err = H.run_skuld(["check"])
+        self.assertEqual(rc, 2)
+        rc, _, err = H.run_skuld(["serve", "--bogus"])
+        self.assertEqual(rc, 2)
+
+    def test_check(self):
+        d = H.mkdtemp()
+        good = os.path.join(d, "good.yaml")
+        with open(good, "w") as f:
+            f.write(H.to_yaml({"server": {"listen": "127.0.0.1:0", "request_timeout": "30s",
+                                          "max_body_bytes": "1MiB"},
+                               "providers": [{"name": "p", "type": "openai",
+                                              "base_url": "http://127.0.0.1:9/v1"}],
+                               "models": [{"name": "m", "provider": "p"}]}) + "\n")
+        rc, out, err = H.run_skuld(["check", "-c", good])
+        self.assertEqual(rc, 0, err)
+        bad = os.path.join(d, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("server:\n  listen: 127.0.0.1:0\n  request_timeout: soon\n  bogus: 1\n"
+                    "models:\n  - name: m\n    provider: nowhere\n")
+        rc, out, err = H.run_skuld(["check", "-c", bad])
+        self.assertEqual(rc, 1)
+        lines = [l for l in err.splitlines() if l.strip()]
+        self.assertGreaterEqual(len(lines), 3, err)  # every error, not just the first
+        for l in lines:
+            self.assertRegex(l, r"^%s:\d+:\d+: " % H.re.escape(bad))
+        self.assertTrue(any(l.startswith(bad + ":3:") for l in lines), err)
+        self.assertTrue(any(l.startswith(bad + ":4:") for l in lines), err)
+        rc, out, err = H.run_skuld(["check", "-c", os.path.join(d, "missing.yaml")])
+        self.assertEqual(rc, 1)
+        # serve refuses the bad config too
+        rc, out, err = H.run_skuld(["serve", "-c", bad], timeout=10)
+        self.assertEqual(rc, 1)
+
+
+if __name__ == "__main__":
+    H.main()
