@@ -230,17 +230,27 @@ static const char *fmt_size(char out[32], uint64_t v)
 /* ------------------------------------------------------------------------ */
 /* Generic mapping walker                                                    */
 
-typedef enum { FT_STRING, FT_INT, FT_BOOL, FT_SIZE, FT_DURATION } ftype_t;
+typedef enum {
+    FT_STRING,
+    FT_INT,
+    FT_BOOL,
+    FT_SIZE,
+    FT_DURATION,
+    FT_NUMBER,
+    FT_STRLIST,
+    FT_MAPPING, /* nested section: only located by the walker, parsed by the caller */
+} ftype_t;
 
 typedef struct field {
     const char *key;
     ftype_t type;
-    size_t off;       /* destination offset in the section's struct */
-    int64_t min, max; /* bounds for FT_INT, FT_SIZE (min only), FT_DURATION (min only) */
+    size_t off;        /* destination offset in the section's struct */
+    int64_t min, max;  /* bounds for FT_INT, FT_SIZE (min only), FT_DURATION (min only) */
+    double dmin, dmax; /* bounds for FT_NUMBER */
     bool required;
 } field_t;
 
-#define MAX_FIELDS 16
+#define MAX_FIELDS 24
 #define COUNTOF(a) (sizeof(a) / sizeof((a)[0]))
 
 static bool scalar_is(const ynode_t *n, const char *s)
@@ -351,6 +361,14 @@ static int parse_int(const char *s, int64_t *out)
     return 0;
 }
 
+static void config__strlist_free(cfg_strlist_t *l)
+{
+    for (size_t i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
 static void parse_field(loader_t *L, const field_t *f, const ynode_t *v, void *dst)
 {
     char *at = (char *)dst + f->off;
@@ -413,6 +431,50 @@ static void parse_field(loader_t *L, const field_t *f, const ynode_t *v, void *d
         *(size_t *)at = n;
         return;
     }
+    case FT_NUMBER: {
+        if (!want_scalar(L, v, f->key, "a number")) return;
+        char *end = NULL;
+        errno = 0;
+        double d = strtod(v->str, &end);
+        if (v->style != YSTYLE_PLAIN || !*v->str || *end || errno || d != d) {
+            err_at(L, v, "%s: expected a number, got '%s'", f->key, SHOWN(v));
+            return;
+        }
+        if (d < f->dmin || d > f->dmax) {
+            err_at(L, v, "%s must be between %g and %g", f->key, f->dmin, f->dmax);
+            return;
+        }
+        *(double *)at = d;
+        return;
+    }
+    case FT_STRLIST: {
+        if (v->kind != YNODE_SEQUENCE) {
+            err_at(L, v, "%s: expected a list, got %s", f->key, ytree_kind_name(v));
+            return;
+        }
+        cfg_strlist_t *l = (cfg_strlist_t *)at;
+        char **items = calloc(v->n + 1, sizeof(*items));
+        if (!items) {
+            err_at(L, v, "out of memory");
+            return;
+        }
+        size_t n = 0;
+        for (size_t i = 0; i < v->n; i++) {
+            const ynode_t *it = v->items[i];
+            if (it->kind != YNODE_SCALAR || ytree_is_null(it)) {
+                err_at(L, it, "%s: expected a string, got %s", f->key, ytree_kind_name(it));
+                continue;
+            }
+            char *d = dup_str(L, it, it->str);
+            if (d) items[n++] = d;
+        }
+        config__strlist_free(l);
+        l->v = items;
+        l->n = n;
+        return;
+    }
+    case FT_MAPPING: /* located by the walker, parsed by the section's code */
+        return;
     case FT_DURATION: {
         if (!want_scalar(L, v, f->key, "a duration")) return;
         uint64_t ms;
@@ -433,11 +495,13 @@ static void parse_field(loader_t *L, const field_t *f, const ynode_t *v, void *d
     }
 }
 
-/* Walks mapping `map` against `fields`, storing parsed values into dst. For
- * each field found, keys[i]/vals[i] are set to its nodes (NULL if absent).
- * `what` names the section in messages ("server", "provider"). */
-static void walk_map(loader_t *L, const ynode_t *map, const char *what, const field_t *fields,
-                     size_t nf, void *dst, const ynode_t **keys, const ynode_t **vals)
+/* Walks mapping `map` against `fields`, storing parsed values into dst (fields
+ * before index `split`) or dst2 (the rest). For each field found,
+ * keys[i]/vals[i] are set to its nodes (NULL if absent). `what` names the
+ * section in messages ("server", "provider"). */
+static void walk_map_split(loader_t *L, const ynode_t *map, const char *what, const field_t *fields,
+                           size_t nf, void *dst, size_t split, void *dst2, const ynode_t **keys,
+                           const ynode_t **vals)
 {
     const char *valid[MAX_FIELDS];
     char where[64];
@@ -458,11 +522,18 @@ static void walk_map(loader_t *L, const ynode_t *map, const char *what, const fi
         }
         keys[f] = k;
         vals[f] = v;
-        parse_field(L, &fields[f], v, dst);
+        if (fields[f].type != FT_MAPPING) parse_field(L, &fields[f], v, f < split ? dst : dst2);
     }
     for (size_t f = 0; f < nf; f++)
         if (fields[f].required && !keys[f])
             err_at(L, map, "%s is missing required key '%s'", what, fields[f].key);
+}
+
+/* The common case: every field stores into dst. */
+static void walk_map(loader_t *L, const ynode_t *map, const char *what, const field_t *fields,
+                     size_t nf, void *dst, const ynode_t **keys, const ynode_t **vals)
+{
+    walk_map_split(L, map, what, fields, nf, dst, nf, NULL, keys, vals);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -726,9 +797,11 @@ typedef struct model_raw {
     char *name;
     char *provider;
     char *model;
+    cfg_strlist_t capabilities;
 } model_raw_t;
 
-enum { M_NAME, M_PROVIDER, M_MODEL };
+/* Keys parsed into model_raw_t (resolved below) or straight into cfg_model_t. */
+enum { M_NAME, M_PROVIDER, M_MODEL, M_CAPABILITIES, M__RAW };
 static const field_t model_fields[] = {
     [M_NAME] = {.key = "name",
                 .type = FT_STRING,
@@ -739,7 +812,65 @@ static const field_t model_fields[] = {
                     .off = offsetof(model_raw_t, provider),
                     .required = true},
     [M_MODEL] = {.key = "model", .type = FT_STRING, .off = offsetof(model_raw_t, model)},
+    [M_CAPABILITIES] = {.key = "capabilities",
+                        .type = FT_STRLIST,
+                        .off = offsetof(model_raw_t, capabilities)},
 };
+
+#define MDL(f) offsetof(cfg_model_t, f)
+enum {
+    MD_PATH,
+    MD_PRICE,
+    MD_CONTEXT,
+    MD_QUALITY,
+    MD_TAGS,
+    MD_WEIGHT,
+    MD_PARAMS,
+    MD_HARDWARE,
+    MD_REGION,
+    MD_PARALLEL
+};
+static const field_t model_meta_fields[] = {
+    [MD_PATH] = {.key = "path", .type = FT_STRING, .off = MDL(path)},
+    [MD_PRICE] = {.key = "price", .type = FT_MAPPING},
+    [MD_CONTEXT] = {.key = "context_window",
+                    .type = FT_INT,
+                    .off = MDL(context_window),
+                    .min = 1,
+                    .max = INT32_MAX},
+    [MD_QUALITY] = {.key = "quality", .type = FT_NUMBER, .off = MDL(quality), .dmin = 0, .dmax = 1},
+    [MD_TAGS] = {.key = "tags", .type = FT_STRLIST, .off = MDL(tags)},
+    [MD_WEIGHT] = {.key = "weight", .type = FT_INT, .off = MDL(weight), .min = 0, .max = 1000000},
+    [MD_PARAMS] =
+        {.key = "params_b", .type = FT_NUMBER, .off = MDL(params_b), .dmin = 0, .dmax = 100000},
+    [MD_HARDWARE] = {.key = "hardware", .type = FT_STRING, .off = MDL(hardware)},
+    [MD_REGION] = {.key = "region", .type = FT_STRING, .off = MDL(region)},
+    [MD_PARALLEL] = {.key = "parallel", .type = FT_INT, .off = MDL(parallel), .min = 1, .max = 256},
+};
+
+#define PRC(f) offsetof(cfg_price_t, f)
+static const field_t price_fields[] = {
+    {.key = "input", .type = FT_NUMBER, .off = PRC(input), .dmin = 0, .dmax = 1e6},
+    {.key = "output", .type = FT_NUMBER, .off = PRC(output), .dmin = 0, .dmax = 1e6},
+    {.key = "cached", .type = FT_NUMBER, .off = PRC(cached), .dmin = 0, .dmax = 1e6},
+};
+
+static const char *const capability_names[] = {"chat",   "completions", "embeddings",
+                                               "vision", "tools",       "json"};
+
+unsigned config_capability(const char *name)
+{
+    for (size_t i = 0; i < COUNTOF(capability_names); i++)
+        if (strcmp(capability_names[i], name) == 0) return 1u << i;
+    return 0;
+}
+
+const char *config_capability_name(unsigned cap)
+{
+    for (size_t i = 0; i < COUNTOF(capability_names); i++)
+        if (cap == 1u << i) return capability_names[i];
+    return "?";
+}
 
 static bool model_name_ok(const char *s)
 {
@@ -761,9 +892,42 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
                         const ynode_t **name_nodes, size_t idx)
 {
     model_raw_t raw = {0};
-    const ynode_t *keys[COUNTOF(model_fields)], *vals[COUNTOF(model_fields)];
-    walk_map(L, map, "model", model_fields, COUNTOF(model_fields), &raw, keys, vals);
+    /* One walk over both tables: the first fills raw, the second the model. */
+    field_t fields[COUNTOF(model_fields) + COUNTOF(model_meta_fields)];
+    memcpy(fields, model_fields, sizeof model_fields);
+    memcpy(fields + M__RAW, model_meta_fields, sizeof model_meta_fields);
+    const ynode_t *keys[COUNTOF(fields)], *vals[COUNTOF(fields)];
+    m->quality = 0.5;
+    m->weight = 1;
+    m->parallel = 4;
+    m->capabilities = CAP_ALL;
+    walk_map_split(L, map, "model", fields, COUNTOF(fields), &raw, M__RAW, m, keys, vals);
     name_nodes[idx] = NULL;
+
+    const ynode_t *price = vals[M__RAW + MD_PRICE];
+    if (price) {
+        if (price->kind != YNODE_MAPPING) {
+            err_at(L, price, "price: expected a mapping (input, output, cached), got %s",
+                   ytree_kind_name(price));
+        } else {
+            const ynode_t *pk[COUNTOF(price_fields)], *pv[COUNTOF(price_fields)];
+            walk_map(L, price, "price", price_fields, COUNTOF(price_fields), &m->price, pk, pv);
+        }
+    }
+    if (keys[M_CAPABILITIES]) {
+        m->capabilities = 0;
+        const ynode_t *list = vals[M_CAPABILITIES];
+        for (size_t i = 0; i < raw.capabilities.n; i++) {
+            unsigned cap = config_capability(raw.capabilities.v[i]);
+            if (!cap)
+                err_at(L, list->items[i],
+                       "unknown capability '%s' (known: chat, completions, embeddings, vision, "
+                       "tools, json)",
+                       SHOWN(list->items[i]));
+            m->capabilities |= cap;
+        }
+    }
+    config__strlist_free(&raw.capabilities);
 
     if (raw.name) {
         if (!model_name_ok(raw.name)) {
@@ -787,6 +951,10 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
                    SHOWN(vals[M_PROVIDER]));
     }
     if (raw.model && !*raw.model) err_at(L, vals[M_MODEL], "model must not be empty");
+
+    if (m->provider && m->path && find_provider_type(m->provider->type)->remote)
+        err_at(L, keys[M__RAW + MD_PATH], "path is only for local providers, not type '%s'",
+               m->provider->type);
 
     m->name = raw.name;
     if (raw.model)
@@ -1024,8 +1192,13 @@ static void config_free(config_t *c)
     }
     free(c->providers);
     for (size_t i = 0; i < c->n_models; i++) {
-        free(c->models[i].name);
-        free(c->models[i].upstream_model);
+        cfg_model_t *m = &c->models[i];
+        free(m->name);
+        free(m->upstream_model);
+        free(m->path);
+        free(m->hardware);
+        free(m->region);
+        config__strlist_free(&m->tags);
     }
     free(c->models);
     free(c->server.listen);

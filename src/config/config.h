@@ -33,11 +33,45 @@ typedef struct cfg_provider {
     char *api_key;  /* resolved secret; NULL when none; never logged */
 } cfg_provider_t;
 
+typedef struct cfg_strlist {
+    char **v;
+    size_t n;
+} cfg_strlist_t;
+
+/* What a deployment can do ("capabilities:" in the config). */
+enum {
+    CAP_CHAT = 1u << 0,
+    CAP_COMPLETIONS = 1u << 1,
+    CAP_EMBEDDINGS = 1u << 2,
+    CAP_VISION = 1u << 3,
+    CAP_TOOLS = 1u << 4,
+    CAP_JSON = 1u << 5,
+    CAP_ALL = (1u << 6) - 1,
+};
+/* "chat" -> CAP_CHAT; 0 for an unknown name. */
+unsigned config_capability(const char *name);
+const char *config_capability_name(unsigned cap);
+
+typedef struct cfg_price {
+    double input, output, cached; /* USD per 1M tokens */
+} cfg_price_t;
+
 typedef struct cfg_model {
     char *name;                     /* public name clients send */
     const cfg_provider_t *provider; /* points into config_t.providers */
     char *upstream_model;           /* "model:" key; defaults to name */
-    struct metrics_series *stats;   /* attached by the gateway after load; the loader leaves NULL */
+    char *path;                     /* GGUF file, for local providers; NULL otherwise */
+    cfg_price_t price;
+    int64_t context_window; /* tokens; 0 = unknown */
+    unsigned capabilities;  /* CAP_* mask; CAP_ALL when the config lists none */
+    double quality;         /* prior quality 0..1; default 0.5 */
+    cfg_strlist_t tags;
+    int weight;                   /* relative share among deployments of one model; default 1 */
+    double params_b;              /* parameter count in billions; 0 = unknown */
+    char *hardware;               /* hardware class, e.g. "cpu", "gpu", "cloud"; may be NULL */
+    char *region;                 /* for distance, e.g. "eu-west"; may be NULL */
+    int parallel;                 /* local providers: concurrent sequences; default 4 */
+    struct metrics_series *stats; /* attached by the gateway after load; the loader leaves NULL */
 } cfg_model_t;
 
 typedef struct cfg_server {

@@ -891,9 +891,89 @@ static void test_ytree_positions(void **state)
     ytree_free(t);
 }
 
+/* Deployment metadata: every key parsed into cfg_model_t, defaults otherwise. */
+static void test_model_metadata(void **state)
+{
+    (void)state;
+    const char *y = "providers:\n"
+                    "  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
+                    "  - {name: e, type: echo}\n"
+                    "models:\n"
+                    "  - name: a\n"
+                    "    provider: p\n"
+                    "    price: {input: 2.5, output: 10, cached: 1.25}\n"
+                    "    context_window: 128000\n"
+                    "    capabilities: [chat, vision, tools]\n"
+                    "    quality: 0.9\n"
+                    "    tags: [fast, cheap]\n"
+                    "    weight: 3\n"
+                    "    params_b: 70\n"
+                    "    hardware: cloud\n"
+                    "    region: eu-west\n"
+                    "  - name: b\n"
+                    "    provider: e\n"
+                    "    path: /models/b.gguf\n"
+                    "    parallel: 8\n";
+    cfg_errors_t errs = {0};
+    config_t *c = load(y, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    const cfg_model_t *a = config_find_model(c, "a", 1), *b = config_find_model(c, "b", 1);
+    assert_true(a->price.input == 2.5 && a->price.output == 10 && a->price.cached == 1.25);
+    assert_int_equal(a->context_window, 128000);
+    assert_int_equal(a->capabilities, CAP_CHAT | CAP_VISION | CAP_TOOLS);
+    assert_true(a->quality == 0.9);
+    assert_int_equal(a->tags.n, 2);
+    assert_string_equal(a->tags.v[1], "cheap");
+    assert_int_equal(a->weight, 3);
+    assert_true(a->params_b == 70);
+    assert_string_equal(a->hardware, "cloud");
+    assert_string_equal(a->region, "eu-west");
+    assert_null(a->path);
+    /* defaults */
+    assert_int_equal(b->capabilities, CAP_ALL);
+    assert_true(b->quality == 0.5);
+    assert_int_equal(b->weight, 1);
+    assert_int_equal(b->context_window, 0);
+    assert_int_equal(b->parallel, 8);
+    assert_string_equal(b->path, "/models/b.gguf");
+    assert_int_equal(config_capability("vision"), CAP_VISION);
+    assert_int_equal(config_capability("nope"), 0);
+    assert_string_equal(config_capability_name(CAP_JSON), "json");
+    config_unref(c);
+}
+
+static void test_model_metadata_errors(void **state)
+{
+    (void)state;
+    const char *y = "providers:\n"
+                    "  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
+                    "models:\n"
+                    "  - name: a\n"
+                    "    provider: p\n"
+                    "    capabilities: [chat, jsn]\n"
+                    "    price: {input: -1, outptu: 2}\n"
+                    "    quality: 1.5\n"
+                    "    path: /x.gguf\n"
+                    "    tags: fast\n"
+                    "    params_b: lots\n";
+    cfg_errors_t errs = load_fail(y);
+    expect_err(&errs, 6, 26, "unknown capability 'jsn'");
+    expect_err(&errs, 7, 20, "input must be between 0 and");
+    expect_err(&errs, 7, 24, "unknown key 'outptu' in price");
+    expect_err(&errs, 8, 14, "quality must be between 0 and 1");
+    expect_err(&errs, 9, 5, "path is only for local providers");
+    expect_err(&errs, 10, 11, "tags: expected a list");
+    expect_err(&errs, 11, 15, "params_b: expected a number");
+    assert_int_equal(errs.n, 7);
+    config_errors_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_model_metadata),
+        cmocka_unit_test(test_model_metadata_errors),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),
         cmocka_unit_test(test_booleans_and_workers),
