@@ -17,8 +17,9 @@ for a in "$@"; do
 done
 
 pkgs=(build-essential cmake pkg-config git ca-certificates curl
-      libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev)
-[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps)
+      libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
+      libsqlite3-dev libpq-dev)
+[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql) # postgresql: tests start a real server
 [ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3)
 
 missing=()

@@ -10,7 +10,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
-#include "server/worker.h"
+#include "server/gateway.h"
 
 static void usage(FILE *out)
 {
@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         if (parse_opts(argc, argv, &file, &listen)) return 2;
         config_t *cfg = load(file);
         if (!cfg) return 1;
-        int rc = gateway_run(cfg, listen);
+        int rc = gateway_run(cfg, file, listen);
         config_unref(cfg);
         return rc;
     }

@@ -10,6 +10,7 @@
 #include "api/internal.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "server/gateway.h"
 
 static metrics_series_t *api_unrouted; /* series for requests that never resolved a model */
 
@@ -201,6 +202,11 @@ void api_handle(http_req_t *req)
         http_respond(req, 500, "application/json", "{}", 2);
         return;
     }
+    c->w->served++;
+    if (req->path.n >= 7 && memcmp(req->path.p, "/admin/", 7) == 0) {
+        api_admin(c);
+        return;
+    }
     const api_route_t *route = NULL;
     bool path_known = false;
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
@@ -230,6 +236,8 @@ void api_handle(http_req_t *req)
     } else if (api_path_is(req, "/readyz")) {
         if (c->w->draining)
             api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
+        else if (!gateway_store_ready(c->w->gw))
+            api_send_error(c, 503, NULL, "store_unreachable", NULL, "the store is not reachable");
         else
             api_send(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
     } else {

@@ -30,7 +30,8 @@ typedef struct api_ctx {
     long prompt_tokens, completion_tokens; /* -1 unknown */
     const char *error;                     /* reason for the access log */
     bool accounted;
-    struct relay *relay; /* the upstream call in progress, if any */
+    struct relay *relay;       /* the upstream call in progress, if any */
+    struct ctl_ticket *ticket; /* an admin change waiting for the control plane */
 } api_ctx_t;
 
 api_ctx_t *api_ctx_new(http_req_t *req);
@@ -48,6 +49,7 @@ void api_error_json(buf_t *out, int status, const char *type, const char *code, 
                     const char *message);
 
 /* Endpoints */
+void api_admin(api_ctx_t *c);
 void api_openai_models(api_ctx_t *c);
 void api_openai_inference(api_ctx_t *c, endpoint_t ep);
 /* Relay one call to the resolved deployment; takes ownership of body. */

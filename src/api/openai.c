@@ -42,6 +42,9 @@ void api_openai_inference(api_ctx_t *c, endpoint_t ep)
             api_send_error(c, 400, NULL, "invalid_json", NULL,
                            "request body must be a JSON object");
         } else {
+            /* jansson's message may quote the body ("near '...'"): the client may
+             * see its own text, the access log must not. */
+            c->error = "request body is not valid JSON";
             api_send_error(c, 400, NULL, "invalid_json", NULL,
                            "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
                            jerr.line, jerr.column);

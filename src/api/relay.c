@@ -157,6 +157,12 @@ static int relay_on_data(void *ud, const char *data, size_t len)
         }
         return UP_CONTINUE;
     }
+    /* Pause before consuming: a paused transfer hands the same bytes again on
+     * resume, so bytes taken now and paused would be relayed twice. */
+    if (http_req_out_pending(r->c->req) > HTTP_OUT_HIGH_WATER) {
+        r->paused = true;
+        return UP_PAUSE;
+    }
     int rc = sse_feed(&r->parser, data, len, relay_on_event, r);
     if (rc < 0) {
         relay_cancel_call(r);
@@ -165,12 +171,7 @@ static int relay_on_data(void *ud, const char *data, size_t len)
         relay_free(r);
         return UP_CONTINUE;
     }
-    if (rc > 0) return UP_CONTINUE; /* client gone: the abort path cancels the call */
-    if (http_req_out_pending(r->c->req) > HTTP_OUT_HIGH_WATER) {
-        r->paused = true;
-        return UP_PAUSE;
-    }
-    return UP_CONTINUE;
+    return UP_CONTINUE; /* rc > 0: client gone, the abort path cancels the call */
 }
 
 static void relay_finish_body(relay_t *r)

@@ -44,6 +44,8 @@
 const char config_embedded_yaml[] = "server:\n"
                                     "  listen: 127.0.0.1:8080\n"
                                     "  default_model: echo\n"
+                                    "store:\n"
+                                    "  url: sqlite://skuld.db\n"
                                     "providers:\n"
                                     "  - name: builtin\n"
                                     "    type: echo\n"
@@ -62,6 +64,8 @@ typedef struct loader {
     const char *file;
     cfg_errors_t *errs; /* may be NULL: errors are only counted */
     size_t n_err;
+    const char *const *extra; /* runtime models as JSON objects (config_build) */
+    size_t n_extra;
 } loader_t;
 
 static void add_errorv(loader_t *L, int line, int col, const char *fmt, va_list ap)
@@ -980,6 +984,8 @@ enum {
     S_DRAIN_TIMEOUT,
     S_DEFAULT_MODEL,
     S_ACCESS_LOG,
+    S_MASTER_KEY,
+    S_HEALTH_INTERVAL,
 };
 
 #define SRV(f) offsetof(cfg_server_t, f)
@@ -1017,6 +1023,11 @@ static const field_t server_fields[] = {
                          .min = 0},
     [S_DEFAULT_MODEL] = {.key = "default_model", .type = FT_STRING, .off = SRV(default_model)},
     [S_ACCESS_LOG] = {.key = "access_log", .type = FT_BOOL, .off = SRV(access_log)},
+    [S_MASTER_KEY] = {.key = "master_key", .type = FT_STRING, .off = SRV(master_key)},
+    [S_HEALTH_INTERVAL] = {.key = "health_interval",
+                           .type = FT_DURATION,
+                           .off = SRV(health_interval_ms),
+                           .min = 0},
 };
 #undef SRV
 
@@ -1034,6 +1045,8 @@ static int set_server_defaults(cfg_server_t *s)
     s->drain_timeout_ms = 30000;
     s->default_model = NULL;
     s->access_log = true;
+    s->master_key = NULL;
+    s->health_interval_ms = 30000;
     return s->listen ? 0 : -1;
 }
 
@@ -1074,6 +1087,26 @@ static void parse_server(loader_t *L, config_t *c, const ynode_t *map,
                "port 0..65535)",
                SHOWN(vals[S_LISTEN]));
     *default_model_at = vals[S_DEFAULT_MODEL];
+    /* The raw master_key is replaced by its resolution (env:/file:/literal). */
+    char *raw_key = c->server.master_key;
+    c->server.master_key = raw_key ? resolve_secret(L, vals[S_MASTER_KEY], raw_key) : NULL;
+    free_secret(raw_key);
+}
+
+static const field_t store_fields[] = {
+    {.key = "url", .type = FT_STRING, .off = offsetof(cfg_store_t, url), .required = true},
+};
+
+static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(store_fields)], *vals[COUNTOF(store_fields)];
+    walk_map(L, map, "store", store_fields, COUNTOF(store_fields), &c->store, keys, vals);
+    const char *u = c->store.url;
+    if (u && strncmp(u, "sqlite://", 9) != 0 && strncmp(u, "postgres://", 11) != 0 &&
+        strncmp(u, "postgresql://", 13) != 0)
+        err_at(L, vals[0], "store url must start with sqlite://, postgres:// or postgresql://");
+    if (u && strncmp(u, "sqlite://", 9) == 0 && !u[9])
+        err_at(L, vals[0], "store url sqlite:// needs a file path (sqlite://PATH)");
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1081,11 +1114,11 @@ static void parse_server(loader_t *L, config_t *c, const ynode_t *map,
 
 /* Sections DESIGN.md names that later versions implement. */
 static const char *const unsupported_sections[] = {
-    "store", "redis", "routes", "auth", "limits", "budgets", "cache", "telemetry", "optimizer",
+    "redis", "routes", "auth", "limits", "budgets", "cache", "telemetry", "optimizer",
 };
 
-static const char *const top_sections[] = {"server", "providers", "models"};
-enum { T_SERVER, T_PROVIDERS, T_MODELS };
+static const char *const top_sections[] = {"server", "providers", "models", "store"};
+enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE };
 
 /* A section value: null means "empty"; otherwise it must be `kind`. */
 static const ynode_t *section(loader_t *L, const ynode_t *v, const char *name, ynode_kind_t kind)
@@ -1099,11 +1132,52 @@ static const ynode_t *section(loader_t *L, const ynode_t *v, const char *name, y
     return v;
 }
 
+/* Runtime models (config_build): each a JSON object, parsed with the same
+ * rules as a model in the file; errors name the file "registry". The trees
+ * must outlive the loop because duplicate-name checks keep their nodes. */
+static void parse_extra_models(loader_t *L, config_t *c, const ynode_t **names)
+{
+    if (!L->n_extra) return;
+    ytree_t **trees = calloc(L->n_extra, sizeof(*trees));
+    if (!trees) {
+        err_pos(L, 0, 0, "out of memory");
+        return;
+    }
+    const char *file = L->file;
+    L->file = "registry";
+    for (size_t i = 0; i < L->n_extra; i++) {
+        ytree_error_t yerr;
+        trees[i] = ytree_parse(L->extra[i], strlen(L->extra[i]), &yerr);
+        if (!trees[i]) {
+            err_pos(L, yerr.line, yerr.col, "%s", yerr.msg);
+            continue;
+        }
+        const ynode_t *root = ytree_root(trees[i]);
+        if (!root || root->kind != YNODE_MAPPING) {
+            err_pos(L, 1, 1, "a model must be a JSON object");
+            continue;
+        }
+        size_t idx = c->n_models++;
+        parse_model(L, c, root, &c->models[idx], names, idx);
+        c->models[idx].runtime = true;
+    }
+    L->file = file;
+    for (size_t i = 0; i < L->n_extra; i++) ytree_free(trees[i]);
+    free(trees);
+}
+
 static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
 {
-    const ynode_t *sec[3] = {NULL, NULL, NULL};
+    const ynode_t *sec[COUNTOF(top_sections)] = {NULL};
 
-    if (!root || ytree_is_null(root)) return; /* empty file: all defaults */
+    if (!root || ytree_is_null(root)) { /* empty file: all defaults */
+        if (L->n_extra && (c->models = calloc(L->n_extra, sizeof(*c->models)))) {
+            const ynode_t **names = calloc(L->n_extra, sizeof(*names));
+            if (names) parse_extra_models(L, c, names);
+            free(names);
+        }
+        return;
+    }
     if (root->kind != YNODE_MAPPING) {
         err_at(L, root, "expected a mapping at top level, got %s", ytree_kind_name(root));
         return;
@@ -1148,13 +1222,14 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
     }
 
     const ynode_t *models = section(L, sec[T_MODELS], "models", YNODE_SEQUENCE);
-    if (models && models->n) {
-        const ynode_t **names = calloc(models->n, sizeof(*names));
-        c->models = calloc(models->n, sizeof(*c->models));
+    size_t n_file = models ? models->n : 0, total = n_file + L->n_extra;
+    if (total) {
+        const ynode_t **names = calloc(total, sizeof(*names));
+        c->models = calloc(total, sizeof(*c->models));
         if (!names || !c->models) {
-            err_at(L, models, "out of memory");
+            err_pos(L, 0, 0, "out of memory");
         } else {
-            for (size_t i = 0; i < models->n; i++) {
+            for (size_t i = 0; i < n_file; i++) {
                 const ynode_t *item = models->items[i];
                 if (item->kind != YNODE_MAPPING) {
                     err_at(L, item, "models: expected a mapping, got %s", ytree_kind_name(item));
@@ -1163,9 +1238,13 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
                 size_t idx = c->n_models++;
                 parse_model(L, c, item, &c->models[idx], names, idx);
             }
+            parse_extra_models(L, c, names);
         }
         free(names);
     }
+
+    const ynode_t *store = section(L, sec[T_STORE], "store", YNODE_MAPPING);
+    if (store) parse_store(L, c, store);
 
     const ynode_t *server = section(L, sec[T_SERVER], "server", YNODE_MAPPING);
     if (server) {
@@ -1203,6 +1282,9 @@ static void config_free(config_t *c)
     free(c->models);
     free(c->server.listen);
     free(c->server.default_model);
+    free_secret(c->server.master_key);
+    free(c->store.url);
+    free(c->text);
     free(c->source);
     free(c);
 }
@@ -1216,9 +1298,11 @@ static config_t *load(loader_t *L, const char *data, size_t len)
         return NULL;
     }
     config_t *c = calloc(1, sizeof(*c));
-    if (!c || !(c->source = strdup(L->file)) || set_server_defaults(&c->server) < 0) {
+    if (!c || !(c->source = strdup(L->file)) || !(c->text = strndup(data, len)) ||
+        set_server_defaults(&c->server) < 0) {
         err_pos(L, 0, 0, "out of memory");
     } else {
+        c->text_len = len;
         atomic_init(&c->refs, 1);
         parse_root(L, c, ytree_root(t));
     }
@@ -1246,11 +1330,9 @@ config_t *config_load_string(const char *yaml, size_t len, const char *name, cfg
     return load(&L, yaml, len);
 }
 
-config_t *config_load_file(const char *path, cfg_errors_t *errs)
+char *config_read_file(const char *path, size_t *len, cfg_errors_t *errs)
 {
     loader_t L = {.file = path, .errs = errs};
-    errs_reset(errs);
-
     FILE *f = fopen(path, "rb");
     if (!f) {
         err_pos(&L, 0, 0, "cannot open: %s", strerror(errno));
@@ -1268,17 +1350,39 @@ config_t *config_load_file(const char *path, cfg_errors_t *errs)
     }
     int read_errno = ferror(f) ? errno : 0;
     fclose(f);
-
-    config_t *c = NULL;
     if (st == BUF_TOOBIG)
         err_pos(&L, 0, 0, "file is larger than %u bytes", CONFIG_FILE_MAX);
     else if (st != BUF_OK)
         err_pos(&L, 0, 0, "out of memory");
     else if (read_errno)
         err_pos(&L, 0, 0, "cannot read: %s", strerror(read_errno));
-    else
-        c = load(&L, buf_data(&b), b.len);
-    buf_free(&b);
+    if (L.n_err) {
+        buf_free(&b);
+        return NULL;
+    }
+    *len = b.len;
+    if (!b.mem) return strdup(""); /* empty file */
+    return b.mem; /* buf keeps data NUL-terminated from offset 0 (nothing consumed) */
+}
+
+config_t *config_build(const char *yaml, size_t len, const char *name, const char *const *extra,
+                       size_t n_extra, cfg_errors_t *errs)
+{
+    loader_t L = {
+        .file = name ? name : "<string>", .errs = errs, .extra = extra, .n_extra = n_extra};
+    errs_reset(errs);
+    return load(&L, yaml, len);
+}
+
+config_t *config_load_file(const char *path, cfg_errors_t *errs)
+{
+    errs_reset(errs);
+    size_t len;
+    char *text = config_read_file(path, &len, errs);
+    if (!text) return NULL;
+    loader_t L = {.file = path, .errs = errs};
+    config_t *c = load(&L, text, len);
+    free(text);
     return c;
 }
 

@@ -71,6 +71,7 @@ typedef struct cfg_model {
     char *hardware;               /* hardware class, e.g. "cpu", "gpu", "cloud"; may be NULL */
     char *region;                 /* for distance, e.g. "eu-west"; may be NULL */
     int parallel;                 /* local providers: concurrent sequences; default 4 */
+    bool runtime;                 /* registered through the admin API, not from the file */
     struct metrics_series *stats; /* attached by the gateway after load; the loader leaves NULL */
 } cfg_model_t;
 
@@ -87,11 +88,21 @@ typedef struct cfg_server {
     uint64_t drain_timeout_ms;       /* default 30s; SIGTERM grace for in-flight requests */
     char *default_model;             /* used when a request omits "model"; may be NULL */
     bool access_log;                 /* default true: one JSON line per request on stdout */
+    char *master_key;                /* admin API secret (env:/file:); NULL = admin API off */
+    uint64_t health_interval_ms;     /* deployment probe period; 0 = off; default 30s */
 } cfg_server_t;
+
+typedef struct cfg_store {
+    char *url; /* "sqlite://PATH" or "postgres://..."; NULL = no store */
+} cfg_store_t;
 
 typedef struct config {
     atomic_int refs;
-    char *source; /* file path, or "<embedded>" */
+    uint64_t generation; /* set by the gateway when the snapshot is published */
+    char *source;        /* file path, or "<embedded>" */
+    char *text;          /* the YAML this snapshot was built from */
+    size_t text_len;
+    cfg_store_t store;
     cfg_server_t server;
     cfg_provider_t *providers;
     size_t n_providers;
@@ -114,6 +125,17 @@ typedef struct cfg_errors {
 /* Load and validate. On any error returns NULL and fills errs (all errors). */
 config_t *config_load_file(const char *path, cfg_errors_t *errs);
 config_t *config_load_string(const char *yaml, size_t len, const char *name, cfg_errors_t *errs);
+
+/*
+ * Build a snapshot from YAML text plus deployments registered at runtime:
+ * extra[i] is one model as a JSON object with the same keys as a config model.
+ * Errors in extra[i] are reported with the file name "registry". A runtime
+ * model may not reuse a name from the file.
+ */
+config_t *config_build(const char *yaml, size_t len, const char *name, const char *const *extra,
+                       size_t n_extra, cfg_errors_t *errs);
+/* Read a config file (capped at 16 MiB) into a malloc'd NUL-terminated string. */
+char *config_read_file(const char *path, size_t *len, cfg_errors_t *errs);
 
 /* The embedded default used by `skuld serve` without -c. */
 extern const char config_embedded_yaml[];

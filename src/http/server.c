@@ -33,6 +33,7 @@ struct http_conn {
     bool broken;      /* socket failed or peer closed */
     bool read_paused;
     bool http10;
+    bool counted; /* the current request is in srv->active (dispatched to a handler) */
 };
 
 struct http_server {
@@ -133,7 +134,8 @@ static void conn_abort_request(http_conn_t *c)
     http_req_t *r = c->req;
     if (!r) return;
     c->req = NULL;
-    if (!r->finished) {
+    if (!r->finished && c->counted) { /* a handler owns it: let it detach */
+        c->counted = false;
         c->srv->active--;
         r->conn = NULL;
         if (r->on_abort) r->on_abort(r);
@@ -195,6 +197,7 @@ static void conn_fail(http_conn_t *c, int status, const char *msg)
     }
     c->state = C_HANDLING;
     c->srv->active++;
+    c->counted = true;
     c->srv->p.on_error(c->req, status, msg);
 }
 
@@ -203,6 +206,7 @@ static void conn_dispatch(http_conn_t *c)
     c->state = C_HANDLING;
     event_del(c->ev_timer);
     c->srv->active++;
+    c->counted = true;
     c->srv->p.handler(c->req);
 }
 
@@ -298,22 +302,23 @@ static void on_read(evutil_socket_t fd, short what, void *arg)
     http_conn_t *c = arg;
     http_server_t *s = c->srv;
     size_t cap = s->p.max_header_bytes + s->p.max_body_bytes + 65536;
+    /* Read into the stack and keep only what arrived: a connection then holds
+     * a buffer the size of its request, not a 16 KiB read window, which keeps
+     * memory per idle or streaming connection small. */
+    char chunk[16384];
     for (;;) {
         if (c->in.len >= cap) {
             /* Enough buffered (pipelined input while a request runs). */
             conn_pause_read(c, true);
             break;
         }
-        buf_status_t bst;
-        char *w = buf_reserve(&c->in, 16384, &bst);
-        if (!w) {
-            conn_close(c);
-            return;
-        }
-        ssize_t n = read(fd, w, 16384);
+        ssize_t n = read(fd, chunk, sizeof chunk);
         if (n > 0) {
-            buf_commit(&c->in, (size_t)n);
-            if (n < 16384) break;
+            if (buf_append(&c->in, chunk, (size_t)n) != BUF_OK) {
+                conn_close(c);
+                return;
+            }
+            if ((size_t)n < sizeof chunk) break;
             continue;
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
@@ -504,7 +509,10 @@ static void req_finish(http_req_t *req)
     req->finished = true;
     http_conn_t *c = req->conn;
     if (!c) return;
-    c->srv->active--;
+    if (c->counted) {
+        c->counted = false;
+        c->srv->active--;
+    }
     conn_defer(c);
 }
 
@@ -516,6 +524,7 @@ void http_respond(http_req_t *req, int status, const char *content_type, const c
     buf_t o;
     buf_init(&o, 0);
     resp_head(req, &o, status, content_type, false, len);
+    if (http_slice_eq_ci(req->method, "HEAD")) len = 0; /* same head, no body (RFC 9110 9.3.2) */
     size_t head = o.len;
     /* Small answers go out in one write; large bodies avoid a copy of the head. */
     if (len <= 16384) {
@@ -662,10 +671,13 @@ void http_server_drain(http_server_t *s)
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
+    /* Connections idle or still reading a request that never reached a handler
+     * close now (a stalled upload must not hold the drain); the rest finish
+     * their current answer with Connection: close. */
     http_conn_t *c = s->conns;
     while (c) {
         http_conn_t *next = c->next;
-        if (c->state == C_READ_HEAD && c->in.len == 0 && !c->req)
+        if (c->state == C_READ_HEAD || c->state == C_READ_BODY || c->state == C_READ_CHUNKED)
             conn_close(c);
         else
             c->close_after = true;

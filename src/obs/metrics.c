@@ -24,6 +24,7 @@ metrics_series_t *metrics_series_get(const char *model, const char *provider)
          s = atomic_load_explicit(&s->next, memory_order_acquire))
         if (strcmp(s->model, model) == 0 && strcmp(s->provider, provider) == 0) break;
     if (!s && (s = calloc(1, sizeof *s))) {
+        atomic_init(&s->health_up, true);
         s->model = strdup(model);
         s->provider = strdup(provider);
         if (!s->model || !s->provider) {
@@ -42,6 +43,18 @@ metrics_series_t *metrics_series_get(const char *model, const char *provider)
     }
     pthread_mutex_unlock(&metrics_lock);
     return s;
+}
+
+static atomic_uint_fast64_t metrics_generation, metrics_reloads_ok, metrics_reloads_failed;
+
+void metrics_config_generation(uint64_t gen)
+{
+    atomic_store_explicit(&metrics_generation, gen, RLX);
+}
+
+void metrics_config_reload(bool ok)
+{
+    atomic_fetch_add_explicit(ok ? &metrics_reloads_ok : &metrics_reloads_failed, 1, RLX);
 }
 
 void metrics_request_begin(metrics_series_t *s)
@@ -97,6 +110,12 @@ static void metrics__labels(buf_t *o, const metrics_series_t *s, bool with_provi
     buf_appends(o, "\"");
 }
 
+void metrics_cost(metrics_series_t *s, double usd, uint64_t cached_tokens)
+{
+    if (usd > 0) atomic_fetch_add_explicit(&s->cost_nusd, (uint64_t)(usd * 1e9 + 0.5), RLX);
+    if (cached_tokens) atomic_fetch_add_explicit(&s->tokens_cached, cached_tokens, RLX);
+}
+
 void metrics_render(buf_t *o)
 {
     /* Series are only ever appended and published with release stores, so
@@ -105,6 +124,23 @@ void metrics_render(buf_t *o)
 
     buf_appends(o, "# HELP skuld_build_info Build information.\n# TYPE skuld_build_info gauge\n");
     buf_printf(o, "skuld_build_info{version=\"%s\"} 1\n", SKULD_VERSION);
+
+    buf_printf(o,
+               "# HELP skuld_config_generation Generation of the serving config snapshot.\n"
+               "# TYPE skuld_config_generation gauge\nskuld_config_generation %llu\n",
+               (unsigned long long)atomic_load_explicit(&metrics_generation, RLX));
+    buf_printf(o,
+               "# HELP skuld_config_reloads_total Config reloads by outcome.\n"
+               "# TYPE skuld_config_reloads_total counter\n"
+               "skuld_config_reloads_total{result=\"ok\"} %llu\n"
+               "skuld_config_reloads_total{result=\"failed\"} %llu\n",
+               (unsigned long long)atomic_load_explicit(&metrics_reloads_ok, RLX),
+               (unsigned long long)atomic_load_explicit(&metrics_reloads_failed, RLX));
+    buf_printf(o,
+               "# HELP skuld_config_reload_failures_total Rejected config reloads.\n"
+               "# TYPE skuld_config_reload_failures_total counter\n"
+               "skuld_config_reload_failures_total %llu\n",
+               (unsigned long long)atomic_load_explicit(&metrics_reloads_failed, RLX));
 
     buf_appends(o, "# HELP skuld_requests_total Client requests by model and HTTP status.\n"
                    "# TYPE skuld_requests_total counter\n");
@@ -191,6 +227,19 @@ void metrics_render(buf_t *o)
         metrics__labels(o, s, true);
         buf_printf(o, ",type=\"completion\"} %llu\n",
                    (unsigned long long)atomic_load_explicit(&s->tokens_completion, RLX));
+        buf_appends(o, "skuld_tokens_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, ",type=\"cached\"} %llu\n",
+                   (unsigned long long)atomic_load_explicit(&s->tokens_cached, RLX));
+    }
+
+    buf_appends(o, "# HELP skuld_cost_usd_total Spend from deployment prices and usage, USD.\n"
+                   "# TYPE skuld_cost_usd_total counter\n");
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+        if (!s->provider[0]) continue;
+        buf_appends(o, "skuld_cost_usd_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %.9f\n", (double)atomic_load_explicit(&s->cost_nusd, RLX) / 1e9);
     }
 }
 

@@ -14,6 +14,7 @@
 #define SKULD_METRICS_H
 
 #include <stdatomic.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/buf.h"
@@ -42,6 +43,13 @@ typedef struct metrics_series {
     atomic_uint_fast64_t tokens_prompt;
     atomic_uint_fast64_t tokens_completion;
     atomic_uint_fast64_t stream_errors; /* streams that ended with an error event */
+    atomic_uint_fast64_t tokens_cached; /* of tokens_prompt, served from a prompt cache */
+    atomic_uint_fast64_t cost_nusd;     /* spend in 1e-9 USD (policy/cost.h) */
+    /* deployment health, from the health checker */
+    atomic_uint_fast64_t health_probes;
+    atomic_uint_fast64_t health_successes;
+    atomic_int_fast64_t health_last_ms; /* wall clock of the last probe; 0 = never */
+    atomic_bool health_up;              /* last probe succeeded (true until a probe fails) */
 } metrics_series_t;
 
 metrics_series_t *metrics_series_get(const char *model, const char *provider);
@@ -50,6 +58,12 @@ void metrics_request_begin(metrics_series_t *s);
 void metrics_request_end(metrics_series_t *s, int status, uint64_t duration_ns);
 void metrics_upstream_error(metrics_series_t *s, metrics_uperr_t kind);
 void metrics_tokens(metrics_series_t *s, uint64_t prompt, uint64_t completion);
+/* One request's cost in USD and its cached prompt tokens. */
+void metrics_cost(metrics_series_t *s, double usd, uint64_t cached_tokens);
+
+/* Config snapshot generation (gauge) and reload outcomes (counters). */
+void metrics_config_generation(uint64_t gen);
+void metrics_config_reload(bool ok);
 
 /* Whole exposition, appended to out. */
 void metrics_render(buf_t *out);

@@ -23,7 +23,7 @@ struct prov_local {
     up_callbacks_t cb;
     void *ud;
     buf_t out;
-    int phase; /* 0 = not started, 1 = data delivered (maybe paused), 2 = done */
+    int phase; /* 0 = not started, 1 = head sent (data maybe paused), 2 = done */
     bool paused;
 };
 
@@ -201,10 +201,11 @@ static void echo_run(evutil_socket_t fd, short what, void *arg)
     if (h->phase == 0) {
         h->phase = 1;
         h->cb.on_head(h->ud, 200);
-        if (h->cb.on_data(h->ud, buf_data(&h->out), h->out.len) == UP_PAUSE) {
-            h->paused = true;
-            return;
-        }
+    }
+    /* UP_PAUSE means the data was not taken: hand it again on resume. */
+    if (h->cb.on_data(h->ud, buf_data(&h->out), h->out.len) == UP_PAUSE) {
+        h->paused = true;
+        return;
     }
     h->phase = 2;
     h->cb.on_done(h->ud, UP_OK, NULL);

@@ -45,6 +45,7 @@ typedef struct prov_ops {
                                  const up_callbacks_t *cb, void *ud);
     void (*local_cancel)(prov_local_t *h);
     void (*local_resume)(prov_local_t *h);
+    int (*build_probe)(arena_t *a, const cfg_provider_t *p, prov_call_t *out);
 } prov_ops_t;
 
 /* NULL for an unknown type. */

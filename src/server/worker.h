@@ -1,13 +1,12 @@
 /*
- * worker — the process layout: N worker threads, each running one libevent
- * loop that owns an SO_REUSEPORT listener (http/server), a libcurl multi
- * handle with its keep-alive pool (upstream/client) and an access log buffer.
- * A request lives and dies on the worker that accepted it; workers share
- * nothing mutable except the metrics atomics and the config refcount.
+ * worker — one thread running one libevent loop that owns an SO_REUSEPORT
+ * listener (http/server), a libcurl multi handle with its keep-alive pool
+ * (upstream/client) and an access log buffer. A request lives and dies on
+ * the worker that accepted it; workers share nothing mutable except the
+ * metrics atomics and the config refcount.
  *
- * The main thread only starts workers and waits for signals. SIGTERM/SIGINT:
- * every worker stops accepting, finishes what is in flight (streams too) up
- * to server.drain_timeout, then aborts the rest; the process exits 0.
+ * w->cfg is the snapshot new requests take; only the worker's own thread
+ * reads or replaces it (worker_publish posts the replacement to that thread).
  */
 #ifndef SKULD_WORKER_H
 #define SKULD_WORKER_H
@@ -37,10 +36,22 @@ typedef struct worker {
     uint64_t drain_deadline_ns;
     bool draining;
     uint64_t rng[2];
+    struct health *health; /* deployment probes; worker 0 only */
+    struct event *ev_housekeep;
+    uint64_t served, served_at_trim; /* requests handled; value at the last heap trim */
 } worker_t;
 
-/* Run the gateway until SIGTERM/SIGINT has drained it. Returns the exit code. */
-int gateway_run(config_t *cfg, const char *listen_override);
+/* Create the loop, listener, upstream pool and log; 0 or -1 (logged). */
+int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t *cfg);
+int worker_start(worker_t *w);
+/* From any thread: stop accepting and drain (server.drain_timeout). */
+void worker_stop(worker_t *w);
+void worker_join(worker_t *w);
+void worker_cleanup(worker_t *w);
+
+/* From any thread: make cfg (a reference the worker takes over) the snapshot
+ * for new requests; done(arg) runs on the worker's thread after the swap. */
+int worker_publish(worker_t *w, config_t *cfg, void (*done)(void *arg), void *arg);
 
 /* A fresh 16-hex-digit id from the worker's generator (not for secrets). */
 void worker_request_id(worker_t *w, char out[17]);

@@ -11,7 +11,7 @@
 #include "core/log.h"
 
 #define UP_MAX_RESPONSE_HEAD (64 * 1024)
-#define UP_EASY_POOL_MAX 64
+#define UP_EASY_POOL_MAX 4 /* idle easy handles kept for reuse (each holds buffers) */
 
 struct up_call {
     upstream_t *up;
@@ -27,6 +27,8 @@ struct up_call {
     int in_callback;
     buf_t resp_head; /* raw response header lines of the final response */
     char errbuf[CURL_ERROR_SIZE];
+    struct event *idle_ev; /* fires when no byte arrived for idle_ms (not while paused) */
+    uint64_t idle_ms;
 };
 
 struct upstream {
@@ -46,6 +48,7 @@ typedef struct up_sock {
 } up_sock_t;
 
 static void up_check_done(upstream_t *u);
+static void up_idle_arm(up_call_t *c);
 
 int upstream_global_init(void)
 {
@@ -59,7 +62,7 @@ void upstream_global_cleanup(void)
 
 void upstream_default_params(upstream_params_t *p)
 {
-    p->max_idle_connections = 256;
+    p->max_idle_connections = 16;
 }
 
 /* ---------- libevent <-> curl glue ---------- */
@@ -136,6 +139,7 @@ static void up_call_unlink_free(up_call_t *c)
     u->n_calls--;
     curl_slist_free_all(c->headers);
     buf_free(&c->resp_head);
+    if (c->idle_ev) event_free(c->idle_ev);
     if (u->n_pool < UP_EASY_POOL_MAX) {
         curl_easy_reset(c->easy);
         u->pool[u->n_pool++] = c->easy;
@@ -150,6 +154,7 @@ static size_t up_header_cb(char *data, size_t size, size_t n, void *arg)
     up_call_t *c = arg;
     size_t len = size * n;
     if (c->cancelled) return 0;
+    up_idle_arm(c);
     if (len >= 5 && memcmp(data, "HTTP/", 5) == 0) {
         /* A new status line: a 1xx or a redirect before the final answer resets. */
         buf_reset(&c->resp_head);
@@ -178,6 +183,7 @@ static size_t up_write_cb(char *data, size_t size, size_t n, void *arg)
     up_call_t *c = arg;
     size_t len = size * n;
     if (c->cancelled) return 0;
+    up_idle_arm(c);
     if (!c->cb.on_data) return len;
     c->in_callback++;
     int r = c->cb.on_data(c->ud, data, len);
@@ -185,6 +191,7 @@ static size_t up_write_cb(char *data, size_t size, size_t n, void *arg)
     if (c->cancelled) return 0;
     if (r == UP_PAUSE) {
         c->paused = true;
+        if (c->idle_ev) event_del(c->idle_ev); /* we are the slow side, not the upstream */
         return CURL_WRITEFUNC_PAUSE;
     }
     return len;
@@ -235,6 +242,30 @@ static void up_check_done(upstream_t *u)
     }
 }
 
+static void up_idle_arm(up_call_t *c)
+{
+    if (!c->idle_ev) return;
+    struct timeval tv = {(time_t)(c->idle_ms / 1000), (suseconds_t)(c->idle_ms % 1000) * 1000};
+    evtimer_add(c->idle_ev, &tv);
+}
+
+/* Our own timer, so never inside a curl callback: the call can end here. */
+static void up_on_idle(evutil_socket_t fd, short what, void *arg)
+{
+    up_call_t *c = arg;
+    if (c->cancelled) return;
+    curl_multi_remove_handle(c->up->multi, c->easy);
+    if (c->cb.on_done) {
+        char detail[96];
+        snprintf(detail, sizeof detail, "no data from the upstream for %llu ms",
+                 (unsigned long long)c->idle_ms);
+        c->in_callback++;
+        c->cb.on_done(c->ud, UP_TIMEOUT, detail);
+        c->in_callback--;
+    }
+    up_call_unlink_free(c);
+}
+
 up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
                                void *ud)
 {
@@ -265,11 +296,7 @@ up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_
     if (req->connect_timeout_ms)
         curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, (long)req->connect_timeout_ms);
     if (req->total_timeout_ms) curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)req->total_timeout_ms);
-    if (req->idle_timeout_ms) {
-        long secs = (long)((req->idle_timeout_ms + 999) / 1000);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(e, CURLOPT_LOW_SPEED_TIME, secs);
-    }
+
     if (req->body) {
         curl_easy_setopt(e, CURLOPT_POST, 1L);
         curl_easy_setopt(e, CURLOPT_POSTFIELDS, req->body);
@@ -287,6 +314,12 @@ up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_
     h = nh;
     c->headers = h;
     curl_easy_setopt(e, CURLOPT_HTTPHEADER, h);
+    if (req->idle_timeout_ms) {
+        c->idle_ms = req->idle_timeout_ms;
+        c->idle_ev = evtimer_new(u->base, up_on_idle, c);
+        if (!c->idle_ev) goto fail;
+        up_idle_arm(c);
+    }
 
     c->next = u->calls;
     if (u->calls) u->calls->prev = c;
@@ -322,6 +355,7 @@ void upstream_call_resume(up_call_t *c)
 {
     if (!c || c->cancelled || !c->paused) return;
     c->paused = false;
+    up_idle_arm(c);
     c->in_callback++;
     curl_easy_pause(c->easy, CURLPAUSE_CONT);
     c->in_callback--;

@@ -7,7 +7,9 @@
  * (provider/echo.c, later llama.cpp) can drive a relay through the same
  * interface. A call reports, on the loop thread and in this order: on_head once the
  * final status line and headers are in; on_data for each piece of body as it
- * arrives (return UP_PAUSE to stop the flow until upstream_call_resume); and
+ * arrives (return UP_PAUSE to stop the flow until upstream_call_resume: that
+ * piece is then NOT consumed and comes again after the resume, so decide to
+ * pause before taking any of it); and
  * on_done exactly once, after which the call is freed by this module.
  * upstream_call_cancel() may be called at any time before on_done, also from
  * inside on_head/on_data; after it no callback fires. The request body passed
@@ -47,7 +49,8 @@ typedef struct up_request {
     const char *const *headers; /* "Name: value" strings, NULL-terminated */
     uint64_t connect_timeout_ms;
     uint64_t total_timeout_ms; /* 0 = none (streams) */
-    uint64_t idle_timeout_ms;  /* 0 = none; abort when no byte arrives for this long */
+    uint64_t idle_timeout_ms;  /* 0 = none; UP_TIMEOUT when no byte arrives for this long,
+                                  first byte included (not counted while paused) */
 } up_request_t;
 
 typedef struct upstream_params {

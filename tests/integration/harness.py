@@ -108,6 +108,47 @@ def free_port():
     return port
 
 
+def _listen_inodes(port):
+    """Socket inodes of TCP listeners on `port` (any address)."""
+    out = set()
+    for path in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(path) as f:
+                next(f)
+                for line in f:
+                    p = line.split()
+                    if p[3] == "0A" and int(p[1].rsplit(":", 1)[1], 16) == port:
+                        out.add(p[9])
+        except OSError:
+            pass
+    return out
+
+
+def _owned_inodes(pid):
+    out = set()
+    try:
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                t = os.readlink("/proc/%d/fd/%s" % (pid, fd))
+            except OSError:
+                continue
+            if t.startswith("socket:["):
+                out.add(t[8:-1])
+    except OSError:
+        pass
+    return out
+
+
+def port_is_ours(port, pid):
+    """Every listener on `port` belongs to `pid`. skuld listens with
+    SO_REUSEPORT, so two processes could share a port picked by free_port()
+    in a race; the kernel would then spread connections over both."""
+    listeners = _listen_inodes(port)
+    if not os.path.isdir("/proc/net"):
+        return True
+    return bool(listeners) and listeners <= _owned_inodes(pid)
+
+
 def wait_until(pred, timeout, interval=0.02, what="condition"):
     """Poll pred() until it returns a true value; return it, or raise."""
     deadline = time.monotonic() + timeout
@@ -347,10 +388,16 @@ class Skuld:
                 try:
                     r = request(port, "GET", "/healthz", timeout=2)
                     if r.status == 200:
-                        return self
+                        if port_is_ours(port, self.proc.pid):
+                            return self
+                        break  # another process listens there too: pick another port
                 except OSError:
                     pass
                 time.sleep(0.02)
+            if self.proc.poll() is None and attempt < 4 and not port_is_ours(port, self.proc.pid):
+                self.proc.kill()
+                self.proc.wait()
+                continue
             if self.proc.poll() is None:
                 self.proc.kill()
                 self.proc.wait()

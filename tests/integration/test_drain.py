@@ -130,6 +130,20 @@ class DrainTest(H.unittest.TestCase):
         self.assertEqual(gw.wait(10), 0)
         self.assertLess(time.monotonic() - t, 2.0)
 
+    def test_sighup_keeps_serving(self):
+        gw = self.start("10s")
+        res = []
+        t = threading.Thread(target=lambda: res.append(H.sse_request(
+            gw.port, H.stream_body(mock={"chunks": 5, "chunk_gap_ms": 100}))))
+        t.start()
+        time.sleep(0.2)
+        gw.signal(signal.SIGHUP)
+        t.join(15)
+        self.assertTrue(res and res[0].done, "a stream in flight did not survive SIGHUP")
+        self.assertTrue(gw.alive())
+        self.assertEqual(H.chat(gw.port).status, 200)
+        self.assertEqual(gw.stop(), 0)
+
     def test_drain_timeout_aborts_the_rest(self):
         gw = self.start("1s")
         started = threading.Event()

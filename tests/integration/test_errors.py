@@ -32,7 +32,8 @@ class ErrorsTest(H.unittest.TestCase):
         cfg = {
             "server": {"workers": 2, "max_body_bytes": MAX_BODY, "max_header_bytes": MAX_HEADER,
                        "request_timeout": "1s", "connect_timeout": "1s",
-                       "drain_timeout": "5s"},
+                       "drain_timeout": "5s", "client_idle_timeout": "2s",
+                       "max_upstream_body_bytes": "64KiB"},
             "providers": [
                 {"name": "mock", "type": "openai", "base_url": cls.mock.base_url},
                 {"name": "dead", "type": "openai", "base_url": "http://127.0.0.1:%d/v1" % dead_port},
@@ -207,8 +208,9 @@ class ErrorsTest(H.unittest.TestCase):
         self.assertEqual(r.status, 500)
         self.assertEqual(r.json()["error"]["message"], "mock error 500")
         self.assertIsNone(r.headers.get("retry-after"))
-        r = H.chat(self.port, mock={"status": 503})
+        r = H.chat(self.port, mock={"status": 503, "retry_after": 5})
         self.assertEqual(r.status, 503)
+        self.assertEqual(r.headers.get("retry-after"), "5")
 
     def test_upstream_non_openai_error_body(self):
         r = H.chat(self.port, mock={"status": 502, "error_body": "<html>Bad Gateway</html>"})
@@ -217,16 +219,16 @@ class ErrorsTest(H.unittest.TestCase):
         r = H.chat(self.port, mock={"status": 400, "error_body": "plain text"})
         self.err(r, 400)
 
-    def test_upstream_invalid_json_success_body(self):
-        # 200 with a body that is not JSON: the gateway must not pass it as success
-        r = H.chat(self.port, mock={"status": 200, "error_body": "not json"})
-        # error_body only applies to error statuses in the mock; whatever the
-        # mock sends, the answer must be a well-formed success or error
-        self.assertIn(r.status, (200, 502))
-        if r.status == 502:
-            self.err(r, 502)
-        else:
-            r.json()
+    def test_upstream_body_too_large(self):
+        # "c0 c1 ... c19999" is ~110 KB, over max_upstream_body_bytes (64 KiB)
+        r = H.chat(self.port, mock={"chunks": 20000})
+        e = self.err(r, 502)
+        self.assertEqual(e["code"], "upstream_response_too_large")
+        self.assertEqual(H.chat(self.port, mock={"chunks": 2000}).status, 200)  # ~10 KB
+        # streams are not collected, so the cap does not apply to them
+        res = H.sse_request(self.port, H.stream_body(mock={"chunks": 20000}))
+        self.assertTrue(res.done)
+        self.assertEqual(res.content(), "".join("c%d " % i for i in range(20000)))
 
     def test_stream_cut_mid_way(self):
         res = H.sse_request(self.port, H.stream_body(mock={"chunks": 10, "cut_after": 3}))
@@ -365,6 +367,20 @@ class ErrorsTest(H.unittest.TestCase):
             ids = [c.read_response().headers.get("x-request-id") for _ in range(3)]
         self.assertEqual(ids, ["s1", "s2", "s3"])
 
+    def test_head_has_no_body(self):
+        # RFC 9110 9.3.2: a HEAD response carries no content. Body bytes after
+        # the head would be read as the start of the next response.
+        for path in ("/healthz", "/v1/models", "/metrics"):
+            with H.RawConn(self.port) as c:
+                c.send(H.http_request_bytes("HEAD", path))
+                r = c.read_response(method="HEAD")
+                self.assertEqual(r.status, 200)
+                extra = c.read_available(0.3)
+                self.assertEqual(extra, b"", "HEAD %s: body bytes sent after the head" % path)
+                c.send(H.http_request_bytes("GET", "/healthz", headers={"X-Request-Id": "after-head"}))
+                r2 = c.read_response()
+                self.assertEqual(r2.headers.get("x-request-id"), "after-head")
+
     def test_http10(self):
         with H.RawConn(self.port) as c:
             c.send(b"GET /healthz HTTP/1.0\r\n\r\n")
@@ -404,6 +420,40 @@ class ErrorsTest(H.unittest.TestCase):
                 self.assertTrue(c.closed_by_peer(5), data)
         # and the server still works
         self.assertEqual(H.request(self.port, "GET", "/healthz").status, 200)
+
+    def test_deeply_nested_json(self):
+        r = H.request(self.port, "POST", "/v1/chat/completions", b"[" * 4000)
+        self.err(r, 400)
+        r = H.request(self.port, "POST", "/v1/chat/completions",
+                      b'{"model":"gpt-test","messages":' + b"[" * 1900 + b"]" * 1900 + b"}")
+        self.assertIn(r.status, (400, 200))
+        self.assertEqual(H.request(self.port, "GET", "/healthz").status, 200)
+
+    def test_duplicate_keys_rejected(self):
+        r = H.request(self.port, "POST", "/v1/chat/completions",
+                      b'{"model":"gpt-test","model":"other","messages":[]}')
+        self.err(r, 400, "invalid_json")
+
+    def test_client_idle_timeout(self):
+        # client_idle_timeout is 2s: an idle keep-alive connection is closed...
+        with H.RawConn(self.port) as c:
+            c.send(H.http_request_bytes("GET", "/healthz"))
+            self.assertEqual(c.read_response().status, 200)
+            t0 = time.monotonic()
+            self.assertTrue(c.closed_by_peer(6))
+            self.assertGreaterEqual(time.monotonic() - t0, 1.5)
+        # ...a head that never completes gets 408...
+        with H.RawConn(self.port) as c:
+            c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertTrue(c.closed_by_peer(3))
+        # ...and so does a body that never completes
+        with H.RawConn(self.port) as c:
+            c.send(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: 50\r\n\r\n{")
+            r = c.read_response()
+            self.assertEqual(r.status, 408)
+            self.assertEqual(set(r.json()["error"]), {"message", "type", "param", "code"})
 
     def test_incomplete_head_then_close(self):
         s = socket.create_connection((H.HOST, self.port))

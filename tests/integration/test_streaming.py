@@ -145,6 +145,56 @@ class StreamingTest(H.unittest.TestCase):
         self.assertTrue(res.done)
         self.assertEqual(res.content(), content)
 
+    def test_oversized_event_ends_with_error(self):
+        # one event of ~1.5 MB: over the relay's 1 MiB per-event cap
+        content = "x" * (1536 * 1024)
+        res = H.sse_request(self.port, H.stream_body(mock={"content": content, "chunks": 1}))
+        self.assertEqual(res.status, 200)
+        self.assertFalse(res.done)
+        errs = res.errors()
+        self.assertEqual(len(errs), 1, [e.data[:100] for e in res.events])
+        self.assertEqual(errs[0]["error"]["code"], "upstream_event_too_large")
+        self.assertEqual(H.chat(self.port).status, 200)
+
+    def test_slow_reader_backpressure_keeps_stream_intact(self):
+        # A fast 21 MB stream to a client that does not read for a while:
+        # skuld must pause the upstream (bounded memory) and, on resume,
+        # relay every byte exactly once and in order.
+        mock = H.Mock()  # its own: the scripting defaults below are global
+        gw = None
+        try:
+            gw = H.Skuld(H.base_config(mock, server={"workers": 1}))
+            content = "".join("w%06d " % i for i in range(2500000))
+            mock.set_config({"content": content, "chunks": 20000})
+            rss0 = gw.rss_kb()
+            with H.RawConn(gw.port, timeout=60) as c:
+                c.send(H.http_request_bytes("POST", "/v1/chat/completions", H.stream_body()))
+                H.time.sleep(1.5)  # the client reads nothing: buffers fill, skuld pauses
+                rss_paused = gw.rss_kb()
+                parser = H.SSEParser()
+                r = c.read_response(on_data=lambda d: parser.feed(d, 0))
+            self.assertEqual(r.status, 200)
+            self.assertTrue(r.complete)
+            self.assertEqual(parser.events[-1].data, "[DONE]")
+            objs = [e.json() for e in parser.events[:-1]]
+            self.assertFalse([o for o in objs if "error" in o])
+            got = "".join(o["choices"][0]["delta"].get("content") or ""
+                          for o in objs if o.get("choices"))
+            self.assertEqual(len(parser.events), 20003,
+                             "events duplicated or lost (%d, want 20003)" % len(parser.events))
+            if got != content:
+                i = next((i for i, (a, b) in enumerate(zip(got, content)) if a != b),
+                         min(len(got), len(content)))
+                self.fail("stream content corrupted at byte %d of %d: got %r, want %r" %
+                          (i, len(content), got[i - 20:i + 40], content[i - 20:i + 40]))
+            # the paused stream is not buffered whole in skuld's memory
+            self.assertLess(rss_paused - rss0, 8 * 1024, "skuld buffered %d KiB for a slow reader"
+                            % (rss_paused - rss0))
+        finally:
+            if gw:
+                gw.stop()
+            mock.stop()
+
     # stream_idle_timeout is 1s in this config. The upstream goes silent for
     # 4 s; the gateway must give up after about 1 s (allow 3 s on a loaded
     # machine) and end the stream with an error event, not wait it out.

@@ -2,12 +2,12 @@
 1,000 concurrent streaming chat requests through skuld to the mock (20
 chunks each, 100 ms apart), on asyncio raw sockets. Every stream must
 complete with every chunk in order and [DONE]; all 1,000 must be open at
-once at some point. skuld's RSS is measured after a small warm-up (before),
-at peak, and after the load has settled (idle upstream keep-alive
-connections are allowed to persist; their number is printed), and the
-after-load RSS must be within 10% of the before-load RSS.
+once at some point; skuld exits cleanly afterwards.
 
-The same measurement runs standalone as bench/streams_1000.py.
+skuld's RSS before, at peak and after the load is printed here, but the
+memory target (within 10% of the pre-load level) is checked by
+bench/streams_1000.py and recorded in bench/BENCHMARKS.md: the project keeps
+speed and memory targets in bench/, not in ctest.
 """
 import os
 import sys
@@ -42,15 +42,6 @@ class Streams1000Test(H.unittest.TestCase):
 
     def test_clean_exit(self):
         self.assertEqual(self.r["exit_code"], 0)
-
-    def test_rss_returns_to_baseline(self):
-        before, after = self.r["rss_before_kb"], self.r["rss_after_kb"]
-        self.assertLessEqual(
-            after, before * 1.10,
-            "RSS after the load %d KiB is %+.0f%% of the %d KiB before (peak %d KiB, %d idle "
-            "upstream connections kept)" % (after, 100.0 * (after - before) / before, before,
-                                            self.r["rss_peak_kb"],
-                                            self.r["idle_upstream_conns"]))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,251 @@
+/*
+ * api admin — /admin/...: the operator's API, authenticated with
+ * server.master_key (Authorization: Bearer KEY, compared in constant time).
+ *
+ *   POST   /admin/reload             re-read the config file (errors -> 400)
+ *   GET    /admin/models             deployments; filters ?provider=&capability=&tag=
+ *   GET    /admin/models/NAME        one deployment
+ *   POST   /admin/models             register a deployment (JSON, config keys)
+ *   DELETE /admin/models/NAME        remove a registered deployment
+ *
+ * Reads answer from the request's snapshot. Changes go to the control plane
+ * (server/gateway.c) as a ticket and are answered when every worker serves
+ * the new snapshot; if the client leaves first the answer is dropped.
+ */
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/internal.h"
+#include "core/jsonw.h"
+#include "core/secure.h"
+#include "server/gateway.h"
+
+static bool admin_path_is(http_req_t *r, const char *p)
+{
+    size_t n = strlen(p);
+    return r->path.n == n && memcmp(r->path.p, p, n) == 0;
+}
+
+static bool admin_method_is(http_req_t *r, const char *m)
+{
+    size_t n = strlen(m);
+    return r->method.n == n && memcmp(r->method.p, m, n) == 0;
+}
+
+/* Percent-decode s[0..n) into the arena; NULL on a malformed escape. */
+static char *admin_unescape(arena_t *a, const char *s, size_t n)
+{
+    char *out = arena_alloc(a, n + 1), *o = out;
+    if (!out) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '%') {
+            if (i + 2 >= n || !isxdigit((unsigned char)s[i + 1]) ||
+                !isxdigit((unsigned char)s[i + 2]))
+                return NULL;
+            char hex[3] = {s[i + 1], s[i + 2], 0};
+            long v = strtol(hex, NULL, 16);
+            if (v == 0) return NULL; /* no NUL inside names */
+            *o++ = (char)v;
+            i += 2;
+        } else {
+            *o++ = s[i];
+        }
+    }
+    *o = '\0';
+    return out;
+}
+
+/* Value of query parameter key (decoded), or NULL. */
+static const char *admin_query(http_req_t *r, const char *key)
+{
+    size_t kl = strlen(key);
+    const char *q = r->query.p, *end = q + r->query.n;
+    while (q < end) {
+        const char *amp = memchr(q, '&', (size_t)(end - q));
+        if (!amp) amp = end;
+        if ((size_t)(amp - q) > kl && memcmp(q, key, kl) == 0 && q[kl] == '=')
+            return admin_unescape(r->arena, q + kl + 1, (size_t)(amp - q - kl - 1));
+        q = amp + 1;
+    }
+    return NULL;
+}
+
+static void admin_model_json(buf_t *o, const cfg_model_t *m)
+{
+    buf_appends(o, "{\"name\":");
+    jsonw_cstr(o, m->name);
+    buf_appends(o, ",\"provider\":");
+    jsonw_cstr(o, m->provider->name);
+    buf_appends(o, ",\"provider_type\":");
+    jsonw_cstr(o, m->provider->type);
+    buf_appends(o, ",\"model\":");
+    jsonw_cstr(o, m->upstream_model);
+    if (m->path) buf_appends(o, ",\"path\":"), jsonw_cstr(o, m->path);
+    buf_printf(o, ",\"price\":{\"input\":%g,\"output\":%g,\"cached\":%g}", m->price.input,
+               m->price.output, m->price.cached);
+    buf_printf(o, ",\"context_window\":%lld,\"capabilities\":[", (long long)m->context_window);
+    bool first = true;
+    for (unsigned cap = 1; cap & CAP_ALL; cap <<= 1)
+        if (m->capabilities & cap) {
+            buf_appends(o, first ? "" : ",");
+            jsonw_cstr(o, config_capability_name(cap));
+            first = false;
+        }
+    buf_printf(o, "],\"quality\":%g,\"tags\":[", m->quality);
+    for (size_t i = 0; i < m->tags.n; i++) {
+        buf_appends(o, i ? "," : "");
+        jsonw_cstr(o, m->tags.v[i]);
+    }
+    buf_printf(o, "],\"weight\":%d,\"params_b\":%g,\"parallel\":%d", m->weight, m->params_b,
+               m->parallel);
+    buf_appends(o, ",\"hardware\":");
+    if (m->hardware)
+        jsonw_cstr(o, m->hardware);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, ",\"region\":");
+    if (m->region)
+        jsonw_cstr(o, m->region);
+    else
+        buf_appends(o, "null");
+    buf_printf(o, ",\"source\":\"%s\"", m->runtime ? "runtime" : "config");
+    metrics_series_t *s = m->stats;
+    if (s) {
+        uint64_t probes = atomic_load(&s->health_probes), ok = atomic_load(&s->health_successes);
+        buf_printf(o,
+                   ",\"health\":{\"up\":%s,\"probes\":%llu,\"successes\":%llu,"
+                   "\"uptime_pct\":%.2f,\"last_probe_ms\":%lld}",
+                   atomic_load(&s->health_up) ? "true" : "false", (unsigned long long)probes,
+                   (unsigned long long)ok, probes ? 100.0 * (double)ok / (double)probes : 100.0,
+                   (long long)atomic_load(&s->health_last_ms));
+    }
+    buf_appends(o, "}");
+}
+
+static bool admin_has_tag(const cfg_model_t *m, const char *tag)
+{
+    for (size_t i = 0; i < m->tags.n; i++)
+        if (strcmp(m->tags.v[i], tag) == 0) return true;
+    return false;
+}
+
+static void admin_list_models(api_ctx_t *c)
+{
+    http_req_t *r = c->req;
+    const char *provider = admin_query(r, "provider"), *capability = admin_query(r, "capability"),
+               *tag = admin_query(r, "tag");
+    unsigned cap = 0;
+    if (capability && !(cap = config_capability(capability))) {
+        api_send_error(c, 400, NULL, "invalid_capability", "capability",
+                       "unknown capability '%.64s' (known: chat, completions, embeddings, vision, "
+                       "tools, json)",
+                       capability);
+        return;
+    }
+    buf_t o;
+    buf_init(&o, 0);
+    buf_appends(&o, "{\"object\":\"list\",\"data\":[");
+    size_t n = 0;
+    for (size_t i = 0; i < c->cfg->n_models; i++) {
+        const cfg_model_t *m = &c->cfg->models[i];
+        if (provider && strcmp(m->provider->name, provider) != 0) continue;
+        if (cap && !(m->capabilities & cap)) continue;
+        if (tag && !admin_has_tag(m, tag)) continue;
+        if (n++) buf_appends(&o, ",");
+        admin_model_json(&o, m);
+    }
+    buf_printf(&o, "],\"generation\":%llu}", (unsigned long long)c->cfg->generation);
+    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+/* ---------- changes through the control plane ---------- */
+
+static void admin_reply(ctl_ticket_t *t)
+{
+    api_ctx_t *c = t->ud;
+    c->ticket = NULL;
+    c->req->on_abort = NULL;
+    if (t->status >= 400 && !c->error) c->error = "admin operation rejected";
+    api_send(c, t->status, "application/json", t->body, strlen(t->body));
+}
+
+static void admin_abort(http_req_t *req)
+{
+    api_ctx_t *c = req->udata;
+    if (c->ticket) c->ticket->alive = false; /* the control plane's answer will be dropped */
+    c->error = "client closed the connection";
+    api_account(c, 499);
+}
+
+static void admin_submit(api_ctx_t *c, ctl_op_t op, const char *name, const char *spec)
+{
+    ctl_ticket_t *t = calloc(1, sizeof *t);
+    if (!t || (name && !(t->name = strdup(name))) || (spec && !(t->spec = strdup(spec)))) {
+        ctl_ticket_free(t);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+        return;
+    }
+    t->op = op;
+    t->base = c->w->base;
+    t->reply = admin_reply;
+    t->ud = c;
+    t->alive = true;
+    c->ticket = t;
+    c->req->on_abort = admin_abort;
+    gateway_submit(c->w->gw, t);
+}
+
+void api_admin(api_ctx_t *c)
+{
+    http_req_t *r = c->req;
+    const char *key = c->cfg->server.master_key;
+    if (!key) {
+        api_send_error(c, 403, NULL, "admin_disabled", NULL,
+                       "the admin API is disabled: set server.master_key");
+        return;
+    }
+    http_slice_t auth = http_req_header(r, "authorization");
+    bool ok = auth.n > 7 && strncasecmp(auth.p, "Bearer ", 7) == 0 &&
+              secure_equal(auth.p + 7, auth.n - 7, key, strlen(key));
+    if (!ok) {
+        http_resp_header(r, "WWW-Authenticate", "Bearer");
+        api_send_error(c, 401, NULL, "invalid_api_key", NULL,
+                       auth.n ? "invalid admin credentials" : "the admin API needs the master key");
+        return;
+    }
+    static const char models_prefix[] = "/admin/models/";
+    size_t plen = sizeof models_prefix - 1;
+    if (admin_path_is(r, "/admin/reload") && admin_method_is(r, "POST")) {
+        admin_submit(c, CTL_RELOAD, NULL, NULL);
+    } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "GET")) {
+        admin_list_models(c);
+    } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "POST")) {
+        admin_submit(c, CTL_MODEL_PUT, NULL, r->body);
+    } else if (r->path.n > plen && memcmp(r->path.p, models_prefix, plen) == 0 &&
+               (admin_method_is(r, "GET") || admin_method_is(r, "DELETE"))) {
+        char *name = admin_unescape(r->arena, r->path.p + plen, r->path.n - plen);
+        if (!name) {
+            api_send_error(c, 400, NULL, "invalid_path", NULL, "malformed model name in path");
+        } else if (admin_method_is(r, "DELETE")) {
+            admin_submit(c, CTL_MODEL_DELETE, name, NULL);
+        } else {
+            const cfg_model_t *m = config_find_model(c->cfg, name, strlen(name));
+            if (!m) {
+                api_send_error(c, 404, NULL, "model_not_found", NULL, "no model named '%.128s'",
+                               name);
+                return;
+            }
+            buf_t o;
+            buf_init(&o, 0);
+            admin_model_json(&o, m);
+            api_send(c, 200, "application/json", buf_data(&o), o.len);
+            buf_free(&o);
+        }
+    } else {
+        api_send_error(c, 404, NULL, "not_found", NULL, "unknown admin endpoint %.*s %.*s",
+                       (int)r->method.n, r->method.p, (int)r->path.n, r->path.p);
+    }
+}

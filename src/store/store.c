@@ -1,0 +1,641 @@
+/*
+ * store.c — the backend-independent half of the store: URL dispatch, the
+ * write queue, the writer thread and its batching, delivery of completions
+ * onto the submitters' loops, and the synchronous read path.
+ *
+ * Queue: a singly linked FIFO under s->mu with a condvar. Submitters (any
+ * thread, typically a worker's loop) copy their arguments into one malloc'd
+ * op and append it; they never wait on the database, only on the queue mutex
+ * for a pointer append. The queue is capped (STORE__QUEUE_MAX ops): past it a
+ * write fails at once with "store queue full" instead of growing memory
+ * without bound.
+ *
+ * Writer thread: takes up to STORE__BATCH_MAX ops, runs them in one
+ * transaction (BEGIN ... COMMIT). If anything in the batch fails, it rolls
+ * back and runs each op in its own transaction, so one bad op fails only
+ * itself. Only after COMMIT returned does an op get rc 0 — with SQLite
+ * synchronous=FULL and PostgreSQL synchronous_commit=on that means durable,
+ * so an acknowledged write survives kill -9. Every op is idempotent (upsert,
+ * delete by name), which makes the op-by-op retry safe even when a COMMIT's
+ * outcome was ambiguous (connection lost during COMMIT).
+ *
+ * Connection loss (PostgreSQL): when the writer's connection is broken it
+ * reconnects before the next transaction; failed attempts back off
+ * (100 ms doubling to 5 s) and, while backing off, writes fail fast with
+ * "store unavailable" rather than piling up behind a dead server.
+ *
+ * Delivery: after a batch, ops are grouped by their event_base and each
+ * group is posted with one loopcall() (core/loopcall), which runs the
+ * callbacks in submission order on that loop's thread and frees the ops.
+ * Ops submitted with base == NULL have their callback run on the writer
+ * thread. If a loop never runs again its pending completions are never run
+ * (and their memory is lost): stop submitting and close the store before
+ * tearing a loop down, and keep loops running until callbacks they await
+ * have fired.
+ *
+ * Reads (store_model_load, store_health_load, store_ping) use a second
+ * connection, opened lazily, serialised by s->rmu, reopened if broken. They
+ * block the caller: start-up or off-loop threads only.
+ *
+ * store_close: marks the queue stopping, wakes the writer, which drains
+ * everything still queued (each op still gets its callback), then joins it
+ * and closes both connections.
+ */
+#include "store/store_internal.h"
+
+#include <ctype.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "core/loopcall.h"
+
+#define STORE__BATCH_MAX 64
+#define STORE__QUEUE_MAX 65536
+#define STORE__BACKOFF_MIN_MS 100
+#define STORE__BACKOFF_MAX_MS 5000
+
+struct store {
+    const store__backend_t *be;
+    char *url;            /* as given (may hold a password): used to connect only */
+    char url_safe[512];   /* redacted, for messages */
+    store__conn_t *wconn; /* writer thread's */
+
+    pthread_mutex_t rmu; /* guards rconn */
+    store__conn_t *rconn;
+
+    pthread_mutex_t mu; /* guards everything below */
+    pthread_cond_t cv;
+    store__op_t *head, *tail;
+    size_t queued;
+    bool stopping, paused;
+    store__stats_t stats;
+
+    pthread_t thread;
+    /* writer thread only */
+    uint64_t next_connect_ns;
+    unsigned backoff_ms;
+};
+
+/* ------------------------------------------------------------------------ */
+/* secrets in messages */
+
+/* Span of the password in a URI's userinfo (scheme://user:PASS@host). */
+static bool store__userinfo_password(const char *url, size_t *off, size_t *len)
+{
+    const char *p = strstr(url, "://");
+    if (!p) return false;
+    p += 3;
+    size_t auth_len = strcspn(p, "/?#");
+    const char *at = NULL;
+    for (size_t i = 0; i < auth_len; i++)
+        if (p[i] == '@') at = p + i;
+    if (!at) return false;
+    const char *colon = memchr(p, ':', (size_t)(at - p));
+    if (!colon) return false;
+    *off = (size_t)(colon + 1 - url);
+    *len = (size_t)(at - colon - 1);
+    return true;
+}
+
+void store__redact(const char *url, char *out, size_t outlen)
+{
+    if (!outlen) return;
+    size_t o = 0, n = strlen(url);
+    size_t poff = 0, plen = 0;
+    bool has_userinfo_pw = store__userinfo_password(url, &poff, &plen);
+#define PUT(c)                                                                                     \
+    do {                                                                                           \
+        if (o + 1 < outlen) out[o++] = (c);                                                        \
+    } while (0)
+    for (size_t i = 0; i < n;) {
+        if (has_userinfo_pw && i == poff) {
+            for (const char *m = "***"; *m; m++) PUT(*m);
+            i += plen;
+            continue;
+        }
+        /* password=VALUE as a query parameter or a conninfo keyword */
+        if (strncasecmp(url + i, "password", 8) == 0 &&
+            (i == 0 || url[i - 1] == '?' || url[i - 1] == '&' ||
+             isspace((unsigned char)url[i - 1]))) {
+            size_t j = i + 8;
+            while (j < n && url[j] == ' ') j++;
+            if (j < n && url[j] == '=') {
+                for (size_t k = i; k <= j; k++) PUT(url[k]);
+                j++;
+                while (j < n && url[j] == ' ') j++;
+                if (j < n && url[j] == '\'') { /* quoted conninfo value */
+                    j++;
+                    while (j < n && url[j] != '\'') j += (url[j] == '\\' && j + 1 < n) ? 2 : 1;
+                    if (j < n) j++;
+                } else {
+                    while (j < n && url[j] != '&' && url[j] != '#' &&
+                           !isspace((unsigned char)url[j]))
+                        j++;
+                }
+                for (const char *m = "***"; *m; m++) PUT(*m);
+                i = j;
+                continue;
+            }
+        }
+        PUT(url[i]);
+        i++;
+    }
+#undef PUT
+    out[o] = '\0';
+}
+
+void store__scrub(char *msg, size_t msglen, const char *secret)
+{
+    if (!msg || !secret || !*secret) return;
+    size_t sl = strlen(secret);
+    char *p;
+    while ((p = strstr(msg, secret)) != NULL) {
+        size_t tail = strlen(p + sl);
+        if (sl >= 3) {
+            memcpy(p, "***", 3);
+            memmove(p + 3, p + sl, tail + 1);
+        } else { /* "***" is longer than the secret: grow within msglen */
+            size_t cur = strlen(msg);
+            if (cur + 3 - sl + 1 > msglen) { /* no room: cut the message here */
+                *p = '\0';
+                return;
+            }
+            memmove(p + 3, p + sl, tail + 1);
+            memcpy(p, "***", 3);
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* ops and delivery */
+
+static store__op_t *store__op_new(store__op_kind_t kind, const char *name, const char *spec,
+                                  struct event_base *base, store_done_fn done, void *ud)
+{
+    size_t nl = name ? strlen(name) + 1 : 0, sl = spec ? strlen(spec) + 1 : 0;
+    store__op_t *op = malloc(sizeof *op + nl + sl);
+    if (!op) return NULL;
+    memset(op, 0, sizeof *op);
+    char *p = (char *)(op + 1);
+    if (name) {
+        memcpy(p, name, nl);
+        op->name = p;
+        p += nl;
+    }
+    if (spec) {
+        memcpy(p, spec, sl);
+        op->spec = p;
+    }
+    op->kind = kind;
+    op->base = base;
+    op->done = done;
+    op->ud = ud;
+    return op;
+}
+
+/* Runs on the submitter's loop: the callbacks of one group, in order. */
+static void store__deliver_chain(void *arg)
+{
+    store__op_t *op = arg;
+    while (op) {
+        store__op_t *next = op->next;
+        op->done(op->ud, op->rc, op->rc < 0 ? op->err : NULL);
+        free(op);
+        op = next;
+    }
+}
+
+/* Hands each finished op to its submitter (grouped by loop) and frees it. */
+static void store__deliver(store__op_t *ops)
+{
+    struct {
+        struct event_base *base;
+        store__op_t *head, *tail;
+    } groups[STORE__BATCH_MAX];
+    size_t ng = 0;
+    while (ops) {
+        store__op_t *op = ops;
+        ops = op->next;
+        op->next = NULL;
+        if (!op->done) {
+            free(op);
+            continue;
+        }
+        if (!op->base) {
+            op->done(op->ud, op->rc, op->rc < 0 ? op->err : NULL);
+            free(op);
+            continue;
+        }
+        size_t g = 0;
+        while (g < ng && groups[g].base != op->base) g++;
+        if (g == ng) {
+            if (ng == STORE__BATCH_MAX) { /* cannot happen: a batch is at most this big */
+                store__deliver_chain(op);
+                continue;
+            }
+            groups[ng].base = op->base;
+            groups[ng].head = groups[ng].tail = op;
+            ng++;
+        } else {
+            groups[g].tail->next = op;
+            groups[g].tail = op;
+        }
+    }
+    for (size_t g = 0; g < ng; g++) {
+        if (loopcall(groups[g].base, store__deliver_chain, groups[g].head) != 0) {
+            log_error("store: out of memory delivering write completions; callbacks dropped");
+            for (store__op_t *op = groups[g].head, *next; op; op = next) {
+                next = op->next;
+                free(op);
+            }
+        }
+    }
+}
+
+/* A write that cannot even be queued: fail it without running the callback
+ * inside the submitting call when a loop was given. */
+static void store__fail_now(store__op_t *op, const char *why)
+{
+    op->rc = -1;
+    snprintf(op->err, sizeof op->err, "%s", why);
+    op->next = NULL;
+    store__deliver(op);
+}
+
+static void store__submit(store_t *s, store__op_t *op)
+{
+    pthread_mutex_lock(&s->mu);
+    if (s->stopping || s->queued >= STORE__QUEUE_MAX) {
+        bool stopping = s->stopping;
+        pthread_mutex_unlock(&s->mu);
+        store__fail_now(op, stopping ? "store is closing" : "store queue full");
+        return;
+    }
+    if (s->tail)
+        s->tail->next = op;
+    else
+        s->head = op;
+    s->tail = op;
+    s->queued++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ------------------------------------------------------------------------ */
+/* writer thread */
+
+static uint64_t store__ms_to_ns(unsigned ms)
+{
+    return (uint64_t)ms * 1000000ull;
+}
+
+/* Makes sure the writer has a live connection; false (err set) if not. */
+static bool store__writer_ready(store_t *s, char *err, size_t errlen)
+{
+    if (s->wconn && s->be->alive(s->wconn)) return true;
+    uint64_t now = time_mono_ns();
+    if (now < s->next_connect_ns) {
+        snprintf(err, errlen, "store unavailable (%.200s): reconnecting", s->url_safe);
+        return false;
+    }
+    if (s->wconn) {
+        log_warn("store: writer lost its connection to %s; reconnecting", s->url_safe);
+        s->be->disconnect(s->wconn);
+        s->wconn = NULL;
+    }
+    s->wconn = s->be->connect(s->url, err, errlen);
+    if (!s->wconn) {
+        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE__BACKOFF_MIN_MS;
+        if (s->backoff_ms > STORE__BACKOFF_MAX_MS) s->backoff_ms = STORE__BACKOFF_MAX_MS;
+        s->next_connect_ns = now + store__ms_to_ns(s->backoff_ms);
+        log_warn("store: reconnect failed, next attempt in %u ms: %s", s->backoff_ms, err);
+        return false;
+    }
+    s->backoff_ms = 0;
+    s->next_connect_ns = 0;
+    pthread_mutex_lock(&s->mu);
+    s->stats.reconnects++;
+    pthread_mutex_unlock(&s->mu);
+    log_info("store: writer reconnected to %s", s->url_safe);
+    return true;
+}
+
+/* One op in its own transaction. */
+static void store__run_one(store_t *s, store__op_t *op)
+{
+    if (!store__writer_ready(s, op->err, sizeof op->err)) {
+        op->rc = -1;
+        return;
+    }
+    if (s->be->begin(s->wconn, op->err, sizeof op->err) != 0) {
+        op->rc = -1;
+        return;
+    }
+    int rc = s->be->apply(s->wconn, op, op->err, sizeof op->err);
+    if (rc < 0) {
+        s->be->rollback(s->wconn);
+        op->rc = -1;
+        return;
+    }
+    if (s->be->commit(s->wconn, op->err, sizeof op->err) != 0) {
+        s->be->rollback(s->wconn);
+        op->rc = -1;
+        return;
+    }
+    op->rc = rc;
+    op->err[0] = '\0';
+}
+
+static void store__run_batch(store_t *s, store__op_t *ops, size_t n)
+{
+    char err[STORE__ERRLEN] = "";
+    if (!store__writer_ready(s, err, sizeof err)) {
+        for (store__op_t *op = ops; op; op = op->next) {
+            op->rc = -1;
+            snprintf(op->err, sizeof op->err, "%s", err);
+        }
+        return;
+    }
+    bool ok = s->be->begin(s->wconn, err, sizeof err) == 0;
+    store__op_t *bad = NULL;
+    for (store__op_t *op = ops; ok && op; op = op->next) {
+        op->rc = s->be->apply(s->wconn, op, op->err, sizeof op->err);
+        if (op->rc < 0) {
+            ok = false;
+            bad = op;
+        }
+    }
+    if (ok && s->be->commit(s->wconn, err, sizeof err) != 0) ok = false;
+    pthread_mutex_lock(&s->mu);
+    s->stats.batches++;
+    pthread_mutex_unlock(&s->mu);
+    if (ok) return;
+    if (s->be->alive(s->wconn)) s->be->rollback(s->wconn);
+    if (n == 1 && s->be->alive(s->wconn)) { /* its own error stands; nothing to isolate */
+        ops->rc = -1;
+        if (!bad) snprintf(ops->err, sizeof ops->err, "%s", err);
+        return;
+    }
+    pthread_mutex_lock(&s->mu);
+    s->stats.retried++;
+    pthread_mutex_unlock(&s->mu);
+    for (store__op_t *op = ops; op; op = op->next) store__run_one(s, op);
+}
+
+static void *store__writer_main(void *arg)
+{
+    store_t *s = arg;
+    for (;;) {
+        pthread_mutex_lock(&s->mu);
+        while (!s->stopping && (!s->head || s->paused)) pthread_cond_wait(&s->cv, &s->mu);
+        if (!s->head) { /* stopping and drained */
+            pthread_mutex_unlock(&s->mu);
+            break;
+        }
+        store__op_t *ops = s->head, *last = s->head;
+        size_t n = 1;
+        while (n < STORE__BATCH_MAX && last->next) {
+            last = last->next;
+            n++;
+        }
+        s->head = last->next;
+        if (!s->head) s->tail = NULL;
+        last->next = NULL;
+        s->queued -= n;
+        if (n > s->stats.max_batch) s->stats.max_batch = n;
+        pthread_mutex_unlock(&s->mu);
+
+        store__run_batch(s, ops, n);
+        pthread_mutex_lock(&s->mu);
+        s->stats.ops += n;
+        pthread_mutex_unlock(&s->mu);
+        store__deliver(ops);
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------------------ */
+/* public API */
+
+static const store__backend_t *store__pick(const char *url)
+{
+    if (strncmp(url, "sqlite://", 9) == 0) return &store__sqlite;
+    if (strncmp(url, "postgres://", 11) == 0 || strncmp(url, "postgresql://", 13) == 0)
+        return &store__pg;
+    return NULL;
+}
+
+store_t *store_open(const char *url, char *err, size_t errlen)
+{
+    char scratch[STORE__ERRLEN];
+    if (!err || !errlen) {
+        err = scratch;
+        errlen = sizeof scratch;
+    }
+    err[0] = '\0';
+    if (!url) {
+        snprintf(err, errlen, "store: no url");
+        return NULL;
+    }
+    const store__backend_t *be = store__pick(url);
+    if (!be) {
+        char safe[512];
+        store__redact(url, safe, sizeof safe);
+        snprintf(err, errlen,
+                 "store: unsupported url '%s' (expected sqlite://PATH or postgres://...)", safe);
+        return NULL;
+    }
+    store_t *s = calloc(1, sizeof *s);
+    if (!s || !(s->url = strdup(url))) {
+        free(s);
+        snprintf(err, errlen, "store: out of memory");
+        return NULL;
+    }
+    s->be = be;
+    store__redact(url, s->url_safe, sizeof s->url_safe);
+    s->wconn = be->connect(url, err, errlen);
+    if (!s->wconn) goto fail;
+    if (be->migrate(s->wconn, err, errlen) != 0) goto fail;
+    pthread_mutex_init(&s->rmu, NULL);
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    /* The writer takes no signals: they belong to the main thread. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    int prc = pthread_create(&s->thread, NULL, store__writer_main, s);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (prc != 0) {
+        snprintf(err, errlen, "store: cannot start the writer thread");
+        pthread_cond_destroy(&s->cv);
+        pthread_mutex_destroy(&s->mu);
+        pthread_mutex_destroy(&s->rmu);
+        goto fail;
+    }
+    return s;
+fail:
+    if (s->wconn) be->disconnect(s->wconn);
+    free(s->url);
+    free(s);
+    return NULL;
+}
+
+void store_close(store_t *s)
+{
+    if (!s) return;
+    pthread_mutex_lock(&s->mu);
+    s->stopping = true;
+    s->paused = false;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    pthread_join(s->thread, NULL);
+    if (s->wconn) s->be->disconnect(s->wconn);
+    if (s->rconn) s->be->disconnect(s->rconn);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    pthread_mutex_destroy(&s->rmu);
+    free(s->url);
+    free(s);
+}
+
+const char *store_backend(const store_t *s)
+{
+    return s->be->name;
+}
+
+/* With s->rmu held: a live reader connection, or NULL (err logged). */
+static store__conn_t *store__reader(store_t *s)
+{
+    if (s->rconn && s->be->alive(s->rconn)) return s->rconn;
+    if (s->rconn) {
+        s->be->disconnect(s->rconn);
+        s->rconn = NULL;
+    }
+    char err[STORE__ERRLEN];
+    s->rconn = s->be->connect(s->url, err, sizeof err);
+    if (!s->rconn) log_warn("store: %s", err);
+    return s->rconn;
+}
+
+/* The synchronous read path: runs one read on the reader connection; if
+ * the connection turns out dead (server restarted, idle connection killed),
+ * reconnects and tries once more. */
+typedef struct store__read {
+    int kind; /* 0 ping, 1 models, 2 health */
+    void (*mfn)(void *ud, const char *name, const char *spec_json);
+    void (*hfn)(void *ud, const store_health_t *h);
+    void *ud;
+} store__read_t;
+
+static int store__read(store_t *s, const store__read_t *rd)
+{
+    char err[STORE__ERRLEN] = "";
+    int rc = -1;
+    pthread_mutex_lock(&s->rmu);
+    for (int attempt = 0; attempt < 2; attempt++) {
+        store__conn_t *c = store__reader(s);
+        if (!c) break;
+        if (rd->kind == 0)
+            rc = s->be->ping(c) ? 0 : -1;
+        else if (rd->kind == 1)
+            rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
+        else
+            rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
+        if (rc == 0 || s->be->alive(c)) break;
+    }
+    pthread_mutex_unlock(&s->rmu);
+    if (rc != 0 && err[0]) log_warn("store: %s", err);
+    return rc;
+}
+
+bool store_ping(store_t *s)
+{
+    store__read_t rd = {.kind = 0};
+    return store__read(s, &rd) == 0;
+}
+
+int store_model_load(store_t *s, void (*fn)(void *ud, const char *name, const char *spec_json),
+                     void *ud)
+{
+    store__read_t rd = {.kind = 1, .mfn = fn, .ud = ud};
+    return store__read(s, &rd);
+}
+
+int store_health_load(store_t *s, void (*fn)(void *ud, const store_health_t *h), void *ud)
+{
+    store__read_t rd = {.kind = 2, .hfn = fn, .ud = ud};
+    return store__read(s, &rd);
+}
+
+void store_model_put(store_t *s, const char *name, const char *spec_json, struct event_base *base,
+                     store_done_fn done, void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_MODEL_PUT, name ? name : "",
+                                    spec_json ? spec_json : "", base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!name || !*name || !spec_json) {
+        store__fail_now(op, "store: model name and spec are required");
+        return;
+    }
+    store__submit(s, op);
+}
+
+void store_model_delete(store_t *s, const char *name, struct event_base *base, store_done_fn done,
+                        void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_MODEL_DELETE, name ? name : "", NULL, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!name || !*name) {
+        store__fail_now(op, "store: model name is required");
+        return;
+    }
+    store__submit(s, op);
+}
+
+void store_health_put(store_t *s, const store_health_t *h, struct event_base *base,
+                      store_done_fn done, void *ud)
+{
+    const char *model = h && h->model ? h->model : "";
+    store__op_t *op = store__op_new(STORE__OP_HEALTH_PUT, model, NULL, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!*model) {
+        store__fail_now(op, "store: health needs a model name");
+        return;
+    }
+    op->probes = h->probes;
+    op->successes = h->successes;
+    op->last_probe_ms = h->last_probe_ms;
+    op->up = h->up;
+    store__submit(s, op);
+}
+
+/* ------------------------------------------------------------------------ */
+/* test hooks */
+
+void store__pause(store_t *s, bool paused)
+{
+    pthread_mutex_lock(&s->mu);
+    s->paused = paused && !s->stopping;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+}
+
+void store__get_stats(store_t *s, store__stats_t *out)
+{
+    pthread_mutex_lock(&s->mu);
+    *out = s->stats;
+    pthread_mutex_unlock(&s->mu);
+}

@@ -1,0 +1,79 @@
+/*
+ * store — durable state behind one API, two backends: SQLite (embedded
+ * default, `sqlite://PATH`, WAL mode) and PostgreSQL (`postgres://...` or
+ * `postgresql://...`, libpq).
+ *
+ * Threads: store_open/store_close and the synchronous reads (store_*_load)
+ * run on the calling thread and may block: use them at start-up or from a
+ * non-loop thread only. Every write goes through one writer thread that owns
+ * its own connection, takes queued operations in batches (one transaction per
+ * batch) and reports each operation's outcome through its callback *on the
+ * caller's event loop* (via the base given at submit time). A write is
+ * acknowledged (callback with rc 0) only after its transaction committed, so
+ * an acknowledged write survives kill -9. Event loops never wait on the
+ * database.
+ *
+ * Versioned migrations (schema_migrations table) are applied by store_open on
+ * both backends. All SQL uses prepared statements / parameters, never string
+ * interpolation of values.
+ */
+#ifndef SKULD_STORE_H
+#define SKULD_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+struct event_base;
+typedef struct store store_t;
+
+/* Opens (creating the SQLite file if needed), migrates, starts the writer.
+ * NULL on failure with a message in err (never containing a password). */
+store_t *store_open(const char *url, char *err, size_t errlen);
+/* Drains queued writes (their callbacks still fire if their loops still run),
+ * stops the writer, closes. */
+void store_close(store_t *s);
+const char *store_backend(const store_t *s); /* "sqlite" or "postgres" */
+/* Cheap liveness check for /readyz (may block briefly; call off-loop). */
+bool store_ping(store_t *s);
+
+/* Completion of an asynchronous write, run on the submitter's loop thread
+ * (on the writer thread when the write was submitted with base == NULL).
+ * rc: 0 committed; STORE_NOT_FOUND (delete only: nothing to delete, nothing
+ * changed — still a success, deletes are idempotent); -1 failed, err says
+ * why (never a password; err is NULL unless rc == -1). Each operation's
+ * callback runs exactly once, provided its loop keeps running until it has
+ * (see store_close), and never inside the submitting call — except when
+ * base is NULL and the write cannot even be queued (queue of 65536 full,
+ * store closing, missing name), or when malloc fails for the op itself: then
+ * it fails at once, inline. */
+typedef void (*store_done_fn)(void *ud, int rc, const char *err);
+#define STORE_NOT_FOUND 1
+
+/* ---- model registry: deployments registered at runtime ---- */
+/* spec_json: the deployment as a JSON object (same keys as a config model);
+ * the database rejects anything else (that op alone fails, rc -1). Upsert,
+ * idempotent by name: the same spec again changes nothing; a new spec
+ * replaces the old one and keeps the model's place in registration order. */
+void store_model_put(store_t *s, const char *name, const char *spec_json, struct event_base *base,
+                     store_done_fn done, void *ud);
+void store_model_delete(store_t *s, const char *name, struct event_base *base, store_done_fn done,
+                        void *ud);
+/* Synchronous read of every registered model, in registration order.
+ * Calls fn(name, spec_json) for each; returns 0 or -1. */
+int store_model_load(store_t *s, void (*fn)(void *ud, const char *name, const char *spec_json),
+                     void *ud);
+
+/* ---- deployment health (from the health checker) ---- */
+typedef struct store_health {
+    const char *model;
+    uint64_t probes, successes;
+    int64_t last_probe_ms; /* wall clock */
+    bool up;
+} store_health_t;
+/* Upsert by model. Fire-and-forget (done may be NULL). */
+void store_health_put(store_t *s, const store_health_t *h, struct event_base *base,
+                      store_done_fn done, void *ud);
+int store_health_load(store_t *s, void (*fn)(void *ud, const store_health_t *h), void *ud);
+
+#endif
