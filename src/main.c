@@ -10,6 +10,8 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "local/cli.h"
+#include "local/local.h"
 #include "server/gateway.h"
 
 static void usage(FILE *out)
@@ -19,6 +21,9 @@ static void usage(FILE *out)
         "usage:\n"
         "  skuld serve [-c FILE] [--listen ADDR]  run the gateway (embedded default without -c)\n"
         "  skuld check -c FILE                    validate a config; errors as FILE:LINE:COL\n"
+        "  skuld demo-model -o PATH               write the small random-weight demo model\n"
+        "  skuld pull URL [-o DIR] [--sha256 HEX] download a GGUF model (resume, checksum)\n"
+        "  skuld pull --catalog FILE auto [-o DIR] pick from a catalog by available memory\n"
         "  skuld version                          print the version\n");
 }
 
@@ -78,12 +83,20 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "serve")) {
         if (parse_opts(argc, argv, &file, &listen)) return 2;
+        if (!file && local_cli_ensure_demo() != 0) return 1; /* embedded default's model */
         config_t *cfg = load(file);
         if (!cfg) return 1;
+        if (local_start(cfg) != 0) { /* llamacpp models: load, start engine threads */
+            config_unref(cfg);
+            return 1;
+        }
         int rc = gateway_run(cfg, file, listen);
+        local_stop();
         config_unref(cfg);
         return rc;
     }
+    if (!strcmp(cmd, "demo-model")) return local_cli_demo_model(argc, argv);
+    if (!strcmp(cmd, "pull")) return local_cli_pull(argc, argv);
     fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

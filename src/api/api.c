@@ -7,8 +7,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "api/anthropic_shape.h"
 #include "api/internal.h"
 #include "core/jsonw.h"
+#include "policy/cost.h"
 #include "core/log.h"
 #include "server/gateway.h"
 
@@ -35,6 +37,10 @@ api_ctx_t *api_ctx_new(http_req_t *req)
     c->w = w;
     c->cfg = config_ref(w->cfg);
     c->prompt_tokens = c->completion_tokens = -1;
+    static const char messages_path[] = "/v1/messages";
+    if (req->path.n == sizeof messages_path - 1 &&
+        memcmp(req->path.p, messages_path, req->path.n) == 0)
+        c->shape = API_SHAPE_ANTHROPIC;
     http_slice_t rid = http_req_header(req, "x-request-id");
     if (api_request_id_ok(rid)) {
         memcpy(c->request_id, rid.p, rid.n);
@@ -66,6 +72,11 @@ void api_account(api_ctx_t *c, int status)
         if (c->prompt_tokens > 0 || c->completion_tokens > 0)
             metrics_tokens(c->ms, c->prompt_tokens > 0 ? (uint64_t)c->prompt_tokens : 0,
                            c->completion_tokens > 0 ? (uint64_t)c->completion_tokens : 0);
+        if (c->model && (c->prompt_tokens > 0 || c->completion_tokens > 0))
+            metrics_cost(c->ms,
+                         cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens,
+                                  c->completion_tokens),
+                         c->cached_tokens > 0 ? (uint64_t)c->cached_tokens : 0);
     }
     accesslog_rec_t rec = {
         .request_id = c->request_id,
@@ -143,7 +154,10 @@ void api_send_error(api_ctx_t *c, int status, const char *type, const char *code
     if (!c->error) c->error = arena_strdup(c->req->arena, msg);
     buf_t o;
     buf_init(&o, 0);
-    api_error_json(&o, status, type, code, param, msg);
+    if (c->shape == API_SHAPE_ANTHROPIC)
+        ashape_error(&o, status, msg);
+    else
+        api_error_json(&o, status, type, code, param, msg);
     api_send(c, status, "application/json", buf_data(&o), o.len);
     buf_free(&o);
 }
@@ -174,13 +188,14 @@ static bool api_method_is(http_req_t *r, const char *m)
 typedef struct api_route {
     const char *method;
     const char *path;
-    int ep; /* endpoint_t, or -1 for the small handlers below */
+    int ep; /* endpoint_t, -2 for /v1/messages, or -1 for the small handlers below */
 } api_route_t;
 
 static const api_route_t api_routes[] = {
     {"POST", "/v1/chat/completions", EP_CHAT},
     {"POST", "/v1/completions", EP_COMPLETIONS},
     {"POST", "/v1/embeddings", EP_EMBEDDINGS},
+    {"POST", "/v1/messages", -2},
     {"GET", "/v1/models", EP_MODELS},
     {"GET", "/healthz", -1},
     {"GET", "/readyz", -1},
@@ -229,6 +244,8 @@ void api_handle(http_req_t *req)
     }
     if (route->ep == EP_MODELS) {
         api_openai_models(c);
+    } else if (route->ep == -2) {
+        api_messages(c);
     } else if (route->ep >= 0) {
         api_openai_inference(c, (endpoint_t)route->ep);
     } else if (api_path_is(req, "/healthz")) {

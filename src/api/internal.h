@@ -19,6 +19,8 @@
 #include "provider/provider.h"
 #include "server/worker.h"
 
+enum { API_SHAPE_OPENAI = 0, API_SHAPE_ANTHROPIC };
+
 typedef struct api_ctx {
     http_req_t *req;
     worker_t *w;
@@ -28,6 +30,8 @@ typedef struct api_ctx {
     metrics_series_t *ms;     /* series counted in in-flight, or NULL */
     bool stream;
     long prompt_tokens, completion_tokens; /* -1 unknown */
+    long cached_tokens;                    /* of prompt_tokens, served from a prompt cache */
+    int shape;                             /* API_SHAPE_*: the client's wire shape */
     const char *error;                     /* reason for the access log */
     bool accounted;
     struct relay *relay;       /* the upstream call in progress, if any */
@@ -52,6 +56,10 @@ void api_error_json(buf_t *out, int status, const char *type, const char *code, 
 void api_admin(api_ctx_t *c);
 void api_openai_models(api_ctx_t *c);
 void api_openai_inference(api_ctx_t *c, endpoint_t ep);
+/* From model resolution on, for a parsed OpenAI-shaped body (takes ownership). */
+void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body);
+/* POST /v1/messages: Anthropic's shape in and out, any deployment behind (api/messages.c). */
+void api_messages(api_ctx_t *c);
 /* Relay one call to the resolved deployment; takes ownership of body. */
 void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool client_usage);
 

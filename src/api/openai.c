@@ -32,7 +32,7 @@ static const char *api_ep_name(endpoint_t ep)
 
 void api_openai_inference(api_ctx_t *c, endpoint_t ep)
 {
-    http_req_t *req = c->req;
+    const http_req_t *req = c->req;
     json_error_t jerr;
     json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body || !json_is_object(body)) {
@@ -51,6 +51,11 @@ void api_openai_inference(api_ctx_t *c, endpoint_t ep)
         }
         return;
     }
+    api_openai_dispatch(c, ep, body);
+}
+
+void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
+{
     json_t *jm = json_object_get(body, "model");
     const char *name = NULL;
     size_t name_len = 0;

@@ -16,12 +16,23 @@
  * 4xx/5xx passed through). One that fails after gives an SSE error event and
  * no [DONE] — never a clean end. A client that leaves cancels the upstream
  * transfer at once (on_abort) and everything is freed with the request.
+ *
+ * Shapes: a provider with translate hooks (anthropic, gemini, ollama) turns
+ * its body / events (SSE, or NDJSON lines) into OpenAI JSON first; a client
+ * on /v1/messages (c->shape) gets that OpenAI JSON turned into Anthropic's
+ * shape last (api/anthropic_shape.c). Between the two, one code path. Cost
+ * (policy/cost.h) goes into x-skuld-cost-usd when the answer is not streamed
+ * (a stream's headers leave before its usage is known) and into metrics.
+ * Image input is refused with 400 unless the deployment has CAP_VISION.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "api/anthropic_shape.h"
 #include "api/internal.h"
 #include "core/log.h"
+#include "policy/cost.h"
+#include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
 #define RELAY_MAX_EVENT (1024 * 1024)
@@ -44,6 +55,12 @@ typedef struct relay {
     buf_t acc; /* non-streamed body or error body */
     sse_parser_t parser;
     buf_t frame;
+    prov_xlate_t *xlate;    /* provider translator state, or NULL (pass-through) */
+    prov_framing_t framing; /* of a streamed upstream answer */
+    ndjson_parser_t lines;
+    bool saw_error;        /* a stream error payload was forwarded */
+    bool bad_event;        /* the translator could not read a stream event */
+    ashape_stream_t *aout; /* Anthropic-shaped client stream, or NULL */
 } relay_t;
 
 static void relay_free(relay_t *r)
@@ -51,6 +68,7 @@ static void relay_free(relay_t *r)
     buf_free(&r->acc);
     buf_free(&r->frame);
     sse_free(&r->parser);
+    ndjson_free(&r->lines);
     json_decref(r->body);
     r->body = NULL;
 }
@@ -76,6 +94,8 @@ static void relay_take_usage(relay_t *r, json_t *obj)
     if (!json_is_object(u)) return;
     json_t *p = json_object_get(u, "prompt_tokens"), *cpl = json_object_get(u, "completion_tokens");
     if (json_is_integer(p)) r->c->prompt_tokens = (long)json_integer_value(p);
+    json_t *cached = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
+    if (json_is_integer(cached)) r->c->cached_tokens = (long)json_integer_value(cached);
     if (json_is_integer(cpl))
         r->c->completion_tokens = (long)json_integer_value(cpl);
     else if (r->ep == EP_EMBEDDINGS)
@@ -87,9 +107,13 @@ static void relay_take_usage(relay_t *r, json_t *obj)
 static void relay_stream_fail(relay_t *r, const char *code, const char *message)
 {
     buf_reset(&r->frame);
-    buf_appends(&r->frame, "data: ");
-    api_error_json(&r->frame, 502, "server_error", code, NULL, message);
-    buf_appends(&r->frame, "\n\n");
+    if (r->aout) {
+        ashape_stream_error(&r->frame, 502, message);
+    } else {
+        buf_appends(&r->frame, "data: ");
+        api_error_json(&r->frame, 502, "server_error", code, NULL, message);
+        buf_appends(&r->frame, "\n\n");
+    }
     http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len);
     atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
     if (!r->c->error) r->c->error = message;
@@ -97,11 +121,41 @@ static void relay_stream_fail(relay_t *r, const char *code, const char *message)
     http_stream_end(r->c->req);
 }
 
-static int relay_on_event(void *ud, const char *event, const char *data, size_t len)
+/* An OpenAI error payload ({"error":...}) inside a stream. */
+static bool relay_is_error(const char *data, size_t len)
 {
-    relay_t *r = ud;
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
+    size_t i = 0;
+    while (i < len && (data[i] == ' ' || data[i] == '\n')) i++;
+    return len - i > 9 && memcmp(data + i, "{\"error\":", 9) == 0;
+}
+
+/* An error payload to an Anthropic-shaped client: its message in Anthropic's event. */
+static void relay_anthropic_error(relay_t *r, const char *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    json_t *e = json_object_get(o, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *type = json_string_value(json_object_get(e, "type"));
+    int status = type && !strcmp(type, "rate_limit_error") ? 429 : 500;
+    ashape_stream_error(&r->frame, status, msg ? msg : "the upstream stream reported an error");
+    json_decref(o);
+}
+
+/* One OpenAI stream payload to the client, in its shape. */
+static int relay_forward(relay_t *r, const char *event, const char *data, size_t len)
+{
+    bool done = len == 6 && memcmp(data, "[DONE]", 6) == 0;
+    if (done) {
         r->saw_done = true;
+    } else if (relay_is_error(data, len)) {
+        r->saw_error = true;
+        if (!r->c->error) r->c->error = "upstream stream error event";
+        atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
+        if (r->aout) {
+            buf_reset(&r->frame);
+            relay_anthropic_error(r, data, len);
+            return http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0;
+        }
     } else if (memmem(data, len, "\"usage\":{", 9) || memmem(data, len, "\"usage\": {", 10)) {
         json_t *chunk = json_loadb(data, len, 0, NULL);
         if (chunk) {
@@ -113,12 +167,37 @@ static int relay_on_event(void *ud, const char *event, const char *data, size_t 
         }
     }
     buf_reset(&r->frame);
+    if (r->aout) {
+        if (done)
+            ashape_stream_end(r->aout, r->c->prompt_tokens, r->c->cached_tokens,
+                              r->c->completion_tokens, &r->frame);
+        else if (ashape_stream_chunk(r->aout, data, len, &r->frame) != 0)
+            return 0; /* not a chunk object: nothing an Anthropic client could use */
+        return http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0;
+    }
     if (event[0]) buf_printf(&r->frame, "event: %s\n", event);
     buf_appends(&r->frame, "data: ");
     buf_append(&r->frame, data, len);
     buf_appends(&r->frame, "\n\n");
     if (http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0) return 1;
     return 0;
+}
+
+static int relay_emit(void *ud, const char *data, size_t len)
+{
+    return relay_forward(ud, "", data, len);
+}
+
+static int relay_on_event(void *ud, const char *event, const char *data, size_t len)
+{
+    relay_t *r = ud;
+    if (r->saw_done || r->saw_error) return 0; /* nothing after the end */
+    if (r->xlate && r->ops->translate_event) {
+        int rc = r->ops->translate_event(r->xlate, event, data, len, relay_emit, r);
+        if (rc < 0) r->bad_event = true;
+        return rc;
+    }
+    return relay_forward(r, event, data, len);
 }
 
 /* ---------- callbacks from the upstream call ---------- */
@@ -133,7 +212,8 @@ static void relay_on_head(void *ud, int status)
     }
     if (!r->stream || status < 200 || status >= 300) return;
     const char *ct = r->up ? upstream_call_header(r->up, "content-type") : "text/event-stream";
-    if (!ct || !strstr(ct, "text/event-stream")) return; /* answered whole: relay as a body */
+    const char *want = r->framing == PROV_FRAME_NDJSON ? "ndjson" : "text/event-stream";
+    if (!ct || !strstr(ct, want)) return; /* answered whole: relay as a body */
     r->sse = true;
     r->started = true;
     relay_model_headers(r);
@@ -163,21 +243,77 @@ static int relay_on_data(void *ud, const char *data, size_t len)
         r->paused = true;
         return UP_PAUSE;
     }
-    int rc = sse_feed(&r->parser, data, len, relay_on_event, r);
+    int rc = r->framing == PROV_FRAME_NDJSON ? ndjson_feed(&r->lines, data, len, relay_on_event, r)
+                                             : sse_feed(&r->parser, data, len, relay_on_event, r);
     if (rc < 0) {
         relay_cancel_call(r);
         metrics_upstream_error(r->c->ms, UPERR_PROTOCOL);
-        relay_stream_fail(r, "upstream_event_too_large", "upstream sent an oversized stream event");
+        if (r->bad_event)
+            relay_stream_fail(r, "upstream_invalid_event",
+                              "upstream sent a malformed stream event");
+        else
+            relay_stream_fail(r, "upstream_event_too_large",
+                              "upstream sent an oversized stream event");
         relay_free(r);
         return UP_CONTINUE;
     }
     return UP_CONTINUE; /* rc > 0: client gone, the abort path cancels the call */
 }
 
+/* The provider's body in OpenAI's shape (translators only); false if it could not be read. */
+static bool relay_translate_body(relay_t *r)
+{
+    if (!r->xlate || !r->ops->translate_response) return true;
+    buf_t out;
+    buf_init(&out, 0);
+    int st = r->ops->translate_response(r->xlate, r->status, buf_data(&r->acc), r->acc.len, &out);
+    if (st >= 0) {
+        buf_free(&r->acc);
+        r->acc = out;
+        r->status = st;
+        return true;
+    }
+    buf_free(&out);
+    return false;
+}
+
+/* A non-streamed OpenAI answer (error or chat.completion) in the client's shape. */
+static void relay_send_shaped(relay_t *r)
+{
+    api_ctx_t *c = r->c;
+    if (c->shape != API_SHAPE_ANTHROPIC || r->ep != EP_CHAT) {
+        api_send(c, r->status, "application/json", buf_data(&r->acc), r->acc.len);
+        return;
+    }
+    if (r->status >= 400) {
+        json_t *o = json_loadb(buf_data(&r->acc), r->acc.len, 0, NULL);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        api_send_error(c, r->status, NULL, NULL, NULL, "%s",
+                       msg ? msg : "the upstream provider answered with an error");
+        json_decref(o);
+        return;
+    }
+    buf_t out;
+    buf_init(&out, 0);
+    if (ashape_response(buf_data(&r->acc), r->acc.len, c->model->name, &out) == 0)
+        api_send(c, r->status, "application/json", buf_data(&out), out.len);
+    else
+        api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
+                       "the upstream answer has no message to translate");
+    buf_free(&out);
+}
+
 static void relay_finish_body(relay_t *r)
 {
     api_ctx_t *c = r->c;
     relay_model_headers(r);
+    if (!relay_translate_body(r)) {
+        metrics_upstream_error(c->ms, r->status >= 400 ? UPERR_STATUS : UPERR_PROTOCOL);
+        api_send_error(c, r->status >= 400 ? r->status : 502, NULL, "upstream_invalid_response",
+                       NULL, "the upstream provider returned a body that could not be translated");
+        return;
+    }
     if (r->status >= 400) {
         metrics_upstream_error(c->ms, UPERR_STATUS);
         if (r->retry_after[0]) http_resp_header(c->req, "Retry-After", r->retry_after);
@@ -186,7 +322,7 @@ static void relay_finish_body(relay_t *r)
         json_decref(e);
         c->error = "upstream error status";
         if (openai_shape) {
-            api_send(c, r->status, "application/json", buf_data(&r->acc), r->acc.len);
+            relay_send_shaped(r);
         } else {
             api_send_error(c, r->status, NULL, "upstream_error", NULL,
                            "the upstream provider answered HTTP %d", r->status);
@@ -203,7 +339,14 @@ static void relay_finish_body(relay_t *r)
     }
     relay_take_usage(r, obj);
     json_decref(obj);
-    api_send(c, r->status, "application/json", buf_data(&r->acc), r->acc.len);
+    if (c->prompt_tokens >= 0 || c->completion_tokens >= 0) {
+        char cost[48];
+        cost_format(
+            cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens, c->completion_tokens),
+            cost, sizeof cost);
+        http_resp_header(c->req, "x-skuld-cost-usd", cost);
+    }
+    relay_send_shaped(r);
 }
 
 static void relay_on_done(void *ud, up_result_t res, const char *detail)
@@ -214,8 +357,10 @@ static void relay_on_done(void *ud, up_result_t res, const char *detail)
     r->local = NULL;
     c->req->on_abort = NULL;
     c->req->on_drain = NULL;
+    if (r->started && res == UP_OK && r->framing == PROV_FRAME_NDJSON && !r->saw_done)
+        ndjson_finish(&r->lines, relay_on_event, r);
     if (r->started) {
-        if (res == UP_OK && r->saw_done) {
+        if (res == UP_OK && (r->saw_done || r->saw_error)) {
             api_account(c, 200);
             http_stream_end(c->req);
         } else {
@@ -269,6 +414,23 @@ static void relay_resume(http_req_t *req)
         r->ops->local_resume(r->local);
 }
 
+/* Does an OpenAI chat request carry image content? */
+static bool relay_has_image(const json_t *body)
+{
+    size_t i, j;
+    json_t *msg, *part;
+    json_array_foreach(json_object_get(body, "messages"), i, msg)
+    {
+        json_array_foreach(json_object_get(msg, "content"), j, part)
+        {
+            const char *t = json_string_value(json_object_get(part, "type"));
+            if (t && (!strcmp(t, "image_url") || !strcmp(t, "input_image") || !strcmp(t, "image")))
+                return true;
+        }
+    }
+    return false;
+}
+
 void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool client_usage)
 {
     http_req_t *req = c->req;
@@ -290,13 +452,34 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     buf_init(&r->acc, sc->max_upstream_body_bytes);
     buf_init(&r->frame, 0);
     sse_init(&r->parser, RELAY_MAX_EVENT);
+    ndjson_init(&r->lines, RELAY_MAX_EVENT);
 
+    if (ep == EP_CHAT && !(m->capabilities & CAP_VISION) && relay_has_image(body)) {
+        relay_free(r);
+        api_send_error(c, 400, NULL, "model_capability_missing", "messages",
+                       "the model '%s' cannot take image input: it lacks the capability 'vision'",
+                       m->name);
+        return;
+    }
     prov_call_t call = {0};
-    if (!r->ops || r->ops->build(req->arena, ep, body, m, stream, &call) != 0) {
+    int brc = r->ops ? r->ops->build(req->arena, ep, body, m, stream, &call) : -1;
+    if (brc == PROV_EBADREQ) {
+        relay_free(r);
+        api_send_error(c, 400, NULL, "unsupported_request", NULL, "%s",
+                       call.error ? call.error : "the request cannot be sent to this deployment");
+        return;
+    }
+    if (brc != 0) {
         relay_free(r);
         api_send_error(c, 500, NULL, "internal_error", NULL,
                        "could not build the upstream request");
         return;
+    }
+    r->xlate = call.xlate;
+    r->framing = call.framing;
+    if (stream && c->shape == API_SHAPE_ANTHROPIC && ep == EP_CHAT) {
+        r->aout = arena_calloc(req->arena, sizeof *r->aout);
+        if (r->aout) ashape_stream_init(r->aout, m->name);
     }
     static const up_callbacks_t cbs = {relay_on_head, relay_on_data, relay_on_done};
     atomic_fetch_add_explicit(&c->ms->upstream_requests, 1, memory_order_relaxed);

@@ -41,15 +41,22 @@
 #include "core/buf.h"
 
 /* The configuration `skuld serve` runs without -c. */
+/* The demo model (skuld-data/demo.gguf, LOCAL_DEMO_MODEL_PATH in local/local.h) is
+ * written by `skuld serve` before this config is loaded, when it is absent. */
 const char config_embedded_yaml[] = "server:\n"
                                     "  listen: 127.0.0.1:8080\n"
-                                    "  default_model: echo\n"
+                                    "  default_model: demo\n"
                                     "store:\n"
                                     "  url: sqlite://skuld.db\n"
                                     "providers:\n"
+                                    "  - name: local\n"
+                                    "    type: llamacpp\n"
                                     "  - name: builtin\n"
                                     "    type: echo\n"
                                     "models:\n"
+                                    "  - name: demo\n"
+                                    "    provider: local\n"
+                                    "    path: skuld-data/demo.gguf\n"
                                     "  - name: echo\n"
                                     "    provider: builtin\n";
 
@@ -678,6 +685,10 @@ static const struct provider_type {
 } provider_types[] = {
     {"openai", true},
     {"echo", false},
+    {"llamacpp", false}, /* embedded llama.cpp; models need `path` */
+    {"anthropic", true},
+    {"gemini", true},
+    {"ollama", true},
 };
 
 static const struct provider_type *find_provider_type(const char *name)
@@ -959,6 +970,9 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     if (m->provider && m->path && find_provider_type(m->provider->type)->remote)
         err_at(L, keys[M__RAW + MD_PATH], "path is only for local providers, not type '%s'",
                m->provider->type);
+    if (m->provider && !m->path && strcmp(m->provider->type, "llamacpp") == 0)
+        err_at(L, map, "model '%s': provider type llamacpp needs 'path' (a GGUF file)",
+               raw.name ? raw.name : "?");
 
     m->name = raw.name;
     if (raw.model)

@@ -10,9 +10,16 @@
  * up_callbacks_t, so the relay has one code path for both; the same lifetime
  * rule holds: freed by the provider after on_done, or by local_cancel before.
  *
- * Translation of non-OpenAI wire shapes (responses and stream events) is
- * added to this table by the provider-adapter work; a NULL translator means
- * the upstream already speaks OpenAI and bytes pass through untouched.
+ * Translation of non-OpenAI wire shapes: build() translates the OpenAI
+ * request into the provider's own and may hang a per-call translator state
+ * (prov_call_t.xlate, allocated in the request arena) on the call. The relay
+ * then hands every non-streamed body to translate_response() and every stream
+ * event (an SSE event, or one NDJSON line when framing is PROV_FRAME_NDJSON)
+ * to translate_event(), which emit OpenAI chat.completion(.chunk) JSON, an
+ * OpenAI error object, or "[DONE]". Usage is normalised into the OpenAI
+ * "usage" object (prompt_tokens includes cached input, whose count is
+ * prompt_tokens_details.cached_tokens). NULL translators mean the upstream
+ * already speaks OpenAI and bytes pass through untouched.
  */
 #ifndef SKULD_PROVIDER_H
 #define SKULD_PROVIDER_H
@@ -22,18 +29,32 @@
 
 #include "config/config.h"
 #include "core/arena.h"
+#include "core/buf.h"
 #include "upstream/client.h"
 
 struct event_base;
 
 typedef enum { EP_CHAT = 0, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP__COUNT } endpoint_t;
 
+typedef struct prov_xlate prov_xlate_t; /* per-call translator state, defined by each provider */
+
+typedef enum { PROV_FRAME_SSE = 0, PROV_FRAME_NDJSON } prov_framing_t;
+
 typedef struct prov_call {
     const char *url;
     const char *const *headers; /* NULL-terminated "Name: value" */
     char *body;
     size_t body_len;
+    prov_xlate_t *xlate;    /* for the translate hooks; NULL = pass-through */
+    prov_framing_t framing; /* how a streamed answer is framed */
+    const char *error;      /* build() returned PROV_EBADREQ: why (a 400 for the client) */
 } prov_call_t;
+
+enum { PROV_EBADREQ = -2 }; /* build(): the request cannot be expressed for this provider */
+
+/* Receives one OpenAI stream payload (a chunk object, an error object or "[DONE]").
+ * A non-zero return stops the translator, which returns it. */
+typedef int (*prov_emit_fn)(void *ud, const char *data, size_t len);
 
 typedef struct prov_local prov_local_t; /* a running in-process call */
 
@@ -45,7 +66,17 @@ typedef struct prov_ops {
                                  const up_callbacks_t *cb, void *ud);
     void (*local_cancel)(prov_local_t *h);
     void (*local_resume)(prov_local_t *h);
+    /* Health probe: a cheap authenticated GET (e.g. the models list). NULL for
+     * local providers, which are up while loaded. */
     int (*build_probe)(arena_t *a, const cfg_provider_t *p, prov_call_t *out);
+    /* Whole upstream body (any status) -> OpenAI chat.completion, or for an error status
+     * an OpenAI error object. Returns the status the client gets, -1 if not understood. */
+    int (*translate_response)(prov_xlate_t *x, int status, const char *body, size_t len,
+                              buf_t *out);
+    /* One stream event -> zero or more payloads for emit. 0, emit's non-zero value, or -1
+     * when the event is malformed. */
+    int (*translate_event)(prov_xlate_t *x, const char *event, const char *data, size_t len,
+                           prov_emit_fn emit, void *ud);
 } prov_ops_t;
 
 /* NULL for an unknown type. */
@@ -56,5 +87,9 @@ const char *provider_openai_path(endpoint_t ep);
 
 extern const prov_ops_t provider_openai;
 extern const prov_ops_t provider_echo;
+extern const prov_ops_t provider_anthropic;
+extern const prov_ops_t provider_gemini;
+extern const prov_ops_t provider_ollama;
+extern const prov_ops_t provider_llamacpp;
 
 #endif

@@ -133,7 +133,7 @@ async function startMock() {
   return { child, port };
 }
 
-function configYaml(mockPort, models, serverExtra) {
+function configYaml(mockPort, models, serverExtra, providers = []) {
   const server = { default_model: models[0].name, drain_timeout: '2s', ...serverExtra };
   const lines = ['server:'];
   for (const [k, v] of Object.entries(server)) lines.push(`  ${k}: ${JSON.stringify(v)}`);
@@ -143,10 +143,17 @@ function configYaml(mockPort, models, serverExtra) {
     '    type: openai',
     `    base_url: http://127.0.0.1:${mockPort}/v1`,
     `    api_key: env:${KEY_ENV}`,
-    'models:',
   );
+  // Further providers of other types, all served by the same mock on their own paths.
+  for (const p of providers) {
+    lines.push(`  - name: ${p.name}`, `    type: ${p.type}`, `    base_url: http://127.0.0.1:${mockPort}${p.path}`);
+    if (p.key !== false) lines.push(`    api_key: env:${KEY_ENV}`);
+  }
+  lines.push('models:');
   for (const m of models) {
-    lines.push(`  - name: ${JSON.stringify(m.name)}`, '    provider: mock', `    model: ${JSON.stringify(m.model)}`);
+    lines.push(`  - name: ${JSON.stringify(m.name)}`, `    provider: ${m.provider ?? 'mock'}`, `    model: ${JSON.stringify(m.model)}`);
+    if (m.price) lines.push(`    price: ${JSON.stringify(m.price)}`);
+    if (m.capabilities) lines.push(`    capabilities: ${JSON.stringify(m.capabilities)}`);
   }
   return lines.join('\n') + '\n';
 }
@@ -192,9 +199,11 @@ async function startSkuld(configPath) {
  *   models: [{name, model}] public name -> upstream id (default DEFAULT_MODELS;
  *           the first is server.default_model)
  *   server: extra keys for the server section ({access_log: false, ...})
+ *   providers: more providers on the same mock: [{name, type, path}] (base_url =
+ *           mock URL + path); models may then name one ({provider, price, capabilities})
  * Returns { baseURL, port, mockURL, mockPort, mock(path, init), logs(), stop() }.
  */
-export async function startStack({ models = DEFAULT_MODELS, server = {} } = {}) {
+export async function startStack({ models = DEFAULT_MODELS, server = {}, providers = [] } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skuld-e2e-'));
   let mock, skuld;
   const cleanup = async () => {
@@ -205,7 +214,7 @@ export async function startStack({ models = DEFAULT_MODELS, server = {} } = {}) 
   try {
     mock = await startMock();
     const configPath = path.join(dir, 'skuld.yaml');
-    fs.writeFileSync(configPath, configYaml(mock.port, models, server));
+    fs.writeFileSync(configPath, configYaml(mock.port, models, server, providers));
     skuld = await startSkuld(configPath);
   } catch (err) {
     await cleanup();

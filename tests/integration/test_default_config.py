@@ -1,7 +1,8 @@
 """
 The embedded default config (`skuld serve` without -c, run in an empty
-working directory) answers chat through the built-in echo model, streamed
-and not; and the command line: version, check (ok / FILE:LINE:COL errors,
+working directory) answers chat through the demo model on embedded llama.cpp
+by default (tests/integration/test_local_inference.py goes deeper) and keeps
+the built-in echo model, streamed and not; and the command line: version, check (ok / FILE:LINE:COL errors,
 exit 1), usage errors (exit 2).
 """
 import os
@@ -29,6 +30,14 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
         body = r.json()
         self.assertEqual(body["object"], "chat.completion")
         self.assertEqual(body["choices"][0]["message"]["role"], "assistant")
+        self.assertIsInstance(body["choices"][0]["message"]["content"], str)
+        self.assertGreater(body["usage"]["prompt_tokens"], 5)  # real tokens, chat template
+        self.assertEqual(r.headers.get("x-skuld-model"), "demo")
+
+    def test_echo_model(self):
+        r = H.chat(self.port, "hello from the default config", model="echo")
+        self.assertEqual(r.status, 200, r.body)
+        body = r.json()
         self.assertEqual(body["choices"][0]["message"]["content"], "hello from the default config")
         self.assertEqual(body["usage"]["prompt_tokens"], 5)
         self.assertTrue(r.headers.get("x-skuld-model"))
@@ -43,24 +52,25 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
             self.assertEqual(r.headers.get("x-skuld-model"), m)
 
     def test_stream(self):
-        res = H.sse_request(self.port, {"stream": True,
+        res = H.sse_request(self.port, {"stream": True, "model": "echo",
                                         "messages": [{"role": "user", "content": "one two three"}]})
         self.assertEqual(res.status, 200)
         self.assertTrue(res.done)
         self.assertTrue(res.complete)
         self.assertEqual(res.content(), "one two three")
         self.assertFalse([o for o in res.json_events() if o.get("choices") == []])
-        res = H.sse_request(self.port, {"stream": True, "stream_options": {"include_usage": True},
+        res = H.sse_request(self.port, {"stream": True, "model": "echo",
+                                        "stream_options": {"include_usage": True},
                                         "messages": [{"role": "user", "content": "a b"}]})
         usage = [o for o in res.json_events() if o.get("choices") == []]
         self.assertEqual(len(usage), 1)
         self.assertEqual(usage[0]["usage"]["completion_tokens"], 2)
 
     def test_completions_and_embeddings(self):
-        r = H.post_json(self.port, "/v1/completions", {"prompt": "echo me"})
+        r = H.post_json(self.port, "/v1/completions", {"prompt": "echo me", "model": "echo"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(r.json()["choices"][0]["text"], "echo me")
-        r = H.post_json(self.port, "/v1/embeddings", {"input": ["a", "b"]})
+        r = H.post_json(self.port, "/v1/embeddings", {"input": ["a", "b"], "model": "echo"})
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(len(r.json()["data"]), 2)
 

@@ -488,8 +488,8 @@ static void test_names(void **state)
 static void test_provider_type_unknown(void **state)
 {
     (void)state;
-    expect_only("providers:\n  - name: a\n    type: anthropic\n", 3, 11,
-                "unknown provider type 'anthropic' (supported: openai, echo)");
+    expect_only("providers:\n  - name: a\n    type: bedrock\n", 3, 11,
+                "unknown provider type 'bedrock' (supported: openai, echo");
     /* a model referring to a provider with a bad type is not a second error */
     expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n    provider: a\n",
                 3, 11, "unknown provider type 'nope'");

@@ -23,6 +23,27 @@
  *   Unknown /v1 path: 404 {"error":{...,"code":"not_found"}}; wrong method:
  *   405; malformed JSON body: 400; errors always use the OpenAI error object.
  *
+ * Other provider shapes (same scripting, same content and token counting;
+ * each answers and fails in its own shape):
+ *   POST /v1/messages          Anthropic Messages: a message, or with
+ *                              "stream": true the events message_start,
+ *                              content_block_start, one content_block_delta
+ *                              per piece (text_delta / input_json_delta),
+ *                              content_block_stop, message_delta,
+ *                              message_stop. Errors {"type":"error","error":
+ *                              {"type":T,"message"}}, T by status (429
+ *                              rate_limit_error, 529 overloaded_error, ...)
+ *   POST /v1beta/models/{m}:generateContent  Gemini; :streamGenerateContent
+ *                              (?alt=sse) sends one SSE event per piece, then
+ *                              one with finishReason and usageMetadata.
+ *                              Errors {"error":{"code","message","status"}}
+ *   POST /api/chat             Ollama native chat; streams (the default
+ *                              unless "stream": false) as NDJSON lines, the
+ *                              last with "done": true and the counts.
+ *                              Errors {"error":"..."}
+ *   A tool call is one piece in the Gemini and Ollama shapes (they send a
+ *   call whole). Anthropic input_tokens = prompt words - cached_tokens.
+ *
  *   Default content: the words "c<i>" for i < chunks, joined by single spaces
  *   ("c0 c1 c2 c3 c4"). A stream sends a role chunk (chat only), then one
  *   chunk per piece ("c<i> ", or `content` cut into `chunks` roughly equal
@@ -66,6 +87,12 @@
  *   tool_call     true: if the request has "tools", answer with a call of
  *                 the first tool, arguments "{\"x\":1}", finish_reason
  *                 "tool_calls" (tool_call deltas when streaming)
+ *   cached_tokens how many prompt tokens to report as served from a prompt
+ *                 cache (OpenAI prompt_tokens_details.cached_tokens,
+ *                 Anthropic cache_read_input_tokens, Gemini
+ *                 cachedContentTokenCount; Ollama has none)
+ *   safety        Gemini: true answers a safety block (finishReason SAFETY,
+ *                 no content)
  *   fail_rate     0..1: with that probability (seeded PRNG) answer with
  *                 `status` if it is >= 400, else 500; otherwise succeed
  *                 (with a 2xx/3xx `status`, else 200)
@@ -129,6 +156,7 @@
 #define TOOL_ARGS "{\"x\":1}"
 
 enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS };
+enum shape { SH_OPENAI, SH_ANTHROPIC, SH_GEMINI, SH_OLLAMA };
 
 enum phase {
     PH_LATENCY, /* waiting before the status line */
@@ -143,6 +171,8 @@ struct script {
     int status;             /* 0 = not set */
     long chunks, cut_after; /* -1 = not set */
     int tool_call;          /* -1 = not set */
+    long cached_tokens;     /* -1 = not set */
+    int safety;             /* -1 = not set */
     double fail_rate;       /* < 0 = not set */
     char *error_body, *retry_after, *content;
 };
@@ -155,6 +185,9 @@ struct mreq {
     struct event *timer, *watch;
     enum phase phase;
     enum endpoint ep;
+    enum shape shape;
+    bool safety;
+    long long cached_tokens;
     int status;
     long long stall_ms, gap_ms;
     char *retry_after;
@@ -358,6 +391,8 @@ static void script_init(struct script *s)
     s->cut_after = -1;
     s->tool_call = -1;
     s->fail_rate = -1;
+    s->cached_tokens = -1;
+    s->safety = -1;
 }
 
 static void script_free(struct script *s)
@@ -451,6 +486,8 @@ static void script_apply(struct script *s, const json_t *obj)
     if (j_number(json_object_get(obj, "status"), &d) && d >= 200 && d <= 599) s->status = (int)d;
     if (j_number(json_object_get(obj, "fail_rate"), &d) && d >= 0 && d <= 1) s->fail_rate = d;
     if (j_bool(json_object_get(obj, "tool_call"), &b)) s->tool_call = b;
+    if (j_bool(json_object_get(obj, "safety"), &b)) s->safety = b;
+    count_key(obj, "cached_tokens", &s->cached_tokens);
     v = json_object_get(obj, "error_body");
     if (json_is_string(v)) set_str(&s->error_body, json_string_value(v));
     v = json_object_get(obj, "content");
@@ -658,9 +695,13 @@ static void finish_stalled(struct mreq *st)
 
 static json_t *usage_object(const struct mreq *st)
 {
-    return json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)st->prompt_tokens,
-                     "completion_tokens", (json_int_t)st->completion_tokens, "total_tokens",
-                     (json_int_t)(st->prompt_tokens + st->completion_tokens));
+    json_t *u = json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)st->prompt_tokens,
+                          "completion_tokens", (json_int_t)st->completion_tokens, "total_tokens",
+                          (json_int_t)(st->prompt_tokens + st->completion_tokens));
+    if (st->cached_tokens > 0)
+        json_object_set_new(u, "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens", (json_int_t)st->cached_tokens));
+    return u;
 }
 
 static json_t *tool_calls_full(const char *name, const char *args, bool with_index)
@@ -682,8 +723,13 @@ static char *piece_text(const struct mreq *st, size_t i)
 
 static size_t role_events(const struct mreq *st)
 {
+    if (st->shape == SH_ANTHROPIC) return 2; /* message_start, content_block_start */
+    if (st->shape != SH_OPENAI) return 0;
     return st->ep == EP_CHAT ? 1 : 0;
 }
+
+static char *shape_event(const struct mreq *st, size_t idx);
+static char *shape_body(const struct mreq *st);
 
 static json_t *chunk_base(const struct mreq *st)
 {
@@ -718,6 +764,7 @@ static char *make_event(const struct mreq *st, size_t idx)
     size_t base = role_events(st);
     json_t *chunk, *choice = NULL;
 
+    if (st->shape != SH_OPENAI) return shape_event(st, idx);
     if (idx >= base + st->npieces + 1 + (st->include_usage ? 1 : 0))
         return xstrdup("data: [DONE]\n\n");
     chunk = chunk_base(st);
@@ -816,7 +863,7 @@ static void start_reply(struct mreq *st)
             finish_whole(st);
         return;
     }
-    add_common_headers(st, "text/event-stream");
+    add_common_headers(st, st->shape == SH_OLLAMA ? "application/x-ndjson" : "text/event-stream");
     evhttp_add_header(evhttp_request_get_output_headers(st->req), "Cache-Control", "no-cache");
     evhttp_send_reply_start(st->req, st->status, reason_phrase(st->status));
     if (st->stall_ms > 0)
@@ -1069,6 +1116,7 @@ static char *models_body(void)
 
 static char *completion_body(const struct mreq *st)
 {
+    if (st->shape != SH_OPENAI) return shape_body(st);
     json_t *o = json_object();
     json_t *choice = json_object();
     json_object_set_new(o, "id", json_string(st->id));
@@ -1102,6 +1150,276 @@ static char *completion_body(const struct mreq *st)
     return s;
 }
 
+/* ------------------------------------------------ other provider shapes */
+
+static const char *anthropic_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "not_found_error";
+    case 413:
+        return "request_too_large";
+    case 429:
+        return "rate_limit_error";
+    case 529:
+        return "overloaded_error";
+    default:
+        return status >= 500 ? "api_error" : "invalid_request_error";
+    }
+}
+
+static const char *gemini_status(int status)
+{
+    switch (status) {
+    case 401:
+        return "UNAUTHENTICATED";
+    case 403:
+        return "PERMISSION_DENIED";
+    case 404:
+        return "NOT_FOUND";
+    case 429:
+        return "RESOURCE_EXHAUSTED";
+    case 503:
+        return "UNAVAILABLE";
+    case 504:
+        return "DEADLINE_EXCEEDED";
+    default:
+        return status >= 500 ? "INTERNAL" : "INVALID_ARGUMENT";
+    }
+}
+
+/* The error reply body of a shape (malloc'd). */
+static char *shape_error_body(enum shape shape, int status, const char *msg)
+{
+    json_t *e;
+    if (shape == SH_ANTHROPIC)
+        e = json_pack("{s:s, s:{s:s, s:s}}", "type", "error", "error", "type",
+                      anthropic_error_type(status), "message", msg);
+    else if (shape == SH_GEMINI)
+        e = json_pack("{s:{s:i, s:s, s:s}}", "error", "code", status, "message", msg, "status",
+                      gemini_status(status));
+    else if (shape == SH_OLLAMA)
+        e = json_pack("{s:s}", "error", msg);
+    else
+        e = error_object(msg, error_type_for(status), NULL);
+    char *s = dump(e);
+    json_decref(e);
+    return s;
+}
+
+static long long words_of_parts(const json_t *parts)
+{
+    long long n = 0;
+    for (size_t i = 0; i < json_array_size(parts); i++) {
+        const json_t *t = json_object_get(json_array_get(parts, i), "text");
+        if (json_is_string(t)) n += count_words(json_string_value(t));
+    }
+    return n;
+}
+
+static void shape_prepare_gemini(struct mreq *st, const json_t *body, const struct script *sc)
+{
+    const json_t *contents = json_object_get(body, "contents");
+    for (size_t i = 0; i < json_array_size(contents); i++)
+        st->prompt_tokens += words_of_parts(json_object_get(json_array_get(contents, i), "parts"));
+    st->prompt_tokens +=
+        words_of_parts(json_object_get(json_object_get(body, "systemInstruction"), "parts"));
+    const json_t *decl = json_array_get(
+        json_object_get(json_array_get(json_object_get(body, "tools"), 0), "functionDeclarations"),
+        0);
+    const json_t *name = json_object_get(decl, "name");
+    if (sc->tool_call == 1 && json_is_string(name)) {
+        st->tool_mode = true;
+        st->tool_name = xstrdup(json_string_value(name));
+    }
+}
+
+static json_t *tool_args_object(void)
+{
+    return json_loads(TOOL_ARGS, 0, NULL);
+}
+
+static json_t *anthropic_usage(const struct mreq *st, long long output)
+{
+    return json_pack("{s:I, s:I, s:I, s:I}", "input_tokens",
+                     (json_int_t)(st->prompt_tokens - st->cached_tokens), "output_tokens",
+                     (json_int_t)output, "cache_read_input_tokens", (json_int_t)st->cached_tokens,
+                     "cache_creation_input_tokens", (json_int_t)0);
+}
+
+static json_t *gemini_usage(const struct mreq *st, bool final)
+{
+    long long c = final ? st->completion_tokens : 0;
+    json_t *u = json_pack("{s:I, s:I, s:I}", "promptTokenCount", (json_int_t)st->prompt_tokens,
+                          "candidatesTokenCount", (json_int_t)c, "totalTokenCount",
+                          (json_int_t)(st->prompt_tokens + c));
+    if (st->cached_tokens > 0)
+        json_object_set_new(u, "cachedContentTokenCount", json_integer(st->cached_tokens));
+    return u;
+}
+
+/* A Gemini GenerateContentResponse; parts stolen (NULL = no content). */
+static json_t *gemini_response(const struct mreq *st, json_t *parts, const char *finish, bool final)
+{
+    json_t *cand = json_pack("{s:i}", "index", 0);
+    if (parts)
+        json_object_set_new(cand, "content",
+                            json_pack("{s:s, s:o}", "role", "model", "parts", parts));
+    if (finish) json_object_set_new(cand, "finishReason", json_string(finish));
+    if (finish && !strcmp(finish, "SAFETY"))
+        json_object_set_new(cand, "safetyRatings",
+                            json_pack("[{s:s, s:s, s:b}]", "category",
+                                      "HARM_CATEGORY_DANGEROUS_CONTENT", "probability", "HIGH",
+                                      "blocked", 1));
+    return json_pack("{s:[o], s:o, s:o, s:s}", "candidates", cand, "usageMetadata",
+                     gemini_usage(st, final), "modelVersion", jstr_safe(st->model), "responseId",
+                     st->id);
+}
+
+static json_t *gemini_call_part(const struct mreq *st)
+{
+    return json_pack("{s:{s:o, s:o}}", "functionCall", "name", jstr_safe(st->tool_name), "args",
+                     tool_args_object());
+}
+
+static json_t *ollama_message(const struct mreq *st, const char *text, bool call)
+{
+    json_t *m = json_pack("{s:s, s:o}", "role", "assistant", "content", jstr_safe(text));
+    if (call)
+        json_object_set_new(m, "tool_calls",
+                            json_pack("[{s:{s:o, s:o}}]", "function", "name",
+                                      jstr_safe(st->tool_name), "arguments", tool_args_object()));
+    return m;
+}
+
+static json_t *ollama_line(const struct mreq *st, json_t *msg, bool done)
+{
+    json_t *o = json_pack("{s:o, s:s, s:o, s:b}", "model", jstr_safe(st->model), "created_at",
+                          "2024-01-01T00:00:00Z", "message", msg, "done", done);
+    if (done) {
+        json_object_set_new(o, "done_reason", json_string("stop"));
+        json_object_set_new(o, "total_duration", json_integer(1000000));
+        json_object_set_new(o, "prompt_eval_count", json_integer(st->prompt_tokens));
+        json_object_set_new(o, "eval_count", json_integer(st->completion_tokens));
+    }
+    return o;
+}
+
+static char *shape_body(const struct mreq *st)
+{
+    json_t *o;
+    if (st->shape == SH_ANTHROPIC) {
+        json_t *block =
+            st->tool_mode
+                ? json_pack("{s:s, s:s, s:o, s:o}", "type", "tool_use", "id", "toolu_mock_1",
+                            "name", jstr_safe(st->tool_name), "input", tool_args_object())
+                : json_pack("{s:s, s:o}", "type", "text", "text", jstr_safe(st->content));
+        o = json_pack("{s:s, s:s, s:s, s:o, s:[o], s:s, s:n, s:o}", "id", st->id, "type", "message",
+                      "role", "assistant", "model", jstr_safe(st->model), "content", block,
+                      "stop_reason", st->tool_mode ? "tool_use" : "end_turn", "stop_sequence",
+                      "usage", anthropic_usage(st, st->completion_tokens));
+    } else if (st->shape == SH_GEMINI) {
+        json_t *parts = st->safety      ? NULL
+                        : st->tool_mode ? json_pack("[o]", gemini_call_part(st))
+                                        : json_pack("[{s:o}]", "text", jstr_safe(st->content));
+        o = gemini_response(st, parts, st->safety ? "SAFETY" : "STOP", true);
+    } else {
+        o = ollama_line(st, ollama_message(st, st->tool_mode ? "" : st->content, st->tool_mode),
+                        true);
+    }
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
+static size_t shape_total_events(const struct mreq *st)
+{
+    return st->npieces + (st->shape == SH_ANTHROPIC ? 5 : 1);
+}
+
+static char *shape_anthropic_event(const struct mreq *st, size_t idx)
+{
+    json_t *o;
+    const char *name;
+    size_t np = st->npieces;
+    if (idx == 0) {
+        name = "message_start";
+        o = json_pack("{s:s, s:{s:s, s:s, s:s, s:o, s:[], s:n, s:n, s:o}}", "type", name, "message",
+                      "id", st->id, "type", "message", "role", "assistant", "model",
+                      jstr_safe(st->model), "content", "stop_reason", "stop_sequence", "usage",
+                      anthropic_usage(st, 1));
+    } else if (idx == 1) {
+        name = "content_block_start";
+        json_t *cb = st->tool_mode
+                         ? json_pack("{s:s, s:s, s:o, s:{}}", "type", "tool_use", "id",
+                                     "toolu_mock_1", "name", jstr_safe(st->tool_name), "input")
+                         : json_pack("{s:s, s:s}", "type", "text", "text", "");
+        o = json_pack("{s:s, s:i, s:o}", "type", name, "index", 0, "content_block", cb);
+    } else if (idx < 2 + np) {
+        name = "content_block_delta";
+        char *p = piece_text(st, idx - 2);
+        json_t *d =
+            st->tool_mode
+                ? json_pack("{s:s, s:o}", "type", "input_json_delta", "partial_json", jstr_safe(p))
+                : json_pack("{s:s, s:o}", "type", "text_delta", "text", jstr_safe(p));
+        free(p);
+        o = json_pack("{s:s, s:i, s:o}", "type", name, "index", 0, "delta", d);
+    } else if (idx == 2 + np) {
+        name = "content_block_stop";
+        o = json_pack("{s:s, s:i}", "type", name, "index", 0);
+    } else if (idx == 3 + np) {
+        name = "message_delta";
+        o = json_pack("{s:s, s:{s:s, s:n}, s:{s:I}}", "type", name, "delta", "stop_reason",
+                      st->tool_mode ? "tool_use" : "end_turn", "stop_sequence", "usage",
+                      "output_tokens", (json_int_t)st->completion_tokens);
+    } else {
+        name = "message_stop";
+        o = json_pack("{s:s}", "type", name);
+    }
+    char *js = dump(o);
+    json_decref(o);
+    char *ev = xasprintf("event: %s\ndata: %s\n\n", name, js);
+    free(js);
+    return ev;
+}
+
+static char *shape_event(const struct mreq *st, size_t idx)
+{
+    if (st->shape == SH_ANTHROPIC) return shape_anthropic_event(st, idx);
+    bool last = idx >= st->npieces;
+    json_t *o;
+    if (st->shape == SH_GEMINI) {
+        json_t *parts;
+        if (last) {
+            parts = st->safety ? NULL : json_pack("[{s:s}]", "text", "");
+        } else if (st->tool_mode) {
+            parts = json_pack("[o]", gemini_call_part(st));
+        } else {
+            char *p = piece_text(st, idx);
+            parts = json_pack("[{s:o}]", "text", jstr_safe(p));
+            free(p);
+        }
+        o = gemini_response(st, parts, last ? (st->safety ? "SAFETY" : "STOP") : NULL, last);
+    } else if (last) {
+        o = ollama_line(st, ollama_message(st, "", false), true);
+    } else if (st->tool_mode) {
+        o = ollama_line(st, ollama_message(st, "", true), false);
+    } else {
+        char *p = piece_text(st, idx);
+        o = ollama_line(st, ollama_message(st, p, false), false);
+        free(p);
+    }
+    char *js = dump(o);
+    json_decref(o);
+    char *ev = st->shape == SH_GEMINI ? xasprintf("data: %s\r\n\r\n", js) : xasprintf("%s\n", js);
+    free(js);
+    return ev;
+}
+
 /* Fill st for a chat or completions request. */
 static void prepare_generation(struct mreq *st, const json_t *body, const struct script *sc)
 {
@@ -1114,14 +1432,19 @@ static void prepare_generation(struct mreq *st, const json_t *body, const struct
     st->id = xasprintf("%s-mock-%llu", st->ep == EP_CHAT ? "chatcmpl" : "cmpl", ++g.seq);
     st->include_usage = json_is_object(so) && json_is_true(json_object_get(so, "include_usage"));
 
-    if (st->ep == EP_CHAT) {
+    if (st->shape == SH_GEMINI) {
+        shape_prepare_gemini(st, body, sc);
+    } else if (st->ep == EP_CHAT) {
         const json_t *msgs = json_object_get(body, "messages");
         const json_t *tools = json_object_get(body, "tools");
         for (size_t i = 0; i < json_array_size(msgs); i++)
             st->prompt_tokens +=
                 words_of_content(json_object_get(json_array_get(msgs, i), "content"));
+        if (st->shape == SH_ANTHROPIC)
+            st->prompt_tokens += words_of_content(json_object_get(body, "system"));
         if (sc->tool_call == 1 && json_is_array(tools) && json_array_size(tools) > 0) {
             const json_t *fn = json_object_get(json_array_get(tools, 0), "function");
+            if (st->shape == SH_ANTHROPIC) fn = json_array_get(tools, 0);
             const json_t *name = json_object_get(fn, "name");
             st->tool_mode = true;
             st->tool_name = xstrdup(json_is_string(name) ? json_string_value(name) : "tool");
@@ -1141,7 +1464,18 @@ static void prepare_generation(struct mreq *st, const json_t *body, const struct
         st->default_content = true;
         st->npieces = (size_t)chunks;
     }
+    if (st->safety) {
+        free(st->content);
+        st->content = xstrdup("");
+        st->npieces = 0;
+        st->default_content = false;
+    } else if (st->tool_mode && (st->shape == SH_GEMINI || st->shape == SH_OLLAMA)) {
+        st->npieces = 1; /* the call is sent whole */
+    }
     st->completion_tokens = count_words(st->content);
+    if (sc->cached_tokens >= 0)
+        st->cached_tokens =
+            sc->cached_tokens > st->prompt_tokens ? st->prompt_tokens : sc->cached_tokens;
 }
 
 /* ------------------------------------------------------------- handlers */
@@ -1209,6 +1543,8 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     json_error_t err;
     bool bad_json = false;
     enum endpoint ep;
+    enum shape shape = SH_OPENAI;
+    bool gemini_stream = false;
     enum evhttp_cmd_type want;
 
     g.requests++;
@@ -1237,6 +1573,20 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     } else if (!strcmp(path, "/v1/models")) {
         ep = EP_MODELS;
         want = EVHTTP_REQ_GET;
+    } else if (!strcmp(path, "/v1/messages")) {
+        ep = EP_CHAT;
+        shape = SH_ANTHROPIC;
+        want = EVHTTP_REQ_POST;
+    } else if (!strcmp(path, "/api/chat")) {
+        ep = EP_CHAT;
+        shape = SH_OLLAMA;
+        want = EVHTTP_REQ_POST;
+    } else if (!strncmp(path, "/v1beta/models/", 15) &&
+               (strstr(path, ":generateContent") || strstr(path, ":streamGenerateContent"))) {
+        ep = EP_CHAT;
+        shape = SH_GEMINI;
+        gemini_stream = strstr(path, ":streamGenerateContent") != NULL;
+        want = EVHTTP_REQ_POST;
     } else {
         char *msg = xasprintf("unknown path %s", path);
         json_t *e = error_object("", "invalid_request_error", "not_found");
@@ -1265,7 +1615,7 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         json_decref(body);
         return;
     }
-    if (ep == EP_CHAT) record_prompt(body);
+    if (ep == EP_CHAT && shape != SH_GEMINI) record_prompt(body);
 
     /* scripting: defaults < headers < body "mock" */
     struct script sc;
@@ -1287,6 +1637,8 @@ static void handle_v1(struct evhttp_request *req, const char *path)
 
     struct mreq *st = mreq_new(req);
     st->ep = ep;
+    st->shape = shape;
+    st->safety = shape == SH_GEMINI && sc.safety == 1;
     st->status = status;
     st->stall_ms = (long long)sc.stall_ms;
     st->gap_ms = (long long)sc.chunk_gap_ms;
@@ -1297,17 +1649,21 @@ static void handle_v1(struct evhttp_request *req, const char *path)
             st->body = xstrdup(sc.error_body);
         } else {
             char *msg = xasprintf("mock error %d", status);
-            json_t *e = error_object(msg, error_type_for(status), NULL);
-            st->body = dump(e);
-            json_decref(e);
+            st->body = shape_error_body(shape, status, msg);
             free(msg);
         }
     } else if (ep == EP_CHAT || ep == EP_COMPLETIONS) {
         prepare_generation(st, body, &sc);
-        if (json_is_true(json_object_get(body, "stream"))) {
+        const json_t *js = json_object_get(body, "stream");
+        bool stream = shape == SH_GEMINI   ? gemini_stream
+                      : shape == SH_OLLAMA ? !json_is_false(js)
+                                           : json_is_true(js);
+        if (stream) {
             st->streaming = true;
             st->cut_after = sc.cut_after;
-            st->total_events = role_events(st) + st->npieces + 1 + (st->include_usage ? 1 : 0) + 1;
+            st->total_events = shape != SH_OPENAI ? shape_total_events(st)
+                                                  : role_events(st) + st->npieces + 1 +
+                                                        (st->include_usage ? 1 : 0) + 1;
         } else {
             st->body = completion_body(st);
         }
@@ -1344,7 +1700,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!path || !*path) path = "/";
     if (!strncmp(path, "/_mock/", 7))
         handle_mock(req, path);
-    else if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4))
+    else if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4) || !strncmp(path, "/v1beta/", 8) ||
+             !strcmp(path, "/api/chat"))
         handle_v1(req, path);
     else
         send_error_now(req, 404, "not found", "not_found");

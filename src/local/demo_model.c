@@ -1,0 +1,176 @@
+/* demo_model — see demo_model.h. */
+#include "local/demo_model.h"
+
+#include <errno.h>
+#include <ggml.h>
+#include <gguf.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+    uint64_t s;
+} demo__rng_t;
+
+/* splitmix64: fixed seed, so the model is the same on every machine. */
+static uint64_t demo__next(demo__rng_t *r)
+{
+    uint64_t z = (r->s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-scale, scale]. */
+static void demo__fill(struct ggml_tensor *t, demo__rng_t *r, float scale)
+{
+    float *d = t->data;
+    int64_t n = ggml_nelements(t);
+    for (int64_t i = 0; i < n; i++) {
+        double u = (double)(demo__next(r) >> 11) / (double)(1ull << 53);
+        d[i] = (float)((u * 2.0 - 1.0) * scale);
+    }
+}
+
+static void demo__ones(struct ggml_tensor *t)
+{
+    float *d = t->data;
+    for (int64_t i = 0; i < ggml_nelements(t); i++) d[i] = 1.0f;
+}
+
+static struct ggml_tensor *demo__tensor(struct ggml_context *g, struct gguf_context *gf,
+                                        const char *name, int64_t ne0, int64_t ne1)
+{
+    struct ggml_tensor *t = ne1 ? ggml_new_tensor_2d(g, GGML_TYPE_F32, ne0, ne1)
+                                : ggml_new_tensor_1d(g, GGML_TYPE_F32, ne0);
+    ggml_set_name(t, name);
+    gguf_add_tensor(gf, t);
+    return t;
+}
+
+int demo_model_write(const char *path, char *err, size_t errlen)
+{
+    size_t vlen;
+    const unsigned char *vocab = demo_vocab_data(&vlen);
+    struct gguf_init_params vp = {.no_alloc = true, .ctx = NULL};
+    struct gguf_context *src = gguf_init_from_buffer(vocab, vlen, vp);
+    if (!src) {
+        snprintf(err, errlen, "the embedded vocabulary is not a valid GGUF");
+        return -1;
+    }
+    int64_t tok_key = gguf_find_key(src, "tokenizer.ggml.tokens");
+    int64_t n_vocab = tok_key >= 0 ? (int64_t)gguf_get_arr_n(src, tok_key) : 0;
+    if (n_vocab <= 0) {
+        gguf_free(src);
+        snprintf(err, errlen, "the embedded vocabulary has no tokens");
+        return -1;
+    }
+
+    const int64_t E = DEMO_N_EMBD, F = DEMO_N_FF;
+    size_t floats = (size_t)(2 * n_vocab * E + E + DEMO_N_LAYER * (2 * E + 4 * E * E + 3 * E * F));
+    struct ggml_init_params gp = {
+        .mem_size = floats * sizeof(float) + 64 * ggml_tensor_overhead() + 1024 * 1024,
+        .mem_buffer = NULL,
+        .no_alloc = false,
+    };
+    struct ggml_context *g = ggml_init(gp);
+    struct gguf_context *gf = gguf_init_empty();
+    if (!g || !gf) {
+        if (g) ggml_free(g);
+        if (gf) gguf_free(gf);
+        gguf_free(src);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    /* Tokenizer and the rest of the vocabulary file's metadata first, then ours on top. */
+    gguf_set_kv(gf, src);
+    gguf_free(src);
+    gguf_set_val_str(gf, "general.architecture", "llama");
+    gguf_set_val_str(gf, "general.name", "skuld-demo (random weights)");
+    gguf_set_val_u32(gf, "general.file_type", 0); /* all F32 */
+    gguf_set_val_u32(gf, "llama.context_length", DEMO_N_CTX);
+    gguf_set_val_u32(gf, "llama.embedding_length", DEMO_N_EMBD);
+    gguf_set_val_u32(gf, "llama.block_count", DEMO_N_LAYER);
+    gguf_set_val_u32(gf, "llama.feed_forward_length", DEMO_N_FF);
+    gguf_set_val_u32(gf, "llama.attention.head_count", DEMO_N_HEAD);
+    gguf_set_val_u32(gf, "llama.attention.head_count_kv", DEMO_N_HEAD);
+    gguf_set_val_f32(gf, "llama.attention.layer_norm_rms_epsilon", 1e-5f);
+    gguf_set_val_u32(gf, "llama.rope.dimension_count", DEMO_N_EMBD / DEMO_N_HEAD);
+    gguf_set_val_f32(gf, "llama.rope.freq_base", 10000.0f);
+    gguf_set_val_u32(gf, "llama.vocab_size", (uint32_t)n_vocab);
+
+    demo__rng_t r = {.s = 0x736b756c64ull}; /* "skuld" */
+    demo__fill(demo__tensor(g, gf, "token_embd.weight", E, n_vocab), &r, 1.0f);
+    demo__ones(demo__tensor(g, gf, "output_norm.weight", E, 0));
+    demo__fill(demo__tensor(g, gf, "output.weight", E, n_vocab), &r, 0.5f);
+    const float w = 1.0f / sqrtf((float)E);
+    for (int l = 0; l < DEMO_N_LAYER; l++) {
+        char name[64];
+#define DEMO_T(suffix, a, b) (snprintf(name, sizeof name, "blk.%d." suffix, l), demo__tensor(g, gf, name, a, b))
+        demo__ones(DEMO_T("attn_norm.weight", E, 0));
+        demo__fill(DEMO_T("attn_q.weight", E, E), &r, w);
+        demo__fill(DEMO_T("attn_k.weight", E, E), &r, w);
+        demo__fill(DEMO_T("attn_v.weight", E, E), &r, w);
+        demo__fill(DEMO_T("attn_output.weight", E, E), &r, w);
+        demo__ones(DEMO_T("ffn_norm.weight", E, 0));
+        demo__fill(DEMO_T("ffn_gate.weight", E, F), &r, w);
+        demo__fill(DEMO_T("ffn_up.weight", E, F), &r, w);
+        demo__fill(DEMO_T("ffn_down.weight", F, E), &r, 1.0f / sqrtf((float)F));
+#undef DEMO_T
+    }
+
+    size_t plen = strlen(path);
+    char *tmp = malloc(plen + 8);
+    int rc = -1;
+    if (tmp) {
+        snprintf(tmp, plen + 8, "%s.tmp", path);
+        if (!gguf_write_to_file(gf, tmp, false)) {
+            snprintf(err, errlen, "cannot write %s", tmp);
+            unlink(tmp);
+        } else if (rename(tmp, path) != 0) {
+            snprintf(err, errlen, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
+            unlink(tmp);
+        } else {
+            rc = 0;
+        }
+        free(tmp);
+    } else {
+        snprintf(err, errlen, "out of memory");
+    }
+    gguf_free(gf);
+    ggml_free(g);
+    return rc;
+}
+
+/* mkdir -p of path's directory part. */
+static int demo__mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return 0;
+    *slash = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
+int demo_model_ensure(const char *path, char *err, size_t errlen)
+{
+    struct stat st;
+    if (stat(path, &st) == 0) return 0;
+    if (demo__mkdirs(path) != 0) {
+        snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return -1;
+    }
+    return demo_model_write(path, err, errlen);
+}

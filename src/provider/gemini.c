@@ -1,0 +1,371 @@
+/*
+ * provider gemini — Google's Gemini API: POST {base_url}/models/{model}:
+ * generateContent, or :streamGenerateContent?alt=sse for a stream (base_url
+ * e.g. https://generativelanguage.googleapis.com/v1beta). The key goes in the
+ * x-goog-api-key header, never in the URL, so it cannot reach a log.
+ *
+ * Request (OpenAI chat -> Gemini): system/developer messages ->
+ * systemInstruction; user/assistant -> contents with role user/model and
+ * parts: text, inlineData (data: URL images), fileData (other image URLs),
+ * functionCall (assistant tool_calls); tool messages -> functionResponse
+ * parts (name looked up from the earlier call with that id, response = the
+ * content parsed as a JSON object, else {"content": text}); consecutive turns
+ * of one role merged. tools -> one functionDeclarations list; tool_choice
+ * auto/required/none/{function} -> functionCallingConfig AUTO/ANY/NONE/ANY +
+ * allowedFunctionNames; temperature, top_p, max(_completion)_tokens, stop,
+ * response_format json -> generationConfig.
+ *
+ * Answer: the first candidate's text parts -> content, functionCall parts ->
+ * tool_calls (id "call_<n>" unless Gemini gave one); finishReason STOP ->
+ * stop (tool_calls when calls were made), MAX_TOKENS -> length, SAFETY /
+ * RECITATION / BLOCKLIST / PROHIBITED_CONTENT / SPII / IMAGE_SAFETY and a
+ * prompt blocked by promptFeedback.blockReason -> content_filter. Usage:
+ * prompt = promptTokenCount (which includes cachedContentTokenCount, the
+ * cached count), completion = candidatesTokenCount + thoughtsTokenCount.
+ * Streams: every event is a whole response; the one with a finishReason
+ * ends the stream (finish chunk, usage chunk, [DONE]). Errors
+ * {"error":{"code","message","status"}} keep their HTTP status; code = the
+ * Gemini status name.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "provider/xlate.h"
+
+struct prov_xlate {
+    xl_stream_t s;
+};
+
+static const char *gem_mime_of(const char *url)
+{
+    const char *dot = strrchr(url, '.');
+    if (dot && (!strcmp(dot, ".png") || !strcmp(dot, ".PNG"))) return "image/png";
+    if (dot && !strcmp(dot, ".webp")) return "image/webp";
+    if (dot && !strcmp(dot, ".gif")) return "image/gif";
+    return "image/jpeg";
+}
+
+static json_t *gem_parts(arena_t *a, const json_t *content)
+{
+    json_t *parts = json_array();
+    if (json_is_string(content)) {
+        if (json_string_length(content))
+            json_array_append_new(parts, json_pack("{s:O}", "text", content));
+        return parts;
+    }
+    size_t i;
+    json_t *p;
+    json_array_foreach(content, i, p)
+    {
+        const char *url = xl_image_url(p), *mime, *data;
+        json_t *text = json_object_get(p, "text");
+        if (url && xl_data_url(a, url, &mime, &data))
+            json_array_append_new(
+                parts, json_pack("{s:{s:s, s:s}}", "inlineData", "mimeType", mime, "data", data));
+        else if (url)
+            json_array_append_new(parts, json_pack("{s:{s:s, s:s}}", "fileData", "mimeType",
+                                                   gem_mime_of(url), "fileUri", url));
+        else if (json_is_string(text))
+            json_array_append_new(parts, json_pack("{s:O}", "text", text));
+    }
+    return parts;
+}
+
+static void gem_turn(json_t *contents, const char *role, json_t *parts)
+{
+    if (!json_array_size(parts)) {
+        json_decref(parts);
+        return;
+    }
+    size_t n = json_array_size(contents);
+    json_t *last = n ? json_array_get(contents, n - 1) : NULL;
+    const char *lr = json_string_value(json_object_get(last, "role"));
+    if (lr && !strcmp(lr, role)) {
+        json_array_extend(json_object_get(last, "parts"), parts);
+        json_decref(parts);
+        return;
+    }
+    json_array_append_new(contents, json_pack("{s:s, s:o}", "role", role, "parts", parts));
+}
+
+static json_t *gem_tool_config(const json_t *tc)
+{
+    const char *s = json_string_value(tc);
+    const char *mode = !s                       ? NULL
+                       : !strcmp(s, "required") ? "ANY"
+                       : !strcmp(s, "none")     ? "NONE"
+                                                : "AUTO";
+    json_t *name = json_object_get(json_object_get(tc, "function"), "name");
+    if (!mode && !json_is_string(name)) return NULL;
+    json_t *fc = json_pack("{s:s}", "mode", mode ? mode : "ANY");
+    if (!mode) json_object_set_new(fc, "allowedFunctionNames", json_pack("[O]", name));
+    return json_pack("{s:o}", "functionCallingConfig", fc);
+}
+
+static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
+                     prov_call_t *out)
+{
+    if (ep != EP_CHAT) {
+        out->error = "this deployment (provider type gemini) serves chat completions only";
+        return PROV_EBADREQ;
+    }
+    json_t *req = json_object(), *contents = json_array(), *sys = json_array();
+    json_t *names = json_object(); /* tool_call id -> function name */
+    size_t i, j;
+    json_t *msg, *tc;
+    json_array_foreach(json_object_get(body, "messages"), i, msg)
+    {
+        const char *role = json_string_value(json_object_get(msg, "role"));
+        json_t *content = json_object_get(msg, "content");
+        if (!role) continue;
+        if (!strcmp(role, "system") || !strcmp(role, "developer")) {
+            const char *t = xl_content_text(a, content);
+            if (t && *t) json_array_append_new(sys, json_pack("{s:s}", "text", t));
+        } else if (!strcmp(role, "assistant")) {
+            json_t *parts = gem_parts(a, content);
+            json_array_foreach(json_object_get(msg, "tool_calls"), j, tc)
+            {
+                json_t *fn = json_object_get(tc, "function"), *name = json_object_get(fn, "name");
+                const char *args = json_string_value(json_object_get(fn, "arguments"));
+                json_t *av = args ? json_loads(args, 0, NULL) : NULL;
+                if (!json_is_object(av)) {
+                    json_decref(av);
+                    av = json_object();
+                }
+                if (!json_is_string(name)) {
+                    json_decref(av);
+                    continue;
+                }
+                const char *id = json_string_value(json_object_get(tc, "id"));
+                if (id) json_object_set(names, id, name);
+                json_array_append_new(
+                    parts, json_pack("{s:{s:O, s:o}}", "functionCall", "name", name, "args", av));
+            }
+            gem_turn(contents, "model", parts);
+        } else if (!strcmp(role, "tool")) {
+            const char *id = json_string_value(json_object_get(msg, "tool_call_id"));
+            json_t *name = id ? json_object_get(names, id) : NULL;
+            const char *t = xl_content_text(a, content);
+            json_t *resp = t ? json_loads(t, 0, NULL) : NULL;
+            if (!json_is_object(resp)) {
+                json_decref(resp);
+                resp = json_pack("{s:s}", "content", t ? t : "");
+            }
+            gem_turn(contents, "user",
+                     json_pack("[{s:{s:o, s:o}}]", "functionResponse", "name",
+                               name ? json_incref(name) : json_string(id ? id : "tool"), "response",
+                               resp));
+        } else {
+            gem_turn(contents, "user", gem_parts(a, content));
+        }
+    }
+    json_decref(names);
+    json_object_set_new(req, "contents", contents);
+    if (json_array_size(sys))
+        json_object_set_new(req, "systemInstruction", json_pack("{s:o}", "parts", sys));
+    else
+        json_decref(sys);
+
+    json_t *tools = json_object_get(body, "tools"), *tool;
+    if (json_is_array(tools) && json_array_size(tools)) {
+        json_t *decls = json_array();
+        json_array_foreach(tools, i, tool)
+        {
+            json_t *fn = json_object_get(tool, "function");
+            json_t *d = json_pack("{s:O}", "name", json_object_get(fn, "name"));
+            if (!d) continue;
+            json_t *desc = json_object_get(fn, "description"),
+                   *p = json_object_get(fn, "parameters");
+            if (json_is_string(desc)) json_object_set(d, "description", desc);
+            if (json_is_object(p)) json_object_set(d, "parameters", p);
+            json_array_append_new(decls, d);
+        }
+        json_object_set_new(req, "tools", json_pack("[{s:o}]", "functionDeclarations", decls));
+        json_t *cfg = gem_tool_config(json_object_get(body, "tool_choice"));
+        if (cfg) json_object_set_new(req, "toolConfig", cfg);
+    }
+
+    json_t *gc = json_object(), *v;
+    if (json_is_number(v = json_object_get(body, "temperature")))
+        json_object_set(gc, "temperature", v);
+    if (json_is_number(v = json_object_get(body, "top_p"))) json_object_set(gc, "topP", v);
+    long maxt = xl_int(body, "max_completion_tokens", xl_int(body, "max_tokens", -1));
+    if (maxt > 0) json_object_set_new(gc, "maxOutputTokens", json_integer(maxt));
+    json_t *stop = xl_stop_list(json_object_get(body, "stop"));
+    if (stop) json_object_set_new(gc, "stopSequences", stop);
+    const char *rf =
+        json_string_value(json_object_get(json_object_get(body, "response_format"), "type"));
+    if (rf && (!strcmp(rf, "json_object") || !strcmp(rf, "json_schema")))
+        json_object_set_new(gc, "responseMimeType", json_string("application/json"));
+    if (json_object_size(gc))
+        json_object_set_new(req, "generationConfig", gc);
+    else
+        json_decref(gc);
+
+    int rc = xl_body(a, req, out);
+    json_decref(req);
+    if (rc) return -1;
+    out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model,
+                            stream ? "streamGenerateContent?alt=sse" : "generateContent");
+    const char **h = arena_calloc(a, 4 * sizeof *h);
+    struct prov_xlate *x = arena_calloc(a, sizeof *x);
+    if (!h || !x || !out->url) return -1;
+    int n = 0;
+    h[n++] = "Content-Type: application/json";
+    h[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
+    if (m->provider->api_key) h[n++] = arena_printf(a, "x-goog-api-key: %s", m->provider->api_key);
+    out->headers = h;
+    xl_stream_init(&x->s, a, "chatcmpl-gemini");
+    x->s.model = m->upstream_model;
+    out->xlate = x;
+    return 0;
+}
+
+static const char *gem_finish(const char *r, bool calls)
+{
+    if (!r) return NULL;
+    if (!strcmp(r, "MAX_TOKENS")) return "length";
+    static const char *const filtered[] = {
+        "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY"};
+    for (size_t i = 0; i < sizeof filtered / sizeof filtered[0]; i++)
+        if (!strcmp(r, filtered[i])) return "content_filter";
+    return calls ? "tool_calls" : "stop";
+}
+
+static void gem_usage(xl_stream_t *s, const json_t *u)
+{
+    if (!json_is_object(u)) return;
+    s->prompt = xl_int(u, "promptTokenCount", 0);
+    s->completion = xl_int(u, "candidatesTokenCount", 0) + xl_int(u, "thoughtsTokenCount", 0);
+    s->cached = xl_int(u, "cachedContentTokenCount", 0);
+}
+
+static json_t *gem_call(const json_t *fc, int index, bool with_index)
+{
+    char id[32];
+    const char *gid = json_string_value(json_object_get(fc, "id"));
+    snprintf(id, sizeof id, "call_%d", index);
+    json_t *av = json_object_get(fc, "args");
+    char *args = av ? json_dumps(av, JSON_COMPACT) : NULL;
+    json_t *name = json_object_get(fc, "name");
+    json_t *c = json_pack("{s:s, s:s, s:{s:o, s:s}}", "id", gid ? gid : id, "type", "function",
+                          "function", "name", name ? json_incref(name) : json_string(""),
+                          "arguments", args ? args : "{}");
+    free(args);
+    if (with_index) json_object_set_new(c, "index", json_integer(index));
+    return c;
+}
+
+static int gem_response(prov_xlate_t *x, int status, const char *body, size_t len, buf_t *out)
+{
+    json_t *o = json_loadb(body, len, 0, NULL);
+    if (status >= 400) {
+        json_t *e = json_object_get(o, "error");
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        const char *code = json_string_value(json_object_get(e, "status"));
+        xl_error(out, status, code ? code : "upstream_error",
+                 msg ? msg : "the upstream provider answered with an error");
+        json_decref(o);
+        return status;
+    }
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    json_t *cand = json_array_get(json_object_get(o, "candidates"), 0), *p;
+    buf_t text;
+    buf_init(&text, 0);
+    json_t *calls = json_array();
+    size_t i;
+    json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, p)
+    {
+        json_t *t = json_object_get(p, "text"), *fc = json_object_get(p, "functionCall");
+        if (json_is_true(json_object_get(p, "thought"))) continue;
+        if (json_is_string(t)) buf_append(&text, json_string_value(t), json_string_length(t));
+        if (json_is_object(fc))
+            json_array_append_new(calls, gem_call(fc, (int)json_array_size(calls), false));
+    }
+    json_t *msg = json_pack("{s:s}", "role", "assistant");
+    if (text.len || !json_array_size(calls))
+        json_object_set_new(msg, "content",
+                            text.len ? json_stringn(buf_data(&text), text.len) : json_null());
+    else
+        json_object_set_new(msg, "content", json_null());
+    buf_free(&text);
+    bool has_calls = json_array_size(calls) > 0;
+    if (has_calls)
+        json_object_set_new(msg, "tool_calls", calls);
+    else
+        json_decref(calls);
+    const char *fin =
+        gem_finish(json_string_value(json_object_get(cand, "finishReason")), has_calls);
+    if (json_object_get(json_object_get(o, "promptFeedback"), "blockReason") || (!cand && !fin))
+        fin = "content_filter";
+    xl_stream_t u = {.prompt = 0, .completion = 0};
+    gem_usage(&u, json_object_get(o, "usageMetadata"));
+    const char *id = json_string_value(json_object_get(o, "responseId"));
+    const char *model = json_string_value(json_object_get(o, "modelVersion"));
+    json_t *c = xl_completion(id ? id : x->s.id, x->s.created, model ? model : x->s.model, msg,
+                              fin ? fin : "stop", xl_usage(u.prompt, u.completion, u.cached));
+    int rc = xl_dump(out, c);
+    json_decref(c);
+    json_decref(o);
+    return rc ? -1 : status;
+}
+
+static int gem_event(prov_xlate_t *x, const char *event, const char *data, size_t len,
+                     prov_emit_fn emit, void *ud)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    if (!json_is_object(o)) {
+        json_decref(o);
+        return -1;
+    }
+    xl_stream_t *s = &x->s;
+    int r = 0;
+    json_t *e = json_object_get(o, "error");
+    if (json_is_object(e)) {
+        const char *msg = json_string_value(json_object_get(e, "message"));
+        const char *code = json_string_value(json_object_get(e, "status"));
+        int st = (int)xl_int(e, "code", 500);
+        r = xl_emit_error(st >= 400 && st < 600 ? st : 500, code ? code : "upstream_error",
+                          msg ? msg : "the upstream stream reported an error", emit, ud);
+        json_decref(o);
+        return r;
+    }
+    xl_stream_set_id(s, json_string_value(json_object_get(o, "responseId")),
+                     json_string_value(json_object_get(o, "modelVersion")));
+    gem_usage(s, json_object_get(o, "usageMetadata"));
+    json_t *cand = json_array_get(json_object_get(o, "candidates"), 0), *p;
+    size_t i;
+    json_array_foreach(json_object_get(json_object_get(cand, "content"), "parts"), i, p)
+    {
+        json_t *t = json_object_get(p, "text"), *fc = json_object_get(p, "functionCall");
+        if (json_is_true(json_object_get(p, "thought"))) continue;
+        if (json_is_string(t) && json_string_length(t))
+            r = xl_emit_delta(s, json_pack("{s:O}", "content", t), NULL, emit, ud);
+        else if (json_is_object(fc))
+            r = xl_emit_delta(s, json_pack("{s:[o]}", "tool_calls", gem_call(fc, s->tools++, true)),
+                              NULL, emit, ud);
+        if (r) break;
+    }
+    const char *fin =
+        gem_finish(json_string_value(json_object_get(cand, "finishReason")), s->tools > 0);
+    if (json_object_get(json_object_get(o, "promptFeedback"), "blockReason"))
+        fin = "content_filter";
+    if (!r && fin) {
+        s->finish = fin;
+        r = xl_emit_end(s, emit, ud);
+    }
+    (void)event;
+    json_decref(o);
+    return r;
+}
+
+const prov_ops_t provider_gemini = {
+    .type = "gemini",
+    .build = gem_build,
+    .translate_response = gem_response,
+    .translate_event = gem_event,
+};

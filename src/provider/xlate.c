@@ -1,0 +1,207 @@
+#include "provider/xlate.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+void xl_stream_init(xl_stream_t *s, arena_t *a, const char *id_prefix)
+{
+    memset(s, 0, sizeof *s);
+    s->a = a;
+    s->id = id_prefix;
+    s->model = "";
+    s->created = (long long)time(NULL);
+    s->prompt = s->completion = -1;
+}
+
+void xl_stream_set_id(xl_stream_t *s, const char *id, const char *model)
+{
+    if (id && *id) s->id = arena_strdup(s->a, id);
+    if (model && *model) s->model = arena_strdup(s->a, model);
+}
+
+static int xl_emit_json(json_t *o, prov_emit_fn emit, void *ud)
+{
+    char *p = json_dumps(o, JSON_COMPACT);
+    json_decref(o);
+    if (!p) return -1;
+    int r = emit(ud, p, strlen(p));
+    free(p);
+    return r;
+}
+
+static json_t *xl_chunk(xl_stream_t *s)
+{
+    return json_pack("{s:s, s:s, s:I, s:s}", "id", s->id ? s->id : "", "object",
+                     "chat.completion.chunk", "created", (json_int_t)s->created, "model",
+                     s->model ? s->model : "");
+}
+
+int xl_emit_delta(xl_stream_t *s, json_t *delta, const char *finish, prov_emit_fn emit, void *ud)
+{
+    if (!delta) delta = json_object();
+    if (!s->role_sent) {
+        s->role_sent = true;
+        json_object_set_new(delta, "role", json_string("assistant"));
+        if (!json_object_get(delta, "content") && !json_object_get(delta, "tool_calls"))
+            json_object_set_new(delta, "content", json_string(""));
+    }
+    json_t *c = xl_chunk(s);
+    json_t *choice = json_pack("{s:i, s:o, s:o}", "index", 0, "delta", delta, "finish_reason",
+                               finish ? json_string(finish) : json_null());
+    json_object_set_new(c, "choices", json_pack("[o]", choice));
+    return xl_emit_json(c, emit, ud);
+}
+
+int xl_emit_end(xl_stream_t *s, prov_emit_fn emit, void *ud)
+{
+    if (s->done) return 0;
+    s->done = true;
+    int r = xl_emit_delta(s, NULL, s->finish ? s->finish : "stop", emit, ud);
+    if (r) return r;
+    if (s->prompt >= 0 || s->completion >= 0) {
+        json_t *c = xl_chunk(s);
+        json_object_set_new(c, "choices", json_array());
+        json_object_set_new(c, "usage",
+                            xl_usage(s->prompt < 0 ? 0 : s->prompt,
+                                     s->completion < 0 ? 0 : s->completion, s->cached));
+        if ((r = xl_emit_json(c, emit, ud))) return r;
+    }
+    return emit(ud, "[DONE]", 6);
+}
+
+int xl_emit_error(int status, const char *code, const char *message, prov_emit_fn emit, void *ud)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    xl_error(&b, status, code, message);
+    int r = emit(ud, buf_data(&b), b.len);
+    buf_free(&b);
+    return r;
+}
+
+json_t *xl_usage(long prompt, long completion, long cached)
+{
+    json_t *u =
+        json_pack("{s:I, s:I, s:I}", "prompt_tokens", (json_int_t)prompt, "completion_tokens",
+                  (json_int_t)completion, "total_tokens", (json_int_t)(prompt + completion));
+    if (cached > 0)
+        json_object_set_new(u, "prompt_tokens_details",
+                            json_pack("{s:I}", "cached_tokens", (json_int_t)cached));
+    return u;
+}
+
+json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
+                      const char *finish, json_t *usage)
+{
+    json_t *o = json_pack("{s:s, s:s, s:I, s:s}", "id", id, "object", "chat.completion", "created",
+                          (json_int_t)created, "model", model ? model : "");
+    json_object_set_new(o, "choices",
+                        json_pack("[{s:i, s:o, s:s}]", "index", 0, "message", message,
+                                  "finish_reason", finish ? finish : "stop"));
+    if (usage) json_object_set_new(o, "usage", usage);
+    return o;
+}
+
+const char *xl_error_type(int status)
+{
+    switch (status) {
+    case 401:
+        return "authentication_error";
+    case 403:
+        return "permission_error";
+    case 404:
+        return "invalid_request_error";
+    case 429:
+        return "rate_limit_error";
+    default:
+        return status >= 500 ? "server_error" : "invalid_request_error";
+    }
+}
+
+void xl_error(buf_t *out, int status, const char *code, const char *message)
+{
+    json_t *e = json_pack("{s:{s:s, s:s, s:n, s:o}}", "error", "message",
+                          message ? message : "upstream error", "type", xl_error_type(status),
+                          "param", "code", code ? json_string(code) : json_null());
+    if (!e) /* message or code not valid UTF-8 */
+        e = json_pack("{s:{s:s, s:s, s:n, s:n}}", "error", "message", "upstream error", "type",
+                      xl_error_type(status), "param", "code");
+    xl_dump(out, e);
+    json_decref(e);
+}
+
+int xl_dump(buf_t *out, const json_t *v)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    if (!n) return -1;
+    buf_status_t st;
+    char *p = buf_reserve(out, n, &st);
+    if (!p) return -1;
+    json_dumpb(v, p, n, JSON_COMPACT);
+    buf_commit(out, n);
+    return 0;
+}
+
+int xl_body(arena_t *a, const json_t *v, prov_call_t *out)
+{
+    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
+    char *p = n ? arena_alloc(a, n + 1) : NULL;
+    if (!p) return -1;
+    json_dumpb(v, p, n, JSON_COMPACT);
+    p[n] = '\0';
+    out->body = p;
+    out->body_len = n;
+    return 0;
+}
+
+const char *xl_content_text(arena_t *a, const json_t *content)
+{
+    if (json_is_string(content)) return json_string_value(content);
+    buf_t b;
+    buf_init(&b, 0);
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+        if (!json_is_string(t)) continue;
+        if (b.len) buf_append(&b, "\n", 1);
+        buf_append(&b, json_string_value(t), json_string_length(t));
+    }
+    char *s = arena_strndup(a, buf_data(&b), b.len);
+    buf_free(&b);
+    return s;
+}
+
+bool xl_data_url(arena_t *a, const char *url, const char **mime, const char **data)
+{
+    if (strncmp(url, "data:", 5) != 0) return false;
+    const char *semi = strstr(url, ";base64,");
+    if (!semi) return false;
+    *mime = arena_strndup(a, url + 5, (size_t)(semi - url - 5));
+    *data = semi + 8;
+    return *mime != NULL;
+}
+
+const char *xl_image_url(const json_t *part)
+{
+    json_t *t = json_object_get(part, "type");
+    if (!json_is_string(t) || strcmp(json_string_value(t), "image_url") != 0) return NULL;
+    json_t *iu = json_object_get(part, "image_url");
+    json_t *u = json_is_object(iu) ? json_object_get(iu, "url") : iu;
+    return json_is_string(u) ? json_string_value(u) : NULL;
+}
+
+json_t *xl_stop_list(const json_t *stop)
+{
+    if (json_is_string(stop)) return json_pack("[O]", stop);
+    if (json_is_array(stop) && json_array_size(stop) > 0) return json_deep_copy(stop);
+    return NULL;
+}
+
+long xl_int(const json_t *obj, const char *key, long dflt)
+{
+    json_t *v = json_object_get(obj, key);
+    return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
+}

@@ -1,0 +1,68 @@
+/*
+ * xlate — helpers shared by the translating providers (anthropic, gemini,
+ * ollama): they turn a provider's answer into OpenAI chat.completion(.chunk)
+ * JSON and its errors into the OpenAI error object.
+ *
+ * xl_stream_t is the part of a per-call translator state that every stream
+ * needs: the chunk id/model/created stamp, whether the role chunk went out,
+ * the finish reason and the usage seen so far. It lives in the request arena
+ * with the rest of the translator state; strings are copied into that arena.
+ * Chunks are emitted as compact JSON, so the relay's usage sniffing applies.
+ */
+#ifndef SKULD_PROVIDER_XLATE_H
+#define SKULD_PROVIDER_XLATE_H
+
+#include <jansson.h>
+#include <stdbool.h>
+
+#include "core/arena.h"
+#include "core/buf.h"
+#include "provider/provider.h"
+
+typedef struct xl_stream {
+    arena_t *a;
+    const char *id, *model;
+    long long created;
+    bool role_sent, done;
+    int tools;               /* tool calls started so far (next OpenAI tool_calls index) */
+    const char *finish;      /* OpenAI finish_reason once known */
+    long prompt, completion; /* -1 unknown; prompt includes cached */
+    long cached;
+} xl_stream_t;
+
+void xl_stream_init(xl_stream_t *s, arena_t *a, const char *id_prefix);
+void xl_stream_set_id(xl_stream_t *s, const char *id, const char *model);
+
+/* Emit one chunk with this delta (stolen; NULL = {}) and finish reason (NULL = null).
+ * The first call also carries role "assistant". */
+int xl_emit_delta(xl_stream_t *s, json_t *delta, const char *finish, prov_emit_fn emit, void *ud);
+/* The finish chunk, the usage chunk (choices: []) and [DONE]; once. */
+int xl_emit_end(xl_stream_t *s, prov_emit_fn emit, void *ud);
+/* An OpenAI error object as a stream payload. */
+int xl_emit_error(int status, const char *code, const char *message, prov_emit_fn emit, void *ud);
+
+/* {"prompt_tokens","completion_tokens","total_tokens"[,"prompt_tokens_details"]} */
+json_t *xl_usage(long prompt, long completion, long cached);
+/* A whole chat.completion; message is stolen. */
+json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
+                      const char *finish, json_t *usage);
+/* OpenAI error object into out; type derived from status. */
+void xl_error(buf_t *out, int status, const char *code, const char *message);
+const char *xl_error_type(int status);
+/* Dump v compactly into out; 0 or -1. */
+int xl_dump(buf_t *out, const json_t *v);
+/* Dump v into the arena as the call body. */
+int xl_body(arena_t *a, const json_t *v, prov_call_t *out);
+
+/* Text of an OpenAI message content (string, or text parts joined by "\n"); arena copy. */
+const char *xl_content_text(arena_t *a, const json_t *content);
+/* "data:<mime>;base64,<data>" -> mime and data (arena copies); false if not a data URL. */
+bool xl_data_url(arena_t *a, const char *url, const char **mime, const char **data);
+/* Image URL of an OpenAI content part {"type":"image_url","image_url":{"url"}} or NULL. */
+const char *xl_image_url(const json_t *part);
+/* OpenAI "stop" (string or array) as a JSON array, or NULL. New reference. */
+json_t *xl_stop_list(const json_t *stop);
+/* Integer field of an object, or dflt. */
+long xl_int(const json_t *obj, const char *key, long dflt);
+
+#endif

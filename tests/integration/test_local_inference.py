@@ -1,0 +1,321 @@
+"""
+Embedded llama.cpp (provider type `llamacpp`) on the random-weight demo model
+written by `skuld demo-model`: streamed and whole answers with real token
+counts, 8 concurrent requests over 4 slots, a cancelled stream freeing its
+slot, fixed-seed determinism, stop strings, max_tokens, the context limit
+(400 naming it), embeddings, the config rule that a llamacpp model needs a
+path, and the embedded default (`skuld serve` without -c writes and serves
+the demo model).
+"""
+import json
+import math
+import os
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as H  # noqa: E402
+
+_DIR = H.mkdtemp("skuld-local-")
+DEMO = os.path.join(_DIR, "demo.gguf")
+
+
+def setUpModule():
+    rc, out, err = H.run_skuld(["demo-model", "-o", DEMO])
+    assert rc == 0, err
+    assert os.path.getsize(DEMO) > 1 << 20
+
+
+def local_config(parallel=4, context_window=None, extra_models=()):
+    model = {"name": "tiny", "provider": "local", "path": DEMO, "parallel": parallel}
+    if context_window:
+        model["context_window"] = context_window
+    return {
+        "server": {"listen": "127.0.0.1:0", "default_model": "tiny", "workers": 2},
+        "providers": [{"name": "local", "type": "llamacpp"}],
+        "models": [model] + list(extra_models),
+    }
+
+
+def gen(port, content="hello world", **kw):
+    body = {"model": "tiny", "messages": [{"role": "user", "content": content}]}
+    body.update(kw)
+    return H.post_json(port, "/v1/chat/completions", body, timeout=120)
+
+
+class LocalChatTest(H.unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = H.Skuld(local_config(parallel=4), ready_timeout=60)
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.gw.stop() == 0, cls.gw.describe()
+
+    def test_non_stream(self):
+        r = gen(self.port, max_tokens=12, temperature=0)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.headers.get("x-skuld-model"), "tiny")
+        self.assertEqual(r.headers.get("x-skuld-provider"), "local")
+        b = r.json()
+        self.assertEqual(b["object"], "chat.completion")
+        msg = b["choices"][0]["message"]
+        self.assertEqual(msg["role"], "assistant")
+        self.assertTrue(msg["content"])
+        u = b["usage"]
+        # random weights never pick end-of-text within 12 tokens of 32,000
+        self.assertEqual(b["choices"][0]["finish_reason"], "length")
+        self.assertEqual(u["completion_tokens"], 12)
+        self.assertGreater(u["prompt_tokens"], 3)  # chat template + text
+        self.assertEqual(u["total_tokens"], u["prompt_tokens"] + 12)
+
+    def test_completion_token_count_is_exact(self):
+        # SPM llama vocabulary: <s> ▁hello ▁world
+        r = H.post_json(self.port, "/v1/completions",
+                        {"model": "tiny", "prompt": "hello world", "max_tokens": 3,
+                         "temperature": 0})
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(b["object"], "text_completion")
+        self.assertEqual(b["usage"]["prompt_tokens"], 3)
+        self.assertEqual(b["usage"]["completion_tokens"], 3)
+        self.assertTrue(b["choices"][0]["text"])
+
+    def test_stream(self):
+        res = H.sse_request(self.port, {"model": "tiny", "stream": True, "max_tokens": 16,
+                                        "temperature": 0,
+                                        "stream_options": {"include_usage": True},
+                                        "messages": [{"role": "user", "content": "hi"}]},
+                            timeout=120)
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.done, res.events[-3:])
+        self.assertTrue(res.complete)
+        objs = res.json_events()
+        self.assertEqual(objs[0]["choices"][0]["delta"].get("role"), "assistant")
+        finals = [o for o in objs if o.get("choices") and o["choices"][0].get("finish_reason")]
+        self.assertEqual(len(finals), 1)
+        self.assertEqual(finals[0]["choices"][0]["finish_reason"], "length")
+        usage = [o for o in objs if o.get("choices") == []]
+        self.assertEqual(len(usage), 1)
+        self.assertEqual(usage[0]["usage"]["completion_tokens"], 16)
+        # same text as the whole answer for the same greedy request
+        whole = gen(self.port, "hi", max_tokens=16, temperature=0).json()
+        self.assertEqual(res.content(), whole["choices"][0]["message"]["content"])
+        # content arrives in several chunks, not one
+        self.assertGreater(len([o for o in objs if o.get("choices") and
+                                o["choices"][0]["delta"].get("content")]), 3)
+
+    def test_eight_concurrent(self):
+        results = [None] * 8
+        errors = []
+
+        def one(i):
+            try:
+                if i % 2:
+                    results[i] = gen(self.port, "request %d" % i, max_tokens=40)
+                else:
+                    results[i] = H.sse_request(
+                        self.port, {"model": "tiny", "stream": True, "max_tokens": 40,
+                                    "messages": [{"role": "user", "content": "request %d" % i}]},
+                        timeout=120)
+            except Exception as e:  # noqa: BLE001
+                errors.append(e)
+
+        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join(180)
+        self.assertFalse(errors)
+        for i, r in enumerate(results):
+            self.assertIsNotNone(r, i)
+            self.assertEqual(r.status, 200, i)
+            if i % 2:
+                self.assertEqual(r.json()["usage"]["completion_tokens"], 40)
+            else:
+                self.assertTrue(r.done, i)
+                self.assertTrue(r.content())
+
+    def test_fixed_seed_is_deterministic(self):
+        a = gen(self.port, "tell me", max_tokens=24, temperature=0, seed=42).json()
+        b = gen(self.port, "tell me", max_tokens=24, temperature=0, seed=42).json()
+        self.assertEqual(a["choices"][0]["message"]["content"],
+                         b["choices"][0]["message"]["content"])
+        # sampling (temperature > 0) with a fixed seed repeats too, and the seed matters
+        s1 = gen(self.port, "tell me", max_tokens=24, temperature=1.0, seed=7).json()
+        s2 = gen(self.port, "tell me", max_tokens=24, temperature=1.0, seed=7).json()
+        s3 = gen(self.port, "tell me", max_tokens=24, temperature=1.0, seed=8).json()
+        c1, c2, c3 = (x["choices"][0]["message"]["content"] for x in (s1, s2, s3))
+        self.assertEqual(c1, c2)
+        self.assertNotEqual(c1, c3)
+
+    def test_stop_string(self):
+        full = gen(self.port, "stop test", max_tokens=30, temperature=0).json()
+        text = full["choices"][0]["message"]["content"]
+        self.assertGreater(len(text), 12)
+        stop = text[8:12]
+        cut = text.index(stop)
+        r = gen(self.port, "stop test", max_tokens=30, temperature=0, stop=[stop]).json()
+        self.assertEqual(r["choices"][0]["message"]["content"], text[:cut])
+        self.assertEqual(r["choices"][0]["finish_reason"], "stop")
+        # streamed: the stop string never reaches the client, not even in part
+        res = H.sse_request(self.port, {"model": "tiny", "stream": True, "max_tokens": 30,
+                                        "temperature": 0, "stop": stop,
+                                        "messages": [{"role": "user", "content": "stop test"}]},
+                            timeout=120)
+        self.assertTrue(res.done)
+        self.assertEqual(res.content(), text[:cut])
+
+    def test_bad_sampling_parameter(self):
+        r = gen(self.port, temperature="hot")
+        H.check_error_shape(self, r, 400)
+        self.assertEqual(r.json()["error"]["param"], "temperature")
+
+    def test_embeddings(self):
+        r = H.post_json(self.port, "/v1/embeddings",
+                        {"model": "tiny", "input": ["hello world", "goodbye", "hello world"]})
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(len(b["data"]), 3)
+        vs = [d["embedding"] for d in b["data"]]
+        self.assertEqual(len(vs[0]), 64)
+        self.assertAlmostEqual(math.sqrt(sum(x * x for x in vs[0])), 1.0, places=4)
+        self.assertEqual(vs[0], vs[2])
+        self.assertNotEqual(vs[0], vs[1])
+        self.assertEqual(b["usage"]["prompt_tokens"], 3 + 3 + 3)  # <s> + 2 tokens each
+
+    def test_metrics_count_real_tokens(self):
+        gen(self.port, "metrics", max_tokens=5, temperature=0)
+        m = self.gw.metrics()
+        self.assertRegex(m, r'skuld_tokens_total\{[^}]*model="tiny"[^}]*type="completion"[^}]*\} \d+')
+
+
+class LocalSlotTest(H.unittest.TestCase):
+    """One slot and a long context: a request can only run when the slot is free."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = H.Skuld(local_config(parallel=1, context_window=32768), ready_timeout=60)
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.gw.stop() == 0, cls.gw.describe()
+
+    def test_cancel_frees_slot(self):
+        # ~30,000 tokens would keep the only slot busy for many seconds
+        res = H.sse_request(self.port, {"model": "tiny", "stream": True, "max_tokens": 30000,
+                                        "messages": [{"role": "user", "content": "go on"}]},
+                            stop_after=4, timeout=60)
+        self.assertTrue(res.closed_early)
+        t0 = time.monotonic()
+        r = gen(self.port, "next", max_tokens=8)
+        elapsed = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 8)
+        self.assertLess(elapsed, 5.0, "the cancelled stream kept its slot")
+        line = H.wait_until(lambda: [e for e in self.gw.access_log() if e.get("status") == 499],
+                            5, what="499 in the access log")
+        self.assertTrue(line)
+
+    def test_queued_request_waits_for_the_slot(self):
+        out = {}
+
+        def first():
+            out["a"] = gen(self.port, "first", max_tokens=200)
+
+        t = threading.Thread(target=first)
+        t.start()
+        time.sleep(0.05)
+        b = gen(self.port, "second", max_tokens=5)
+        t.join(120)
+        self.assertEqual(out["a"].status, 200)
+        self.assertEqual(b.status, 200)
+        self.assertEqual(b.json()["usage"]["completion_tokens"], 5)
+
+
+class LocalLimitsTest(H.unittest.TestCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.gw = H.Skuld(local_config(parallel=2, context_window=64), ready_timeout=60)
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        assert cls.gw.stop() == 0, cls.gw.describe()
+
+    def test_prompt_longer_than_context(self):
+        r = gen(self.port, "word " * 200, max_tokens=4)
+        H.check_error_shape(self, r, 400, "context_length_exceeded")
+        self.assertIn("64 tokens", r.json()["error"]["message"])
+        res = H.sse_request(self.port, {"model": "tiny", "stream": True,
+                                        "messages": [{"role": "user", "content": "word " * 200}]})
+        self.assertEqual(res.status, 400)
+        self.assertEqual(json.loads(res.body)["error"]["code"], "context_length_exceeded")
+
+    def test_generation_stops_at_context(self):
+        r = H.post_json(self.port, "/v1/completions",
+                        {"model": "tiny", "prompt": "a b c", "max_tokens": 1000})
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(b["choices"][0]["finish_reason"], "length")
+        self.assertEqual(b["usage"]["prompt_tokens"] + b["usage"]["completion_tokens"], 64)
+
+
+class LocalConfigTest(H.unittest.TestCase):
+    def test_path_required(self):
+        d = H.mkdtemp()
+        bad = os.path.join(d, "bad.yaml")
+        with open(bad, "w") as f:
+            f.write("providers:\n  - name: local\n    type: llamacpp\n"
+                    "models:\n  - name: m\n    provider: local\n")
+        rc, out, err = H.run_skuld(["check", "-c", bad])
+        self.assertEqual(rc, 1)
+        self.assertRegex(err, r"bad\.yaml:5:\d+: .*llamacpp needs 'path'")
+
+    def test_unloadable_model_fails_at_start(self):
+        d = H.mkdtemp()
+        junk = os.path.join(d, "junk.gguf")
+        with open(junk, "wb") as f:
+            f.write(b"not a model")
+        cfg = os.path.join(d, "c.yaml")
+        with open(cfg, "w") as f:
+            f.write(H.to_yaml({"providers": [{"name": "local", "type": "llamacpp"}],
+                               "models": [{"name": "m", "provider": "local", "path": junk}]}))
+        rc, out, err = H.run_skuld(["serve", "-c", cfg, "--listen", "127.0.0.1:0"], timeout=30)
+        self.assertEqual(rc, 1)
+        self.assertIn("could not load", err)
+
+    def test_demo_model_is_reproducible(self):
+        d = H.mkdtemp()
+        p = os.path.join(d, "again.gguf")
+        rc, out, err = H.run_skuld(["demo-model", "-o", p])
+        self.assertEqual(rc, 0, err)
+        with open(p, "rb") as f1, open(DEMO, "rb") as f2:
+            a, b = f1.read(), f2.read()
+        self.assertEqual(a[:4], b"GGUF")
+        self.assertEqual(a, b)
+        self.assertFalse(os.path.exists(p + ".tmp"))
+        rc, _, err = H.run_skuld(["demo-model"])
+        self.assertEqual(rc, 2)
+
+
+class EmbeddedDefaultLocalTest(H.unittest.TestCase):
+    def test_serve_without_config_writes_and_serves_demo(self):
+        cwd = H.mkdtemp("skuld-cwd-")
+        gw = H.Skuld(None, cwd=cwd, ready_timeout=60)
+        try:
+            self.assertTrue(os.path.exists(os.path.join(cwd, "skuld-data", "demo.gguf")))
+            r = H.post_json(gw.port, "/v1/chat/completions",
+                            {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 6})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.headers.get("x-skuld-model"), "demo")
+            self.assertEqual(r.json()["usage"]["completion_tokens"], 6)
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
+
+if __name__ == "__main__":
+    H.main()
