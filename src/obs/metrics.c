@@ -215,6 +215,38 @@ void metrics_render(buf_t *o)
         buf_printf(o, "} %llu\n", (unsigned long long)atomic_load_explicit(&s->stream_errors, RLX));
     }
 
+    buf_appends(o, "# HELP skuld_deployment_up Last health probe of the deployment succeeded.\n"
+                   "# TYPE skuld_deployment_up gauge\n");
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+        if (!s->provider[0]) continue;
+        buf_appends(o, "skuld_deployment_up{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %d\n", atomic_load_explicit(&s->health_up, RLX) ? 1 : 0);
+    }
+    buf_appends(o, "# HELP skuld_deployment_probes_total Health probes by outcome.\n"
+                   "# TYPE skuld_deployment_probes_total counter\n");
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+        if (!s->provider[0]) continue;
+        uint64_t probes = atomic_load_explicit(&s->health_probes, RLX);
+        uint64_t ok = atomic_load_explicit(&s->health_successes, RLX);
+        buf_appends(o, "skuld_deployment_probes_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, ",result=\"ok\"} %llu\n", (unsigned long long)ok);
+        buf_appends(o, "skuld_deployment_probes_total{");
+        metrics__labels(o, s, true);
+        buf_printf(o, ",result=\"failed\"} %llu\n", (unsigned long long)(probes - ok));
+    }
+    buf_appends(o, "# HELP skuld_deployment_uptime_ratio Share of successful health probes.\n"
+                   "# TYPE skuld_deployment_uptime_ratio gauge\n");
+    for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+        if (!s->provider[0]) continue;
+        uint64_t probes = atomic_load_explicit(&s->health_probes, RLX);
+        uint64_t ok = atomic_load_explicit(&s->health_successes, RLX);
+        buf_appends(o, "skuld_deployment_uptime_ratio{");
+        metrics__labels(o, s, true);
+        buf_printf(o, "} %.4f\n", probes ? (double)ok / (double)probes : 1.0);
+    }
+
     buf_appends(o, "# HELP skuld_tokens_total Tokens reported by upstream usage.\n"
                    "# TYPE skuld_tokens_total counter\n");
     for (metrics_series_t *s = head; s; s = atomic_load_explicit(&s->next, memory_order_acquire)) {

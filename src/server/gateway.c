@@ -359,8 +359,10 @@ static void gw_model_put(gateway_t *gw, ctl_ticket_t *t)
         return;
     }
     gw_rt_commit(gw, rt, n, c);
-    gw_answer(t, at >= 0 ? 200 : 201,
-              strdup(at >= 0 ? "{\"changed\":true}" : "{\"created\":true}"));
+    char body[64];
+    snprintf(body, sizeof body, "{\"%s\":true,\"persisted\":%s}", at >= 0 ? "changed" : "created",
+             gw->store ? "true" : "false");
+    gw_answer(t, at >= 0 ? 200 : 201, strdup(body));
 }
 
 static void gw_model_delete(gateway_t *gw, ctl_ticket_t *t)
