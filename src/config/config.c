@@ -683,11 +683,9 @@ static const struct provider_type {
     const char *name;
     bool remote; /* true: base_url required, api_key allowed; false: neither */
 } provider_types[] = {
-    {"openai", true},
-    {"echo", false},
+    {"openai", true},    {"echo", false},
     {"llamacpp", false}, /* embedded llama.cpp; models need `path` */
-    {"anthropic", true},
-    {"gemini", true},
+    {"anthropic", true}, {"gemini", true},
     {"ollama", true},
 };
 
@@ -698,7 +696,7 @@ static const struct provider_type *find_provider_type(const char *name)
     return NULL;
 }
 
-enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY };
+enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY, P_HEALTH_CHECK };
 static const field_t provider_fields[] = {
     [P_NAME] = {.key = "name",
                 .type = FT_STRING,
@@ -712,6 +710,9 @@ static const field_t provider_fields[] = {
                     .type = FT_STRING,
                     .off = offsetof(cfg_provider_t, base_url)},
     [P_API_KEY] = {.key = "api_key", .type = FT_STRING, .off = offsetof(cfg_provider_t, api_key)},
+    [P_HEALTH_CHECK] = {.key = "health_check",
+                        .type = FT_STRING,
+                        .off = offsetof(cfg_provider_t, health_check)},
 };
 
 static bool provider_name_ok(const char *s)
@@ -803,6 +804,11 @@ static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
         if (raw_key) p->api_key = resolve_secret(L, vals[P_API_KEY], raw_key);
     }
     free_secret(raw_key);
+
+    const char *hc = p->health_check;
+    if (hc && strcmp(hc, "models") != 0 && strcmp(hc, "chat") != 0 && strcmp(hc, "none") != 0)
+        err_at(L, vals[P_HEALTH_CHECK], "health_check must be models, chat or none, not '%s'",
+               SHOWN(vals[P_HEALTH_CHECK]));
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1281,6 +1287,7 @@ static void config_free(config_t *c)
         free(p->name);
         free(p->type);
         free(p->base_url);
+        free(p->health_check);
         free_secret(p->api_key);
     }
     free(c->providers);

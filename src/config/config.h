@@ -28,9 +28,10 @@
 
 typedef struct cfg_provider {
     char *name;
-    char *type;     /* "openai", "echo" (built-in local model) */
-    char *base_url; /* no trailing slash; NULL for local types */
-    char *api_key;  /* resolved secret; NULL when none; never logged */
+    char *type;         /* "openai", "echo" (built-in local model) */
+    char *base_url;     /* no trailing slash; NULL for local types */
+    char *api_key;      /* resolved secret; NULL when none; never logged */
+    char *health_check; /* probe method: "models" (default), "chat" (1-token completion), "none" */
 } cfg_provider_t;
 
 typedef struct cfg_strlist {

@@ -383,9 +383,22 @@ static int anth_event(prov_xlate_t *x, const char *event, const char *data, size
     return r;
 }
 
+static int anth_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
+{
+    const char **h = arena_calloc(a, 4 * sizeof *h);
+    out->url = arena_printf(a, "%s/models", m->provider->base_url);
+    if (!h || !out->url) return -1;
+    int n = 0;
+    h[n++] = "anthropic-version: 2023-06-01";
+    if (m->provider->api_key) h[n++] = arena_printf(a, "x-api-key: %s", m->provider->api_key);
+    out->headers = h;
+    return 0;
+}
+
 const prov_ops_t provider_anthropic = {
     .type = "anthropic",
     .build = anth_build,
+    .build_probe = anth_build_probe,
     .translate_response = anth_response,
     .translate_event = anth_event,
 };

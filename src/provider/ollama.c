@@ -247,9 +247,16 @@ static int oll_event(prov_xlate_t *x, const char *event, const char *data, size_
     return r;
 }
 
+static int oll_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
+{
+    out->url = arena_printf(a, "%s/api/tags", m->provider->base_url);
+    return out->url ? 0 : -1;
+}
+
 const prov_ops_t provider_ollama = {
     .type = "ollama",
     .build = oll_build,
+    .build_probe = oll_build_probe,
     .translate_response = oll_response,
     .translate_event = oll_event,
 };

@@ -45,16 +45,15 @@ static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model
     return 0;
 }
 
-static int openai_build_probe(arena_t *a, const cfg_provider_t *p, prov_call_t *out)
+static int openai_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 {
+    const cfg_provider_t *p = m->provider;
     const char **h = arena_calloc(a, 3 * sizeof *h);
     out->url = arena_printf(a, "%s%s", p->base_url, provider_openai_path(EP_MODELS));
     if (!h || !out->url) return -1;
     h[0] = "Accept: application/json";
     if (p->api_key) h[1] = arena_printf(a, "Authorization: Bearer %s", p->api_key);
     out->headers = h;
-    out->body = NULL;
-    out->body_len = 0;
     return 0;
 }
 

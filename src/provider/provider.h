@@ -66,9 +66,10 @@ typedef struct prov_ops {
                                  const up_callbacks_t *cb, void *ud);
     void (*local_cancel)(prov_local_t *h);
     void (*local_resume)(prov_local_t *h);
-    /* Health probe: a cheap authenticated GET (e.g. the models list). NULL for
-     * local providers, which are up while loaded. */
-    int (*build_probe)(arena_t *a, const cfg_provider_t *p, prov_call_t *out);
+    /* Health probe ("models" method): a cheap authenticated GET such as the
+     * models list. NULL for local providers, which are up while loaded. The
+     * "chat" method needs no hook: it sends a one-token request through build. */
+    int (*build_probe)(arena_t *a, const cfg_model_t *m, prov_call_t *out);
     /* Whole upstream body (any status) -> OpenAI chat.completion, or for an error status
      * an OpenAI error object. Returns the status the client gets, -1 if not understood. */
     int (*translate_response)(prov_xlate_t *x, int status, const char *body, size_t len,

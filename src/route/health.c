@@ -69,6 +69,17 @@ static void health_on_done(void *ud, up_result_t res, const char *detail)
     health_unlink(p->h, p);
 }
 
+/* "chat" method: the smallest real request, built by the provider itself. */
+static int health_chat_probe(arena_t *a, const prov_ops_t *ops, const cfg_model_t *m,
+                             prov_call_t *out)
+{
+    json_t *b = json_pack("{s:s,s:[{s:s,s:s}],s:i}", "model", m->name, "messages", "role", "user",
+                          "content", "ping", "max_tokens", 1);
+    int rc = b ? ops->build(a, EP_CHAT, b, m, false, out) : -1;
+    json_decref(b);
+    return rc;
+}
+
 static bool health_in_flight(health_t *h, metrics_series_t *s)
 {
     for (health_probe_t *p = h->probes; p; p = p->next)
@@ -85,14 +96,18 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
         const cfg_model_t *m = &cfg->models[i];
         const prov_ops_t *ops = provider_ops(m->provider->type);
         if (!m->stats || !ops || health_in_flight(h, m->stats)) continue;
+        const char *method = m->provider->health_check;
+        if (method && strcmp(method, "none") == 0) continue; /* not probed: reported as up */
         if (!ops->build_probe) {
             health_record(h, m->stats, true); /* local: up while loaded */
             continue;
         }
+        bool chat = method && strcmp(method, "chat") == 0;
         health_probe_t *p = calloc(1, sizeof *p);
         prov_call_t call = {0};
         if (!p || !(p->arena = arena_create(1024)) ||
-            ops->build_probe(p->arena, m->provider, &call)) {
+            (chat ? health_chat_probe(p->arena, ops, m, &call)
+                  : ops->build_probe(p->arena, m, &call))) {
             if (p) arena_destroy(p->arena);
             free(p);
             continue;
@@ -100,6 +115,8 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
         p->h = h;
         p->series = m->stats;
         up_request_t req = {.url = call.url,
+                            .body = call.body,
+                            .body_len = call.body_len,
                             .headers = call.headers,
                             .connect_timeout_ms = cfg->server.connect_timeout_ms,
                             .total_timeout_ms = HEALTH_PROBE_TIMEOUT_MS};

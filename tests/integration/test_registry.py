@@ -34,8 +34,10 @@ def config(mock, store_url, extra=""):
             "store:\n  url: '%s'\n"
             "providers:\n  - {name: mock, type: openai, base_url: '%s'}\n"
             "  - {name: other, type: openai, base_url: 'http://127.0.0.1:1/v1'}\n"
+            "  - {name: chatprobe, type: openai, base_url: '%s', health_check: chat}\n"
+            "  - {name: noprobe, type: openai, base_url: 'http://127.0.0.1:1/v1', health_check: none}\n"
             "models:\n  - {name: filemodel, provider: mock, tags: [file]}\n%s"
-            % (store_url, mock.base_url, extra))
+            % (store_url, mock.base_url, mock.base_url, extra))
 
 
 class RegistryCases:
@@ -189,6 +191,19 @@ class RegistryCases:
         m = sk.metrics()
         self.assertRegex(m, r'skuld_deployment_up\{model="deadend",provider="other"\} 0')
         self.assertRegex(m, r'skuld_deployment_up\{model="filemodel",provider="mock"\} 1')
+        # method "chat": a one-token completion; method "none": never probed, reported up
+        for spec in ({"name": "viachat", "provider": "chatprobe", "model": "probe-model"},
+                     {"name": "unprobed", "provider": "noprobe"}):
+            self.assertEqual(self.admin(sk, "POST", "/admin/models", spec).status, 201)
+        H.wait_until(lambda: health("viachat")["probes"] >= 2, 15, what="chat probes")
+        self.assertTrue(health("viachat")["up"])
+        prompts = self.mock.prompts()
+        self.assertGreaterEqual(prompts.get("ping", 0), 2)
+        time.sleep(0.5)
+        self.assertEqual(health("unprobed")["probes"], 0)
+        self.assertTrue(health("unprobed")["up"])
+        for n in ("viachat", "unprobed"):
+            self.assertEqual(self.admin(sk, "DELETE", "/admin/models/" + n).status, 200)
         self.assertEqual(sk.stop(), 0)
         sk = self.start("")  # persisted: counts continue from the stored values
         self.assertGreaterEqual(self.admin(sk, "GET", "/admin/models/deadend").json()
