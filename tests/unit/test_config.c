@@ -969,9 +969,71 @@ static void test_model_metadata_errors(void **state)
     config_errors_free(&errs);
 }
 
+static void test_store_master_key_health(void **state)
+{
+    (void)state;
+    setenv("SKULD_T_MASTER", "m4ster-secret", 1);
+    const char *y = "server:\n"
+                    "  master_key: env:SKULD_T_MASTER\n"
+                    "  health_interval: 250ms\n"
+                    "store:\n"
+                    "  url: sqlite:///tmp/x.db\n"
+                    "providers:\n"
+                    "  - {name: p, type: openai, base_url: 'http://h/v1', health_check: chat}\n";
+    cfg_errors_t errs = {0};
+    config_t *c = load(y, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_string_equal(c->server.master_key, "m4ster-secret");
+    assert_int_equal(c->server.health_interval_ms, 250);
+    assert_string_equal(c->store.url, "sqlite:///tmp/x.db");
+    assert_string_equal(c->providers[0].health_check, "chat");
+    config_unref(c);
+
+    cfg_errors_t e = load_fail("store:\n  url: mysql://x\n"
+                               "providers:\n"
+                               "  - {name: p, type: openai, base_url: 'http://h/v1', "
+                               "health_check: sometimes}\n");
+    expect_err(&e, 2, 8, "store url must start with sqlite://");
+    expect_err(&e, 4, 68, "health_check must be models, chat or none");
+    assert_int_equal(e.n, 2);
+    config_errors_free(&e);
+}
+
+/* config_build: file text + runtime models (JSON); errors name "registry". */
+static void test_build_with_runtime_models(void **state)
+{
+    (void)state;
+    const char *y = "providers:\n  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
+                    "models:\n  - {name: filem, provider: p}\n";
+    const char *extra[] = {"{\"name\":\"rt\",\"provider\":\"p\",\"tags\":[\"x\"]}"};
+    cfg_errors_t errs = {0};
+    config_t *c = config_build(y, strlen(y), "f.yaml", extra, 1, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(c->n_models, 2);
+    const cfg_model_t *rt = config_find_model(c, "rt", 2);
+    assert_non_null(rt);
+    assert_true(rt->runtime);
+    assert_false(config_find_model(c, "filem", 5)->runtime);
+    assert_string_equal(rt->tags.v[0], "x");
+    assert_string_equal(c->text, y);
+    config_unref(c);
+
+    const char *bad[] = {"{\"name\":\"filem\",\"provider\":\"p\"}",
+                         "{\"name\":\"r2\",\"provider\":\"nope\"}", "[1]"};
+    c = config_build(y, strlen(y), "f.yaml", bad, 3, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 3);
+    for (size_t i = 0; i < errs.n; i++) assert_string_equal(errs.v[i].file, "registry");
+    config_errors_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_master_key_health),
+        cmocka_unit_test(test_build_with_runtime_models),
         cmocka_unit_test(test_model_metadata),
         cmocka_unit_test(test_model_metadata_errors),
         cmocka_unit_test(test_full_config),
