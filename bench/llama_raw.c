@@ -2,7 +2,7 @@
  * llama-raw — single-stream generation speed of plain libllama, the
  * reference that bench/local_inference.py compares skuld against.
  *
- *   llama-raw MODEL.gguf [--tokens N] [--threads N] [--prompt TEXT] [--runs N]
+ *   llama-raw MODEL.gguf [--tokens N] [--threads N] [--prompt TEXT] [--runs N] [--parallel N]
  *
  * Loads MODEL like the engine does (CPU backends from the library directory,
  * n_threads = cores available unless given), decodes the prompt, then
@@ -11,6 +11,9 @@
  *   {"tokens":N,"seconds":S,"tokens_per_s":R}
  * timed from the first generated token's decode to the last, excluding the
  * prompt, as the gateway measurement does (first content chunk to last).
+ * --parallel N (N > 1): N sequences decoded together, one batch of N tokens
+ * per step, greedy (argmax) each: the engine's batching ceiling without the
+ * gateway; tokens counts all sequences.
  */
 #include <dlfcn.h>
 #include <ggml-backend.h>
@@ -34,6 +37,62 @@ static void quiet(enum ggml_log_level level, const char *text, void *ud)
     if (level == GGML_LOG_LEVEL_ERROR) fputs(text, stderr);
 }
 
+static int32_t argmax(struct llama_context *ctx, const struct llama_vocab *vocab, int i)
+{
+    const float *l = llama_get_logits_ith(ctx, i);
+    int n = llama_vocab_n_tokens(vocab), best = 0;
+    for (int k = 1; k < n; k++)
+        if (l[k] > l[best]) best = k;
+    return best;
+}
+
+static int parallel_runs(struct llama_context *ctx, const struct llama_vocab *vocab,
+                         const int32_t *toks, int n_prompt, int n_gen, int par, int runs,
+                         int threads)
+{
+    struct llama_batch b = llama_batch_init(n_prompt > par ? n_prompt : par, 0, 1);
+    int32_t *next = calloc((size_t)par, sizeof *next);
+    for (int r = 0; r < runs; r++) {
+        llama_memory_clear(llama_get_memory(ctx), true);
+        for (int s = 0; s < par; s++) {
+            b.n_tokens = 0;
+            for (int i = 0; i < n_prompt; i++) {
+                b.token[i] = toks[i];
+                b.pos[i] = i;
+                b.n_seq_id[i] = 1;
+                b.seq_id[i][0] = s;
+                b.logits[i] = i == n_prompt - 1;
+                b.n_tokens++;
+            }
+            if (llama_decode(ctx, b) != 0) return 1;
+            next[s] = argmax(ctx, vocab, n_prompt - 1);
+        }
+        double t0 = now_s();
+        char piece[256];
+        for (int step = 1; step < n_gen; step++) {
+            b.n_tokens = 0;
+            for (int s = 0; s < par; s++) {
+                llama_token_to_piece(vocab, next[s], piece, sizeof piece, 0, false);
+                b.token[s] = next[s];
+                b.pos[s] = n_prompt + step - 1;
+                b.n_seq_id[s] = 1;
+                b.seq_id[s][0] = s;
+                b.logits[s] = true;
+                b.n_tokens++;
+            }
+            if (llama_decode(ctx, b) != 0) return 1;
+            for (int s = 0; s < par; s++) next[s] = argmax(ctx, vocab, s);
+        }
+        double dt = now_s() - t0;
+        printf("{\"tokens\":%d,\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%d,"
+               "\"parallel\":%d}\n",
+               n_gen * par, dt, (double)(n_gen - 1) * par / dt, threads, par);
+    }
+    free(next);
+    llama_batch_free(b);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -42,12 +101,18 @@ int main(int argc, char **argv)
         return 2;
     }
     const char *path = argv[1], *prompt = "Hello, tell me a story about a gateway.";
-    int n_gen = 256, threads = 0, runs = 1;
+    int n_gen = 256, threads = 0, runs = 1, par = 1;
     for (int i = 2; i + 1 < argc; i += 2) {
-        if (!strcmp(argv[i], "--tokens")) n_gen = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--threads")) threads = atoi(argv[i + 1]);
-        else if (!strcmp(argv[i], "--prompt")) prompt = argv[i + 1];
-        else if (!strcmp(argv[i], "--runs")) runs = atoi(argv[i + 1]);
+        if (!strcmp(argv[i], "--tokens"))
+            n_gen = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--threads"))
+            threads = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--prompt"))
+            prompt = argv[i + 1];
+        else if (!strcmp(argv[i], "--runs"))
+            runs = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--parallel"))
+            par = atoi(argv[i + 1]);
     }
     if (threads <= 0) {
         cpu_set_t set;
@@ -76,7 +141,9 @@ int main(int argc, char **argv)
     cp.n_ctx = 4096;
     cp.n_batch = 512;
     cp.n_ubatch = 512;
-    cp.n_seq_max = 1;
+    cp.n_seq_max = par > 1 ? (uint32_t)par : 1;
+    cp.kv_unified = false;
+    if (par > 1) cp.n_ctx = 4096 * (uint32_t)par;
     cp.n_threads = cp.n_threads_batch = threads;
     cp.no_perf = true;
     struct llama_context *ctx = llama_init_from_model(model, cp);
@@ -86,6 +153,7 @@ int main(int argc, char **argv)
     if (n_prompt <= 0) return 1;
     if (n_gen + n_prompt > 4096) n_gen = 4096 - n_prompt;
 
+    if (par > 1) return parallel_runs(ctx, vocab, toks, n_prompt, n_gen, par, runs, threads);
     struct llama_sampler *smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
     for (int r = 0; r < runs; r++) {

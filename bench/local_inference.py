@@ -7,7 +7,8 @@ decode loop, on the same demo model, in one run.
 
 1. raw:     bench/llama-raw (built by CMake next to skuld): greedy decode loop,
             one llama_decode per token, n_threads = cores; tokens/s from the
-            first generated token to the last.
+            first generated token to the last. Also with --parallel 8 (8
+            sequences per llama_decode): what batching can give on this model.
 2. single:  one streamed chat request through skuld (parallel 8 slots,
             temperature 0, max_tokens N); tokens/s from the first content
             chunk to the last, counted with the usage chunk.
@@ -94,6 +95,11 @@ def main():
                        check=True, capture_output=True, text=True)
     raw_runs = [json.loads(l)["tokens_per_s"] for l in p.stdout.splitlines()][1:]  # skip warm-up
     raw_tps = statistics.median(raw_runs)
+    # the same loop with 8 sequences in one batch: the batching ceiling of this model
+    p = subprocess.run([raw, model, "--tokens", str(a.tokens), "--runs", str(a.runs + 1),
+                        "--parallel", "8"], check=True, capture_output=True, text=True)
+    raw8_runs = [json.loads(l)["tokens_per_s"] for l in p.stdout.splitlines()][1:]
+    raw8_tps = statistics.median(raw8_runs)
 
     # 2./3. through skuld
     cfg = os.path.join(tmp, "skuld.yaml")
@@ -144,11 +150,14 @@ def main():
     print("local inference, demo model (2 layers, 64 wide, 32k vocab), %d tokens, "
           "median of %d runs, %d cores" % (a.tokens, a.runs, os.cpu_count()))
     print("  raw libllama loop, single stream   %8.0f tokens/s" % raw_tps)
+    print("  raw libllama loop, 8 seqs batched  %8.0f tokens/s  (%.2fx raw single)"
+          % (raw8_tps, raw8_tps / raw_tps))
     print("  skuld, single stream               %8.0f tokens/s  (%.2fx raw)" % (single_tps,
                                                                                ratio_single))
     print("  skuld, 8 concurrent streams, total %8.0f tokens/s  (%.2fx single)" % (agg_tps,
                                                                                   ratio_agg))
-    print(json.dumps({"raw_tps": round(raw_tps, 1), "skuld_single_tps": round(single_tps, 1),
+    print(json.dumps({"raw_tps": round(raw_tps, 1), "raw_8_batched_tps": round(raw8_tps, 1),
+                      "skuld_single_tps": round(single_tps, 1),
                       "skuld_8_streams_tps": round(agg_tps, 1),
                       "single_vs_raw": round(ratio_single, 3),
                       "eight_vs_single": round(ratio_agg, 2),

@@ -52,6 +52,26 @@ static struct ggml_tensor *demo__tensor(struct ggml_context *g, struct gguf_cont
     return t;
 }
 
+/* The two vocabulary-sized matrices dominate the compute of so small a model:
+ * store them as Q8_0 (int8 dot products), filled like demo__fill. */
+static int demo__q8(struct ggml_context *g, struct gguf_context *gf, const char *name, int64_t ne0,
+                    int64_t ne1, demo__rng_t *r, float scale)
+{
+    struct ggml_tensor *t = ggml_new_tensor_2d(g, GGML_TYPE_Q8_0, ne0, ne1);
+    float *tmp = malloc((size_t)(ne0 * ne1) * sizeof *tmp);
+    if (!t || !tmp) {
+        free(tmp);
+        return -1;
+    }
+    struct ggml_tensor view = {.data = tmp, .type = GGML_TYPE_F32, .ne = {ne0 * ne1, 1, 1, 1}};
+    demo__fill(&view, r, scale);
+    ggml_quantize_chunk(GGML_TYPE_Q8_0, tmp, t->data, 0, ne1, ne0, NULL);
+    free(tmp);
+    ggml_set_name(t, name);
+    gguf_add_tensor(gf, t);
+    return 0;
+}
+
 int demo_model_write(const char *path, char *err, size_t errlen)
 {
     size_t vlen;
@@ -91,7 +111,7 @@ int demo_model_write(const char *path, char *err, size_t errlen)
     gguf_free(src);
     gguf_set_val_str(gf, "general.architecture", "llama");
     gguf_set_val_str(gf, "general.name", "skuld-demo (random weights)");
-    gguf_set_val_u32(gf, "general.file_type", 0); /* all F32 */
+    gguf_set_val_u32(gf, "general.file_type", 7); /* mostly Q8_0 */
     gguf_set_val_u32(gf, "llama.context_length", DEMO_N_CTX);
     gguf_set_val_u32(gf, "llama.embedding_length", DEMO_N_EMBD);
     gguf_set_val_u32(gf, "llama.block_count", DEMO_N_LAYER);
@@ -104,13 +124,19 @@ int demo_model_write(const char *path, char *err, size_t errlen)
     gguf_set_val_u32(gf, "llama.vocab_size", (uint32_t)n_vocab);
 
     demo__rng_t r = {.s = 0x736b756c64ull}; /* "skuld" */
-    demo__fill(demo__tensor(g, gf, "token_embd.weight", E, n_vocab), &r, 1.0f);
+    if (demo__q8(g, gf, "token_embd.weight", E, n_vocab, &r, 1.0f) != 0 ||
+        demo__q8(g, gf, "output.weight", E, n_vocab, &r, 0.5f) != 0) {
+        gguf_free(gf);
+        ggml_free(g);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
     demo__ones(demo__tensor(g, gf, "output_norm.weight", E, 0));
-    demo__fill(demo__tensor(g, gf, "output.weight", E, n_vocab), &r, 0.5f);
     const float w = 1.0f / sqrtf((float)E);
     for (int l = 0; l < DEMO_N_LAYER; l++) {
         char name[64];
-#define DEMO_T(suffix, a, b) (snprintf(name, sizeof name, "blk.%d." suffix, l), demo__tensor(g, gf, name, a, b))
+#define DEMO_T(suffix, a, b)                                                                       \
+    (snprintf(name, sizeof name, "blk.%d." suffix, l), demo__tensor(g, gf, name, a, b))
         demo__ones(DEMO_T("attn_norm.weight", E, 0));
         demo__fill(DEMO_T("attn_q.weight", E, E), &r, w);
         demo__fill(DEMO_T("attn_k.weight", E, E), &r, w);

@@ -452,6 +452,18 @@ static void engine__batch_add(struct llama_batch *b, int32_t tok, int pos, int s
     b->logits[i] = logits;
 }
 
+/* Greedy: the highest logit, read in place (llama_sampler_sample would first
+ * copy the whole vocabulary into a candidate array, per slot, per token). */
+static int32_t engine__argmax(engine_t *e, int i_batch)
+{
+    const float *l = llama_get_logits_ith(e->ctx, i_batch);
+    if (!l) return llama_vocab_eos(e->vocab);
+    int n = llama_vocab_n_tokens(e->vocab), best = 0;
+    for (int k = 1; k < n; k++)
+        if (l[k] > l[best]) best = k;
+    return best;
+}
+
 /* One continuous-batching step: returns false when there is nothing to do. */
 static bool engine__step(engine_t *e)
 {
@@ -489,8 +501,7 @@ static bool engine__step(engine_t *e)
     if (b->n_tokens == 0) return false;
 
     if (llama_decode(e->ctx, *b) != 0) {
-        log_error("engine %s: llama_decode failed on a batch of %d token(s)", e->name,
-                  b->n_tokens);
+        log_error("engine %s: llama_decode failed on a batch of %d token(s)", e->name, b->n_tokens);
         for (int i = 0; i < P; i++)
             if (e->slots[i].job) engine__finish(e, &e->slots[i], ENGINE_FAILED, "decode failed");
         return true;
@@ -499,7 +510,9 @@ static bool engine__step(engine_t *e)
         engine__slot_t *sl = &e->slots[i];
         if (!sl->job || sl->i_batch < 0) continue;
         engine_job_t *j = sl->job;
-        int32_t tok = llama_sampler_sample(sl->smpl, e->ctx, sl->i_batch);
+        int32_t tok = j->s.temperature <= 0.0f
+                          ? engine__argmax(e, sl->i_batch)
+                          : llama_sampler_sample(sl->smpl, e->ctx, sl->i_batch);
         sl->i_batch = -1;
         sl->next = tok;
         if (llama_vocab_is_eog(e->vocab, tok)) {
@@ -509,6 +522,11 @@ static bool engine__step(engine_t *e)
         char piece[ENGINE_MAX_PIECE];
         int n = llama_token_to_piece(e->vocab, tok, piece, sizeof piece, 0, false);
         if (n < 0) n = 0;
+        /* byte tokens can decode to NUL, which JSON consumers (jansson) refuse: drop it */
+        int w = 0;
+        for (int k = 0; k < n; k++)
+            if (piece[k] != '\0') piece[w++] = piece[k];
+        n = w;
         pthread_mutex_lock(&j->mu);
         size_t old = j->text.len;
         buf_append(&j->text, piece, (size_t)n);
@@ -597,14 +615,15 @@ engine_t *engine_create(const engine_params_t *p, char *err, size_t errlen)
     int train = llama_model_n_ctx_train(e->model);
     e->n_ctx_slot = p->n_ctx_slot > 0 ? p->n_ctx_slot : (train > 0 && train < 4096 ? train : 4096);
     const char *env_threads = getenv("SKULD_LLAMA_THREADS");
-    e->n_threads = p->n_threads > 0                        ? p->n_threads
+    e->n_threads = p->n_threads > 0                       ? p->n_threads
                    : env_threads && atoi(env_threads) > 0 ? atoi(env_threads)
                                                           : engine__cores();
     const char *t = llama_model_chat_template(e->model, NULL);
     if (t) {
         llama_chat_message probe = {"user", "x"};
         char tmp[8];
-        if (llama_chat_apply_template(t, &probe, 1, true, tmp, sizeof tmp) >= 0) e->tmpl = strdup(t);
+        if (llama_chat_apply_template(t, &probe, 1, true, tmp, sizeof tmp) >= 0)
+            e->tmpl = strdup(t);
     }
 
     struct llama_context_params cp = llama_context_default_params();

@@ -43,12 +43,12 @@ typedef struct engine engine_t;
 typedef struct engine_job engine_job_t;
 
 typedef struct engine_params {
-    const char *name;  /* for log lines */
-    const char *path;  /* GGUF file */
-    int parallel;      /* slots (concurrent sequences); default 4 */
-    int n_ctx_slot;    /* context per slot in tokens; 0 = model's training context, at most 4096 */
-    int n_threads;     /* 0 = cores available to this process */
-    int n_batch;       /* tokens per decode step; default 512 */
+    const char *name; /* for log lines */
+    const char *path; /* GGUF file */
+    int parallel;     /* slots (concurrent sequences); default 4 */
+    int n_ctx_slot;   /* context per slot in tokens; 0 = model's training context, at most 4096 */
+    int n_threads;    /* 0 = cores available to this process */
+    int n_batch;      /* tokens per decode step; default 512 */
 } engine_params_t;
 
 void engine_default_params(engine_params_t *p);
@@ -91,8 +91,8 @@ typedef struct engine_sampling {
     int top_k;         /* 0 = off */
     uint32_t seed;     /* used when has_seed */
     bool has_seed;
-    int max_tokens;        /* 0 = until the context is full */
-    const char *stop[4];   /* stop strings (copied at submit) */
+    int max_tokens;      /* 0 = until the context is full */
+    const char *stop[4]; /* stop strings (copied at submit) */
     int n_stop;
 } engine_sampling_t;
 
@@ -102,8 +102,8 @@ typedef void (*engine_notify_fn)(void *ud);
 
 /* Queue a generation for tokens (copied). The job holds two references: one
  * for the engine, one for the caller (drop it with engine_job_release). */
-engine_job_t *engine_submit(engine_t *e, const int32_t *tokens, int n,
-                            const engine_sampling_t *s, engine_notify_fn notify, void *ud);
+engine_job_t *engine_submit(engine_t *e, const int32_t *tokens, int n, const engine_sampling_t *s,
+                            engine_notify_fn notify, void *ud);
 
 /* Queue an embedding of each token list (copied): mean-pooled, L2-normalised. */
 engine_job_t *engine_submit_embed(engine_t *e, int32_t *const *tokens, const int *n, int count,

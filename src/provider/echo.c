@@ -25,6 +25,8 @@ struct prov_local {
     buf_t out;
     int phase; /* 0 = not started, 1 = head sent (data maybe paused), 2 = done */
     bool paused;
+    bool in_callback; /* inside on_head/on_data: a cancel there must not free */
+    bool cancelled;
 };
 
 static long echo_words(const char *s)
@@ -198,12 +200,19 @@ static void echo_free(prov_local_t *h)
 static void echo_run(evutil_socket_t fd, short what, void *arg)
 {
     prov_local_t *h = arg;
+    h->in_callback = true;
     if (h->phase == 0) {
         h->phase = 1;
         h->cb.on_head(h->ud, 200);
     }
     /* UP_PAUSE means the data was not taken: hand it again on resume. */
-    if (h->cb.on_data(h->ud, buf_data(&h->out), h->out.len) == UP_PAUSE) {
+    int r = h->cancelled ? UP_CONTINUE : h->cb.on_data(h->ud, buf_data(&h->out), h->out.len);
+    h->in_callback = false;
+    if (h->cancelled) { /* cancelled from a callback: free now that it returned */
+        echo_free(h);
+        return;
+    }
+    if (r == UP_PAUSE) {
         h->paused = true;
         return;
     }
@@ -242,7 +251,11 @@ static prov_local_t *echo_start(struct event_base *base, endpoint_t ep, const pr
 /* Before on_done only: no callback fires afterwards. */
 static void echo_cancel(prov_local_t *h)
 {
-    if (h) echo_free(h);
+    if (!h) return;
+    if (h->in_callback)
+        h->cancelled = true; /* echo_run frees it when the callback returns */
+    else
+        echo_free(h);
 }
 
 static void echo_resume(prov_local_t *h)

@@ -43,10 +43,10 @@ struct prov_local {
     engine_job_t *job;
     endpoint_t ep;
     bool stream;
-    bool started;  /* on_head sent (streams) */
-    bool paused;   /* relay asked us to hold */
-    bool in_cb;    /* inside one of our callbacks into the relay */
-    bool dead;     /* cancelled from inside a callback: free on return */
+    bool started;   /* on_head sent (streams) */
+    bool paused;    /* relay asked us to hold */
+    bool in_cb;     /* inside one of our callbacks into the relay */
+    bool dead;      /* cancelled from inside a callback: free on return */
     bool finishing; /* last bytes handed over (or held by a pause); on_done next */
     up_result_t finish_result;
     const char *finish_detail;
@@ -149,8 +149,7 @@ static bool llamacpp__sampling(prov_local_t *h, json_t *req, engine_sampling_t *
         s->temperature = (float)json_number_value(v);
     }
     if ((v = json_object_get(req, "top_p")) && !json_is_null(v)) {
-        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1)
-            goto bad_p;
+        if (!json_is_number(v) || json_number_value(v) <= 0 || json_number_value(v) > 1) goto bad_p;
         s->top_p = (float)json_number_value(v);
     }
     if ((v = json_object_get(req, "top_k")) && !json_is_null(v)) {
@@ -308,8 +307,8 @@ static void llamacpp__prepare_embed(prov_local_t *h, json_t *req)
             ok = false;
             break;
         }
-        ns[i] = engine_tokenize(h->engine, json_string_value(item), json_string_length(item),
-                                false, &toks[i]);
+        ns[i] = engine_tokenize(h->engine, json_string_value(item), json_string_length(item), false,
+                                &toks[i]);
         if (ns[i] < 0) {
             llamacpp__error(h, 500, "internal_error", NULL, "cannot tokenize the input");
             ok = false;
@@ -522,8 +521,8 @@ static void llamacpp__run(evutil_socket_t fd, short what, void *arg)
     llamacpp__finish(h, UP_OK, NULL);
 }
 
-static prov_local_t *llamacpp_start(struct event_base *base, endpoint_t ep,
-                                    const prov_call_t *call, const up_callbacks_t *cb, void *ud)
+static prov_local_t *llamacpp_start(struct event_base *base, endpoint_t ep, const prov_call_t *call,
+                                    const up_callbacks_t *cb, void *ud)
 {
     const char *name = strncmp(call->url, "llamacpp:", 9) == 0 ? call->url + 9 : "";
     engine_t *e = local_engine(name);

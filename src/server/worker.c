@@ -45,8 +45,13 @@ static void worker_drain_tick(evutil_socket_t fd, short what, void *arg)
 static void worker_housekeep(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
-    if (w->served == w->served_at_trim || http_server_active_requests(w->http)) return;
+    size_t conns = http_server_connections(w->http);
+    /* Trim after new requests, or when connections closed since the last trim
+     * (a trim that ran while a burst's connections were still open freed little). */
+    bool changed = w->served != w->served_at_trim || conns < w->conns_at_trim;
+    if (!changed || http_server_active_requests(w->http)) return;
     w->served_at_trim = w->served;
+    w->conns_at_trim = conns;
     malloc_trim(0);
 }
 

@@ -25,7 +25,7 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
         assert rc == 0, "skuld exited with %s" % rc
 
     def test_chat_without_model(self):
-        r = H.chat(self.port, "hello from the default config", model=None)
+        r = H.chat(self.port, "hello from the default config", model=None, max_tokens=64)
         self.assertEqual(r.status, 200, r.body)
         body = r.json()
         self.assertEqual(body["object"], "chat.completion")
@@ -47,7 +47,7 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
         models = [m["id"] for m in H.request(self.port, "GET", "/v1/models").json()["data"]]
         self.assertTrue(models)
         for m in models:
-            r = H.chat(self.port, "named model", model=m)
+            r = H.chat(self.port, "named model", model=m, max_tokens=64)
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(r.headers.get("x-skuld-model"), m)
 

@@ -692,14 +692,19 @@ static void test_embedded_default(void **state)
     assert_non_null(c);
     assert_string_equal(c->source, "<embedded>");
     assert_string_equal(c->server.listen, "127.0.0.1:8080");
-    assert_string_equal(c->server.default_model, "echo");
-    assert_int_equal(c->n_providers, 1);
-    assert_string_equal(c->providers[0].name, "builtin");
-    assert_string_equal(c->providers[0].type, "echo");
-    assert_int_equal(c->n_models, 1);
-    assert_string_equal(c->models[0].name, "echo");
+    assert_string_equal(c->server.default_model, "demo");
+    assert_int_equal(c->n_providers, 2);
+    assert_string_equal(c->providers[0].name, "local");
+    assert_string_equal(c->providers[0].type, "llamacpp");
+    assert_string_equal(c->providers[1].name, "builtin");
+    assert_string_equal(c->providers[1].type, "echo");
+    assert_int_equal(c->n_models, 2);
+    assert_string_equal(c->models[0].name, "demo");
+    assert_string_equal(c->models[0].path, "skuld-data/demo.gguf");
     assert_ptr_equal(c->models[0].provider, &c->providers[0]);
-    assert_ptr_equal(config_find_model(c, "echo", 4), &c->models[0]);
+    assert_string_equal(c->models[1].name, "echo");
+    assert_ptr_equal(c->models[1].provider, &c->providers[1]);
+    assert_ptr_equal(config_find_model(c, "echo", 4), &c->models[1]);
     config_unref(c);
 }
 
@@ -716,7 +721,7 @@ static void test_refcount(void **state)
     config_unref(c);
     config_unref(c);
     assert_int_equal(atomic_load(&c->refs), 1);
-    assert_string_equal(c->models[0].name, "echo"); /* still alive */
+    assert_string_equal(c->models[0].name, "demo"); /* still alive */
     config_unref(c);                                /* freed: LSan checks */
     config_unref(NULL);
     assert_null(config_ref(NULL));
