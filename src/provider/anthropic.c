@@ -313,18 +313,15 @@ static int anth_response(prov_xlate_t *x, int status, const char *body, size_t l
     const char *fin = anth_finish(json_string_value(json_object_get(o, "stop_reason")));
     json_t *c = xl_completion(id ? id : "msg", x->s.created, model ? model : x->s.model, msg, fin,
                               xl_usage(u.prompt, u.completion, u.cached));
-    int rc = xl_dump(out, c);
-    json_decref(c);
-    json_decref(o);
-    return rc ? -1 : status;
+    return xl_finish(out, c, o, status);
 }
 
 static int anth_event(prov_xlate_t *x, const char *event, const char *data, size_t len,
                       prov_emit_fn emit, void *ud)
 {
-    json_t *o = json_loadb(data, len, 0, NULL);
+    json_t *o = xl_load_object(data, len);
     const char *type = json_string_value(json_object_get(o, "type"));
-    if (!json_is_object(o) || !type) {
+    if (!o || !type) {
         json_decref(o);
         return -1;
     }

@@ -308,20 +308,14 @@ static int gem_response(prov_xlate_t *x, int status, const char *body, size_t le
     const char *model = json_string_value(json_object_get(o, "modelVersion"));
     json_t *c = xl_completion(id ? id : x->s.id, x->s.created, model ? model : x->s.model, msg,
                               fin ? fin : "stop", xl_usage(u.prompt, u.completion, u.cached));
-    int rc = xl_dump(out, c);
-    json_decref(c);
-    json_decref(o);
-    return rc ? -1 : status;
+    return xl_finish(out, c, o, status);
 }
 
 static int gem_event(prov_xlate_t *x, const char *event, const char *data, size_t len,
                      prov_emit_fn emit, void *ud)
 {
-    json_t *o = json_loadb(data, len, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return -1;
-    }
+    json_t *o = xl_load_object(data, len);
+    if (!o) return -1;
     xl_stream_t *s = &x->s;
     int r = 0;
     json_t *e = json_object_get(o, "error");

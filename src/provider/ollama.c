@@ -202,20 +202,14 @@ static int oll_response(prov_xlate_t *x, int status, const char *body, size_t le
         xl_completion(x->s.id, x->s.created, model ? model : x->s.model, msg,
                       oll_finish(json_string_value(json_object_get(o, "done_reason")), has_calls),
                       xl_usage(xl_int(o, "prompt_eval_count", 0), xl_int(o, "eval_count", 0), 0));
-    int rc = xl_dump(out, c);
-    json_decref(c);
-    json_decref(o);
-    return rc ? -1 : status;
+    return xl_finish(out, c, o, status);
 }
 
 static int oll_event(prov_xlate_t *x, const char *event, const char *data, size_t len,
                      prov_emit_fn emit, void *ud)
 {
-    json_t *o = json_loadb(data, len, 0, NULL);
-    if (!json_is_object(o)) {
-        json_decref(o);
-        return -1;
-    }
+    json_t *o = xl_load_object(data, len);
+    if (!o) return -1;
     xl_stream_t *s = &x->s;
     int r = 0;
     json_t *err = json_object_get(o, "error");

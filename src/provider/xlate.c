@@ -205,3 +205,19 @@ long xl_int(const json_t *obj, const char *key, long dflt)
     json_t *v = json_object_get(obj, key);
     return json_is_integer(v) ? (long)json_integer_value(v) : dflt;
 }
+
+int xl_finish(buf_t *out, json_t *c, json_t *src, int status)
+{
+    int rc = xl_dump(out, c);
+    json_decref(c);
+    json_decref(src);
+    return rc ? -1 : status;
+}
+
+json_t *xl_load_object(const char *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    if (json_is_object(o)) return o;
+    json_decref(o);
+    return NULL;
+}

@@ -51,6 +51,11 @@ void xl_error(buf_t *out, int status, const char *code, const char *message);
 const char *xl_error_type(int status);
 /* Dump v compactly into out; 0 or -1. */
 int xl_dump(buf_t *out, const json_t *v);
+/* Serialise the translated answer c into out, then release c and the parsed
+ * upstream answer src. Returns status, or -1 when serialising failed. */
+int xl_finish(buf_t *out, json_t *c, json_t *src, int status);
+/* Parse data as a JSON object; NULL when it is not one. */
+json_t *xl_load_object(const char *data, size_t len);
 /* Dump v into the arena as the call body. */
 int xl_body(arena_t *a, const json_t *v, prov_call_t *out);
 
