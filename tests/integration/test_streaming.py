@@ -163,14 +163,16 @@ class StreamingTest(H.unittest.TestCase):
         mock = H.Mock()  # its own: the scripting defaults below are global
         gw = None
         try:
-            # stream_idle_timeout 1s: a stream paused for a slow reader is not idle
-            gw = H.Skuld(H.base_config(mock, server={"workers": 1, "stream_idle_timeout": "1s"}))
+            # stream_idle_timeout 5s with a 7 s pause below: a stream paused for a
+            # slow reader is not idle. (5 s, not less: building this 21 MB stream
+            # takes the sanitizer-built mock ~1.5 s before its first byte.)
+            gw = H.Skuld(H.base_config(mock, server={"workers": 1, "stream_idle_timeout": "5s"}))
             content = "".join("w%06d " % i for i in range(2500000))
             mock.set_config({"content": content, "chunks": 20000})
             rss0 = gw.rss_kb()
             with H.RawConn(gw.port, timeout=60) as c:
                 c.send(H.http_request_bytes("POST", "/v1/chat/completions", H.stream_body()))
-                H.time.sleep(3.0)  # the client reads nothing: buffers fill, skuld pauses
+                H.time.sleep(7.0)  # the client reads nothing: buffers fill, skuld pauses
                 rss_paused = gw.rss_kb()
                 parser = H.SSEParser()
                 r = c.read_response(on_data=lambda d: parser.feed(d, 0))
