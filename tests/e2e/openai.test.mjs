@@ -255,18 +255,14 @@ describe('openai SDK through skuld', { timeout: 55000 }, () => {
     assert.notDeepEqual(res.data[0].embedding, res.data[2].embedding);
   });
 
-  // The SDK asks for base64 by default (and decodes it); mock-upstream always
-  // answers floats, which the SDK then misreads. Not a skuld bug.
-  it(
-    'embeddings with the SDK default encoding (base64)',
-    async () => {
-      const res = await client.embeddings.create({ model: 'embed', input: 'alpha' });
-      const ref = await client.embeddings.create({ model: 'embed', input: 'alpha', encoding_format: 'float' });
-      assert.equal(res.data[0].embedding.length, 8);
-      res.data[0].embedding.forEach((v, i) => assert.ok(Math.abs(v - ref.data[0].embedding[i]) < 1e-6));
-    },
-    { todo: 'mock-upstream ignores encoding_format: "base64"' },
-  );
+  // The SDK asks for base64 by default and decodes it; skuld forwards the field
+  // and relays the base64 answer untouched.
+  it('embeddings with the SDK default encoding (base64)', async () => {
+    const res = await client.embeddings.create({ model: 'embed', input: 'alpha' });
+    const ref = await client.embeddings.create({ model: 'embed', input: 'alpha', encoding_format: 'float' });
+    assert.equal(res.data[0].embedding.length, 8);
+    res.data[0].embedding.forEach((v, i) => assert.ok(Math.abs(v - ref.data[0].embedding[i]) < 1e-6));
+  });
 
   it('models.list returns the configured public names', async () => {
     const ids = [];

@@ -19,6 +19,7 @@
  *                              events when "stream": true
  *   POST /v1/completions       text_completion (legacy), streaming too
  *   POST /v1/embeddings        8 floats per input, derived from a hash of it
+ *                              (base64 float32 when encoding_format is "base64")
  *   GET  /v1/models            one model, "mock-model"
  *   Unknown /v1 path: 404 {"error":{...,"code":"not_found"}}; wrong method:
  *   405; malformed JSON body: 400; errors always use the OpenAI error object.
@@ -1064,7 +1065,34 @@ static char *default_content(long chunks)
     return s;
 }
 
-static char *embedding_body(const json_t *input, const char *model)
+/* encoding_format "base64": the vector as little-endian float32, base64-encoded,
+ * as OpenAI sends it (and the official SDK asks for by default). */
+static json_t *embedding_base64(const double *vec, int n)
+{
+    static const char tbl[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    unsigned char raw[64];
+    for (int j = 0; j < n; j++) {
+        float f = (float)vec[j];
+        uint32_t u;
+        memcpy(&u, &f, 4);
+        for (int b = 0; b < 4; b++) raw[4 * j + b] = (unsigned char)(u >> (8 * b));
+    }
+    size_t len = (size_t)n * 4;
+    char out[96];
+    size_t o = 0;
+    for (size_t i = 0; i < len; i += 3) {
+        uint32_t v = (uint32_t)raw[i] << 16 | (i + 1 < len ? (uint32_t)raw[i + 1] << 8 : 0) |
+                     (i + 2 < len ? raw[i + 2] : 0);
+        out[o++] = tbl[(v >> 18) & 63];
+        out[o++] = tbl[(v >> 12) & 63];
+        out[o++] = i + 1 < len ? tbl[(v >> 6) & 63] : '=';
+        out[o++] = i + 2 < len ? tbl[v & 63] : '=';
+    }
+    out[o] = '\0';
+    return json_string(out);
+}
+
+static char *embedding_body(const json_t *input, const char *model, bool base64)
 {
     json_t *data = json_array();
     long long tokens = 0;
@@ -1091,9 +1119,9 @@ static char *embedding_body(const json_t *input, const char *model)
             norm += vec[j] * vec[j];
         }
         norm = sqrt(norm);
-        json_t *emb = json_array();
-        for (int j = 0; j < 8; j++)
-            json_array_append_new(emb, json_real(norm > 0 ? vec[j] / norm : 0));
+        for (int j = 0; j < 8; j++) vec[j] = norm > 0 ? vec[j] / norm : 0;
+        json_t *emb = base64 ? embedding_base64(vec, 8) : json_array();
+        for (int j = 0; j < 8 && !base64; j++) json_array_append_new(emb, json_real(vec[j]));
         json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index",
                                               (json_int_t)i, "embedding", emb));
     }
@@ -1677,8 +1705,10 @@ static void handle_v1(struct evhttp_request *req, const char *path)
             json_decref(body);
             return;
         }
+        const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
         st->body =
-            embedding_body(input, json_is_string(model) ? json_string_value(model) : "mock-model");
+            embedding_body(input, json_is_string(model) ? json_string_value(model) : "mock-model",
+                           fmt && !strcmp(fmt, "base64"));
     } else {
         st->body = models_body();
     }
