@@ -87,10 +87,9 @@ static void relay_model_headers(relay_t *r)
     http_resp_header(r->c->req, "x-skuld-provider", r->c->model->provider->name);
 }
 
-/* Read "usage" from a chat/completion/embedding object. */
-static void relay_take_usage(relay_t *r, json_t *obj)
+/* Read the "usage" object of a chat/completion/embedding answer. */
+static void relay_take_usage_obj(relay_t *r, json_t *u)
 {
-    json_t *u = json_object_get(obj, "usage");
     if (!json_is_object(u)) return;
     json_t *p = json_object_get(u, "prompt_tokens"), *cpl = json_object_get(u, "completion_tokens");
     if (json_is_integer(p)) r->c->prompt_tokens = (long)json_integer_value(p);
@@ -100,6 +99,40 @@ static void relay_take_usage(relay_t *r, json_t *obj)
         r->c->completion_tokens = (long)json_integer_value(cpl);
     else if (r->ep == EP_EMBEDDINGS)
         r->c->completion_tokens = 0;
+}
+
+static void relay_take_usage(relay_t *r, json_t *obj)
+{
+    relay_take_usage_obj(r, json_object_get(obj, "usage"));
+}
+
+/*
+ * A passed-through answer is relayed as bytes; only its usage is needed, so
+ * instead of parsing the whole body (a third of the gateway's CPU per request
+ * in the profile), find the last unescaped "usage" key -- OpenAI-shaped
+ * answers end with it; the same text inside a string would be escaped -- and
+ * parse just the value after it. Also checks the body is an object ({...}).
+ * Returns false when the body is not an object.
+ */
+static bool relay_sniff_usage(relay_t *r, const char *b, size_t n)
+{
+    size_t i = 0, j = n;
+    while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) i++;
+    while (j > i && (b[j - 1] == ' ' || b[j - 1] == '\n' || b[j - 1] == '\r' || b[j - 1] == '\t'))
+        j--;
+    if (i == j || b[i] != '{' || b[j - 1] != '}') return false;
+    static const char key[] = "\"usage\"";
+    for (size_t k = j - 1; k > i + sizeof key - 1; k--) {
+        const char *at = b + k - (sizeof key - 1);
+        if (memcmp(at, key, sizeof key - 1) != 0 || at[-1] == '\\') continue;
+        const char *v = at + sizeof key - 1;
+        while (v < b + j && (*v == ' ' || *v == ':' || *v == '\n' || *v == '\t' || *v == '\r')) v++;
+        json_t *u = json_loadb(v, (size_t)(b + j - v), JSON_DISABLE_EOF_CHECK, NULL);
+        relay_take_usage_obj(r, u);
+        json_decref(u);
+        break;
+    }
+    return true;
 }
 
 /* ---------- streaming ---------- */
@@ -329,16 +362,12 @@ static void relay_finish_body(relay_t *r)
         }
         return;
     }
-    json_t *obj = json_loadb(buf_data(&r->acc), r->acc.len, 0, NULL);
-    if (!json_is_object(obj)) {
-        json_decref(obj);
+    if (!relay_sniff_usage(r, buf_data(&r->acc), r->acc.len)) {
         metrics_upstream_error(c->ms, UPERR_PROTOCOL);
         api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
                        "the upstream provider returned a body that is not a JSON object");
         return;
     }
-    relay_take_usage(r, obj);
-    json_decref(obj);
     if (c->prompt_tokens >= 0 || c->completion_tokens >= 0) {
         char cost[48];
         cost_format(

@@ -109,6 +109,16 @@ char *arena_strdup(arena_t *a, const char *s)
     return arena_strndup(a, s, strlen(s));
 }
 
+char *arena_concat(arena_t *a, const char *s1, const char *s2)
+{
+    size_t n1 = strlen(s1), n2 = strlen(s2);
+    char *p = arena_alloc(a, n1 + n2 + 1);
+    if (!p) return NULL;
+    memcpy(p, s1, n1);
+    memcpy(p + n1, s2, n2 + 1);
+    return p;
+}
+
 char *arena_printf(arena_t *a, const char *fmt, ...)
 {
     va_list ap;

@@ -24,6 +24,8 @@ void *arena_alloc(arena_t *a, size_t n);
 void *arena_calloc(arena_t *a, size_t n);
 char *arena_strndup(arena_t *a, const char *s, size_t n);
 char *arena_strdup(arena_t *a, const char *s);
+/* s1 followed by s2, NUL-terminated (no printf: for hot paths). */
+char *arena_concat(arena_t *a, const char *s1, const char *s2);
 char *arena_printf(arena_t *a, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Bytes handed out so far (for tests and limits). */

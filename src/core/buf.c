@@ -71,6 +71,22 @@ buf_status_t buf_append(buf_t *b, const void *p, size_t n)
     return BUF_OK;
 }
 
+buf_status_t buf_append_u64(buf_t *b, uint64_t v)
+{
+    char tmp[20];
+    size_t n = 0;
+    do tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
+    while ((v /= 10));
+    return buf_append(b, tmp + sizeof tmp - n, n);
+}
+
+buf_status_t buf_append_i64(buf_t *b, int64_t v)
+{
+    if (v >= 0) return buf_append_u64(b, (uint64_t)v);
+    buf_status_t st = buf_append(b, "-", 1);
+    return st != BUF_OK ? st : buf_append_u64(b, (uint64_t)0 - (uint64_t)v);
+}
+
 buf_status_t buf_appends(buf_t *b, const char *s)
 {
     return buf_append(b, s, strlen(s));

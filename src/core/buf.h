@@ -13,6 +13,7 @@
 
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdint.h>
 
 typedef enum { BUF_OK = 0, BUF_TOOBIG = -1, BUF_NOMEM = -2 } buf_status_t;
 
@@ -34,6 +35,9 @@ static inline char *buf_data(const buf_t *b)
 }
 
 buf_status_t buf_append(buf_t *b, const void *p, size_t n);
+/* Decimal text of v / of a signed v, without printf (hot paths). */
+buf_status_t buf_append_u64(buf_t *b, uint64_t v);
+buf_status_t buf_append_i64(buf_t *b, int64_t v);
 buf_status_t buf_appends(buf_t *b, const char *s);
 buf_status_t buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap);

@@ -472,11 +472,20 @@ static void resp_head(http_req_t *req, buf_t *o, int status, const char *ctype, 
     if (c->srv->draining) c->close_after = true;
     if (stream && c->http10) c->close_after = true;
     bool close_conn = c->close_after || !c->keep_alive;
-    buf_printf(o, "HTTP/1.1 %d %s\r\n", status, http_status_reason(status));
-    if (ctype) buf_printf(o, "Content-Type: %s\r\n", ctype);
-    if (!stream)
-        buf_printf(o, "Content-Length: %zu\r\n", len);
-    else if (!c->http10)
+    buf_appends(o, "HTTP/1.1 ");
+    buf_append_u64(o, (uint64_t)status);
+    buf_appends(o, " ");
+    buf_appends(o, http_status_reason(status));
+    if (ctype) {
+        buf_appends(o, "\r\nContent-Type: ");
+        buf_appends(o, ctype);
+    }
+    buf_appends(o, "\r\n");
+    if (!stream) {
+        buf_appends(o, "Content-Length: ");
+        buf_append_u64(o, len);
+        buf_appends(o, "\r\n");
+    } else if (!c->http10)
         buf_appends(o, "Transfer-Encoding: chunked\r\n");
     if (req->resp_headers.len) buf_append(o, buf_data(&req->resp_headers), req->resp_headers.len);
     if (close_conn)
@@ -491,7 +500,10 @@ static void resp_head(http_req_t *req, buf_t *o, int status, const char *ctype, 
 void http_resp_header(http_req_t *req, const char *name, const char *value)
 {
     if (strpbrk(value, "\r\n") || strpbrk(name, "\r\n:")) return;
-    buf_printf(&req->resp_headers, "%s: %s\r\n", name, value);
+    buf_appends(&req->resp_headers, name);
+    buf_appends(&req->resp_headers, ": ");
+    buf_appends(&req->resp_headers, value);
+    buf_appends(&req->resp_headers, "\r\n");
 }
 
 void http_resp_headerf(http_req_t *req, const char *name, const char *fmt, ...)

@@ -1,6 +1,7 @@
 #include "obs/accesslog.h"
 
 #include <event2/event.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -15,6 +16,8 @@ struct accesslog {
     bool enabled;
     buf_t buf;
     struct event *timer;
+    time_t ts_sec;    /* the second ts_text was formatted for */
+    char ts_text[64]; /* "YYYY-MM-DDTHH:MM:SS." (sized for any int fields) */
 };
 
 static void accesslog__tick(evutil_socket_t fd, short what, void *arg)
@@ -43,25 +46,47 @@ void accesslog_write(accesslog_t *l, const accesslog_rec_t *r)
     buf_t *b = &l->buf;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
-    struct tm tm;
-    gmtime_r(&ts.tv_sec, &tm);
-    buf_printf(
-        b, "{\"ts\":\"%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ\",\"request_id\":", tm.tm_year + 1900,
-        tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000);
+    if (ts.tv_sec != l->ts_sec) { /* the date and time change once a second: format them then */
+        struct tm tm;
+        gmtime_r(&ts.tv_sec, &tm);
+        snprintf(l->ts_text, sizeof l->ts_text, "%04d-%02d-%02dT%02d:%02d:%02d.", tm.tm_year + 1900,
+                 tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+        l->ts_sec = ts.tv_sec;
+    }
+    char ms[3] = {(char)('0' + ts.tv_nsec / 100000000), (char)('0' + ts.tv_nsec / 10000000 % 10),
+                  (char)('0' + ts.tv_nsec / 1000000 % 10)};
+    buf_appends(b, "{\"ts\":\"");
+    buf_appends(b, l->ts_text);
+    buf_append(b, ms, 3);
+    buf_appends(b, "Z\",\"request_id\":");
     jsonw_cstr(b, r->request_id);
     buf_appends(b, ",\"method\":");
     jsonw_str(b, r->method ? r->method : "", r->method ? r->method_len : 0);
     buf_appends(b, ",\"path\":");
     jsonw_str(b, r->path ? r->path : "", r->path ? r->path_len : 0);
-    buf_printf(b, ",\"status\":%d", r->status);
+    buf_appends(b, ",\"status\":");
+    buf_append_i64(b, r->status);
     if (r->model) buf_appends(b, ",\"model\":"), jsonw_cstr(b, r->model);
     if (r->provider) buf_appends(b, ",\"provider\":"), jsonw_cstr(b, r->provider);
-    buf_printf(b, ",\"stream\":%s,\"duration_ms\":%.3f,\"bytes_in\":%llu,\"bytes_out\":%llu",
-               r->stream ? "true" : "false", (double)r->duration_us / 1000.0,
-               (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
-    if (r->prompt_tokens >= 0) buf_printf(b, ",\"prompt_tokens\":%ld", r->prompt_tokens);
-    if (r->completion_tokens >= 0)
-        buf_printf(b, ",\"completion_tokens\":%ld", r->completion_tokens);
+    buf_appends(b, r->stream ? ",\"stream\":true,\"duration_ms\":"
+                             : ",\"stream\":false,\"duration_ms\":");
+    /* milliseconds with three decimals, from microseconds */
+    char frac[4] = {'.', (char)('0' + r->duration_us / 100 % 10),
+                    (char)('0' + r->duration_us / 10 % 10), (char)('0' + r->duration_us % 10)};
+    buf_append_u64(b, r->duration_us / 1000);
+    buf_append(b, frac, 4);
+    buf_appends(b, ",\"bytes_in\":");
+    buf_append_u64(b, r->bytes_in);
+    buf_appends(b, ",\"bytes_out\":");
+    buf_append_u64(b, r->bytes_out);
+    if (r->prompt_tokens >= 0) {
+        buf_appends(b, ",\"prompt_tokens\":");
+        buf_append_i64(b, r->prompt_tokens);
+    }
+    if (r->completion_tokens >= 0) {
+        buf_appends(b, ",\"completion_tokens\":");
+        buf_append_i64(b, r->completion_tokens);
+    }
     if (r->error) buf_appends(b, ",\"error\":"), jsonw_cstr(b, r->error);
     buf_appends(b, "}\n");
     if (b->len >= ACCESSLOG_FLUSH_BYTES) accesslog_flush(l);

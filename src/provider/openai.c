@@ -31,7 +31,7 @@ static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model
     p[n] = '\0';
     out->body = p;
     out->body_len = n;
-    out->url = arena_printf(a, "%s%s", m->provider->base_url, provider_openai_path(ep));
+    out->url = arena_concat(a, m->provider->base_url, provider_openai_path(ep));
 
     const char **h = arena_calloc(a, 4 * sizeof *h);
     if (!h || !out->url) return -1;
@@ -39,7 +39,7 @@ static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model
     h[i++] = "Content-Type: application/json";
     h[i++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
     if (m->provider->api_key)
-        h[i++] = arena_printf(a, "Authorization: Bearer %s", m->provider->api_key);
+        h[i++] = arena_concat(a, "Authorization: Bearer ", m->provider->api_key);
     h[i] = NULL;
     out->headers = h;
     return 0;

@@ -239,9 +239,19 @@ static void test_outsized_keeps_current_block(void **state)
     arena_destroy(a); /* ASan/LSan: the outsized block must be freed too */
 }
 
+static void test_concat(void **state)
+{
+    (void)state;
+    arena_t *a = arena_create(256);
+    assert_string_equal(arena_concat(a, "Authorization: Bearer ", "k"), "Authorization: Bearer k");
+    assert_string_equal(arena_concat(a, "", ""), "");
+    arena_destroy(a);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_concat),
         cmocka_unit_test(test_alignment),
         cmocka_unit_test(test_used_counts_rounded_sizes),
         cmocka_unit_test(test_growth_keeps_contents),

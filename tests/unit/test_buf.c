@@ -341,15 +341,44 @@ static void test_reserve_overflow_uncapped(void **state)
                  w ? "non-NULL" : "NULL", st);
 }
 
+static void test_append_integers(void **state)
+{
+    (void)state;
+    buf_t b;
+    buf_init(&b, 0);
+    buf_append_u64(&b, 0);
+    buf_appends(&b, " ");
+    buf_append_u64(&b, 18446744073709551615ull);
+    buf_appends(&b, " ");
+    buf_append_i64(&b, -1);
+    buf_appends(&b, " ");
+    buf_append_i64(&b, INT64_MIN);
+    buf_appends(&b, " ");
+    buf_append_i64(&b, 1234567);
+    assert_string_equal(buf_data(&b), "0 18446744073709551615 -1 -9223372036854775808 1234567");
+    buf_free(&b);
+    buf_init(&b, 3); /* the cap applies */
+    assert_int_equal(buf_append_u64(&b, 12345), BUF_TOOBIG);
+    assert_int_equal(b.len, 0);
+    buf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_empty),          cmocka_unit_test(test_append),
-        cmocka_unit_test(test_append_growth),  cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_reserve_commit), cmocka_unit_test(test_cap),
-        cmocka_unit_test(test_consume),        cmocka_unit_test(test_compaction),
-        cmocka_unit_test(test_fifo_stream),    cmocka_unit_test(test_reset),
-        cmocka_unit_test(test_shrink),         cmocka_unit_test(test_reserve_overflow_uncapped),
+        cmocka_unit_test(test_append_integers),
+        cmocka_unit_test(test_empty),
+        cmocka_unit_test(test_append),
+        cmocka_unit_test(test_append_growth),
+        cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_reserve_commit),
+        cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_consume),
+        cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_fifo_stream),
+        cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_shrink),
+        cmocka_unit_test(test_reserve_overflow_uncapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
