@@ -36,7 +36,8 @@ test-asan:
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --no-tests=error --output-on-failure -j2
 
-bench: build
+# bench/run builds its own RelWithDebInfo skuld in build-bench/ (see bench/BENCHMARKS.md).
+bench:
 	scripts/install-deps.sh --bench
 	bench/run
 

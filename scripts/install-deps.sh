@@ -2,7 +2,7 @@
 # Install what Skuld needs on Debian 12, and only what is missing.
 #   scripts/install-deps.sh          build + run dependencies (apt)
 #   scripts/install-deps.sh --test   also test dependencies (apt, npm ci in tests/e2e)
-#   scripts/install-deps.sh --bench  also benchmark peers (nginx, wrk, h2load)
+#   scripts/install-deps.sh --bench  also benchmark peers (nginx, wrk, h2load, Node) and profilers
 # Safe to run again: it checks before installing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,7 +20,9 @@ pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
       libsqlite3-dev libpq-dev)
 [ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql) # postgresql: tests start a real server
-[ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3)
+# nginx-light pulls in the echo module bench/run's upstream uses; valgrind, strace and
+# linux-perf profile skuld when a benchmark target is missed.
+[ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3 valgrind strace linux-perf)
 
 missing=()
 for p in "${pkgs[@]}"; do
