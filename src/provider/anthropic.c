@@ -206,7 +206,7 @@ static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
     if (json_is_string(user))
         json_object_set_new(req, "metadata", json_pack("{s:O}", "user_id", user));
 
-    int rc = xl_body(a, req, out);
+    int rc = provider_body(a, req, out);
     json_decref(req);
     if (rc) return -1;
     out->url = arena_printf(a, "%s/messages", m->provider->base_url);

@@ -64,13 +64,7 @@ static int echo_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
                       prov_call_t *out)
 {
     json_object_set_new(body, "model", json_string(m->upstream_model));
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *p = arena_alloc(a, n + 1);
-    if (!p) return -1;
-    json_dumpb(body, p, n, JSON_COMPACT);
-    p[n] = '\0';
-    out->body = p;
-    out->body_len = n;
+    if (provider_body(a, body, out) != 0) return -1;
     out->url = "echo:";
     out->headers = NULL;
     return 0;

@@ -203,7 +203,7 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else
         json_decref(gc);
 
-    int rc = xl_body(a, req, out);
+    int rc = provider_body(a, req, out);
     json_decref(req);
     if (rc) return -1;
     out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model,

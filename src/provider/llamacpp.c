@@ -82,16 +82,8 @@ static int llamacpp_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_mod
                           bool stream, prov_call_t *out)
 {
     json_object_set_new(body, "model", json_string(m->name));
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *p = arena_alloc(a, n + 1);
-    size_t ul = strlen(m->name) + sizeof "llamacpp:";
-    char *url = arena_alloc(a, ul);
-    if (!p || !url) return -1;
-    json_dumpb(body, p, n, JSON_COMPACT);
-    p[n] = '\0';
-    snprintf(url, ul, "llamacpp:%s", m->name);
-    out->body = p;
-    out->body_len = n;
+    char *url = arena_concat(a, "llamacpp:", m->name);
+    if (!url || provider_body(a, body, out) != 0) return -1;
     out->url = url; /* names the engine: local_engine(model name) */
     out->headers = NULL;
     return 0;

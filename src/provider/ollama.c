@@ -125,7 +125,7 @@ static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else if (rft && !strcmp(rft, "json_object"))
         json_object_set_new(req, "format", json_string("json"));
 
-    int rc = xl_body(a, req, out);
+    int rc = provider_body(a, req, out);
     json_decref(req);
     if (rc) return -1;
     out->url = arena_printf(a, "%s/api/chat", m->provider->base_url);

@@ -24,13 +24,7 @@ static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model
         }
         json_object_set_new(so, "include_usage", json_true());
     }
-    size_t n = json_dumpb(body, NULL, 0, JSON_COMPACT);
-    char *p = n ? arena_alloc(a, n + 1) : NULL;
-    if (!p) return -1;
-    json_dumpb(body, p, n, JSON_COMPACT);
-    p[n] = '\0';
-    out->body = p;
-    out->body_len = n;
+    if (provider_body(a, body, out) != 0) return -1;
     out->url = arena_concat(a, m->provider->base_url, provider_openai_path(ep));
 
     const char **h = arena_calloc(a, 4 * sizeof *h);

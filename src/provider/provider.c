@@ -14,6 +14,30 @@ const prov_ops_t *provider_ops(const char *type)
     return NULL;
 }
 
+static int provider__sink(const char *p, size_t n, void *ud)
+{
+    return buf_append(ud, p, n) == BUF_OK ? 0 : -1;
+}
+
+int provider_dump(buf_t *b, const json_t *v)
+{
+    return json_dump_callback(v, provider__sink, b, JSON_COMPACT);
+}
+
+int provider_body(arena_t *a, const json_t *v, prov_call_t *out)
+{
+    buf_t b;
+    buf_init(&b, 0);
+    char *p = NULL;
+    if (provider_dump(&b, v) == 0 && b.len) p = arena_strndup(a, buf_data(&b), b.len);
+    size_t n = b.len;
+    buf_free(&b);
+    if (!p) return -1;
+    out->body = p;
+    out->body_len = n;
+    return 0;
+}
+
 const char *provider_openai_path(endpoint_t ep)
 {
     switch (ep) {

@@ -83,6 +83,11 @@ typedef struct prov_ops {
 /* NULL for an unknown type. */
 const prov_ops_t *provider_ops(const char *type);
 
+/* Serialise v (compact JSON) in one pass into the arena as out->body. 0 or -1. */
+int provider_body(arena_t *a, const json_t *v, prov_call_t *out);
+/* Append v as compact JSON to b in one pass. 0 or -1. */
+int provider_dump(buf_t *b, const json_t *v);
+
 /* Path suffix per endpoint, appended to an OpenAI-style base_url ("/chat/completions"). */
 const char *provider_openai_path(endpoint_t ep);
 

@@ -133,26 +133,7 @@ void xl_error(buf_t *out, int status, const char *code, const char *message)
 
 int xl_dump(buf_t *out, const json_t *v)
 {
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    if (!n) return -1;
-    buf_status_t st;
-    char *p = buf_reserve(out, n, &st);
-    if (!p) return -1;
-    json_dumpb(v, p, n, JSON_COMPACT);
-    buf_commit(out, n);
-    return 0;
-}
-
-int xl_body(arena_t *a, const json_t *v, prov_call_t *out)
-{
-    size_t n = json_dumpb(v, NULL, 0, JSON_COMPACT);
-    char *p = n ? arena_alloc(a, n + 1) : NULL;
-    if (!p) return -1;
-    json_dumpb(v, p, n, JSON_COMPACT);
-    p[n] = '\0';
-    out->body = p;
-    out->body_len = n;
-    return 0;
+    return provider_dump(out, v);
 }
 
 const char *xl_content_text(arena_t *a, const json_t *content)

@@ -56,8 +56,6 @@ int xl_dump(buf_t *out, const json_t *v);
 int xl_finish(buf_t *out, json_t *c, json_t *src, int status);
 /* Parse data as a JSON object; NULL when it is not one. */
 json_t *xl_load_object(const char *data, size_t len);
-/* Dump v into the arena as the call body. */
-int xl_body(arena_t *a, const json_t *v, prov_call_t *out);
 
 /* Text of an OpenAI message content (string, or text parts joined by "\n"); arena copy. */
 const char *xl_content_text(arena_t *a, const json_t *content);

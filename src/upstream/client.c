@@ -62,7 +62,10 @@ void upstream_global_cleanup(void)
 
 void upstream_default_params(upstream_params_t *p)
 {
-    p->max_idle_connections = 16;
+    /* Above the requests a worker has in flight at once: a smaller pool makes
+     * curl close and reopen a connection for most requests under load (measured:
+     * 16 gave 19,476 connects per 20,000 requests at 32 concurrent). */
+    p->max_idle_connections = 256;
 }
 
 /* ---------- libevent <-> curl glue ---------- */
