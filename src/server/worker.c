@@ -42,9 +42,20 @@ static void worker_drain_tick(evutil_socket_t fd, short what, void *arg)
 /* Once a second: after a burst, once nothing is in flight, give freed heap
  * pages back to the kernel (glibc keeps them in per-thread arenas otherwise,
  * so RSS would stay at its peak forever). Costs nothing while busy or idle. */
+/* After a burst (more than this many upstream calls at once), a worker idle
+ * for WORKER_SHED_IDLE_S closes its idle upstream connections; steady traffic
+ * at that concurrency is never idle that long and keeps its pool. */
+#define WORKER_SHED_PEAK 64
+#define WORKER_SHED_IDLE_S 2
+
 static void worker_housekeep(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
+    if (upstream_active_calls(w->upstream) || http_server_active_requests(w->http))
+        w->idle_ticks = 0;
+    else if (++w->idle_ticks >= WORKER_SHED_IDLE_S &&
+             upstream_shed_idle(w->upstream, WORKER_SHED_PEAK))
+        w->conns_at_trim = SIZE_MAX; /* trim below: the pool's memory is free now */
     size_t conns = http_server_connections(w->http);
     /* Trim after new requests, or when connections closed since the last trim
      * (a trim that ran while a burst's connections were still open freed little). */

@@ -40,6 +40,7 @@ typedef struct worker {
     struct event *ev_housekeep;
     uint64_t served, served_at_trim; /* requests handled; value at the last heap trim */
     size_t conns_at_trim;            /* open client connections at the last heap trim */
+    unsigned idle_ticks;             /* housekeeping ticks in a row with nothing in flight */
 } worker_t;
 
 /* Create the loop, listener, upstream pool and log; 0 or -1 (logged). */

@@ -39,6 +39,8 @@ struct upstream {
     size_t n_calls;
     CURL *pool[UP_EASY_POOL_MAX];
     int n_pool;
+    long max_idle;     /* CURLMOPT_MAXCONNECTS */
+    size_t peak_calls; /* most calls at once since the pool was last reset */
 };
 
 typedef struct up_sock {
@@ -328,6 +330,7 @@ up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_
     if (u->calls) u->calls->prev = c;
     u->calls = c;
     u->n_calls++;
+    if (u->n_calls > u->peak_calls) u->peak_calls = u->n_calls;
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         up_call_unlink_free(c);
         return NULL;
@@ -396,12 +399,25 @@ const char *upstream_call_header(const up_call_t *c, const char *name)
 
 /* ---------- upstream ---------- */
 
+static CURLM *up_multi_new(upstream_t *u)
+{
+    CURLM *m = curl_multi_init();
+    if (!m) return NULL;
+    curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, up_socket_cb);
+    curl_multi_setopt(m, CURLMOPT_SOCKETDATA, u);
+    curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, up_timer_cb);
+    curl_multi_setopt(m, CURLMOPT_TIMERDATA, u);
+    curl_multi_setopt(m, CURLMOPT_MAXCONNECTS, u->max_idle);
+    return m;
+}
+
 upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p)
 {
     upstream_t *u = calloc(1, sizeof *u);
     if (!u) return NULL;
     u->base = base;
-    u->multi = curl_multi_init();
+    u->max_idle = p->max_idle_connections;
+    u->multi = up_multi_new(u);
     u->timer = evtimer_new(base, up_on_timer, u);
     if (!u->multi || !u->timer) {
         if (u->multi) curl_multi_cleanup(u->multi);
@@ -409,12 +425,21 @@ upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p)
         free(u);
         return NULL;
     }
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETFUNCTION, up_socket_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_SOCKETDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERFUNCTION, up_timer_cb);
-    curl_multi_setopt(u->multi, CURLMOPT_TIMERDATA, u);
-    curl_multi_setopt(u->multi, CURLMOPT_MAXCONNECTS, p->max_idle_connections);
     return u;
+}
+
+bool upstream_shed_idle(upstream_t *u, size_t peak_over)
+{
+    if (u->n_calls || u->peak_calls <= peak_over) return false;
+    CURLM *fresh = up_multi_new(u);
+    if (!fresh) return false;
+    curl_multi_cleanup(u->multi); /* closes the idle connections; no transfer is left */
+    u->multi = fresh;
+    evtimer_del(u->timer);
+    for (int i = 0; i < u->n_pool; i++) curl_easy_cleanup(u->pool[i]);
+    u->n_pool = 0;
+    u->peak_calls = 0;
+    return true;
 }
 
 size_t upstream_active_calls(const upstream_t *u)

@@ -61,6 +61,11 @@ void upstream_default_params(upstream_params_t *p);
 upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p);
 void upstream_destroy(upstream_t *u); /* cancels every call */
 size_t upstream_active_calls(const upstream_t *u);
+/* With no call running and more than peak_over calls at once since the last
+ * reset, close every idle keep-alive connection (a fresh multi handle) and the
+ * pooled easy handles: after a burst the pool would otherwise hold hundreds
+ * of idle connections. Returns true when it did. */
+bool upstream_shed_idle(upstream_t *u, size_t peak_over);
 
 up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
                                void *ud);
