@@ -126,18 +126,10 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
             json_t *parts = gem_parts(a, content);
             json_array_foreach(json_object_get(msg, "tool_calls"), j, tc)
             {
-                json_t *fn = json_object_get(tc, "function"), *name = json_object_get(fn, "name");
-                const char *args = json_string_value(json_object_get(fn, "arguments"));
-                json_t *av = args ? json_loads(args, 0, NULL) : NULL;
-                if (!json_is_object(av)) {
-                    json_decref(av);
-                    av = json_object();
-                }
-                if (!json_is_string(name)) {
-                    json_decref(av);
-                    continue;
-                }
-                const char *id = json_string_value(json_object_get(tc, "id"));
+                json_t *name;
+                const char *id;
+                json_t *av = xl_tool_call(tc, &name, &id);
+                if (!av) continue;
                 if (id) json_object_set(names, id, name);
                 json_array_append_new(
                     parts, json_pack("{s:{s:O, s:o}}", "functionCall", "name", name, "args", av));

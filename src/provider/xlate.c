@@ -202,3 +202,16 @@ json_t *xl_load_object(const char *data, size_t len)
     json_decref(o);
     return NULL;
 }
+
+json_t *xl_tool_call(const json_t *tc, json_t **name, const char **id)
+{
+    json_t *fn = json_object_get(tc, "function");
+    *name = json_object_get(fn, "name");
+    *id = json_string_value(json_object_get(tc, "id"));
+    if (!json_is_string(*name)) return NULL;
+    const char *args = json_string_value(json_object_get(fn, "arguments"));
+    json_t *av = args ? json_loads(args, 0, NULL) : NULL;
+    if (json_is_object(av)) return av;
+    json_decref(av);
+    return json_object();
+}

@@ -54,6 +54,10 @@ int xl_dump(buf_t *out, const json_t *v);
 /* Serialise the translated answer c into out, then release c and the parsed
  * upstream answer src. Returns status, or -1 when serialising failed. */
 int xl_finish(buf_t *out, json_t *c, json_t *src, int status);
+/* An OpenAI tool call's function name (*name, borrowed), id (*id, may be NULL)
+ * and arguments parsed into an object ({} when they are not a JSON object),
+ * which the caller owns. NULL when the call has no function name. */
+json_t *xl_tool_call(const json_t *tc, json_t **name, const char **id);
 /* Parse data as a JSON object; NULL when it is not one. */
 json_t *xl_load_object(const char *data, size_t len);
 
