@@ -491,7 +491,14 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
         return;
     }
     prov_call_t call = {0};
-    int brc = r->ops ? r->ops->build(req->arena, ep, body, m, stream, &call) : -1;
+    int brc = 1;
+    /* With a top-level "model" present, the one "model" key build_raw accepts
+     * can only be that one. */
+    if (r->ops && r->ops->build_raw && c->shape == API_SHAPE_OPENAI &&
+        json_is_string(json_object_get(body, "model")))
+        brc = r->ops->build_raw(req->arena, ep, req->body, req->body_len, m, stream, client_usage,
+                                &call);
+    if (brc == 1) brc = r->ops ? r->ops->build(req->arena, ep, body, m, stream, &call) : -1;
     if (brc == PROV_EBADREQ) {
         relay_free(r);
         api_send_error(c, 400, NULL, "unsupported_request", NULL, "%s",

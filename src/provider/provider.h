@@ -60,6 +60,11 @@ typedef struct prov_local prov_local_t; /* a running in-process call */
 
 typedef struct prov_ops {
     const char *type;
+    /* Optional fast path: the upstream request from the client's raw OpenAI
+     * body, without re-serialising it. Returns 1 when it does not apply (the
+     * relay then calls build), 0 or -1 otherwise. */
+    int (*build_raw)(arena_t *a, endpoint_t ep, const char *raw, size_t len, const cfg_model_t *m,
+                     bool stream, bool client_usage, prov_call_t *out);
     int (*build)(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                  prov_call_t *out);
     prov_local_t *(*local_start)(struct event_base *base, endpoint_t ep, const prov_call_t *call,

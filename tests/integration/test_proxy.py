@@ -113,6 +113,43 @@ class ProxyTest(H.unittest.TestCase):
         self.assertNotEqual(rid, bad)
         self.assertRegex(rid, r"^[A-Za-z0-9._:-]+$")
 
+    def test_model_spliced_into_raw_bytes(self):
+        # The common case skips the parse-and-dump: the upstream gets the
+        # client's bytes with only the model value replaced. Whitespace and key
+        # order stay as sent; a string that merely mentions "model" is untouched.
+        raw = ('{ "messages" : [{"role":"user","content":"say \\"model\\": \\"gpt-test\\""}],'
+               '\n  "model"  :  "gpt-test" ,"temperature":0.5}')
+        r = H.request(self.port, "POST", "/v1/chat/completions", raw.encode(),
+                      {"Content-Type": "application/json"})
+        self.assertEqual(r.status, 200, r.text())
+        last = self.mock.last()
+        self.assertEqual(last["body"]["model"], "mock-model-1")
+        self.assertEqual(last["body"]["messages"][0]["content"], 'say "model": "gpt-test"')
+        self.assertEqual(last["body"]["temperature"], 0.5)
+        self.assertEqual(list(last["body"].keys()), ["messages", "model", "temperature"])
+        # spliced, not re-serialised: every byte the client sent is there, whitespace included
+        want = len(raw.encode()) - len("gpt-test") + len("mock-model-1")
+        self.assertEqual(int(last["headers"]["content-length"]), want)
+
+    def test_nested_model_key_takes_the_general_path(self):
+        # A second "model" key (here inside a JSON schema) must not be touched:
+        # the request goes through the parse-and-dump path instead.
+        body = {"model": "gpt-test", "messages": [{"role": "user", "content": "hi"}],
+                "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {
+                    "type": "object", "properties": {"model": {"type": "string"}}}}}}
+        r = H.post_json(self.port, "/v1/chat/completions", body)
+        self.assertEqual(r.status, 200, r.text())
+        got = self.mock.last()["body"]
+        self.assertEqual(got["model"], "mock-model-1")
+        self.assertEqual(got["response_format"], body["response_format"])
+
+    def test_stream_without_usage_still_gets_include_usage(self):
+        res = H.sse_request(self.port, H.stream_body(model="gpt-test", mock={"chunks": 2}))
+        self.assertTrue(res.done)
+        so = self.mock.last()["body"].get("stream_options")
+        self.assertEqual(so, {"include_usage": True})
+        self.assertEqual(self.mock.last()["body"]["model"], "mock-model-1")
+
     def test_model_mapping(self):
         r = H.chat(self.port, model="gpt-test")
         self.assertEqual(r.status, 200)
