@@ -204,7 +204,9 @@ static const api_route_t api_routes[] = {
 
 void api_init(config_t *cfg)
 {
-    api_unrouted = metrics_series_get("", "");
+    /* Set once, before the first workers start; later calls (reloads, on the
+     * control thread) only attach series to the new snapshot. */
+    if (!api_unrouted) api_unrouted = metrics_series_get("", "");
     for (size_t i = 0; i < cfg->n_models; i++)
         cfg->models[i].stats =
             metrics_series_get(cfg->models[i].name, cfg->models[i].provider->name);

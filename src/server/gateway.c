@@ -580,7 +580,10 @@ static void gw__restore_health(void *ud, const store_health_t *h)
  * skipped with a warning, not fatal. */
 static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
 {
-    if (!cfg->store.url) return config_ref(cfg);
+    if (!cfg->store.url) {
+        api_init(cfg);
+        return config_ref(cfg);
+    }
     char err[512];
     gw->store = store_open(cfg->store.url, err, sizeof err);
     if (!gw->store) {
@@ -669,7 +672,6 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
     gw.pipe_rd = pfd[0];
     gw.pipe_wr = pfd[1];
 
-    api_init(cfg);
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
     cfg = gw.cfg;

@@ -101,6 +101,16 @@ static bool store__userinfo_password(const char *url, size_t *off, size_t *len)
     return true;
 }
 
+int store__check_version(int cur, int known, char *err, size_t errlen)
+{
+    if (cur <= known) return 0;
+    snprintf(err, errlen,
+             "store: database schema version %d is newer than this binary knows (%d); "
+             "upgrade skuld",
+             cur, known);
+    return -1;
+}
+
 void store__redact(const char *url, char *out, size_t outlen)
 {
     if (!outlen) return;

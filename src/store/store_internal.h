@@ -86,6 +86,10 @@ void store__redact(const char *url, char *out, size_t outlen);
 /* Replaces every occurrence of secret (if non-empty) in msg by "***". */
 void store__scrub(char *msg, size_t msglen, const char *secret);
 
+/* The migrations guard shared by the backends: 0 when the database's schema
+ * version cur is one this binary knows (<= known), else -1 with err set. */
+int store__check_version(int cur, int known, char *err, size_t errlen);
+
 /* ---- test hooks ---- */
 /* While paused, the writer takes no new batch (submissions queue up);
  * store_close un-pauses. */

@@ -206,13 +206,7 @@ static int store__pg_migrate(store__conn_t *c, char *err, size_t errlen)
     int cur = atoi(PQgetvalue(r, 0, 0));
     PQclear(r);
     r = NULL;
-    if (cur > known) {
-        snprintf(err, errlen,
-                 "store: database schema version %d is newer than this binary knows (%d); "
-                 "upgrade skuld",
-                 cur, known);
-        goto fail;
-    }
+    if (store__check_version(cur, known, err, errlen)) goto fail;
     for (size_t i = 0; i < STORE__PG_NMIG; i++) {
         const store__migration_t *m = &store__pg_migrations[i];
         if (m->version <= cur) continue;

@@ -160,13 +160,7 @@ static int store__sq_migrate(store__conn_t *c, char *err, size_t errlen)
     cur = sqlite3_column_int(st, 0);
     sqlite3_finalize(st);
     st = NULL;
-    if (cur > known) {
-        snprintf(err, errlen,
-                 "store: database schema version %d is newer than this binary knows (%d); "
-                 "upgrade skuld",
-                 cur, known);
-        goto fail;
-    }
+    if (store__check_version(cur, known, err, errlen)) goto fail;
     for (size_t i = 0; i < STORE__SQLITE_NMIG; i++) {
         const store__migration_t *m = &store__sqlite_migrations[i];
         if (m->version <= cur) continue;
