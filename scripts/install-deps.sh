@@ -18,8 +18,8 @@ done
 
 pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
-      libsqlite3-dev libpq-dev)
-[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql) # postgresql: tests start a real server
+      libsqlite3-dev libpq-dev libhiredis-dev libjwt-dev libxxhash-dev)
+[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql redis-server) # postgresql, redis-server: tests start real servers
 # nginx-light pulls in the echo module bench/run's upstream uses; valgrind, strace and
 # linux-perf profile skuld when a benchmark target is missed.
 [ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3 valgrind strace linux-perf)
