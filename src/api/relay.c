@@ -116,6 +116,7 @@ struct relay {
     const cfg_model_t *next_m;
     uint64_t deadline_ms; /* absolute (resil_now_ms), 0 = none */
     int prio;
+    bool queued; /* counted in queue_waiting */
     resil_waiter_t waiter;
     buf_t frame;
     ashape_stream_t *aout; /* Anthropic-shaped client stream, or NULL */
@@ -546,6 +547,13 @@ static void relay_finish_body(relay_t *r, attempt_t *a)
     relay_send_shaped(r, a);
 }
 
+static uint64_t relay_remaining_ms(relay_t *r)
+{
+    if (!r->deadline_ms) return UINT64_MAX;
+    uint64_t now = resil_now_ms();
+    return now >= r->deadline_ms ? 0 : r->deadline_ms - now;
+}
+
 /* The last failure, when nothing is left to try. */
 static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
 {
@@ -558,7 +566,10 @@ static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
     relay_model_headers(r);
     c->error = arena_strdup(c->req->arena, detail ? detail : "upstream failure");
     up_result_t res = a ? a->res : UP_PROTOCOL_ERROR;
-    if (res == UP_TIMEOUT) {
+    if (res == UP_TIMEOUT && r->deadline_ms && relay_remaining_ms(r) == 0) {
+        api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
+                       "the request deadline passed before an upstream answered");
+    } else if (res == UP_TIMEOUT) {
         api_send_error(c, 504, NULL, "upstream_timeout", NULL,
                        "the upstream provider did not answer in time");
     } else if (res == UP_CONNECT_FAILED) {
@@ -571,13 +582,6 @@ static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
 }
 
 /* ---------- choosing and starting attempts ---------- */
-
-static uint64_t relay_remaining_ms(relay_t *r)
-{
-    if (!r->deadline_ms) return UINT64_MAX;
-    uint64_t now = resil_now_ms();
-    return now >= r->deadline_ms ? 0 : r->deadline_ms - now;
-}
 
 enum { PICK_NONE = -1, PICK_FULL = -2 };
 
@@ -940,8 +944,9 @@ static void relay_hedge_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     relay_t *r = arg;
     if (r->closed || r->started || r->hedged || r->next_pending || relay_live(r) != 1 ||
-        r->n_att >= r->rs->max_attempts)
+        r->n_att >= r->rs->max_attempts) {
         return;
+    }
     attempt_t *p = NULL;
     for (int i = 0; i < r->n_att; i++)
         if (r->att[i]->live) p = r->att[i];
@@ -949,14 +954,16 @@ static void relay_hedge_cb(evutil_socket_t fd, short what, void *arg)
     int i = relay_pick(r, p->cand, RES_RETRY, &probe);
     if (i < 0) return;
     const cfg_model_t *m = r->c->cands[i];
-    if (r->tried[i] > 0 ||
-        !retry_budget_acquire(&retry_budget_global, r->rs->retry_budget, r->rs->retry_budget_min)) {
+    /* Not from the retry budget: at most one hedge per request, to another
+     * deployment, only after the delay (a burst of slow requests would
+     * otherwise lose their hedges exactly when they need them). */
+    if (r->tried[i] > 0) {
         resil_dep_release(m->dep);
         if (probe) breaker_probe_abandon(&m->dep->brk);
         return;
     }
     r->hedged = true;
-    relay_start(r, m, i, probe, true, true);
+    relay_start(r, m, i, probe, false, true);
 }
 
 static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
@@ -981,6 +988,14 @@ static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
     relay_teardown(r);
 }
 
+static void relay_dequeue(relay_t *r)
+{
+    resil_queue_remove(&r->waiter);
+    if (r->queued && r->c->ms)
+        atomic_fetch_sub_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
+    r->queued = false;
+}
+
 static void relay_queue_reject(relay_t *r, const char *code, const char *msg)
 {
     api_ctx_t *c = r->c;
@@ -1000,28 +1015,21 @@ static void relay_queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     relay_t *r = arg;
     if (r->closed) return;
-    resil_queue_remove(&r->waiter);
+    relay_dequeue(r);
     relay_queue_reject(r, "queue_timeout",
                        "every deployment for this model is at capacity and the request waited "
                        "past resilience.queue_timeout");
 }
 
-static void relay_first(relay_t *r);
-
-static bool relay_queue_try(resil_waiter_t *w)
+/* The first attempt on cands[i] (-1: none available), and the hedge timer. */
+static void relay_begin(relay_t *r, int i, bool probe)
 {
-    relay_t *r = (relay_t *)((char *)w - offsetof(relay_t, waiter));
-    bool probe;
-    int i = relay_pick(r, -1, RES_RETRY, &probe);
-    if (i == PICK_FULL) return false;
-    resil_queue_remove(w);
-    if (r->queue_ev) evtimer_del(r->queue_ev);
     if (i < 0) {
         relay_model_headers(r);
         api_send_error(r->c, 503, NULL, "no_deployment_available", NULL,
                        "no deployment is available for this model");
         relay_teardown(r);
-        return true;
+        return;
     }
     relay_start(r, r->c->cands[i], i, probe, false, false);
     if (!r->closed && r->hedge_ev) {
@@ -1030,6 +1038,17 @@ static bool relay_queue_try(resil_waiter_t *w)
                          : r->rs->hedge_delay_ms;
         relay_arm(r->hedge_ev, d);
     }
+}
+
+static bool relay_queue_try(resil_waiter_t *w)
+{
+    relay_t *r = (relay_t *)((char *)w - offsetof(relay_t, waiter));
+    bool probe;
+    int i = relay_pick(r, -1, RES_RETRY, &probe);
+    if (i == PICK_FULL) return false;
+    relay_dequeue(r);
+    if (r->queue_ev) evtimer_del(r->queue_ev);
+    relay_begin(r, i, probe);
     return true;
 }
 
@@ -1038,20 +1057,21 @@ static void relay_first(relay_t *r)
 {
     bool probe;
     int i = relay_pick(r, -1, RES_RETRY, &probe);
-    if (i == PICK_FULL) {
-        if (!r->rs->queue_size ||
-            !resil_queue_push(r->c->w->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
-            relay_queue_reject(r, "queue_full",
-                               "every deployment for this model is at capacity and the request "
-                               "queue is full");
-            return;
-        }
-        r->queue_ev = evtimer_new(r->c->w->base, relay_queue_timeout_cb, r);
-        if (r->queue_ev) relay_arm(r->queue_ev, r->rs->queue_timeout_ms);
+    if (i != PICK_FULL) {
+        relay_begin(r, i, probe);
         return;
     }
-    relay_queue_try(&r->waiter); /* starts (or fails) at once: i is not PICK_FULL */
-    (void)i;
+    if (!r->rs->queue_size ||
+        !resil_queue_push(r->c->w->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
+        relay_queue_reject(r, "queue_full",
+                           "every deployment for this model is at capacity and the request "
+                           "queue is full");
+        return;
+    }
+    r->queued = true;
+    if (r->c->ms) atomic_fetch_add_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
+    r->queue_ev = evtimer_new(r->c->w->base, relay_queue_timeout_cb, r);
+    if (r->queue_ev) relay_arm(r->queue_ev, r->rs->queue_timeout_ms);
 }
 
 /* ---------- client events ---------- */
@@ -1086,7 +1106,7 @@ static void relay_teardown(relay_t *r)
     r->closed = true;
     relay_cancel_others(r, NULL);
     relay_unschedule(r);
-    resil_queue_remove(&r->waiter);
+    relay_dequeue(r);
     struct event **evs[] = {&r->next_ev, &r->hedge_ev, &r->deadline_ev, &r->queue_ev};
     for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
         if (*evs[i]) {
@@ -1167,9 +1187,12 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
         if (!*end && v > 0) deadline = v;
     }
     if (deadline) {
-        r->deadline_ms = resil_now_ms() + deadline;
+        /* Answer a little before the deadline (min(50ms, 10%)) so the error
+         * reaches the client while it still waits. */
+        uint64_t margin = deadline / 10 < 50 ? deadline / 10 : 50;
+        r->deadline_ms = resil_now_ms() + deadline - margin;
         r->deadline_ev = evtimer_new(base, relay_deadline_cb, r);
-        if (r->deadline_ev) relay_arm(r->deadline_ev, deadline);
+        if (r->deadline_ev) relay_arm(r->deadline_ev, deadline - margin);
     }
     http_slice_t ph = http_req_header(req, "x-skuld-priority");
     r->prio = rq_class_parse(ph.p, ph.n);

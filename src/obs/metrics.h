@@ -56,6 +56,7 @@ typedef struct metrics_series {
     atomic_uint_fast64_t retries;         /* attempts after the first (retries and fallbacks) */
     atomic_uint_fast64_t hedges;          /* hedged attempts started */
     atomic_uint_fast64_t queue_rejected;  /* 429s from queue overflow or timeout */
+    atomic_int_fast64_t queue_waiting;    /* requests waiting in a queue now */
 } metrics_series_t;
 
 metrics_series_t *metrics_series_get(const char *model, const char *provider);

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "core/jsonw.h"
 
 void resil_attach(config_t *cfg)
 {
@@ -15,6 +16,28 @@ void resil_attach(config_t *cfg)
         cfg_model_t *m = &cfg->models[i];
         m->dep = resil_dep_get(m->name, m->provider->name, m->stats);
     }
+}
+
+void resil_model_json(buf_t *o, const cfg_model_t *m)
+{
+    resil_dep_t *d = m->dep;
+    int st = d ? breaker_state(&d->brk) : BRK_CLOSED;
+    buf_printf(o, ",\"resilience\":{\"breaker\":\"%s\",\"breaker_opens\":%llu,\"in_flight\":%d",
+               breaker_state_name(st),
+               d ? (unsigned long long)atomic_load_explicit(&d->brk.opens, memory_order_relaxed)
+                 : 0ull,
+               d ? atomic_load_explicit(&d->active, memory_order_relaxed) : 0);
+    buf_appends(o, ",\"fallbacks\":[");
+    for (size_t i = 0; i < m->fallbacks.n; i++) {
+        buf_appends(o, i ? "," : "");
+        jsonw_cstr(o, m->fallbacks.v[i]);
+    }
+    buf_appends(o, "],\"on_content_policy\":");
+    if (m->on_content_policy)
+        jsonw_cstr(o, m->on_content_policy);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, "}");
 }
 
 void resil_candidates(api_ctx_t *c, const cfg_model_t *m)

@@ -17,6 +17,7 @@
 #include <stddef.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 #include "route/breaker.h"
 #include "route/queue.h"
 #include "route/retry.h"
@@ -27,6 +28,9 @@ struct event_base;
 
 /* Attach process-wide deployment state to every model of a snapshot. */
 void resil_attach(config_t *cfg);
+/* ,"resilience":{...} for /admin/models: breaker state, opens, attempts in
+ * flight, fallbacks, content-policy alternate. */
+void resil_model_json(buf_t *o, const cfg_model_t *m);
 /* c->cands = [m, then m's fallbacks (each once)], in the request arena. */
 void resil_candidates(struct api_ctx *c, const cfg_model_t *m);
 
