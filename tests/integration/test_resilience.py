@@ -280,6 +280,36 @@ class BudgetAndDeadline(H.unittest.TestCase):
             b.stop()
 
 
+    def test_all_503_budget_alone(self):
+        """The same with breakers off: the retry budget alone keeps retries in
+        flight under 20% of active requests (attempts would be 3x without it)."""
+        a, b = two_mocks()
+        try:
+            gw = H.Skuld(config(a, b, server_resil={
+                "max_attempts": 3, "retries_per_deployment": 1,
+                "breaker_failures": 0, "breaker_failure_rate": 0}))
+        except Exception:
+            a.stop()
+            b.stop()
+            raise
+        try:
+            a.set_config({"status": 503})
+            b.set_config({"status": 503})
+            n, deadline_ms = 600, 800
+            res = load(gw.port, n, 20, headers={"x-skuld-deadline-ms": str(deadline_ms)})
+            self.assertTrue(all(r[0] == 503 for r in res))
+            self.assertTrue(all(r[2] < deadline_ms / 1000.0 for r in res))
+            attempts = chats(a.stats()) + chats(b.stats())
+            print("\n  all-503, breakers off: %d client requests -> %d upstream attempts "
+                  "(bound %.0f)" % (n, attempts, 1.2 * n + 3), file=sys.stderr)
+            self.assertLessEqual(attempts, 1.2 * n + 3)
+            self.assertGreater(attempts, n)  # retries did happen, within the budget
+        finally:
+            gw.stop()
+            a.stop()
+            b.stop()
+
+
 class Hedging(H.unittest.TestCase):
     """Must show 3."""
 
