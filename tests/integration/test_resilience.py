@@ -430,6 +430,79 @@ class Streams(H.unittest.TestCase):
         self.assertLess(res.events[-1].t, 2.0)
 
 
+class FallbackKinds(H.unittest.TestCase):
+    """Context length -> a larger window; content policy -> the alternate;
+    cloud failure and rate limit -> a local model; other client errors pass."""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.a, cls.b = two_mocks()
+        try:
+            cls.gw = H.Skuld({
+                "server": {"workers": 1, "health_interval": "0s"},
+                "providers": [{"name": "a", "type": "openai", "base_url": cls.a.base_url},
+                              {"name": "b", "type": "openai", "base_url": cls.b.base_url},
+                              {"name": "builtin", "type": "echo"}],
+                "models": [
+                    {"name": "small", "provider": "a", "context_window": 4000,
+                     "fallbacks": ["tiny", "big", "local"], "on_content_policy": "alt",
+                     "resilience": {"max_attempts": 4}},
+                    {"name": "tiny", "provider": "b", "context_window": 2000},
+                    {"name": "big", "provider": "b", "context_window": 128000},
+                    {"name": "alt", "provider": "b"},
+                    {"name": "local", "provider": "builtin"},
+                ],
+            })
+        except Exception:
+            cls.a.stop()
+            cls.b.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        cls.gw.stop()
+        cls.a.stop()
+        cls.b.stop()
+
+    def setUp(self):
+        self.a.set_config({})
+        self.b.set_config({})
+
+    def error_body(self, code):
+        return json.dumps({"error": {"message": "no", "type": "invalid_request_error",
+                                     "param": None, "code": code}})
+
+    def test_context_length_goes_to_larger_window(self):
+        self.a.set_config({"status": 400, "error_body": self.error_body("context_length_exceeded")})
+        r = H.chat(self.gw.port, model="small")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["x-skuld-model"], "big")  # not "tiny" (2000 < 4000)
+        self.assertEqual(r.headers["x-skuld-attempts"], "2")
+
+    def test_content_policy_goes_to_alternate(self):
+        self.a.set_config({"status": 400,
+                           "error_body": self.error_body("content_policy_violation")})
+        r = H.chat(self.gw.port, model="small")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["x-skuld-model"], "alt")
+
+    def test_cloud_failures_fall_back_to_local(self):
+        self.a.set_config({"status": 429, "retry_after": "1"})
+        self.b.set_config({"status": 503})
+        r = H.chat(self.gw.port, model="small")
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["x-skuld-model"], "local")
+        self.assertEqual(r.headers["x-skuld-attempts"], "4")  # small, tiny, big, local
+        self.assertEqual(r.headers["x-skuld-provider"], "builtin")
+
+    def test_other_client_error_passes_through(self):
+        self.a.set_config({"status": 400})
+        r = H.chat(self.gw.port, model="small")
+        self.assertEqual(r.status, 400)
+        self.assertEqual(r.headers["x-skuld-model"], "small")
+        self.assertEqual(r.headers["x-skuld-attempts"], "1")
+
+
 class PriorityQueue(H.unittest.TestCase):
     """Must show 5."""
 
