@@ -133,8 +133,8 @@ static void metrics__resilience(buf_t *o, metrics_series_t *head)
          "counter", offsetof(metrics_series_t, retries)},
         {"skuld_hedges_total", "Hedged upstream attempts started.", "counter",
          offsetof(metrics_series_t, hedges)},
-        {"skuld_queue_rejected_total", "Requests refused with 429 by the request queue.",
-         "counter", offsetof(metrics_series_t, queue_rejected)},
+        {"skuld_queue_rejected_total", "Requests refused with 429 by the request queue.", "counter",
+         offsetof(metrics_series_t, queue_rejected)},
         {"skuld_queue_waiting", "Requests waiting in the request queue.", "gauge",
          offsetof(metrics_series_t, queue_waiting)},
     };
@@ -147,11 +147,10 @@ static void metrics__resilience(buf_t *o, metrics_series_t *head)
             buf_printf(o, "%s{", rs[i].name);
             metrics__labels(o, s, true);
             const char *p = (const char *)s + rs[i].off;
-            long long v = i == 0 ? (long long)atomic_load_explicit((const atomic_int *)p, RLX)
-                          : i == 5
-                              ? (long long)atomic_load_explicit((const atomic_int_fast64_t *)p, RLX)
-                              : (long long)atomic_load_explicit((const atomic_uint_fast64_t *)p,
-                                                                RLX);
+            long long v =
+                i == 0   ? (long long)atomic_load_explicit((const atomic_int *)p, RLX)
+                : i == 5 ? (long long)atomic_load_explicit((const atomic_int_fast64_t *)p, RLX)
+                         : (long long)atomic_load_explicit((const atomic_uint_fast64_t *)p, RLX);
             buf_printf(o, "} %lld\n", v);
         }
     }

@@ -1034,7 +1034,6 @@ static void test_build_with_runtime_models(void **state)
     config_errors_free(&errs);
 }
 
-
 /* ------------------------------------------------------------------------ */
 /* resilience (issue 7): server.resilience, model overrides, fallbacks       */
 

@@ -216,8 +216,8 @@ static void test_queue_priority_fifo(void **state)
         assert_true(rq_push(&q, &n[i], cls[i], 100));
     }
     assert_int_equal(q.n, 9);
-    rq_remove(&q, &n[4]); /* a high one leaves (timeout) */
-    rq_remove(&q, &n[4]); /* twice is harmless */
+    rq_remove(&q, &n[4]);                  /* a high one leaves (timeout) */
+    rq_remove(&q, &n[4]);                  /* twice is harmless */
     int want[] = {2, 7, 1, 5, 8, 0, 3, 6}; /* high FIFO, normal FIFO (7 -> normal), low FIFO */
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         rq_node_t *x = rq_pop(&q);
