@@ -386,7 +386,8 @@ class Streams(H.unittest.TestCase):
         cls.a, cls.b = two_mocks()
         try:
             cls.gw = H.Skuld(config(cls.a, cls.b, resil_a={"first_chunk_timeout": "300ms",
-                                                           "idle_gap_timeout": "500ms"}))
+                                                           "idle_gap_timeout": "500ms"},
+                                    extra_models=[{"name": "gpt-s", "provider": "a"}]))
         except Exception:
             cls.a.stop()
             cls.b.stop()
@@ -426,6 +427,15 @@ class Streams(H.unittest.TestCase):
         self.assertEqual(res.headers["x-skuld-attempts"], "2")
         self.assertLess(res.events[-1].t, 2.0)
         H.wait_until(lambda: self.a.stats()["in_flight"] == 0, 2, what="A's call closed")
+
+    def test_stream_failures_count_for_the_breaker(self):
+        # gpt-s: A alone (its own breaker). Streams cut mid-way are failures.
+        self.a.set_config({"chunks": 10, "cut_after": 2})
+        for i in range(5):
+            self.assertEqual(breaker(self.gw, "gpt-s"), 0, "opened after %d cut streams" % i)
+            res = H.sse_request(self.gw.port, H.stream_body(model="gpt-s"), timeout=10)
+            self.assertEqual(len(res.errors()), 1)
+        self.assertEqual(breaker(self.gw, "gpt-s"), 1)
 
     def test_idle_gap_after_first_chunk(self):
         self.a.set_config({"chunks": 4, "chunk_gap_ms": 2000})
@@ -585,6 +595,9 @@ class PriorityQueue(H.unittest.TestCase):
             self.assertEqual(metric(gw, "skuld_queue_rejected_total", "slow"), 1)
             self.assertEqual(metric(gw, "skuld_queue_rejected_total", "tiny"), 1)
             self.assertEqual(waiting("slow") + waiting("tiny"), 0)
+            # the gateway's own 429s never count against the deployment
+            self.assertEqual(metric(gw, "skuld_breaker_opens_total", "slow"), 0)
+            self.assertEqual(metric(gw, "skuld_breaker_opens_total", "tiny"), 0)
         finally:
             rc = gw.stop()
             q.stop()
