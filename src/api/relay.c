@@ -92,6 +92,7 @@ typedef struct attempt {
 
 struct relay {
     api_ctx_t *c;
+    config_t *cfg; /* our own reference: attempts point into it after api_account drops c's */
     endpoint_t ep;
     bool stream;       /* the client asked for a stream */
     bool client_usage; /* ... and for the usage chunk */
@@ -634,7 +635,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
 {
     api_ctx_t *c = r->c;
     http_req_t *req = c->req;
-    const cfg_server_t *sc = &c->cfg->server;
+    const cfg_server_t *sc = &r->cfg->server;
     attempt_t *a = r->n_att < RELAY_MAX_ATTEMPTS ? arena_calloc(req->arena, sizeof *a) : NULL;
     if (!a) {
         if (m->dep) resil_dep_release(m->dep);
@@ -826,6 +827,8 @@ static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const cha
         if (ra > (int64_t)delay) delay = (uint64_t)ra;
     }
     if (ok && r->deadline_ms && delay >= relay_remaining_ms(r)) ok = false;
+    if (ok && !r->next_ev) /* made on first use: most requests never retry */
+        ok = (r->next_ev = evtimer_new(c->w->base, relay_next_cb, r)) != NULL;
     if (!ok) {
         if (m->dep) {
             resil_dep_release(m->dep);
@@ -1121,6 +1124,8 @@ static void relay_teardown(relay_t *r)
     r->body = NULL;
     r->c->req->on_abort = NULL;
     r->c->req->on_drain = NULL;
+    config_unref(r->cfg); /* last: the attempts above point into it */
+    r->cfg = NULL;
 }
 
 /* Does an OpenAI chat request carry image content? */
@@ -1152,6 +1157,7 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     }
     c->relay = r;
     r->c = c;
+    r->cfg = config_ref(c->cfg);
     r->ep = ep;
     r->stream = stream;
     r->client_usage = client_usage;
@@ -1173,7 +1179,6 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     }
     r->rs = &c->cands[0]->resil;
     struct event_base *base = c->w->base;
-    r->next_ev = evtimer_new(base, relay_next_cb, r);
     if (r->rs->hedge != CFG_HEDGE_OFF && c->n_cands > 1)
         r->hedge_ev = evtimer_new(base, relay_hedge_cb, r);
     uint64_t deadline = r->rs->deadline_ms;
@@ -1197,11 +1202,6 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     http_slice_t ph = http_req_header(req, "x-skuld-priority");
     r->prio = rq_class_parse(ph.p, ph.n);
     r->waiter.try_start = relay_queue_try;
-    if (!r->next_ev) {
-        relay_teardown(r);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
     retry_budget_begin(&retry_budget_global);
     r->budgeted = true;
     req->on_abort = relay_on_abort;

@@ -292,6 +292,36 @@ static void test_next_candidate(void **state)
     assert_int_equal(resil_next_candidate(c, 4, twice, 2, RES_RETRY, 1), 1);
 }
 
+/* ---------- per-deployment state ---------- */
+
+static void test_dep_registry_p95_and_slots(void **state)
+{
+    (void)state;
+    resil_dep_t *d = resil_dep_get("m", "p", NULL);
+    assert_non_null(d);
+    assert_ptr_equal(resil_dep_get("m", "p", NULL), d); /* one per (name, provider) */
+    assert_ptr_not_equal(resil_dep_get("m", "q", NULL), d);
+    /* p95 needs 20 samples; below, the floor */
+    for (int i = 1; i <= 19; i++) resil_dep_latency(d, (uint64_t)i * 10);
+    assert_int_equal(resil_dep_p95(d, 5), 5);
+    resil_dep_latency(d, 200);
+    assert_int_equal(resil_dep_p95(d, 5), 190);   /* 20 samples 10..200: the 19th */
+    assert_int_equal(resil_dep_p95(d, 500), 500); /* never under the floor */
+    /* the ring keeps the latest 128 */
+    for (int i = 0; i < 128; i++) resil_dep_latency(d, 1000);
+    assert_int_equal(resil_dep_p95(d, 5), 1000);
+    /* slots */
+    assert_true(resil_dep_acquire(d, 2));
+    assert_true(resil_dep_acquire(d, 2));
+    assert_false(resil_dep_acquire(d, 2));
+    resil_dep_release(d);
+    assert_true(resil_dep_acquire(d, 2));
+    assert_true(resil_dep_acquire(d, 0)); /* unlimited still counts */
+    assert_int_equal(atomic_load(&d->active), 3);
+    for (int i = 0; i < 3; i++) resil_dep_release(d);
+    assert_int_equal(atomic_load(&d->active), 0);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -307,6 +337,7 @@ int main(void)
         cmocka_unit_test(test_queue_class_parse),
         cmocka_unit_test(test_classify),
         cmocka_unit_test(test_next_candidate),
+        cmocka_unit_test(test_dep_registry_p95_and_slots),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
