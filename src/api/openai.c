@@ -86,7 +86,7 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
         return;
     }
     api_ctx_set_model(c, m);
-    resil_candidates(c, m); /* c->cands: m, then its fallbacks */
+    if (!c->cands) resil_candidates(c, m); /* c->cands: m, then its fallbacks */
 
     /* Field checks that every upstream would make: fail fast, in our shape. */
     const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
