@@ -359,9 +359,10 @@ class Hedging(H.unittest.TestCase):
                   "%.0f ms (median) / %.0f ms (max) after its start (hedge delay 200 ms)" %
                   (n, took, p99 * 1000, len(hedged), med, max(aborts)), file=sys.stderr)
             self.assertLess(p99, 1.0)
-            # each loser is closed as soon as B answered: within 50 ms of the
-            # hedge (median); a generous bound for the worst on a noisy machine
-            self.assertLess(med, 200 + 50)
+            # each loser is closed as soon as B answered (in the same loop turn):
+            # A sees its client leave at ~the hedge delay + B's answer time.
+            # Bounds leave room for a noisy 2-core machine; measured ~200 ms.
+            self.assertLess(med, 200 + 60)
             self.assertLess(max(aborts), 200 + 400)
             # a stream is hedged before its first byte
             a.set_config({"stall_ms": 5000})
