@@ -469,6 +469,11 @@ class FallbackKinds(H.unittest.TestCase):
                     {"name": "big", "provider": "b", "context_window": 128000},
                     {"name": "alt", "provider": "b"},
                     {"name": "local", "provider": "builtin"},
+                    {"name": "pt", "provider": "a", "fallbacks": ["big"],
+                     "resilience": {"per_try_timeout": "200ms"}},
+                    {"name": "solo", "provider": "a",
+                     "resilience": {"retries_per_deployment": 2, "breaker_failures": 0,
+                                    "breaker_failure_rate": 0}},
                 ],
             })
         except Exception:
@@ -513,6 +518,36 @@ class FallbackKinds(H.unittest.TestCase):
         self.assertEqual(r.headers["x-skuld-model"], "local")
         self.assertEqual(r.headers["x-skuld-attempts"], "4")  # small, tiny, big, local
         self.assertEqual(r.headers["x-skuld-provider"], "builtin")
+
+    def test_per_try_timeout_then_fallback(self):
+        self.a.set_config({"latency_ms": 3000})
+        t0 = time.monotonic()
+        r = H.chat(self.gw.port, model="pt")
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 200, r)
+        self.assertEqual(r.headers["x-skuld-model"], "big")
+        self.assertEqual(r.headers["x-skuld-attempts"], "2")
+        self.assertLess(took, 1.5)
+        self.assertGreater(took, 0.18)
+
+    def test_retry_same_deployment_honours_retry_after(self):
+        self.a.reset()
+        self.a.set_config({"status": 503, "retry_after": "1"})
+        t0 = time.monotonic()
+        r = H.chat(self.gw.port, model="solo")
+        took = time.monotonic() - t0
+        self.assertEqual(r.status, 503)  # the upstream's answer, after 3 attempts
+        self.assertEqual(r.headers["x-skuld-attempts"], "3")
+        self.assertEqual(r.headers.get("retry-after"), "1")
+        self.assertEqual(chats(self.a.stats()), 3)
+        self.assertGreaterEqual(took, 2.0)  # two waits of Retry-After: 1
+        self.assertLess(took, 4.0)
+        # a Retry-After over retry_after_max (2s): not retried
+        self.a.set_config({"status": 503, "retry_after": "30"})
+        t0 = time.monotonic()
+        r = H.chat(self.gw.port, model="solo")
+        self.assertEqual((r.status, r.headers["x-skuld-attempts"]), (503, "1"))
+        self.assertLess(time.monotonic() - t0, 1.0)
 
     def test_other_client_error_passes_through(self):
         self.a.set_config({"status": 400})
