@@ -1058,14 +1058,21 @@ static bool relay_queue_try(resil_waiter_t *w)
 /* The first attempt, or a place in the queue. */
 static void relay_first(relay_t *r)
 {
-    bool probe;
-    int i = relay_pick(r, -1, RES_RETRY, &probe);
+    bool probe = false;
+    /* Waiters on this worker go first: a newcomer joins the queue behind
+     * them and the queue decides at once (resil_queue_kick). */
+    bool behind = r->rs->queue_size > 0 && resil_queue_len() > 0;
+    int i = behind ? PICK_FULL : relay_pick(r, -1, RES_RETRY, &probe);
     if (i != PICK_FULL) {
         relay_begin(r, i, probe);
         return;
     }
     if (!r->rs->queue_size ||
         !resil_queue_push(r->c->w->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
+        if (behind && (i = relay_pick(r, -1, RES_RETRY, &probe)) != PICK_FULL) {
+            relay_begin(r, i, probe); /* the queue is full, but not our deployments */
+            return;
+        }
         relay_queue_reject(r, "queue_full",
                            "every deployment for this model is at capacity and the request "
                            "queue is full");
@@ -1075,6 +1082,7 @@ static void relay_first(relay_t *r)
     if (r->c->ms) atomic_fetch_add_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
     r->queue_ev = evtimer_new(r->c->w->base, relay_queue_timeout_cb, r);
     if (r->queue_ev) relay_arm(r->queue_ev, r->rs->queue_timeout_ms);
+    if (behind) resil_queue_kick();
 }
 
 /* ---------- client events ---------- */

@@ -136,16 +136,22 @@ static void resil_queue_arm(resil_queue_t *rq, int ms)
     rq->armed = true;
 }
 
+/* Every waiter, highest class first, oldest first, gets a try; those whose
+ * deployments are still full stay in place (one for a free deployment need
+ * not wait behind one for a full deployment). */
 static void resil_queue_tick(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
     (void)what;
     resil_queue_t *rq = arg;
     rq->armed = false;
-    rq_node_t *n;
-    while ((n = rq_peek(&rq->q))) {
-        resil_waiter_t *w = n->ud;
-        if (!w->try_start(w)) break; /* true: it left the queue (resil_queue_remove) */
+    for (int c = 0; c < RQ_CLASSES; c++) {
+        rq_node_t *h = &rq->q.head[c];
+        for (rq_node_t *n = h->next, *next; n != h; n = next) {
+            next = n->next;
+            resil_waiter_t *w = n->ud;
+            w->try_start(w); /* true: it left the queue (resil_queue_remove) */
+        }
     }
     if (rq->q.n) resil_queue_arm(rq, RESIL_QUEUE_TICK_MS);
 }

@@ -59,9 +59,10 @@ int resil_next_candidate(const cfg_model_t *const *cands, size_t n, const int *t
 
 typedef struct resil_waiter {
     rq_node_t node;
-    /* Called from the queue's tick on the worker: try to start now. Returns true
-     * when the waiter left the queue (started or failed), false to keep waiting
-     * (strict order: nothing behind it is tried either). */
+    /* Called from the queue's tick on the worker, highest class and oldest
+     * first: try to start now. Returns true when the waiter left the queue
+     * (started or failed), false to keep waiting. It must not remove other
+     * waiters. */
     bool (*try_start)(struct resil_waiter *w);
 } resil_waiter_t;
 

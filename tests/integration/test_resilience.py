@@ -591,7 +591,7 @@ class PriorityQueue(H.unittest.TestCase):
             def waiting(model):
                 return metric(gw, "skuld_queue_waiting", model)
 
-            blocker = threading.Thread(target=send, args=("blocker", "slow", 600))
+            blocker = threading.Thread(target=send, args=("blocker", "slow", 1500))
             blocker.start()
             H.wait_until(lambda: q.stats()["in_flight"] == 1, 5, what="blocker at the mock")
             threads = []
@@ -602,6 +602,10 @@ class PriorityQueue(H.unittest.TestCase):
                 t.start()
                 threads.append(t)
                 H.wait_until(lambda: waiting("slow") == k + 1, 5, what="%s queued" % name)
+            # another deployment with a free slot does not wait behind them
+            r = H.chat(gw.port, model="tiny", mock={"latency_ms": 10})
+            self.assertEqual(r.status, 200)
+            self.assertEqual(waiting("slow"), 8)
             # the queue is full (8): one more is refused at once
             r = H.chat(gw.port, model="slow", mock={"latency_ms": 60})
             H.check_error_shape(self, r, 429, "queue_full")
