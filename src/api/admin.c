@@ -20,6 +20,7 @@
 #include "api/internal.h"
 #include "core/jsonw.h"
 #include "core/secure.h"
+#include "route/resil.h"
 #include "server/gateway.h"
 
 static bool admin_path_is(http_req_t *r, const char *p)
@@ -111,6 +112,7 @@ static void admin_model_json(buf_t *o, const cfg_model_t *m)
     else
         buf_appends(o, "null");
     buf_printf(o, ",\"source\":\"%s\"", m->runtime ? "runtime" : "config");
+    resil_model_json(o, m); /* resilience: breaker state, fallbacks */
     metrics_series_t *s = m->stats;
     if (s) {
         uint64_t probes = atomic_load(&s->health_probes), ok = atomic_load(&s->health_successes);

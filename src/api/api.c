@@ -12,6 +12,7 @@
 #include "core/jsonw.h"
 #include "policy/cost.h"
 #include "core/log.h"
+#include "route/resil.h"
 #include "server/gateway.h"
 
 static metrics_series_t *api_unrouted; /* series for requests that never resolved a model */
@@ -210,6 +211,7 @@ void api_init(config_t *cfg)
     for (size_t i = 0; i < cfg->n_models; i++)
         cfg->models[i].stats =
             metrics_series_get(cfg->models[i].name, cfg->models[i].provider->name);
+    resil_attach(cfg); /* resilience: breaker/concurrency state per deployment */
 }
 
 void api_handle(http_req_t *req)

@@ -6,6 +6,7 @@
 
 #include "api/internal.h"
 #include "core/jsonw.h"
+#include "route/resil.h"
 
 void api_openai_models(api_ctx_t *c)
 {
@@ -85,6 +86,7 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
         return;
     }
     api_ctx_set_model(c, m);
+    if (!c->cands) resil_candidates(c, m); /* c->cands: m, then its fallbacks */
 
     /* Field checks that every upstream would make: fail fast, in our shape. */
     const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";

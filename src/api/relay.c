@@ -1,90 +1,237 @@
 /*
- * api relay — one client request relayed to one deployment.
+ * api relay — one client request relayed over its candidate deployments, as
+ * a series of attempts (retries, fallbacks, a hedge), one answer to the client.
+ *
+ * Attempts (attempt_t): each is one upstream call to one deployment of
+ * c->cands with its own parser, buffers and translator state. At most two run
+ * at once (the primary and a hedge). The decisions — which outcome is retried,
+ * on which candidate, backoff, budget, breakers, the queue — are in
+ * route/resil.h; this file carries them out. Rules:
+ *   - a new attempt is started from the request's handler, from a timer
+ *     (r->next_ev, r->hedge_ev) or from an attempt's on_done, never from
+ *     inside a curl callback (curl forbids adding handles there);
+ *   - the first attempt to produce an answer wins: a non-streamed answer when
+ *     its call ends with a final outcome, a stream at its first event (the
+ *     "commit": until then nothing reached the client, so a stream that fails
+ *     before its first event is retried or failed over invisibly). The others
+ *     are cancelled at once (upstream_call_cancel closes their connection);
+ *   - c->model follows the deployment answering now (metrics, access log,
+ *     x-skuld-model); x-skuld-attempts counts the attempts started.
  *
  * Non-streamed: the upstream body is collected (capped at
  * server.max_upstream_body_bytes), its usage read, and it is returned as is.
- * Streamed: once the upstream answers 2xx with an event stream, the client
- * stream starts and every SSE event is forwarded the moment it is complete —
- * never buffered whole. The usage chunk the gateway asked for is read for
- * accounting and dropped unless the client asked for it too. If the client's
- * socket backs up past HTTP_OUT_HIGH_WATER the upstream transfer is paused
- * and resumed on drain, so a slow reader cannot make the gateway buffer a
- * whole answer.
+ * Streamed: once committed, every SSE event is forwarded the moment it is
+ * complete — never buffered whole. The usage chunk the gateway asked for is
+ * read for accounting and dropped unless the client asked for it too. If the
+ * client's socket backs up past HTTP_OUT_HIGH_WATER the upstream transfer is
+ * paused and resumed on drain.
  *
- * Endings: an upstream that fails before the client stream starts gives the
- * client a proper status (502 refused/broken, 504 timeout, the upstream's own
- * 4xx/5xx passed through). One that fails after gives an SSE error event and
- * no [DONE] — never a clean end. A client that leaves cancels the upstream
- * transfer at once (on_abort) and everything is freed with the request.
+ * Endings: when no attempt is left, the client gets the last failure: the
+ * upstream's own 4xx/5xx passed through, or 502 refused/broken, 504 timeout
+ * or deadline. A stream that fails after its commit gives an SSE error event
+ * and no [DONE] — never a clean end. A client that leaves cancels every call
+ * at once (on_abort) and everything is freed with the request.
+ *
+ * Client side: every byte the client gets leaves through the relay_client_*
+ * functions (stream start, one frame, stream end, whole body).
  *
  * Shapes: a provider with translate hooks (anthropic, gemini, ollama) turns
  * its body / events (SSE, or NDJSON lines) into OpenAI JSON first; a client
  * on /v1/messages (c->shape) gets that OpenAI JSON turned into Anthropic's
  * shape last (api/anthropic_shape.c). Between the two, one code path. Cost
  * (policy/cost.h) goes into x-skuld-cost-usd when the answer is not streamed
- * (a stream's headers leave before its usage is known) and into metrics.
- * Image input is refused with 400 unless the deployment has CAP_VISION.
+ * and into metrics. Image input is refused with 400 unless the deployment has
+ * CAP_VISION.
  */
+#include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "api/anthropic_shape.h"
 #include "api/internal.h"
 #include "core/log.h"
 #include "policy/cost.h"
+#include "route/resil.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
 #define RELAY_MAX_EVENT (1024 * 1024)
+#define RELAY_MAX_ATTEMPTS 16
 
-typedef struct relay {
-    api_ctx_t *c;
+typedef struct relay relay_t;
+
+typedef struct attempt {
+    relay_t *r;
+    const cfg_model_t *m;
+    int cand; /* index in c->cands, -1 for the content-policy alternate */
     const prov_ops_t *ops;
+    up_call_t *up;
+    prov_local_t *local;
+    bool live;      /* call running */
+    bool probe;     /* admitted as the breaker's half-open probe */
+    bool has_slot;  /* holds a concurrency slot on m->dep */
+    bool has_retry; /* holds a retry-budget slot */
+    bool sse;       /* answered 2xx with an event stream */
+    bool paused;
+    bool bad_event;
+    bool too_large;
+    bool untranslatable;
+    bool big_event; /* a stream event over RELAY_MAX_EVENT */
+    int status;
+    up_result_t res;
+    char retry_after[32];
+    uint64_t start_ms;
+    buf_t acc; /* non-streamed body or error body */
+    sse_parser_t parser;
+    ndjson_parser_t lines;
+    prov_xlate_t *xlate;
+    prov_framing_t framing;
+    struct event *fc_ev; /* first-chunk timeout */
+} attempt_t;
+
+struct relay {
+    api_ctx_t *c;
+    config_t *cfg; /* our own reference: attempts point into it after api_account drops c's */
     endpoint_t ep;
     bool stream;       /* the client asked for a stream */
     bool client_usage; /* ... and for the usage chunk */
-    up_call_t *up;
-    prov_local_t *local;
-    json_t *body; /* client request, as modified for the upstream */
-    int status;
-    bool sse;     /* upstream answered with an event stream */
-    bool started; /* client stream started */
+    json_t *body;      /* client request, as modified for the upstream */
+    const cfg_resilience_t *rs;
+    brk_params_t bp;
+    attempt_t *att[RELAY_MAX_ATTEMPTS];
+    int n_att;
+    int tried[RELAY_MAX_ATTEMPTS]; /* attempts per candidate index */
+    bool alt_tried;
+    attempt_t *winner; /* committed stream */
+    attempt_t *last;   /* the last finished failure */
+    bool started;      /* client stream started */
     bool saw_done;
-    bool paused;
-    char retry_after[32];
-    buf_t acc; /* non-streamed body or error body */
-    sse_parser_t parser;
+    bool saw_error;
+    bool closed;   /* the client has its answer (or left): nothing more */
+    bool budgeted; /* counted in retry_budget_global.active */
+    bool hedged;
+    int next_cand;     /* scheduled for r->next_ev */
+    bool next_pending; /* r->next_ev armed: next_m holds a slot (and maybe a probe) */
+    bool next_probe;
+    const cfg_model_t *next_m;
+    uint64_t deadline_ms; /* absolute (resil_now_ms), 0 = none */
+    int prio;
+    bool queued; /* counted in queue_waiting */
+    resil_waiter_t waiter;
     buf_t frame;
-    prov_xlate_t *xlate;    /* provider translator state, or NULL (pass-through) */
-    prov_framing_t framing; /* of a streamed upstream answer */
-    ndjson_parser_t lines;
-    bool saw_error;        /* a stream error payload was forwarded */
-    bool bad_event;        /* the translator could not read a stream event */
     ashape_stream_t *aout; /* Anthropic-shaped client stream, or NULL */
-} relay_t;
+    struct event *next_ev, *hedge_ev, *deadline_ev, *queue_ev;
+};
 
-static void relay_free(relay_t *r)
+static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail);
+static void relay_teardown(relay_t *r);
+static void relay_on_done_cb(void *ud, up_result_t res, const char *detail);
+static void relay_on_first_chunk_timeout(evutil_socket_t fd, short what, void *arg);
+
+/* ---------- the client side: every write to the client goes through here ---------- */
+
+static void relay_client_stream_start(relay_t *r)
 {
-    buf_free(&r->acc);
-    buf_free(&r->frame);
-    sse_free(&r->parser);
-    ndjson_free(&r->lines);
-    json_decref(r->body);
-    r->body = NULL;
+    http_resp_header(r->c->req, "Cache-Control", "no-cache");
+    http_resp_header(r->c->req, "X-Accel-Buffering", "no");
+    http_stream_start(r->c->req, 200, "text/event-stream");
 }
 
-static void relay_cancel_call(relay_t *r)
+/* One frame of the client stream; non-zero when the client is gone. */
+static int relay_client_frame(relay_t *r, const char *data, size_t len)
 {
-    if (r->up) upstream_call_cancel(r->up);
-    if (r->local) r->ops->local_cancel(r->local);
-    r->up = NULL;
-    r->local = NULL;
+    return http_stream_write(r->c->req, data, len);
+}
+
+static void relay_client_stream_end(relay_t *r)
+{
+    http_stream_end(r->c->req);
+}
+
+static void relay_client_body(relay_t *r, int status, const char *body, size_t len)
+{
+    api_send(r->c, status, "application/json", body, len);
+}
+
+/* ---------- helpers ---------- */
+
+static void relay_attempt_free(attempt_t *a)
+{
+    buf_free(&a->acc);
+    sse_free(&a->parser);
+    ndjson_free(&a->lines);
+    if (a->fc_ev) event_free(a->fc_ev);
+    a->fc_ev = NULL;
+}
+
+/* Give back what an attempt holds (slot, budget, probe) once its call is over. */
+static void relay_attempt_release(attempt_t *a)
+{
+    if (a->has_slot) {
+        resil_dep_release(a->m->dep);
+        a->has_slot = false;
+        resil_queue_kick();
+    }
+    if (a->has_retry) {
+        retry_budget_release(&retry_budget_global);
+        a->has_retry = false;
+    }
+    if (a->fc_ev) evtimer_del(a->fc_ev);
+}
+
+/* Cancel a running attempt that lost or is no longer wanted: it counts for nothing. */
+static void relay_attempt_cancel(attempt_t *a)
+{
+    if (!a->live) return;
+    a->live = false;
+    if (a->up) upstream_call_cancel(a->up);
+    if (a->local) a->ops->local_cancel(a->local);
+    a->up = NULL;
+    a->local = NULL;
+    if (a->probe) breaker_probe_abandon(&a->m->dep->brk);
+    a->probe = false;
+    relay_attempt_release(a);
+}
+
+static int relay_live(relay_t *r)
+{
+    int n = 0;
+    for (int i = 0; i < r->n_att; i++) n += r->att[i]->live;
+    return n;
+}
+
+static void relay_cancel_others(relay_t *r, attempt_t *keep)
+{
+    for (int i = 0; i < r->n_att; i++)
+        if (r->att[i] != keep) relay_attempt_cancel(r->att[i]);
+}
+
+/* c->model follows the deployment answering now; the in-flight gauge moves with it. */
+static void relay_use_model(relay_t *r, const cfg_model_t *m)
+{
+    api_ctx_t *c = r->c;
+    if (c->model == m) return;
+    c->model = m;
+    if (m->stats && c->ms && c->ms != m->stats) {
+        atomic_fetch_sub_explicit(&c->ms->in_flight, 1, memory_order_relaxed);
+        c->ms = m->stats;
+        metrics_request_begin(c->ms);
+    }
 }
 
 static void relay_model_headers(relay_t *r)
 {
+    char n[16];
+    snprintf(n, sizeof n, "%d", r->c->attempts);
     http_resp_header(r->c->req, "x-skuld-model", r->c->model->name);
     http_resp_header(r->c->req, "x-skuld-provider", r->c->model->provider->name);
+    http_resp_header(r->c->req, "x-skuld-attempts", n);
+}
+
+static metrics_series_t *relay_series(const attempt_t *a)
+{
+    return a->m->stats ? a->m->stats : a->r->c->ms;
 }
 
 /* Read the "usage" object of a chat/completion/embedding answer. */
@@ -147,11 +294,12 @@ static void relay_stream_fail(relay_t *r, const char *code, const char *message)
         api_error_json(&r->frame, 502, "server_error", code, NULL, message);
         buf_appends(&r->frame, "\n\n");
     }
-    http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len);
+    relay_client_frame(r, buf_data(&r->frame), r->frame.len);
     atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
     if (!r->c->error) r->c->error = message;
     api_account(r->c, 200);
-    http_stream_end(r->c->req);
+    relay_client_stream_end(r);
+    relay_teardown(r);
 }
 
 /* An OpenAI error payload ({"error":...}) inside a stream. */
@@ -174,6 +322,23 @@ static void relay_anthropic_error(relay_t *r, const char *data, size_t len)
     json_decref(o);
 }
 
+/* The first event of attempt a: it wins; the client stream starts. */
+static void relay_commit(relay_t *r, attempt_t *a)
+{
+    r->started = true;
+    r->winner = a;
+    relay_cancel_others(r, a);
+    if (r->hedge_ev) evtimer_del(r->hedge_ev);
+    if (a->fc_ev) evtimer_del(a->fc_ev);
+    relay_use_model(r, a->m);
+    if (r->c->shape == API_SHAPE_ANTHROPIC && r->ep == EP_CHAT) {
+        r->aout = arena_calloc(r->c->req->arena, sizeof *r->aout);
+        if (r->aout) ashape_stream_init(r->aout, a->m->name);
+    }
+    relay_model_headers(r);
+    relay_client_stream_start(r);
+}
+
 /* One OpenAI stream payload to the client, in its shape. */
 static int relay_forward(relay_t *r, const char *event, const char *data, size_t len)
 {
@@ -187,7 +352,7 @@ static int relay_forward(relay_t *r, const char *event, const char *data, size_t
         if (r->aout) {
             buf_reset(&r->frame);
             relay_anthropic_error(r, data, len);
-            return http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0;
+            return relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0;
         }
     } else if (memmem(data, len, "\"usage\":{", 9) || memmem(data, len, "\"usage\": {", 10)) {
         json_t *chunk = json_loadb(data, len, 0, NULL);
@@ -206,28 +371,33 @@ static int relay_forward(relay_t *r, const char *event, const char *data, size_t
                               r->c->completion_tokens, &r->frame);
         else if (ashape_stream_chunk(r->aout, data, len, &r->frame) != 0)
             return 0; /* not a chunk object: nothing an Anthropic client could use */
-        return http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0;
+        return relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0;
     }
     if (event[0]) buf_printf(&r->frame, "event: %s\n", event);
     buf_appends(&r->frame, "data: ");
     buf_append(&r->frame, data, len);
     buf_appends(&r->frame, "\n\n");
-    if (http_stream_write(r->c->req, buf_data(&r->frame), r->frame.len) != 0) return 1;
+    if (relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0) return 1;
     return 0;
 }
 
 static int relay_emit(void *ud, const char *data, size_t len)
 {
-    return relay_forward(ud, "", data, len);
+    attempt_t *a = ud;
+    return relay_forward(a->r, "", data, len);
 }
 
 static int relay_on_event(void *ud, const char *event, const char *data, size_t len)
 {
-    relay_t *r = ud;
+    attempt_t *a = ud;
+    relay_t *r = a->r;
+    if (r->closed) return 1;
+    if (!r->started) relay_commit(r, a);
+    if (r->winner != a) return 1;
     if (r->saw_done || r->saw_error) return 0; /* nothing after the end */
-    if (r->xlate && r->ops->translate_event) {
-        int rc = r->ops->translate_event(r->xlate, event, data, len, relay_emit, r);
-        if (rc < 0) r->bad_event = true;
+    if (a->xlate && a->ops->translate_event) {
+        int rc = a->ops->translate_event(a->xlate, event, data, len, relay_emit, a);
+        if (rc < 0) a->bad_event = true;
         return rc;
     }
     return relay_forward(r, event, data, len);
@@ -237,73 +407,68 @@ static int relay_on_event(void *ud, const char *event, const char *data, size_t 
 
 static void relay_on_head(void *ud, int status)
 {
-    relay_t *r = ud;
-    r->status = status;
-    if (r->up) {
-        const char *ra = upstream_call_header(r->up, "retry-after");
-        if (ra) snprintf(r->retry_after, sizeof r->retry_after, "%s", ra);
+    attempt_t *a = ud;
+    relay_t *r = a->r;
+    a->status = status;
+    if (a->up) {
+        const char *ra = upstream_call_header(a->up, "retry-after");
+        if (ra) snprintf(a->retry_after, sizeof a->retry_after, "%s", ra);
     }
     if (!r->stream || status < 200 || status >= 300) return;
-    const char *ct = r->up ? upstream_call_header(r->up, "content-type") : "text/event-stream";
-    const char *want = r->framing == PROV_FRAME_NDJSON ? "ndjson" : "text/event-stream";
+    const char *ct = a->up ? upstream_call_header(a->up, "content-type") : "text/event-stream";
+    const char *want = a->framing == PROV_FRAME_NDJSON ? "ndjson" : "text/event-stream";
     if (!ct || !strstr(ct, want)) return; /* answered whole: relay as a body */
-    r->sse = true;
-    r->started = true;
-    relay_model_headers(r);
-    http_resp_header(r->c->req, "Cache-Control", "no-cache");
-    http_resp_header(r->c->req, "X-Accel-Buffering", "no");
-    http_stream_start(r->c->req, 200, "text/event-stream");
+    a->sse = true;
+}
+
+/* A failure found while data flows (inside the call's callback): stop the call
+ * and finish the attempt as if the call had ended with res. */
+static void relay_attempt_abort(attempt_t *a, up_result_t res, const char *detail)
+{
+    if (a->up) upstream_call_cancel(a->up);
+    if (a->local) a->ops->local_cancel(a->local);
+    a->up = NULL;
+    a->local = NULL;
+    relay_attempt_done(a, res, detail);
 }
 
 static int relay_on_data(void *ud, const char *data, size_t len)
 {
-    relay_t *r = ud;
-    if (!r->sse) {
-        if (buf_append(&r->acc, data, len) != BUF_OK) {
-            relay_cancel_call(r);
-            metrics_upstream_error(r->c->ms, UPERR_PROTOCOL);
-            relay_model_headers(r);
-            r->c->error = "upstream response too large";
-            relay_free(r);
-            api_send_error(r->c, 502, NULL, "upstream_response_too_large", NULL,
-                           "the upstream response exceeded server.max_upstream_body_bytes");
+    attempt_t *a = ud;
+    relay_t *r = a->r;
+    if (!a->sse) {
+        if (buf_append(&a->acc, data, len) != BUF_OK) {
+            a->too_large = true;
+            relay_attempt_abort(a, UP_OK, NULL);
         }
         return UP_CONTINUE;
     }
     /* Pause before consuming: a paused transfer hands the same bytes again on
      * resume, so bytes taken now and paused would be relayed twice. */
-    if (http_req_out_pending(r->c->req) > HTTP_OUT_HIGH_WATER) {
-        r->paused = true;
+    if (r->started && r->winner == a && http_req_out_pending(r->c->req) > HTTP_OUT_HIGH_WATER) {
+        a->paused = true;
         return UP_PAUSE;
     }
-    int rc = r->framing == PROV_FRAME_NDJSON ? ndjson_feed(&r->lines, data, len, relay_on_event, r)
-                                             : sse_feed(&r->parser, data, len, relay_on_event, r);
-    if (rc < 0) {
-        relay_cancel_call(r);
-        metrics_upstream_error(r->c->ms, UPERR_PROTOCOL);
-        if (r->bad_event)
-            relay_stream_fail(r, "upstream_invalid_event",
-                              "upstream sent a malformed stream event");
-        else
-            relay_stream_fail(r, "upstream_event_too_large",
-                              "upstream sent an oversized stream event");
-        relay_free(r);
-        return UP_CONTINUE;
+    int rc = a->framing == PROV_FRAME_NDJSON ? ndjson_feed(&a->lines, data, len, relay_on_event, a)
+                                             : sse_feed(&a->parser, data, len, relay_on_event, a);
+    if (rc < 0 && a->live) {
+        if (!a->bad_event) a->big_event = true;
+        relay_attempt_abort(a, UP_PROTOCOL_ERROR, NULL);
     }
     return UP_CONTINUE; /* rc > 0: client gone, the abort path cancels the call */
 }
 
 /* The provider's body in OpenAI's shape (translators only); false if it could not be read. */
-static bool relay_translate_body(relay_t *r)
+static bool relay_translate_body(attempt_t *a)
 {
-    if (!r->xlate || !r->ops->translate_response) return true;
+    if (!a->xlate || !a->ops->translate_response) return true;
     buf_t out;
     buf_init(&out, 0);
-    int st = r->ops->translate_response(r->xlate, r->status, buf_data(&r->acc), r->acc.len, &out);
+    int st = a->ops->translate_response(a->xlate, a->status, buf_data(&a->acc), a->acc.len, &out);
     if (st >= 0) {
-        buf_free(&r->acc);
-        r->acc = out;
-        r->status = st;
+        buf_free(&a->acc);
+        a->acc = out;
+        a->status = st;
         return true;
     }
     buf_free(&out);
@@ -311,59 +476,64 @@ static bool relay_translate_body(relay_t *r)
 }
 
 /* A non-streamed OpenAI answer (error or chat.completion) in the client's shape. */
-static void relay_send_shaped(relay_t *r)
+static void relay_send_shaped(relay_t *r, attempt_t *a)
 {
     api_ctx_t *c = r->c;
     if (c->shape != API_SHAPE_ANTHROPIC || r->ep != EP_CHAT) {
-        api_send(c, r->status, "application/json", buf_data(&r->acc), r->acc.len);
+        relay_client_body(r, a->status, buf_data(&a->acc), a->acc.len);
         return;
     }
-    if (r->status >= 400) {
-        json_t *o = json_loadb(buf_data(&r->acc), r->acc.len, 0, NULL);
+    if (a->status >= 400) {
+        json_t *o = json_loadb(buf_data(&a->acc), a->acc.len, 0, NULL);
         const char *msg =
             json_string_value(json_object_get(json_object_get(o, "error"), "message"));
-        api_send_error(c, r->status, NULL, NULL, NULL, "%s",
+        api_send_error(c, a->status, NULL, NULL, NULL, "%s",
                        msg ? msg : "the upstream provider answered with an error");
         json_decref(o);
         return;
     }
     buf_t out;
     buf_init(&out, 0);
-    if (ashape_response(buf_data(&r->acc), r->acc.len, c->model->name, &out) == 0)
-        api_send(c, r->status, "application/json", buf_data(&out), out.len);
+    if (ashape_response(buf_data(&a->acc), a->acc.len, c->model->name, &out) == 0)
+        relay_client_body(r, a->status, buf_data(&out), out.len);
     else
         api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
                        "the upstream answer has no message to translate");
     buf_free(&out);
 }
 
-static void relay_finish_body(relay_t *r)
+/* A whole upstream answer (any status) to the client. */
+static void relay_finish_body(relay_t *r, attempt_t *a)
 {
     api_ctx_t *c = r->c;
+    relay_use_model(r, a->m);
     relay_model_headers(r);
-    if (!relay_translate_body(r)) {
-        metrics_upstream_error(c->ms, r->status >= 400 ? UPERR_STATUS : UPERR_PROTOCOL);
-        api_send_error(c, r->status >= 400 ? r->status : 502, NULL, "upstream_invalid_response",
+    if (a->untranslatable) {
+        api_send_error(c, a->status >= 400 ? a->status : 502, NULL, "upstream_invalid_response",
                        NULL, "the upstream provider returned a body that could not be translated");
         return;
     }
-    if (r->status >= 400) {
-        metrics_upstream_error(c->ms, UPERR_STATUS);
-        if (r->retry_after[0]) http_resp_header(c->req, "Retry-After", r->retry_after);
-        json_t *e = json_loadb(buf_data(&r->acc), r->acc.len, 0, NULL);
+    if (a->too_large) {
+        c->error = "upstream response too large";
+        api_send_error(c, 502, NULL, "upstream_response_too_large", NULL,
+                       "the upstream response exceeded server.max_upstream_body_bytes");
+        return;
+    }
+    if (a->status >= 400) {
+        if (a->retry_after[0]) http_resp_header(c->req, "Retry-After", a->retry_after);
+        json_t *e = json_loadb(buf_data(&a->acc), a->acc.len, 0, NULL);
         bool openai_shape = json_is_object(json_object_get(e, "error"));
         json_decref(e);
         c->error = "upstream error status";
         if (openai_shape) {
-            relay_send_shaped(r);
+            relay_send_shaped(r, a);
         } else {
-            api_send_error(c, r->status, NULL, "upstream_error", NULL,
-                           "the upstream provider answered HTTP %d", r->status);
+            api_send_error(c, a->status, NULL, "upstream_error", NULL,
+                           "the upstream provider answered HTTP %d", a->status);
         }
         return;
     }
-    if (!relay_sniff_usage(r, buf_data(&r->acc), r->acc.len)) {
-        metrics_upstream_error(c->ms, UPERR_PROTOCOL);
+    if (!relay_sniff_usage(r, buf_data(&a->acc), a->acc.len)) {
         api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
                        "the upstream provider returned a body that is not a JSON object");
         return;
@@ -375,72 +545,595 @@ static void relay_finish_body(relay_t *r)
             cost, sizeof cost);
         http_resp_header(c->req, "x-skuld-cost-usd", cost);
     }
-    relay_send_shaped(r);
+    relay_send_shaped(r, a);
 }
 
-static void relay_on_done(void *ud, up_result_t res, const char *detail)
+static uint64_t relay_remaining_ms(relay_t *r)
 {
-    relay_t *r = ud;
+    if (!r->deadline_ms) return UINT64_MAX;
+    uint64_t now = resil_now_ms();
+    return now >= r->deadline_ms ? 0 : r->deadline_ms - now;
+}
+
+/* The last failure, when nothing is left to try. */
+static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
+{
     api_ctx_t *c = r->c;
-    r->up = NULL; /* freed by its owner when we return */
-    r->local = NULL;
-    c->req->on_abort = NULL;
-    c->req->on_drain = NULL;
-    if (r->started && res == UP_OK && r->framing == PROV_FRAME_NDJSON && !r->saw_done)
-        ndjson_finish(&r->lines, relay_on_event, r);
-    if (r->started) {
-        if (res == UP_OK && (r->saw_done || r->saw_error)) {
+    if (a && a->res == UP_OK) {
+        relay_finish_body(r, a);
+        return;
+    }
+    if (a) relay_use_model(r, a->m);
+    relay_model_headers(r);
+    c->error = arena_strdup(c->req->arena, detail ? detail : "upstream failure");
+    up_result_t res = a ? a->res : UP_PROTOCOL_ERROR;
+    if (res == UP_TIMEOUT && r->deadline_ms && relay_remaining_ms(r) == 0) {
+        api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
+                       "the request deadline passed before an upstream answered");
+    } else if (res == UP_TIMEOUT) {
+        api_send_error(c, 504, NULL, "upstream_timeout", NULL,
+                       "the upstream provider did not answer in time");
+    } else if (res == UP_CONNECT_FAILED) {
+        api_send_error(c, 502, NULL, "upstream_unreachable", NULL,
+                       "could not connect to the upstream provider");
+    } else {
+        api_send_error(c, 502, NULL, "upstream_error", NULL,
+                       "the upstream connection failed before a complete response");
+    }
+}
+
+/* ---------- choosing and starting attempts ---------- */
+
+enum { PICK_NONE = -1, PICK_FULL = -2 };
+
+/*
+ * The next candidate after `from` failed with `why` (from = -1: the first
+ * attempt). Reserves its concurrency slot and breaker admission. With
+ * every candidate ejected on the first attempt, the first one is tried anyway
+ * (Envoy's panic routing: better the upstream's own answer than none).
+ */
+static int relay_pick(relay_t *r, int from, resil_outcome_t why, bool *probe)
+{
+    api_ctx_t *c = r->c;
+    int tried[RELAY_MAX_ATTEMPTS];
+    size_t n = c->n_cands < RELAY_MAX_ATTEMPTS ? c->n_cands : RELAY_MAX_ATTEMPTS;
+    memcpy(tried, r->tried, sizeof tried);
+    bool full = false;
+    int ejected = -1;
+    uint64_t now = resil_now_ms();
+    *probe = false;
+    for (;;) {
+        int i = resil_next_candidate(c->cands, n, tried, from, why, r->rs->retries_per_deployment);
+        if (i < 0) break;
+        const cfg_model_t *m = c->cands[i];
+        tried[i] = 1000; /* not again in this pick */
+        if (!m->dep) continue;
+        if (!resil_dep_acquire(m->dep, m->resil.max_concurrency)) {
+            full = true;
+            continue;
+        }
+        brk_params_t bp;
+        brk_params_from(&bp, &m->resil);
+        brk_verdict_t v = breaker_allow(&m->dep->brk, &bp, now);
+        if (v == BRK_DENY) {
+            resil_dep_release(m->dep);
+            if (ejected < 0) ejected = i;
+            continue;
+        }
+        *probe = v == BRK_PROBE;
+        return i;
+    }
+    if (from < 0 && ejected >= 0 && r->n_att == 0 &&
+        resil_dep_acquire(c->cands[ejected]->dep, c->cands[ejected]->resil.max_concurrency))
+        return ejected;
+    return full ? PICK_FULL : PICK_NONE;
+}
+
+/* Start an attempt on m (slot and admission already taken). */
+static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, bool retry,
+                        bool hedge)
+{
+    api_ctx_t *c = r->c;
+    http_req_t *req = c->req;
+    const cfg_server_t *sc = &r->cfg->server;
+    attempt_t *a = r->n_att < RELAY_MAX_ATTEMPTS ? arena_calloc(req->arena, sizeof *a) : NULL;
+    if (!a) {
+        if (m->dep) resil_dep_release(m->dep);
+        if (retry) retry_budget_release(&retry_budget_global);
+        if (probe) breaker_probe_abandon(&m->dep->brk);
+        if (!relay_live(r)) {
+            relay_use_model(r, m);
+            api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+            relay_teardown(r);
+        }
+        return;
+    }
+    r->att[r->n_att++] = a;
+    if (cand >= 0) r->tried[cand]++;
+    a->r = r;
+    a->m = m;
+    a->cand = cand;
+    a->probe = probe;
+    a->has_slot = m->dep != NULL;
+    a->has_retry = retry;
+    a->ops = provider_ops(m->provider->type);
+    a->start_ms = resil_now_ms();
+    buf_init(&a->acc, sc->max_upstream_body_bytes);
+    sse_init(&a->parser, RELAY_MAX_EVENT);
+    ndjson_init(&a->lines, RELAY_MAX_EVENT);
+    c->attempts++;
+    metrics_series_t *ms = relay_series(a);
+    if (r->n_att > 1 && ms) {
+        atomic_fetch_add_explicit(hedge ? &ms->hedges : &ms->retries, 1, memory_order_relaxed);
+    }
+
+    prov_call_t call = {0};
+    int brc = 1;
+    /* With a top-level "model" present, the one "model" key build_raw accepts
+     * can only be that one. */
+    if (a->ops && a->ops->build_raw && c->shape == API_SHAPE_OPENAI &&
+        json_is_string(json_object_get(r->body, "model")))
+        brc = a->ops->build_raw(req->arena, r->ep, req->body, req->body_len, m, r->stream,
+                                r->client_usage, &call);
+    if (brc == 1)
+        brc = a->ops ? a->ops->build(req->arena, r->ep, r->body, m, r->stream, &call) : -1;
+    if (brc != 0) {
+        relay_attempt_release(a);
+        if (a->probe) breaker_probe_abandon(&m->dep->brk);
+        if (relay_live(r)) return;
+        relay_use_model(r, m);
+        if (brc == PROV_EBADREQ)
+            api_send_error(c, 400, NULL, "unsupported_request", NULL, "%s",
+                           call.error ? call.error
+                                      : "the request cannot be sent to this deployment");
+        else
+            api_send_error(c, 500, NULL, "internal_error", NULL,
+                           "could not build the upstream request");
+        relay_teardown(r);
+        return;
+    }
+    a->xlate = call.xlate;
+    a->framing = call.framing;
+    static const up_callbacks_t cbs = {relay_on_head, relay_on_data, relay_on_done_cb};
+    if (ms) atomic_fetch_add_explicit(&ms->upstream_requests, 1, memory_order_relaxed);
+    uint64_t remaining = relay_remaining_ms(r);
+    a->live = true;
+    if (a->ops->local_start) {
+        a->local = a->ops->local_start(c->w->base, r->ep, &call, &cbs, a);
+    } else {
+        uint64_t total = r->stream ? 0 : sc->request_timeout_ms;
+        if (!r->stream && m->resil.per_try_timeout_ms && m->resil.per_try_timeout_ms < total)
+            total = m->resil.per_try_timeout_ms;
+        if (remaining != UINT64_MAX && (total == 0 || remaining < total))
+            total = remaining ? remaining : 1;
+        uint64_t idle = 0;
+        if (r->stream)
+            idle = m->resil.idle_gap_timeout_ms ? m->resil.idle_gap_timeout_ms
+                                                : sc->stream_idle_timeout_ms;
+        up_request_t ur = {
+            .url = call.url,
+            .body = call.body,
+            .body_len = call.body_len,
+            .headers = call.headers,
+            .connect_timeout_ms = sc->connect_timeout_ms,
+            .total_timeout_ms = total,
+            .idle_timeout_ms = idle,
+        };
+        a->up = upstream_call_start(c->w->upstream, &ur, &cbs, a);
+    }
+    if (!a->up && !a->local) {
+        a->live = false;
+        relay_attempt_release(a);
+        if (a->probe) breaker_probe_abandon(&m->dep->brk);
+        if (relay_live(r)) return;
+        relay_use_model(r, m);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "could not start the upstream call");
+        relay_teardown(r);
+        return;
+    }
+    if (r->stream && m->resil.first_chunk_timeout_ms) {
+        a->fc_ev = evtimer_new(c->w->base, relay_on_first_chunk_timeout, a);
+        if (a->fc_ev) {
+            struct timeval tv = {(time_t)(m->resil.first_chunk_timeout_ms / 1000),
+                                 (suseconds_t)(m->resil.first_chunk_timeout_ms % 1000) * 1000};
+            evtimer_add(a->fc_ev, &tv);
+        }
+    }
+}
+
+static void relay_on_first_chunk_timeout(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    attempt_t *a = arg;
+    if (!a->live || a->r->winner == a) return;
+    relay_attempt_abort(a, UP_TIMEOUT, "no stream event before resilience.first_chunk_timeout");
+}
+
+static void relay_on_done_cb(void *ud, up_result_t res, const char *detail)
+{
+    relay_attempt_done(ud, res, detail);
+}
+
+static void relay_arm(struct event *ev, uint64_t ms)
+{
+    struct timeval tv = {(time_t)(ms / 1000), (suseconds_t)(ms % 1000) * 1000};
+    evtimer_add(ev, &tv);
+}
+
+/* Give back what a scheduled-but-not-started attempt holds. */
+static void relay_unschedule(relay_t *r)
+{
+    if (!r->next_pending) return;
+    r->next_pending = false;
+    if (r->next_ev) evtimer_del(r->next_ev);
+    if (r->next_m->dep) {
+        resil_dep_release(r->next_m->dep);
+        if (r->next_probe) breaker_probe_abandon(&r->next_m->dep->brk);
+    }
+    retry_budget_release(&retry_budget_global);
+}
+
+static void relay_next_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_t *r = arg;
+    if (!r->next_pending || r->closed) return;
+    r->next_pending = false;
+    relay_start(r, r->next_m, r->next_cand, r->next_probe, true, false);
+}
+
+/* After a failed attempt a (no other running): the next one, or the client's error. */
+static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const char *detail)
+{
+    api_ctx_t *c = r->c;
+    const cfg_resilience_t *rs = r->rs;
+    if (r->n_att >= rs->max_attempts || r->n_att >= RELAY_MAX_ATTEMPTS) {
+        relay_fail(r, a, detail);
+        relay_teardown(r);
+        return;
+    }
+    const cfg_model_t *m = NULL;
+    int i = -1;
+    bool probe = false;
+    if (out == RES_POLICY) {
+        const cfg_model_t *alt = a->m->content_policy_alt;
+        if (alt && !r->alt_tried && alt->dep &&
+            resil_dep_acquire(alt->dep, alt->resil.max_concurrency)) {
+            r->alt_tried = true;
+            m = alt;
+            for (size_t k = 0; k < c->n_cands && k < RELAY_MAX_ATTEMPTS; k++)
+                if (c->cands[k] == alt) i = (int)k;
+        }
+    } else {
+        i = relay_pick(r, a->cand, out, &probe);
+        if (i >= 0) m = c->cands[i];
+    }
+    if (!m) {
+        relay_fail(r, a, detail);
+        relay_teardown(r);
+        return;
+    }
+    uint64_t delay = 0;
+    bool budget =
+        retry_budget_acquire(&retry_budget_global, rs->retry_budget, rs->retry_budget_min);
+    bool ok = budget;
+    if (ok && i >= 0 && r->tried[i] > 0) { /* the same deployment again: back off */
+        delay = retry_backoff_ms(rs->backoff_base_ms, rs->backoff_max_ms, r->tried[i] - 1,
+                                 retry_rand());
+        int64_t ra = i == a->cand ? retry_after_ms(a->retry_after, (int64_t)time(NULL)) : -1;
+        if (ra > (int64_t)rs->retry_after_max_ms) ok = false;
+        if (ra > (int64_t)delay) delay = (uint64_t)ra;
+    }
+    if (ok && r->deadline_ms && delay >= relay_remaining_ms(r)) ok = false;
+    if (ok && !r->next_ev) /* made on first use: most requests never retry */
+        ok = (r->next_ev = evtimer_new(c->w->base, relay_next_cb, r)) != NULL;
+    if (!ok) {
+        if (m->dep) {
+            resil_dep_release(m->dep);
+            if (probe) breaker_probe_abandon(&m->dep->brk);
+        }
+        if (budget) retry_budget_release(&retry_budget_global);
+        relay_fail(r, a, detail);
+        relay_teardown(r);
+        return;
+    }
+    r->next_pending = true;
+    r->next_m = m;
+    r->next_cand = i;
+    r->next_probe = probe;
+    relay_arm(r->next_ev, delay);
+}
+
+static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail)
+{
+    relay_t *r = a->r;
+    api_ctx_t *c = r->c;
+    if (!a->live) return;
+    a->live = false;
+    a->up = NULL; /* freed by its owner when we return */
+    a->local = NULL;
+    a->res = res;
+    relay_attempt_release(a);
+    metrics_series_t *ms = relay_series(a);
+    uint64_t now = resil_now_ms();
+    brk_params_t bp;
+    brk_params_from(&bp, &a->m->resil);
+    breaker_t *brk = a->m->dep ? &a->m->dep->brk : NULL;
+
+    if (a->sse && res == UP_OK && a->framing == PROV_FRAME_NDJSON && !r->saw_done &&
+        (!r->started || r->winner == a))
+        ndjson_finish(&a->lines, relay_on_event, a);
+    if (r->closed) return;
+
+    if (r->started && r->winner == a) { /* the committed stream ends */
+        bool clean = res == UP_OK && (r->saw_done || r->saw_error) && !a->bad_event;
+        if (brk) breaker_report(brk, &bp, now, res == UP_OK && r->saw_done, a->probe);
+        a->probe = false;
+        if (clean) {
+            if (a->m->dep) resil_dep_latency(a->m->dep, now - a->start_ms);
             api_account(c, 200);
-            http_stream_end(c->req);
-        } else {
-            metrics_upstream_error(c->ms, res == UP_TIMEOUT ? UPERR_TIMEOUT : UPERR_PROTOCOL);
+            relay_client_stream_end(r);
+            relay_teardown(r);
+            return;
+        }
+        if (a->bad_event || res == UP_PROTOCOL_ERROR)
+            metrics_upstream_error(ms, UPERR_PROTOCOL);
+        else
+            metrics_upstream_error(ms, res == UP_TIMEOUT ? UPERR_TIMEOUT : UPERR_PROTOCOL);
+        if (a->bad_event)
+            relay_stream_fail(r, "upstream_invalid_event",
+                              "upstream sent a malformed stream event");
+        else if (a->big_event)
+            relay_stream_fail(r, "upstream_event_too_large",
+                              "upstream sent an oversized stream event");
+        else
             relay_stream_fail(r, res == UP_TIMEOUT ? "upstream_timeout" : "upstream_stream_error",
                               res == UP_TIMEOUT
                                   ? "the upstream stream stalled past the idle timeout"
                                   : "the upstream stream ended before completion");
-        }
-    } else if (res == UP_OK) {
-        relay_finish_body(r);
-    } else {
-        c->error = arena_strdup(c->req->arena, detail ? detail : "upstream failure");
-        relay_model_headers(r);
-        if (res == UP_TIMEOUT) {
-            metrics_upstream_error(c->ms, UPERR_TIMEOUT);
-            api_send_error(c, 504, NULL, "upstream_timeout", NULL,
-                           "the upstream provider did not answer in time");
-        } else if (res == UP_CONNECT_FAILED) {
-            metrics_upstream_error(c->ms, UPERR_CONNECT);
-            api_send_error(c, 502, NULL, "upstream_unreachable", NULL,
-                           "could not connect to the upstream provider");
-        } else {
-            metrics_upstream_error(c->ms, UPERR_PROTOCOL);
-            api_send_error(c, 502, NULL, "upstream_error", NULL,
-                           "the upstream connection failed before a complete response");
-        }
+        return;
     }
-    relay_free(r);
+
+    resil_outcome_t out;
+    bool failure;
+    if (a->sse) { /* a stream that failed before its first event */
+        if (res == UP_OK) a->res = UP_PROTOCOL_ERROR;
+        out = RES_RETRY;
+        failure = true;
+        metrics_upstream_error(ms, res == UP_TIMEOUT ? UPERR_TIMEOUT : UPERR_PROTOCOL);
+    } else if (a->too_large) {
+        out = RES_FINAL;
+        failure = false;
+        metrics_upstream_error(ms, UPERR_PROTOCOL);
+    } else if (res != UP_OK) {
+        out = resil_classify(res, 0, NULL, 0);
+        failure = resil_is_breaker_failure(res, 0);
+        metrics_upstream_error(ms, res == UP_TIMEOUT          ? UPERR_TIMEOUT
+                                   : res == UP_CONNECT_FAILED ? UPERR_CONNECT
+                                                              : UPERR_PROTOCOL);
+    } else {
+        if (!relay_translate_body(a)) {
+            a->untranslatable = true;
+            metrics_upstream_error(ms, a->status >= 400 ? UPERR_STATUS : UPERR_PROTOCOL);
+            out = RES_FINAL;
+        } else {
+            out = resil_classify(res, a->status, buf_data(&a->acc), a->acc.len);
+            if (a->status >= 400) metrics_upstream_error(ms, UPERR_STATUS);
+        }
+        failure = resil_is_breaker_failure(res, a->status);
+    }
+    if (brk) breaker_report(brk, &bp, now, !failure, a->probe);
+    a->probe = false;
+    if (!failure && out == RES_OK && a->m->dep) resil_dep_latency(a->m->dep, now - a->start_ms);
+    if (out == RES_OK || out == RES_FINAL) {
+        relay_cancel_others(r, a);
+        relay_finish_body(r, a);
+        relay_teardown(r);
+        return;
+    }
+    r->last = a;
+    if (relay_live(r)) return; /* the other attempt (a hedge) may still answer */
+    if (r->next_pending) return;
+    relay_retry(r, a, out, detail);
 }
+
+/* ---------- hedging, deadline, queue ---------- */
+
+static void relay_hedge_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_t *r = arg;
+    if (r->closed || r->started || r->hedged || r->next_pending || relay_live(r) != 1 ||
+        r->n_att >= r->rs->max_attempts) {
+        return;
+    }
+    attempt_t *p = NULL;
+    for (int i = 0; i < r->n_att; i++)
+        if (r->att[i]->live) p = r->att[i];
+    bool probe;
+    int i = relay_pick(r, p->cand, RES_RETRY, &probe);
+    if (i < 0) return;
+    const cfg_model_t *m = r->c->cands[i];
+    /* Not from the retry budget: at most one hedge per request, to another
+     * deployment, only after the delay (a burst of slow requests would
+     * otherwise lose their hedges exactly when they need them). */
+    if (r->tried[i] > 0) {
+        resil_dep_release(m->dep);
+        if (probe) breaker_probe_abandon(&m->dep->brk);
+        return;
+    }
+    r->hedged = true;
+    relay_start(r, m, i, probe, false, true);
+}
+
+static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_t *r = arg;
+    if (r->closed) return;
+    api_ctx_t *c = r->c;
+    c->error = "deadline exceeded";
+    if (r->started) {
+        relay_cancel_others(r, NULL);
+        relay_stream_fail(r, "deadline_exceeded", "the request deadline passed mid-stream");
+        return;
+    }
+    relay_cancel_others(r, NULL);
+    relay_unschedule(r);
+    if (r->last) relay_use_model(r, r->last->m);
+    relay_model_headers(r);
+    api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
+                   "the request deadline passed before an upstream answered");
+    relay_teardown(r);
+}
+
+static void relay_dequeue(relay_t *r)
+{
+    resil_queue_remove(&r->waiter);
+    if (r->queued && r->c->ms)
+        atomic_fetch_sub_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
+    r->queued = false;
+}
+
+static void relay_queue_reject(relay_t *r, const char *code, const char *msg)
+{
+    api_ctx_t *c = r->c;
+    if (c->ms) atomic_fetch_add_explicit(&c->ms->queue_rejected, 1, memory_order_relaxed);
+    char ra[24];
+    uint64_t secs = (r->rs->queue_timeout_ms + 999) / 1000;
+    snprintf(ra, sizeof ra, "%llu", (unsigned long long)(secs ? secs : 1));
+    http_resp_header(c->req, "Retry-After", ra);
+    relay_model_headers(r);
+    api_send_error(c, 429, NULL, code, NULL, "%s", msg);
+    relay_teardown(r);
+}
+
+static void relay_queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    relay_t *r = arg;
+    if (r->closed) return;
+    relay_dequeue(r);
+    relay_queue_reject(r, "queue_timeout",
+                       "every deployment for this model is at capacity and the request waited "
+                       "past resilience.queue_timeout");
+}
+
+/* The first attempt on cands[i] (-1: none available), and the hedge timer. */
+static void relay_begin(relay_t *r, int i, bool probe)
+{
+    if (i < 0) {
+        relay_model_headers(r);
+        api_send_error(r->c, 503, NULL, "no_deployment_available", NULL,
+                       "no deployment is available for this model");
+        relay_teardown(r);
+        return;
+    }
+    relay_start(r, r->c->cands[i], i, probe, false, false);
+    if (!r->closed && r->hedge_ev) {
+        uint64_t d = r->rs->hedge == CFG_HEDGE_P95
+                         ? resil_dep_p95(r->c->cands[0]->dep, r->rs->hedge_delay_ms)
+                         : r->rs->hedge_delay_ms;
+        relay_arm(r->hedge_ev, d);
+    }
+}
+
+static bool relay_queue_try(resil_waiter_t *w)
+{
+    relay_t *r = (relay_t *)((char *)w - offsetof(relay_t, waiter));
+    bool probe;
+    int i = relay_pick(r, -1, RES_RETRY, &probe);
+    if (i == PICK_FULL) return false;
+    relay_dequeue(r);
+    if (r->queue_ev) evtimer_del(r->queue_ev);
+    relay_begin(r, i, probe);
+    return true;
+}
+
+/* The first attempt, or a place in the queue. */
+static void relay_first(relay_t *r)
+{
+    bool probe = false;
+    /* Waiters on this worker go first: a newcomer joins the queue behind
+     * them and the queue decides at once (resil_queue_kick). */
+    bool behind = r->rs->queue_size > 0 && resil_queue_len() > 0;
+    int i = behind ? PICK_FULL : relay_pick(r, -1, RES_RETRY, &probe);
+    if (i != PICK_FULL) {
+        relay_begin(r, i, probe);
+        return;
+    }
+    if (!r->rs->queue_size ||
+        !resil_queue_push(r->c->w->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
+        if (behind && (i = relay_pick(r, -1, RES_RETRY, &probe)) != PICK_FULL) {
+            relay_begin(r, i, probe); /* the queue is full, but not our deployments */
+            return;
+        }
+        relay_queue_reject(r, "queue_full",
+                           "every deployment for this model is at capacity and the request "
+                           "queue is full");
+        return;
+    }
+    r->queued = true;
+    if (r->c->ms) atomic_fetch_add_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
+    r->queue_ev = evtimer_new(r->c->w->base, relay_queue_timeout_cb, r);
+    if (r->queue_ev) relay_arm(r->queue_ev, r->rs->queue_timeout_ms);
+    if (behind) resil_queue_kick();
+}
+
+/* ---------- client events ---------- */
 
 static void relay_on_abort(http_req_t *req)
 {
     api_ctx_t *c = req->udata;
     relay_t *r = c->relay;
-    relay_cancel_call(r);
+    relay_cancel_others(r, NULL);
     c->error = "client closed the connection";
     api_account(c, 499);
-    relay_free(r);
+    relay_teardown(r);
 }
 
 static void relay_resume(http_req_t *req)
 {
     api_ctx_t *c = req->udata;
     relay_t *r = c->relay;
-    if (!r->paused) return;
-    r->paused = false;
-    if (r->up)
-        upstream_call_resume(r->up);
-    else if (r->local)
-        r->ops->local_resume(r->local);
+    attempt_t *a = r->winner;
+    if (!a || !a->paused) return;
+    a->paused = false;
+    if (a->up)
+        upstream_call_resume(a->up);
+    else if (a->local)
+        a->ops->local_resume(a->local);
+}
+
+/* Everything the relay holds, once the client has its answer or left. */
+static void relay_teardown(relay_t *r)
+{
+    if (r->closed) return;
+    r->closed = true;
+    relay_cancel_others(r, NULL);
+    relay_unschedule(r);
+    relay_dequeue(r);
+    struct event **evs[] = {&r->next_ev, &r->hedge_ev, &r->deadline_ev, &r->queue_ev};
+    for (size_t i = 0; i < sizeof evs / sizeof evs[0]; i++)
+        if (*evs[i]) {
+            event_free(*evs[i]);
+            *evs[i] = NULL;
+        }
+    for (int i = 0; i < r->n_att; i++) relay_attempt_free(r->att[i]);
+    if (r->budgeted) retry_budget_end(&retry_budget_global);
+    r->budgeted = false;
+    buf_free(&r->frame);
+    json_decref(r->body);
+    r->body = NULL;
+    r->c->req->on_abort = NULL;
+    r->c->req->on_drain = NULL;
+    config_unref(r->cfg); /* last: the attempts above point into it */
+    r->cfg = NULL;
 }
 
 /* Does an OpenAI chat request carry image content? */
@@ -464,7 +1157,6 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
 {
     http_req_t *req = c->req;
     const cfg_model_t *m = c->model;
-    const cfg_server_t *sc = &c->cfg->server;
     relay_t *r = arena_calloc(req->arena, sizeof *r);
     if (!r) {
         json_decref(body);
@@ -473,71 +1165,54 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     }
     c->relay = r;
     r->c = c;
+    r->cfg = config_ref(c->cfg);
     r->ep = ep;
     r->stream = stream;
     r->client_usage = client_usage;
     r->body = body;
-    r->ops = provider_ops(m->provider->type);
-    buf_init(&r->acc, sc->max_upstream_body_bytes);
     buf_init(&r->frame, 0);
-    sse_init(&r->parser, RELAY_MAX_EVENT);
-    ndjson_init(&r->lines, RELAY_MAX_EVENT);
+    if (!c->cands || !c->n_cands) resil_candidates(c, m);
 
     if (ep == EP_CHAT && !(m->capabilities & CAP_VISION) && relay_has_image(body)) {
-        relay_free(r);
+        relay_teardown(r);
         api_send_error(c, 400, NULL, "model_capability_missing", "messages",
                        "the model '%s' cannot take image input: it lacks the capability 'vision'",
                        m->name);
         return;
     }
-    prov_call_t call = {0};
-    int brc = 1;
-    /* With a top-level "model" present, the one "model" key build_raw accepts
-     * can only be that one. */
-    if (r->ops && r->ops->build_raw && c->shape == API_SHAPE_OPENAI &&
-        json_is_string(json_object_get(body, "model")))
-        brc = r->ops->build_raw(req->arena, ep, req->body, req->body_len, m, stream, client_usage,
-                                &call);
-    if (brc == 1) brc = r->ops ? r->ops->build(req->arena, ep, body, m, stream, &call) : -1;
-    if (brc == PROV_EBADREQ) {
-        relay_free(r);
-        api_send_error(c, 400, NULL, "unsupported_request", NULL, "%s",
-                       call.error ? call.error : "the request cannot be sent to this deployment");
+    if (!c->cands) {
+        relay_teardown(r);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
         return;
     }
-    if (brc != 0) {
-        relay_free(r);
-        api_send_error(c, 500, NULL, "internal_error", NULL,
-                       "could not build the upstream request");
-        return;
+    r->rs = &c->cands[0]->resil;
+    struct event_base *base = c->w->base;
+    if (r->rs->hedge != CFG_HEDGE_OFF && c->n_cands > 1)
+        r->hedge_ev = evtimer_new(base, relay_hedge_cb, r);
+    uint64_t deadline = r->rs->deadline_ms;
+    http_slice_t dh = http_req_header(req, "x-skuld-deadline-ms");
+    if (dh.n > 0 && dh.n < 10) {
+        char tmp[12];
+        memcpy(tmp, dh.p, dh.n);
+        tmp[dh.n] = '\0';
+        char *end;
+        unsigned long v = strtoul(tmp, &end, 10);
+        if (!*end && v > 0) deadline = v;
     }
-    r->xlate = call.xlate;
-    r->framing = call.framing;
-    if (stream && c->shape == API_SHAPE_ANTHROPIC && ep == EP_CHAT) {
-        r->aout = arena_calloc(req->arena, sizeof *r->aout);
-        if (r->aout) ashape_stream_init(r->aout, m->name);
+    if (deadline) {
+        /* Answer a little before the deadline (min(50ms, 10%)) so the error
+         * reaches the client while it still waits. */
+        uint64_t margin = deadline / 10 < 50 ? deadline / 10 : 50;
+        r->deadline_ms = resil_now_ms() + deadline - margin;
+        r->deadline_ev = evtimer_new(base, relay_deadline_cb, r);
+        if (r->deadline_ev) relay_arm(r->deadline_ev, deadline - margin);
     }
-    static const up_callbacks_t cbs = {relay_on_head, relay_on_data, relay_on_done};
-    atomic_fetch_add_explicit(&c->ms->upstream_requests, 1, memory_order_relaxed);
-    if (r->ops->local_start) {
-        r->local = r->ops->local_start(c->w->base, ep, &call, &cbs, r);
-    } else {
-        up_request_t ur = {
-            .url = call.url,
-            .body = call.body,
-            .body_len = call.body_len,
-            .headers = call.headers,
-            .connect_timeout_ms = sc->connect_timeout_ms,
-            .total_timeout_ms = stream ? 0 : sc->request_timeout_ms,
-            .idle_timeout_ms = stream ? sc->stream_idle_timeout_ms : 0,
-        };
-        r->up = upstream_call_start(c->w->upstream, &ur, &cbs, r);
-    }
-    if (!r->up && !r->local) {
-        relay_free(r);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "could not start the upstream call");
-        return;
-    }
+    http_slice_t ph = http_req_header(req, "x-skuld-priority");
+    r->prio = rq_class_parse(ph.p, ph.n);
+    r->waiter.try_start = relay_queue_try;
+    retry_budget_begin(&retry_budget_global);
+    r->budgeted = true;
     req->on_abort = relay_on_abort;
     req->on_drain = relay_resume;
+    relay_first(r);
 }

@@ -73,6 +73,8 @@ typedef struct loader {
     size_t n_err;
     const char *const *extra; /* runtime models as JSON objects (config_build) */
     size_t n_extra;
+    struct model_refs *refs; /* per model: nodes of fallbacks/on_content_policy (resolved last) */
+    struct ytree **extra_trees; /* runtime models' trees, freed once references are resolved */
 } loader_t;
 
 static void add_errorv(loader_t *L, int line, int col, const char *fmt, va_list ap)
@@ -849,7 +851,10 @@ enum {
     MD_PARAMS,
     MD_HARDWARE,
     MD_REGION,
-    MD_PARALLEL
+    MD_PARALLEL,
+    MD_FALLBACKS,
+    MD_ON_CONTENT_POLICY,
+    MD_RESILIENCE,
 };
 static const field_t model_meta_fields[] = {
     [MD_PATH] = {.key = "path", .type = FT_STRING, .off = MDL(path)},
@@ -867,7 +872,129 @@ static const field_t model_meta_fields[] = {
     [MD_HARDWARE] = {.key = "hardware", .type = FT_STRING, .off = MDL(hardware)},
     [MD_REGION] = {.key = "region", .type = FT_STRING, .off = MDL(region)},
     [MD_PARALLEL] = {.key = "parallel", .type = FT_INT, .off = MDL(parallel), .min = 1, .max = 256},
+    [MD_FALLBACKS] = {.key = "fallbacks", .type = FT_STRLIST, .off = MDL(fallbacks)},
+    [MD_ON_CONTENT_POLICY] = {.key = "on_content_policy",
+                              .type = FT_STRING,
+                              .off = MDL(on_content_policy)},
+    [MD_RESILIENCE] = {.key = "resilience", .type = FT_MAPPING},
 };
+
+/* ------------------------------------------------------------------------ */
+/* resilience (server.resilience and a model's resilience:)                  */
+
+typedef struct model_refs {
+    const ynode_t *fallbacks;         /* the list node, or NULL */
+    const ynode_t *on_content_policy; /* the value node, or NULL */
+} model_refs_t;
+
+#define RSL(f) offsetof(cfg_resilience_t, f)
+enum { R_HEDGE = 9 };
+static const field_t resilience_fields[] = {
+    {.key = "max_attempts", .type = FT_INT, .off = RSL(max_attempts), .min = 1, .max = 10},
+    {.key = "retries_per_deployment",
+     .type = FT_INT,
+     .off = RSL(retries_per_deployment),
+     .min = 0,
+     .max = 10},
+    {.key = "backoff_base", .type = FT_DURATION, .off = RSL(backoff_base_ms), .min = 1},
+    {.key = "backoff_max", .type = FT_DURATION, .off = RSL(backoff_max_ms), .min = 1},
+    {.key = "retry_after_max", .type = FT_DURATION, .off = RSL(retry_after_max_ms), .min = 0},
+    {.key = "retry_budget", .type = FT_NUMBER, .off = RSL(retry_budget), .dmin = 0, .dmax = 10},
+    {.key = "retry_budget_min",
+     .type = FT_INT,
+     .off = RSL(retry_budget_min),
+     .min = 0,
+     .max = 100000},
+    {.key = "per_try_timeout", .type = FT_DURATION, .off = RSL(per_try_timeout_ms), .min = 0},
+    {.key = "deadline", .type = FT_DURATION, .off = RSL(deadline_ms), .min = 0},
+    [R_HEDGE] = {.key = "hedge_delay", .type = FT_MAPPING}, /* off | DURATION | p95 */
+    {.key = "first_chunk_timeout",
+     .type = FT_DURATION,
+     .off = RSL(first_chunk_timeout_ms),
+     .min = 0},
+    {.key = "idle_gap_timeout", .type = FT_DURATION, .off = RSL(idle_gap_timeout_ms), .min = 0},
+    {.key = "breaker_failures",
+     .type = FT_INT,
+     .off = RSL(breaker_failures),
+     .min = 0,
+     .max = 1000},
+    {.key = "breaker_failure_rate",
+     .type = FT_NUMBER,
+     .off = RSL(breaker_failure_rate),
+     .dmin = 0,
+     .dmax = 1},
+    {.key = "breaker_window", .type = FT_DURATION, .off = RSL(breaker_window_ms), .min = 100},
+    {.key = "breaker_min_requests",
+     .type = FT_INT,
+     .off = RSL(breaker_min_requests),
+     .min = 1,
+     .max = 1000000},
+    {.key = "ejection_time", .type = FT_DURATION, .off = RSL(ejection_time_ms), .min = 1},
+    {.key = "max_ejection_time", .type = FT_DURATION, .off = RSL(max_ejection_time_ms), .min = 1},
+    {.key = "max_concurrency",
+     .type = FT_INT,
+     .off = RSL(max_concurrency),
+     .min = 0,
+     .max = 1000000},
+    {.key = "queue_size", .type = FT_INT, .off = RSL(queue_size), .min = 0, .max = 1000000},
+    {.key = "queue_timeout", .type = FT_DURATION, .off = RSL(queue_timeout_ms), .min = 1},
+};
+#undef RSL
+
+static void set_resilience_defaults(cfg_resilience_t *r)
+{
+    memset(r, 0, sizeof *r);
+    r->max_attempts = 3;
+    r->retries_per_deployment = 0;
+    r->backoff_base_ms = 25;
+    r->backoff_max_ms = 250;
+    r->retry_after_max_ms = 2000;
+    r->retry_budget = 0.2;
+    r->retry_budget_min = 3;
+    r->hedge = CFG_HEDGE_OFF;
+    r->hedge_delay_ms = 10;
+    r->breaker_failures = 5;
+    r->breaker_failure_rate = 0.5;
+    r->breaker_window_ms = 10000;
+    r->breaker_min_requests = 20;
+    r->ejection_time_ms = 30000;
+    r->max_ejection_time_ms = 300000;
+    r->queue_size = 1024;
+    r->queue_timeout_ms = 5000;
+}
+
+/* Walks a `resilience:` mapping into r (which holds the defaults to override). */
+static void parse_resilience(loader_t *L, const ynode_t *map, cfg_resilience_t *r)
+{
+    if (map->kind != YNODE_MAPPING) {
+        err_at(L, map, "resilience: expected a mapping, got %s", ytree_kind_name(map));
+        return;
+    }
+    const ynode_t *keys[COUNTOF(resilience_fields)], *vals[COUNTOF(resilience_fields)];
+    walk_map(L, map, "resilience", resilience_fields, COUNTOF(resilience_fields), r, keys, vals);
+    const ynode_t *h = vals[R_HEDGE];
+    if (h) {
+        uint64_t ms;
+        if (h->kind != YNODE_SCALAR || ytree_is_null(h)) {
+            err_at(L, h, "hedge_delay: expected off, p95 or a duration, got %s",
+                   ytree_kind_name(h));
+        } else if (scalar_is(h, "off")) {
+            r->hedge = CFG_HEDGE_OFF;
+        } else if (scalar_is(h, "p95")) {
+            r->hedge = CFG_HEDGE_P95;
+        } else if (config_parse_duration_ms(h->str, &ms) == 0 && ms > 0) {
+            r->hedge = CFG_HEDGE_FIXED;
+            r->hedge_delay_ms = ms;
+        } else {
+            err_at(L, h, "hedge_delay: expected off, p95 or a duration like 200ms, got '%s'",
+                   SHOWN(h));
+        }
+    }
+    if (r->backoff_max_ms < r->backoff_base_ms)
+        err_at(L, map, "resilience: backoff_max must be at least backoff_base");
+    if (r->max_ejection_time_ms < r->ejection_time_ms)
+        err_at(L, map, "resilience: max_ejection_time must be at least ejection_time");
+}
 
 #define PRC(f) offsetof(cfg_price_t, f)
 static const field_t price_fields[] = {
@@ -922,8 +1049,14 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     m->weight = 1;
     m->parallel = 4;
     m->capabilities = CAP_ALL;
+    m->resil = c->server.resilience;
     walk_map_split(L, map, "model", fields, COUNTOF(fields), &raw, M__RAW, m, keys, vals);
     name_nodes[idx] = NULL;
+    if (vals[M__RAW + MD_RESILIENCE]) parse_resilience(L, vals[M__RAW + MD_RESILIENCE], &m->resil);
+    if (L->refs) {
+        L->refs[idx].fallbacks = vals[M__RAW + MD_FALLBACKS];
+        L->refs[idx].on_content_policy = vals[M__RAW + MD_ON_CONTENT_POLICY];
+    }
 
     const ynode_t *price = vals[M__RAW + MD_PRICE];
     if (price) {
@@ -1006,6 +1139,7 @@ enum {
     S_ACCESS_LOG,
     S_MASTER_KEY,
     S_HEALTH_INTERVAL,
+    S_RESILIENCE,
 };
 
 #define SRV(f) offsetof(cfg_server_t, f)
@@ -1048,6 +1182,7 @@ static const field_t server_fields[] = {
                            .type = FT_DURATION,
                            .off = SRV(health_interval_ms),
                            .min = 0},
+    [S_RESILIENCE] = {.key = "resilience", .type = FT_MAPPING},
 };
 #undef SRV
 
@@ -1067,6 +1202,7 @@ static int set_server_defaults(cfg_server_t *s)
     s->access_log = true;
     s->master_key = NULL;
     s->health_interval_ms = 30000;
+    set_resilience_defaults(&s->resilience);
     return s->listen ? 0 : -1;
 }
 
@@ -1107,6 +1243,7 @@ static void parse_server(loader_t *L, config_t *c, const ynode_t *map,
                "port 0..65535)",
                SHOWN(vals[S_LISTEN]));
     *default_model_at = vals[S_DEFAULT_MODEL];
+    if (vals[S_RESILIENCE]) parse_resilience(L, vals[S_RESILIENCE], &c->server.resilience);
     /* The raw master_key is replaced by its resolution (env:/file:/literal). */
     char *raw_key = c->server.master_key;
     c->server.master_key = raw_key ? resolve_secret(L, vals[S_MASTER_KEY], raw_key) : NULL;
@@ -1182,8 +1319,54 @@ static void parse_extra_models(loader_t *L, config_t *c, const ynode_t **names)
         c->models[idx].runtime = true;
     }
     L->file = file;
-    for (size_t i = 0; i < L->n_extra; i++) ytree_free(trees[i]);
-    free(trees);
+    L->extra_trees = trees; /* freed by parse_root after resolve_model_refs */
+}
+
+static void free_extra_trees(loader_t *L)
+{
+    if (!L->extra_trees) return;
+    for (size_t i = 0; i < L->n_extra; i++) ytree_free(L->extra_trees[i]);
+    free(L->extra_trees);
+    L->extra_trees = NULL;
+}
+
+/* fallbacks and on_content_policy name other models: resolved once all are loaded. */
+static void resolve_model_refs(loader_t *L, config_t *c, size_t n_file)
+{
+    for (size_t i = 0; i < c->n_models; i++) {
+        cfg_model_t *m = &c->models[i];
+        const model_refs_t *rf = L->refs ? &L->refs[i] : NULL;
+        const char *file = L->file;
+        if (i >= n_file) L->file = "registry";
+        if (m->fallbacks.n) {
+            m->fallback_models = calloc(m->fallbacks.n, sizeof *m->fallback_models);
+            if (!m->fallback_models) err_pos(L, 0, 0, "out of memory");
+        }
+        for (size_t j = 0; j < m->fallbacks.n && m->fallback_models; j++) {
+            const char *n = m->fallbacks.v[j];
+            const ynode_t *at = rf && rf->fallbacks && j < rf->fallbacks->n
+                                    ? rf->fallbacks->items[j]
+                                    : (rf ? rf->fallbacks : NULL);
+            const cfg_model_t *f = config_find_model(c, n, strlen(n));
+            if (!f)
+                err_at(L, at, "fallbacks: '%s' is not a configured model", n);
+            else if (f == m)
+                err_at(L, at, "fallbacks: model '%s' cannot fall back to itself", n);
+            m->fallback_models[j] = f;
+        }
+        if (m->on_content_policy) {
+            const char *n = m->on_content_policy;
+            const cfg_model_t *f = config_find_model(c, n, strlen(n));
+            if (!f)
+                err_at(L, rf ? rf->on_content_policy : NULL,
+                       "on_content_policy: '%s' is not a configured model", n);
+            else if (f == m)
+                err_at(L, rf ? rf->on_content_policy : NULL,
+                       "on_content_policy: model '%s' cannot be its own alternate", n);
+            m->content_policy_alt = f;
+        }
+        L->file = file;
+    }
 }
 
 static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
@@ -1193,8 +1376,13 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
     if (!root || ytree_is_null(root)) { /* empty file: all defaults */
         if (L->n_extra && (c->models = calloc(L->n_extra, sizeof(*c->models)))) {
             const ynode_t **names = calloc(L->n_extra, sizeof(*names));
+            L->refs = calloc(L->n_extra, sizeof(*L->refs));
             if (names) parse_extra_models(L, c, names);
             free(names);
+            resolve_model_refs(L, c, 0);
+            free(L->refs);
+            L->refs = NULL;
+            free_extra_trees(L);
         }
         return;
     }
@@ -1241,12 +1429,18 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
         free(names);
     }
 
+    /* The server section first: models start from server.resilience. */
+    const ynode_t *server = section(L, sec[T_SERVER], "server", YNODE_MAPPING);
+    const ynode_t *dm_at = NULL;
+    if (server) parse_server(L, c, server, &dm_at);
+
     const ynode_t *models = section(L, sec[T_MODELS], "models", YNODE_SEQUENCE);
     size_t n_file = models ? models->n : 0, total = n_file + L->n_extra;
     if (total) {
         const ynode_t **names = calloc(total, sizeof(*names));
         c->models = calloc(total, sizeof(*c->models));
-        if (!names || !c->models) {
+        L->refs = calloc(total, sizeof(*L->refs));
+        if (!names || !c->models || !L->refs) {
             err_pos(L, 0, 0, "out of memory");
         } else {
             for (size_t i = 0; i < n_file; i++) {
@@ -1259,17 +1453,18 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
                 parse_model(L, c, item, &c->models[idx], names, idx);
             }
             parse_extra_models(L, c, names);
+            resolve_model_refs(L, c, n_file);
         }
         free(names);
+        free(L->refs);
+        L->refs = NULL;
+        free_extra_trees(L);
     }
 
     const ynode_t *store = section(L, sec[T_STORE], "store", YNODE_MAPPING);
     if (store) parse_store(L, c, store);
 
-    const ynode_t *server = section(L, sec[T_SERVER], "server", YNODE_MAPPING);
     if (server) {
-        const ynode_t *dm_at = NULL;
-        parse_server(L, c, server, &dm_at);
         const char *dm = c->server.default_model;
         if (dm && dm_at && !config_find_model(c, dm, strlen(dm)))
             err_at(L, dm_at, "default_model '%s' is not a configured model", SHOWN(dm_at));
@@ -1299,6 +1494,9 @@ static void config_free(config_t *c)
         free(m->hardware);
         free(m->region);
         config__strlist_free(&m->tags);
+        config__strlist_free(&m->fallbacks);
+        free(m->fallback_models);
+        free(m->on_content_policy);
     }
     free(c->models);
     free(c->server.listen);

@@ -57,6 +57,40 @@ typedef struct cfg_price {
     double input, output, cached; /* USD per 1M tokens */
 } cfg_price_t;
 
+/*
+ * Resilience settings (retries, fallbacks, breakers, hedging, deadlines,
+ * queueing): one struct, one loader (config.c parse_resilience), used for
+ * server.resilience (the defaults) and a model's `resilience:` override (keys
+ * given there replace the defaults one by one). Durations in ms; 0 = off
+ * unless said otherwise. Defaults in config.c set_resilience_defaults and in
+ * the README (### Resilience).
+ */
+enum { CFG_HEDGE_OFF = 0, CFG_HEDGE_FIXED, CFG_HEDGE_P95 };
+typedef struct cfg_resilience {
+    int max_attempts;                /* upstream attempts per request, all candidates; default 3 */
+    int retries_per_deployment;      /* extra attempts on one deployment (backoff); default 0 */
+    uint64_t backoff_base_ms;        /* default 25ms; full jitter over base*2^n */
+    uint64_t backoff_max_ms;         /* default 250ms */
+    uint64_t retry_after_max_ms;     /* a longer Retry-After: no retry of that deployment; 2s */
+    double retry_budget;             /* retries in flight <= budget * active requests; 0.2 */
+    int retry_budget_min;            /* ... or at least this many; default 3 */
+    uint64_t per_try_timeout_ms;     /* non-streamed attempt; 0 = server.request_timeout */
+    uint64_t deadline_ms;            /* whole request; 0 = none (x-skuld-deadline-ms sets one) */
+    int hedge;                       /* CFG_HEDGE_*; default off */
+    uint64_t hedge_delay_ms;         /* CFG_HEDGE_FIXED: the delay; P95: the floor (default 10ms) */
+    uint64_t first_chunk_timeout_ms; /* streams: attempt start to first event; 0 = off */
+    uint64_t idle_gap_timeout_ms;  /* streams: gap between bytes; 0 = server.stream_idle_timeout */
+    int breaker_failures;          /* consecutive failures that open; default 5; 0 = off */
+    double breaker_failure_rate;   /* failure ratio over the window that opens; 0.5; 0 = off */
+    uint64_t breaker_window_ms;    /* default 10s */
+    int breaker_min_requests;      /* in the window before the rate counts; default 20 */
+    uint64_t ejection_time_ms;     /* first ejection; doubles per repeat; default 30s */
+    uint64_t max_ejection_time_ms; /* cap; default 300s */
+    int max_concurrency;           /* attempts in flight per deployment; 0 = unlimited */
+    int queue_size;                /* waiting requests per worker; default 1024 */
+    uint64_t queue_timeout_ms;     /* default 5s; then 429 */
+} cfg_resilience_t;
+
 typedef struct cfg_model {
     char *name;                     /* public name clients send */
     const cfg_provider_t *provider; /* points into config_t.providers */
@@ -74,6 +108,13 @@ typedef struct cfg_model {
     int parallel;                 /* local providers: concurrent sequences; default 4 */
     bool runtime;                 /* registered through the admin API, not from the file */
     struct metrics_series *stats; /* attached by the gateway after load; the loader leaves NULL */
+    /* resilience */
+    cfg_strlist_t fallbacks;                    /* model names, tried in order after this one */
+    const struct cfg_model **fallback_models;   /* resolved fallbacks (n = fallbacks.n) */
+    char *on_content_policy;                    /* alternate model for content-policy refusals */
+    const struct cfg_model *content_policy_alt; /* resolved; NULL = none */
+    cfg_resilience_t resil;                     /* server.resilience + this model's overrides */
+    struct resil_dep *dep; /* process-wide breaker/concurrency state, attached with stats */
 } cfg_model_t;
 
 typedef struct cfg_server {
@@ -91,6 +132,7 @@ typedef struct cfg_server {
     bool access_log;                 /* default true: one JSON line per request on stdout */
     char *master_key;                /* admin API secret (env:/file:); NULL = admin API off */
     uint64_t health_interval_ms;     /* deployment probe period; 0 = off; default 30s */
+    cfg_resilience_t resilience;     /* server.resilience: defaults for every model */
 } cfg_server_t;
 
 typedef struct cfg_store {

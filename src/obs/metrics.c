@@ -1,5 +1,7 @@
 #include "obs/metrics.h"
 
+#include <stddef.h>
+
 #include <pthread.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -116,6 +118,44 @@ void metrics_cost(metrics_series_t *s, double usd, uint64_t cached_tokens)
     if (cached_tokens) atomic_fetch_add_explicit(&s->tokens_cached, cached_tokens, RLX);
 }
 
+/* Resilience series: breaker state (0 closed, 1 open, 2 half-open) and counters. */
+static void metrics__resilience(buf_t *o, metrics_series_t *head)
+{
+    static const struct {
+        const char *name, *help, *type;
+        size_t off;
+    } rs[] = {
+        {"skuld_breaker_state", "Circuit breaker state: 0 closed, 1 open, 2 half-open.", "gauge",
+         offsetof(metrics_series_t, breaker_state)},
+        {"skuld_breaker_opens_total", "Times the circuit breaker opened.", "counter",
+         offsetof(metrics_series_t, breaker_opens)},
+        {"skuld_retries_total", "Upstream attempts after the first (retries and fallbacks).",
+         "counter", offsetof(metrics_series_t, retries)},
+        {"skuld_hedges_total", "Hedged upstream attempts started.", "counter",
+         offsetof(metrics_series_t, hedges)},
+        {"skuld_queue_rejected_total", "Requests refused with 429 by the request queue.", "counter",
+         offsetof(metrics_series_t, queue_rejected)},
+        {"skuld_queue_waiting", "Requests waiting in the request queue.", "gauge",
+         offsetof(metrics_series_t, queue_waiting)},
+    };
+    for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) {
+        buf_printf(o, "# HELP %s %s\n# TYPE %s %s\n", rs[i].name, rs[i].help, rs[i].name,
+                   rs[i].type);
+        for (metrics_series_t *s = head; s;
+             s = atomic_load_explicit(&s->next, memory_order_acquire)) {
+            if (!s->provider[0]) continue;
+            buf_printf(o, "%s{", rs[i].name);
+            metrics__labels(o, s, true);
+            const char *p = (const char *)s + rs[i].off;
+            long long v =
+                i == 0   ? (long long)atomic_load_explicit((const atomic_int *)p, RLX)
+                : i == 5 ? (long long)atomic_load_explicit((const atomic_int_fast64_t *)p, RLX)
+                         : (long long)atomic_load_explicit((const atomic_uint_fast64_t *)p, RLX);
+            buf_printf(o, "} %lld\n", v);
+        }
+    }
+}
+
 void metrics_render(buf_t *o)
 {
     /* Series are only ever appended and published with release stores, so
@@ -214,6 +254,8 @@ void metrics_render(buf_t *o)
         metrics__labels(o, s, true);
         buf_printf(o, "} %llu\n", (unsigned long long)atomic_load_explicit(&s->stream_errors, RLX));
     }
+
+    metrics__resilience(o, head);
 
     buf_appends(o, "# HELP skuld_deployment_up Last health probe of the deployment succeeded.\n"
                    "# TYPE skuld_deployment_up gauge\n");

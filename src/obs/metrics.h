@@ -50,6 +50,13 @@ typedef struct metrics_series {
     atomic_uint_fast64_t health_successes;
     atomic_int_fast64_t health_last_ms; /* wall clock of the last probe; 0 = never */
     atomic_bool health_up;              /* last probe succeeded (true until a probe fails) */
+    /* resilience (route/breaker.c, api/relay.c) */
+    atomic_int breaker_state;            /* 0 closed, 1 open, 2 half-open */
+    atomic_uint_fast64_t breaker_opens;  /* times the breaker opened */
+    atomic_uint_fast64_t retries;        /* attempts after the first (retries and fallbacks) */
+    atomic_uint_fast64_t hedges;         /* hedged attempts started */
+    atomic_uint_fast64_t queue_rejected; /* 429s from queue overflow or timeout */
+    atomic_int_fast64_t queue_waiting;   /* requests waiting in a queue now */
 } metrics_series_t;
 
 metrics_series_t *metrics_series_get(const char *model, const char *provider);

@@ -24,6 +24,7 @@ struct up_call {
     bool head_done;
     bool cancelled;
     bool paused;
+    bool deferred; /* cancelled while curl was running: removed once it returns */
     int in_callback;
     buf_t resp_head; /* raw response header lines of the final response */
     char errbuf[CURL_ERROR_SIZE];
@@ -41,6 +42,8 @@ struct upstream {
     int n_pool;
     long max_idle;     /* CURLMOPT_MAXCONNECTS */
     size_t peak_calls; /* most calls at once since the pool was last reset */
+    int in_action;     /* inside curl_multi_socket_action / curl_easy_pause */
+    size_t n_deferred; /* calls cancelled meanwhile, waiting for up_sweep */
 };
 
 typedef struct up_sock {
@@ -51,6 +54,24 @@ typedef struct up_sock {
 
 static void up_check_done(upstream_t *u);
 static void up_idle_arm(up_call_t *c);
+static void up_call_unlink_free(up_call_t *c);
+
+/* Calls cancelled (from another call's callback) while curl was running: curl
+ * forbids removing a handle from inside its callbacks, so they go now. */
+static void up_sweep(upstream_t *u)
+{
+    if (u->in_action || !u->n_deferred) return;
+    up_call_t *c = u->calls;
+    while (c && u->n_deferred) {
+        up_call_t *next = c->next;
+        if (c->deferred && !c->in_callback) {
+            u->n_deferred--;
+            curl_multi_remove_handle(u->multi, c->easy);
+            up_call_unlink_free(c);
+        }
+        c = next;
+    }
+}
 
 int upstream_global_init(void)
 {
@@ -79,8 +100,12 @@ static void up_on_socket_event(evutil_socket_t fd, short what, void *arg)
     int action =
         ((what & EV_READ) ? CURL_CSELECT_IN : 0) | ((what & EV_WRITE) ? CURL_CSELECT_OUT : 0);
     int running;
+    u->in_action++;
     curl_multi_socket_action(u->multi, fd, action, &running);
+    u->in_action--;
+    up_sweep(u);
     up_check_done(u);
+    up_sweep(u);
 }
 
 static int up_socket_cb(CURL *easy, curl_socket_t fd, int what, void *userp, void *socketp)
@@ -115,8 +140,12 @@ static void up_on_timer(evutil_socket_t fd, short what, void *arg)
 {
     upstream_t *u = arg;
     int running;
+    u->in_action++;
     curl_multi_socket_action(u->multi, CURL_SOCKET_TIMEOUT, 0, &running);
+    u->in_action--;
+    up_sweep(u);
     up_check_done(u);
+    up_sweep(u);
 }
 
 static int up_timer_cb(CURLM *multi, long timeout_ms, void *userp)
@@ -233,6 +262,10 @@ static void up_check_done(upstream_t *u)
         curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&c);
         CURLcode rc = m->data.result;
         curl_multi_remove_handle(u->multi, m->easy_handle);
+        if (c->deferred) {
+            c->deferred = false;
+            u->n_deferred--;
+        }
         if (!c->cancelled && c->cb.on_done) {
             up_result_t res = up_map_result(rc);
             /* A response without a final head is not a complete response. */
@@ -353,6 +386,13 @@ void upstream_call_cancel(up_call_t *c)
          * frees the call without reporting. */
         return;
     }
+    if (c->up->in_action) {
+        /* Inside another call's callback: curl is running; up_sweep removes it. */
+        c->deferred = true;
+        c->up->n_deferred++;
+        if (c->idle_ev) event_del(c->idle_ev);
+        return;
+    }
     curl_multi_remove_handle(c->up->multi, c->easy);
     up_call_unlink_free(c);
 }
@@ -362,14 +402,18 @@ void upstream_call_resume(up_call_t *c)
     if (!c || c->cancelled || !c->paused) return;
     c->paused = false;
     up_idle_arm(c);
+    upstream_t *u = c->up;
     c->in_callback++;
+    u->in_action++;
     curl_easy_pause(c->easy, CURLPAUSE_CONT);
+    u->in_action--;
     c->in_callback--;
-    if (c->cancelled) {
+    if (c->cancelled && !c->deferred) {
         /* Cancelled from a callback fired synchronously by the unpause. */
-        curl_multi_remove_handle(c->up->multi, c->easy);
+        curl_multi_remove_handle(u->multi, c->easy);
         up_call_unlink_free(c);
     }
+    up_sweep(u);
 }
 
 const char *upstream_call_header(const up_call_t *c, const char *name)

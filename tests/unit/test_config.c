@@ -1034,6 +1034,168 @@ static void test_build_with_runtime_models(void **state)
     config_errors_free(&errs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* resilience (issue 7): server.resilience, model overrides, fallbacks       */
+
+static const char resil_base[] = "providers:\n"
+                                 "  - name: p\n"
+                                 "    type: echo\n";
+
+static void test_resilience_defaults_and_overrides(void **state)
+{
+    (void)state;
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "server:\n"
+             "  resilience:\n"
+             "    max_attempts: 4\n"
+             "    backoff_base: 10ms\n"
+             "    hedge_delay: p95\n"
+             "    breaker_failures: 7\n"
+             "%s"
+             "models:\n"
+             "  - name: a\n"
+             "    provider: p\n"
+             "    fallbacks: [b, c]\n"
+             "    on_content_policy: c\n"
+             "    resilience:\n"
+             "      max_attempts: 2\n"
+             "      hedge_delay: 200ms\n"
+             "      max_concurrency: 8\n"
+             "  - name: b\n"
+             "    provider: p\n"
+             "  - name: c\n"
+             "    provider: p\n"
+             "    resilience: {hedge_delay: off, queue_timeout: 1s}\n",
+             resil_base);
+    cfg_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    const cfg_resilience_t *d = &c->server.resilience;
+    assert_int_equal(d->max_attempts, 4);
+    assert_int_equal(d->backoff_base_ms, 10);
+    assert_int_equal(d->backoff_max_ms, 250); /* default kept */
+    assert_int_equal(d->hedge, CFG_HEDGE_P95);
+    assert_int_equal(d->breaker_failures, 7);
+    assert_true(d->retry_budget > 0.19 && d->retry_budget < 0.21);
+    assert_int_equal(d->retry_budget_min, 3);
+    const cfg_model_t *a = config_find_model(c, "a", 1), *b = config_find_model(c, "b", 1),
+                      *cm = config_find_model(c, "c", 1);
+    /* a: its own keys over the server's */
+    assert_int_equal(a->resil.max_attempts, 2);
+    assert_int_equal(a->resil.hedge, CFG_HEDGE_FIXED);
+    assert_int_equal(a->resil.hedge_delay_ms, 200);
+    assert_int_equal(a->resil.max_concurrency, 8);
+    assert_int_equal(a->resil.backoff_base_ms, 10);
+    assert_int_equal(a->resil.breaker_failures, 7);
+    /* b: the server's */
+    assert_int_equal(b->resil.max_attempts, 4);
+    assert_int_equal(b->resil.hedge, CFG_HEDGE_P95);
+    assert_int_equal(cm->resil.hedge, CFG_HEDGE_OFF);
+    assert_int_equal(cm->resil.queue_timeout_ms, 1000);
+    /* references resolved */
+    assert_int_equal(a->fallbacks.n, 2);
+    assert_ptr_equal(a->fallback_models[0], b);
+    assert_ptr_equal(a->fallback_models[1], cm);
+    assert_ptr_equal(a->content_policy_alt, cm);
+    assert_null(b->content_policy_alt);
+    config_unref(c);
+}
+
+static void test_resilience_plain_defaults(void **state)
+{
+    (void)state;
+    config_t *c = load("{}", NULL);
+    assert_non_null(c);
+    const cfg_resilience_t *d = &c->server.resilience;
+    assert_int_equal(d->max_attempts, 3);
+    assert_int_equal(d->retries_per_deployment, 0);
+    assert_int_equal(d->hedge, CFG_HEDGE_OFF);
+    assert_int_equal(d->breaker_failures, 5);
+    assert_int_equal(d->ejection_time_ms, 30000);
+    assert_int_equal(d->max_ejection_time_ms, 300000);
+    assert_int_equal(d->max_concurrency, 0);
+    assert_int_equal(d->queue_size, 1024);
+    assert_int_equal(d->queue_timeout_ms, 5000);
+    config_unref(c);
+}
+
+static void test_resilience_errors(void **state)
+{
+    (void)state;
+    char yaml[2048];
+    /* unknown fallback, at the list item */
+    snprintf(yaml, sizeof yaml,
+             "%s"
+             "models:\n"
+             "  - name: a\n"
+             "    provider: p\n"
+             "    fallbacks: [b, nope]\n"
+             "  - name: b\n"
+             "    provider: p\n",
+             resil_base);
+    expect_only(yaml, 7, 20, "fallbacks: 'nope' is not a configured model");
+    /* itself */
+    snprintf(yaml, sizeof yaml,
+             "%s"
+             "models:\n"
+             "  - name: a\n"
+             "    provider: p\n"
+             "    fallbacks:\n"
+             "      - a\n",
+             resil_base);
+    expect_only(yaml, 8, 9, "cannot fall back to itself");
+    /* unknown alternate */
+    snprintf(yaml, sizeof yaml,
+             "%s"
+             "models:\n"
+             "  - name: a\n"
+             "    provider: p\n"
+             "    on_content_policy: zz\n",
+             resil_base);
+    expect_only(yaml, 7, 24, "on_content_policy: 'zz' is not a configured model");
+    /* bad hedge, unknown key, out of range */
+    expect_only("server:\n  resilience:\n    hedge_delay: soon\n", 3, 18,
+                "hedge_delay: expected off, p95 or a duration");
+    expect_only("server:\n  resilience:\n    max_atempts: 3\n", 3, 5,
+                "unknown key 'max_atempts' in resilience (did you mean 'max_attempts'?)");
+    expect_only("server:\n  resilience:\n    retry_budget: -1\n", 3, 19,
+                "retry_budget must be between");
+    expect_only("server:\n  resilience: 3\n", 2, 15, "resilience: expected a mapping");
+    snprintf(yaml, sizeof yaml,
+             "%s"
+             "models:\n"
+             "  - name: a\n"
+             "    provider: p\n"
+             "    resilience:\n"
+             "      breaker_failure_rate: 2\n",
+             resil_base);
+    expect_only(yaml, 8, 29, "breaker_failure_rate must be between 0 and 1");
+}
+
+static void test_resilience_runtime_model_refs(void **state)
+{
+    (void)state;
+    const char *extra[] = {"{\"name\":\"r1\",\"provider\":\"p\",\"fallbacks\":[\"a\"]}",
+                           "{\"name\":\"r2\",\"provider\":\"p\",\"fallbacks\":[\"missing\"]}"};
+    char yaml[512];
+    snprintf(yaml, sizeof yaml, "%smodels:\n  - name: a\n    provider: p\n", resil_base);
+    cfg_errors_t errs = {0};
+    config_t *c = config_build(yaml, strlen(yaml), "test.yaml", extra, 1, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_ptr_equal(config_find_model(c, "r1", 2)->fallback_models[0],
+                     config_find_model(c, "a", 1));
+    config_unref(c);
+    c = config_build(yaml, strlen(yaml), "test.yaml", extra, 2, &errs);
+    assert_null(c);
+    assert_int_equal(errs.n, 1);
+    assert_string_equal(errs.v[0].file, "registry");
+    assert_non_null(strstr(errs.v[0].msg, "'missing' is not a configured model"));
+    config_errors_free(&errs);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1067,6 +1229,10 @@ int main(void)
         cmocka_unit_test(test_load_file),
         cmocka_unit_test(test_secret_never_in_errors),
         cmocka_unit_test(test_ytree_positions),
+        cmocka_unit_test(test_resilience_defaults_and_overrides),
+        cmocka_unit_test(test_resilience_plain_defaults),
+        cmocka_unit_test(test_resilience_errors),
+        cmocka_unit_test(test_resilience_runtime_model_refs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

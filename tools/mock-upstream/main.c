@@ -94,13 +94,19 @@
  *                 cachedContentTokenCount; Ollama has none)
  *   safety        Gemini: true answers a safety block (finishReason SAFETY,
  *                 no content)
+ *   stall_rate    0..1: with it, only that share of requests (seeded PRNG)
+ *                 gets stall_ms; the others none ("10% stall 5 s":
+ *                 stall_rate 0.1, stall_ms 5000)
  *   fail_rate     0..1: with that probability (seeded PRNG) answer with
  *                 `status` if it is >= 400, else 500; otherwise succeed
  *                 (with a 2xx/3xx `status`, else 200)
  *
  * Introspection (never scripted, never counted)
  *   GET  /_mock/stats    {"requests","by_path","in_flight",
- *                         "streams_completed","streams_cut","client_aborts"}
+ *                         "streams_completed","streams_cut","client_aborts",
+ *                         "stalls" (requests given a stall),
+ *                         "abort_after_ms" (arrival to client abort, ms,
+ *                         of the latest 256 aborts)}
  *   GET  /_mock/last     {"method","path","headers","body"} of the latest
  *                        /v1 request (null before the first)
  *   GET  /_mock/prompts  {"<last user message text>": count} (chat only)
@@ -175,6 +181,7 @@ struct script {
     long cached_tokens;     /* -1 = not set */
     int safety;             /* -1 = not set */
     double fail_rate;       /* < 0 = not set */
+    double stall_rate;      /* < 0 = not set */
     char *error_body, *retry_after, *content;
 };
 
@@ -191,6 +198,7 @@ struct mreq {
     long long cached_tokens;
     int status;
     long long stall_ms, gap_ms;
+    double t_start; /* CLOCK_MONOTONIC seconds at arrival */
     char *retry_after;
     char *body; /* whole JSON body of a non-stream reply */
 
@@ -211,9 +219,25 @@ static struct {
     uint64_t rng;
     unsigned long long seq;
     json_t *defaults, *last, *prompts, *by_path;
-    long long requests, streams_completed, streams_cut, client_aborts, in_flight;
+    long long requests, streams_completed, streams_cut, client_aborts, in_flight, stalls;
+    double abort_after_ms[256]; /* ring: arrival to client abort, latest aborts */
+    size_t n_abort_after;
     struct mreq *active;
 } g;
+
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+/* A client went away while its request was ours. */
+static void count_abort(double t_start)
+{
+    g.client_aborts++;
+    g.abort_after_ms[g.n_abort_after++ % 256] = (mono_s() - t_start) * 1000.0;
+}
 
 /* ------------------------------------------------------------------ util */
 
@@ -392,6 +416,7 @@ static void script_init(struct script *s)
     s->cut_after = -1;
     s->tool_call = -1;
     s->fail_rate = -1;
+    s->stall_rate = -1;
     s->cached_tokens = -1;
     s->safety = -1;
 }
@@ -486,6 +511,7 @@ static void script_apply(struct script *s, const json_t *obj)
     count_key(obj, "cut_after", &s->cut_after);
     if (j_number(json_object_get(obj, "status"), &d) && d >= 200 && d <= 599) s->status = (int)d;
     if (j_number(json_object_get(obj, "fail_rate"), &d) && d >= 0 && d <= 1) s->fail_rate = d;
+    if (j_number(json_object_get(obj, "stall_rate"), &d) && d >= 0 && d <= 1) s->stall_rate = d;
     if (j_bool(json_object_get(obj, "tool_call"), &b)) s->tool_call = b;
     if (j_bool(json_object_get(obj, "safety"), &b)) s->safety = b;
     count_key(obj, "cached_tokens", &s->cached_tokens);
@@ -550,6 +576,7 @@ static struct mreq *mreq_new(struct evhttp_request *req)
     st->req = req;
     st->evcon = evhttp_request_get_connection(req);
     st->cut_after = -1;
+    st->t_start = mono_s();
     st->timer = evtimer_new(g.base, on_timer, st);
     if (!st->timer) abort();
     st->next = g.active;
@@ -607,7 +634,7 @@ static void on_conn_close(struct evhttp_connection *evcon, void *arg)
 {
     struct mreq *st = arg;
     (void)evcon;
-    g.client_aborts++;
+    count_abort(st->t_start);
     if (evhttp_request_get_connection(st->req) == NULL) evhttp_request_free(st->req);
     mreq_destroy(st);
 }
@@ -639,7 +666,7 @@ static void on_watch(evutil_socket_t fd, short what, void *arg)
         return;
     }
     if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
-    g.client_aborts++;
+    count_abort(st->t_start);
     mreq_drop_connection(st);
 }
 
@@ -880,7 +907,7 @@ static void on_timer(evutil_socket_t fd, short what, void *arg)
     (void)what;
     if (evhttp_request_get_connection(st->req) == NULL) {
         /* detached without a close callback: should not happen */
-        g.client_aborts++;
+        count_abort(st->t_start);
         evhttp_request_free(st->req);
         mreq_destroy(st);
         return;
@@ -1519,6 +1546,11 @@ static void handle_mock(struct evhttp_request *req, const char *path)
         json_object_set_new(o, "streams_completed", json_integer(g.streams_completed));
         json_object_set_new(o, "streams_cut", json_integer(g.streams_cut));
         json_object_set_new(o, "client_aborts", json_integer(g.client_aborts));
+        json_object_set_new(o, "stalls", json_integer(g.stalls));
+        json_t *aa = json_array();
+        size_t na = g.n_abort_after < 256 ? g.n_abort_after : 256;
+        for (size_t i = 0; i < na; i++) json_array_append_new(aa, json_real(g.abort_after_ms[i]));
+        json_object_set_new(o, "abort_after_ms", aa);
         send_json_now(req, 200, o);
     } else if (!strcmp(path, "/_mock/last")) {
         send_json_now(req, 200, g.last ? json_incref(g.last) : json_null());
@@ -1529,7 +1561,8 @@ static void handle_mock(struct evhttp_request *req, const char *path)
             send_error_now(req, 405, "use POST", "method_not_allowed");
             return;
         }
-        g.requests = g.streams_completed = g.streams_cut = g.client_aborts = 0;
+        g.requests = g.streams_completed = g.streams_cut = g.client_aborts = g.stalls = 0;
+        g.n_abort_after = 0;
         json_object_clear(g.by_path);
         json_object_clear(g.prompts);
         json_decref(g.last);
@@ -1669,6 +1702,9 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     st->safety = shape == SH_GEMINI && sc.safety == 1;
     st->status = status;
     st->stall_ms = (long long)sc.stall_ms;
+    if (sc.stall_rate >= 0 && !(sc.stall_rate > 0 && rng_double() < sc.stall_rate))
+        st->stall_ms = 0; /* stall_rate given: only that share of requests stalls */
+    if (st->stall_ms > 0) g.stalls++;
     st->gap_ms = (long long)sc.chunk_gap_ms;
     if (sc.retry_after) st->retry_after = xstrdup(sc.retry_after);
 
