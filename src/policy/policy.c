@@ -417,7 +417,8 @@ static void pol_alert_check(const config_t *cfg, const pc_check_t *ck, int64_t b
     static const int th[3] = {50, 80, 100};
     for (int i = 0; i < 3; i++) {
         int64_t at = ck->limit / 100 * th[i];
-        bool crossed = (before < at && after >= at) || (exhausted && th[i] == 100);
+        /* an exhausted budget (a request refused) counts as every threshold reached */
+        bool crossed = (before < at && after >= at) || exhausted;
         if (!crossed || !pol_alert_first(ck->name, th[i])) continue;
         atomic_fetch_add(&pol_alerts[i], 1);
         log_warn("budget: %s reached %d%% (spent $%.6f of $%.6f)", ck->name, th[i],
