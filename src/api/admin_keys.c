@@ -263,7 +263,8 @@ bool api_admin_keys(api_ctx_t *c)
         ak_key_json(&o, k);
         api_send(c, 200, "application/json", buf_data(&o), o.len);
         buf_free(&o);
-    } else if ((al == 0 && ak_method(r, "DELETE")) || (AK_ACTION("revoke") && ak_method(r, "POST"))) {
+    } else if ((al == 0 && ak_method(r, "DELETE")) ||
+               (AK_ACTION("revoke") && ak_method(r, "POST"))) {
         ak_change(c, k, AK_REVOKE);
     } else if (AK_ACTION("rotate") && ak_method(r, "POST")) {
         if (k->revoked)

@@ -1165,7 +1165,10 @@ static const field_t jwt_fields[] = {
     [J_ALGS] = {.key = "algorithms", .type = FT_STRLIST, .off = JWT(algorithms), .required = true},
     [J_ISSUER] = {.key = "issuer", .type = FT_STRING, .off = JWT(issuer)},
     [J_AUDIENCE] = {.key = "audience", .type = FT_STRING, .off = JWT(audience)},
-    [J_KEYS_FILE] = {.key = "keys_file", .type = FT_STRING, .off = JWT(keys_file), .required = true},
+    [J_KEYS_FILE] = {.key = "keys_file",
+                     .type = FT_STRING,
+                     .off = JWT(keys_file),
+                     .required = true},
     [J_TEAM_CLAIM] = {.key = "team_claim", .type = FT_STRING, .off = JWT(team_claim)},
     [J_USER_CLAIM] = {.key = "user_claim", .type = FT_STRING, .off = JWT(user_claim)},
 };
@@ -1179,11 +1182,12 @@ static void parse_jwt(loader_t *L, cfg_jwt_t *j, const ynode_t *map)
     walk_map(L, map, "auth.jwt", jwt_fields, COUNTOF(jwt_fields), j, keys, vals);
     for (size_t i = 0; i < j->algorithms.n; i++) {
         size_t k = 0;
-        while (k < COUNTOF(jwt_alg_names) && strcmp(jwt_alg_names[k], j->algorithms.v[i]) != 0)
-            k++;
+        while (k < COUNTOF(jwt_alg_names) && strcmp(jwt_alg_names[k], j->algorithms.v[i]) != 0) k++;
         if (k == COUNTOF(jwt_alg_names))
-            err_at(L, vals[J_ALGS], "auth.jwt.algorithms: '%.32s' is not allowed (HS256..512, "
-                   "RS256..512, ES256..512; never none)", j->algorithms.v[i]);
+            err_at(L, vals[J_ALGS],
+                   "auth.jwt.algorithms: '%.32s' is not allowed (HS256..512, "
+                   "RS256..512, ES256..512; never none)",
+                   j->algorithms.v[i]);
     }
     if (vals[J_ALGS] && !j->algorithms.n)
         err_at(L, vals[J_ALGS], "auth.jwt.algorithms must name at least one algorithm");
@@ -1218,7 +1222,9 @@ static const field_t auth_fields[] = {
     [A_REQUIRED] = {.key = "required", .type = FT_BOOL, .off = AUT(required)},
     [A_JWT] = {.key = "jwt", .type = FT_MAPPING},
     [A_HMAC_SECRET] = {.key = "hmac_secret", .type = FT_STRING, .off = AUT(hmac_secret)},
-    [A_HMAC_WINDOW] = {.key = "hmac_window", .type = FT_DURATION, .off = AUT(hmac_window_ms),
+    [A_HMAC_WINDOW] = {.key = "hmac_window",
+                       .type = FT_DURATION,
+                       .off = AUT(hmac_window_ms),
                        .min = 1000},
 };
 
@@ -1250,7 +1256,11 @@ static const field_t limit_item_fields[] = {
 enum { BI_NAME, BI_USD, BI_PERIOD };
 static const field_t budget_item_fields[] = {
     [BI_NAME] = {.key = "name", .type = FT_STRING, .off = BGT(name), .required = true},
-    [BI_USD] = {.key = "budget_usd", .type = FT_NUMBER, .off = BGT(usd), .dmin = 0, .dmax = 1e12,
+    [BI_USD] = {.key = "budget_usd",
+                .type = FT_NUMBER,
+                .off = BGT(usd),
+                .dmin = 0,
+                .dmax = 1e12,
                 .required = true},
     [BI_PERIOD] = {.key = "period", .type = FT_MAPPING},
 };
@@ -1297,12 +1307,21 @@ static void *parse_items(loader_t *L, const ynode_t *seq, const char *what, cons
 
 enum { LI_RPM, LI_TPM, LI_DEFMAX, LI_TEAMS, LI_MODELS };
 static const field_t limits_fields[] = {
-    [LI_RPM] = {.key = "rpm", .type = FT_INT, .off = offsetof(cfg_limits_t, rpm), .min = 0,
+    [LI_RPM] = {.key = "rpm",
+                .type = FT_INT,
+                .off = offsetof(cfg_limits_t, rpm),
+                .min = 0,
                 .max = INT32_MAX},
-    [LI_TPM] = {.key = "tpm", .type = FT_INT, .off = offsetof(cfg_limits_t, tpm), .min = 0,
+    [LI_TPM] = {.key = "tpm",
+                .type = FT_INT,
+                .off = offsetof(cfg_limits_t, tpm),
+                .min = 0,
                 .max = INT32_MAX},
-    [LI_DEFMAX] = {.key = "default_max_tokens", .type = FT_INT,
-                   .off = offsetof(cfg_limits_t, default_max_tokens), .min = 1, .max = 10000000},
+    [LI_DEFMAX] = {.key = "default_max_tokens",
+                   .type = FT_INT,
+                   .off = offsetof(cfg_limits_t, default_max_tokens),
+                   .min = 1,
+                   .max = 10000000},
     [LI_TEAMS] = {.key = "teams", .type = FT_MAPPING},
     [LI_MODELS] = {.key = "models", .type = FT_MAPPING},
 };
@@ -1311,12 +1330,12 @@ static void parse_limits(loader_t *L, config_t *c, const ynode_t *map)
 {
     const ynode_t *keys[COUNTOF(limits_fields)], *vals[COUNTOF(limits_fields)];
     walk_map(L, map, "limits", limits_fields, COUNTOF(limits_fields), &c->limits, keys, vals);
-    c->limits.teams = parse_items(L, vals[LI_TEAMS], "limits.teams", limit_item_fields,
-                                  COUNTOF(limit_item_fields), sizeof(cfg_limit_t),
-                                  &c->limits.n_teams, NULL);
-    c->limits.models = parse_items(L, vals[LI_MODELS], "limits.models", limit_item_fields,
-                                   COUNTOF(limit_item_fields), sizeof(cfg_limit_t),
-                                   &c->limits.n_models, NULL);
+    c->limits.teams =
+        parse_items(L, vals[LI_TEAMS], "limits.teams", limit_item_fields,
+                    COUNTOF(limit_item_fields), sizeof(cfg_limit_t), &c->limits.n_teams, NULL);
+    c->limits.models =
+        parse_items(L, vals[LI_MODELS], "limits.models", limit_item_fields,
+                    COUNTOF(limit_item_fields), sizeof(cfg_limit_t), &c->limits.n_models, NULL);
     for (size_t i = 0; i < c->limits.n_models; i++) {
         const char *n = c->limits.models[i].name;
         if (n && !config_find_model(c, n, strlen(n)))
@@ -1327,9 +1346,11 @@ static void parse_limits(loader_t *L, config_t *c, const ynode_t *map)
 enum { BU_ON_EXCEEDED, BU_FALLBACK, BU_WEBHOOK, BU_TEAMS };
 static const field_t budgets_fields[] = {
     [BU_ON_EXCEEDED] = {.key = "on_exceeded", .type = FT_MAPPING},
-    [BU_FALLBACK] = {.key = "fallback_model", .type = FT_STRING,
+    [BU_FALLBACK] = {.key = "fallback_model",
+                     .type = FT_STRING,
                      .off = offsetof(cfg_budgets_t, fallback_model)},
-    [BU_WEBHOOK] = {.key = "alert_webhook", .type = FT_STRING,
+    [BU_WEBHOOK] = {.key = "alert_webhook",
+                    .type = FT_STRING,
                     .off = offsetof(cfg_budgets_t, alert_webhook)},
     [BU_TEAMS] = {.key = "teams", .type = FT_MAPPING},
 };
@@ -1397,7 +1418,10 @@ static void config_policy_free(config_t *c)
 
 /* Sections DESIGN.md names that later versions implement. */
 static const char *const unsupported_sections[] = {
-    "routes", "cache", "telemetry", "optimizer",
+    "routes",
+    "cache",
+    "telemetry",
+    "optimizer",
 };
 
 static const char *const top_sections[] = {"server", "providers", "models", "store",

@@ -114,24 +114,24 @@ typedef struct cfg_jwt {
 } cfg_jwt_t;
 
 typedef struct cfg_auth {
-    bool required;        /* the /v1 endpoints need a key (or a JWT when jwt is configured) */
-    bool jwt_on;          /* auth.jwt present */
+    bool required; /* the /v1 endpoints need a key (or a JWT when jwt is configured) */
+    bool jwt_on;   /* auth.jwt present */
     cfg_jwt_t jwt;
-    char *hmac_secret;    /* optional request signing (env:/file:); NULL = off */
+    char *hmac_secret;       /* optional request signing (env:/file:); NULL = off */
     uint64_t hmac_window_ms; /* accepted clock skew of x-skuld-timestamp; default 5m */
 } cfg_auth_t;
 
 typedef struct cfg_limit {
-    char *name; /* team or deployment name */
+    char *name;   /* team or deployment name */
     int rpm, tpm; /* 0 = unlimited */
 } cfg_limit_t;
 
 typedef struct cfg_limits {
-    int rpm, tpm;            /* global, per instance group; 0 = unlimited */
-    int default_max_tokens;  /* reservation when a request sets no max_tokens; default 1024 */
-    cfg_limit_t *teams;      /* limits.teams */
+    int rpm, tpm;           /* global, per instance group; 0 = unlimited */
+    int default_max_tokens; /* reservation when a request sets no max_tokens; default 1024 */
+    cfg_limit_t *teams;     /* limits.teams */
     size_t n_teams;
-    cfg_limit_t *models;     /* limits.models: per deployment (provider limits) */
+    cfg_limit_t *models; /* limits.models: per deployment (provider limits) */
     size_t n_models;
 } cfg_limits_t;
 

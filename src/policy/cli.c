@@ -61,9 +61,10 @@ static void cli_find_one(void *ud, const char *id, const char *hash, const char 
 
 static int cli_usage(void)
 {
-    fprintf(stderr, "usage: skuld keys create|list|revoke [ID] -c FILE [options]\n"
-                    "  create options: --name N --team T --user U --rpm N --tpm N "
-                    "--budget-usd X --period daily|weekly|monthly --models a,b --expires-at UNIX\n");
+    fprintf(stderr,
+            "usage: skuld keys create|list|revoke [ID] -c FILE [options]\n"
+            "  create options: --name N --team T --user U --rpm N --tpm N "
+            "--budget-usd X --period daily|weekly|monthly --models a,b --expires-at UNIX\n");
     return 2;
 }
 

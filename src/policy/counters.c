@@ -151,8 +151,7 @@ int pc_local_admit(pc_check_t *v, size_t n, int64_t now_ms, size_t *failed)
     return 1;
 }
 
-void pc_local_settle(const pc_check_t *v, size_t n, int64_t now_ms, int64_t *before,
-                     int64_t *after)
+void pc_local_settle(const pc_check_t *v, size_t n, int64_t now_ms, int64_t *before, int64_t *after)
 {
     int64_t now = now_ms / 1000;
     pthread_mutex_lock(&pc_mu);

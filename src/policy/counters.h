@@ -39,13 +39,13 @@ enum { PC_SCOPE_KEY = 0, PC_SCOPE_TEAM, PC_SCOPE_DEPLOYMENT, PC_SCOPE_GLOBAL, PC
 enum { PC_REQ = 0, PC_TOK, PC_USD };
 
 typedef struct pc_check {
-    char name[192]; /* e.g. "rl:key:key_ab12:req", "bg:team:research:1764547200" */
-    char kind;      /* 'r' window, 'b' budget */
-    int scope;      /* PC_SCOPE_* */
-    int unit;       /* PC_REQ, PC_TOK (windows), PC_USD (budgets) */
-    int64_t limit;  /* per 60 s, or nano-USD per period; 0 = track only */
-    int64_t amount; /* reserved at admission */
-    int64_t ttl_s;  /* budgets: how long the counter must live */
+    char name[192];     /* e.g. "rl:key:key_ab12:req", "bg:team:research:1764547200" */
+    char kind;          /* 'r' window, 'b' budget */
+    int scope;          /* PC_SCOPE_* */
+    int unit;           /* PC_REQ, PC_TOK (windows), PC_USD (budgets) */
+    int64_t limit;      /* per 60 s, or nano-USD per period; 0 = track only */
+    int64_t amount;     /* reserved at admission */
+    int64_t ttl_s;      /* budgets: how long the counter must live */
     int64_t period_end; /* budgets: next reset, unix seconds */
     /* set by admission */
     int64_t used;     /* before this request */

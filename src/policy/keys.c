@@ -77,7 +77,8 @@ char *pol_key_spec_json(const pol_key_t *k)
 {
     json_t *o = json_object();
     json_t *models = json_array();
-    for (size_t i = 0; i < k->models.n; i++) json_array_append_new(models, json_string(k->models.v[i]));
+    for (size_t i = 0; i < k->models.n; i++)
+        json_array_append_new(models, json_string(k->models.v[i]));
     json_object_set_new(o, "prefix", json_string(k->prefix));
     if (k->name) json_object_set_new(o, "name", json_string(k->name));
     if (k->team) json_object_set_new(o, "team", json_string(k->team));
@@ -109,8 +110,8 @@ void pol_key_free(pol_key_t *k)
 /* Fill k's metadata from a JSON object (admin options or stored spec). */
 static int pol_key_fill(pol_key_t *k, json_t *o, char *err, size_t errlen)
 {
-    static const char *const known[] = {"name",   "team",       "user",       "models",
-                                        "rpm",    "tpm",        "budget_usd", "period",
+    static const char *const known[] = {"name",       "team",   "user",       "models",
+                                        "rpm",        "tpm",    "budget_usd", "period",
                                         "expires_at", "prefix", "created_at", "revoked"};
     const char *key;
     json_t *v;
@@ -144,7 +145,8 @@ static int pol_key_fill(pol_key_t *k, json_t *o, char *err, size_t errlen)
     for (size_t i = 0; i < 2; i++) {
         v = json_object_get(o, ints[i]);
         if (v && !json_is_null(v) &&
-            (!json_is_integer(v) || json_integer_value(v) < 0 || json_integer_value(v) > INT32_MAX)) {
+            (!json_is_integer(v) || json_integer_value(v) < 0 ||
+             json_integer_value(v) > INT32_MAX)) {
             snprintf(err, errlen, "'%s' must be a non-negative integer", ints[i]);
             return -1;
         }

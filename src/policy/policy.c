@@ -68,7 +68,7 @@ typedef struct pol_req {
     pc_check_t checks[POL_MAX_CHECKS];
     size_t n;
     bool admitted, settled, fallback;
-    pol_pending_t *pending; /* Redis admission in flight */
+    pol_pending_t *pending;       /* Redis admission in flight */
     struct pol_usage_call *usage; /* Redis usage read in flight */
     int64_t max_cost_nusd, tokens_reserved;
 } pol_req_t;
@@ -80,8 +80,8 @@ static store_t *pol_store;
 static _Atomic uint64_t pol_rl_rejects[PC_NSCOPE][2]; /* [scope][requests, tokens] */
 static _Atomic uint64_t pol_budget_rejects[2];        /* key, team */
 static _Atomic uint64_t pol_budget_fallbacks;
-static _Atomic uint64_t pol_alerts[3]; /* 50, 80, 100 */
-static _Atomic uint64_t pol_auth_fail[2]; /* 401, 403 */
+static _Atomic uint64_t pol_alerts[3];       /* 50, 80, 100 */
+static _Atomic uint64_t pol_auth_fail[2];    /* 401, 403 */
 static _Atomic uint64_t pol_redis_policy[2]; /* fail-open admits, fail-closed rejects */
 
 void policy_start(store_t *store)
@@ -254,8 +254,8 @@ static bool pol_hmac_ok(api_ctx_t *c, const char **why)
     buf_printf(&m, "%s\n%.*s\n%.*s\n", tsb, (int)r->method.n, r->method.p, (int)r->path.n,
                r->path.p);
     buf_append(&m, r->body ? r->body : "", r->body_len);
-    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)buf_data(&m), m.len,
-         mac, &ml);
+    HMAC(EVP_sha256(), secret, (int)strlen(secret), (const unsigned char *)buf_data(&m), m.len, mac,
+         &ml);
     buf_free(&m);
     char hex[65];
     pol_hex(mac, 32, hex);
@@ -578,8 +578,9 @@ static void pol_build_checks(api_ctx_t *c, pol_req_t *p)
     const cfg_model_t *m = c->model;
     json_t *mt = json_object_get(p->body, "max_tokens");
     if (!json_is_integer(mt)) mt = json_object_get(p->body, "max_completion_tokens");
-    int64_t max_out = json_is_integer(mt) && json_integer_value(mt) > 0 ? json_integer_value(mt)
-                                                                         : cfg->limits.default_max_tokens;
+    int64_t max_out = json_is_integer(mt) && json_integer_value(mt) > 0
+                          ? json_integer_value(mt)
+                          : cfg->limits.default_max_tokens;
     if (p->ep == EP_EMBEDDINGS) max_out = 0;
     if (max_out > 100000000) max_out = 100000000;
     int64_t prompt_est = (int64_t)(c->req->body_len / 4) + 8;
@@ -703,9 +704,8 @@ static void pol_admit_result(api_ctx_t *c, pol_req_t *p, bool ok, int failed, in
     pol_fail(c, p);
     api_send_error(c, 429, NULL, "rate_limit_exceeded", NULL,
                    "rate limit reached: %s %s per minute for this %s (limit %lld); retry in %llds",
-                   k->unit == PC_TOK ? "tokens" : "requests",
-                   k->unit == PC_TOK ? "used" : "made", pol_scope_names[k->scope],
-                   (long long)k->limit, (long long)ra);
+                   k->unit == PC_TOK ? "tokens" : "requests", k->unit == PC_TOK ? "used" : "made",
+                   pol_scope_names[k->scope], (long long)k->limit, (long long)ra);
 }
 
 /* ---- Redis admission ---- */
@@ -741,8 +741,8 @@ static void pol_settle_done(predis_call_t *call, redisReply *r, bool late)
 }
 
 /* Send the settlement of checks (with .actual set) to Redis; fire and forget. */
-static void pol_redis_settle(worker_t *w, const cfg_redis_t *rc, config_t *cfg,
-                             const pc_check_t *v, size_t n)
+static void pol_redis_settle(worker_t *w, const cfg_redis_t *rc, config_t *cfg, const pc_check_t *v,
+                             size_t n)
 {
     pol_settle_call_t *s = calloc(1, sizeof *s);
     if (!s) return;
@@ -798,9 +798,9 @@ static void pol_admit_done(predis_call_t *call, redisReply *r, bool late)
         if (ok_reply && r->element[0]->integer == 1 && (late || !pp->c)) {
             for (size_t i = 0; i < pp->n; i++) {
                 pp->checks[i].slot = r->element[2]->integer;
-                pp->checks[i].actual =
-                    pp->checks[i].unit == PC_REQ && pp->fail_open && late ? pp->checks[i].amount
-                                                                          : 0;
+                pp->checks[i].actual = pp->checks[i].unit == PC_REQ && pp->fail_open && late
+                                           ? pp->checks[i].amount
+                                           : 0;
             }
             cfg_redis_t rc = {.timeout_ms = 2000};
             pol_redis_settle(pp->w, &rc, NULL, pp->checks, pp->n);
@@ -835,7 +835,8 @@ static void pol_admit_done(predis_call_t *call, redisReply *r, bool late)
     for (size_t i = 0; i < p->n && i < have; i++) {
         p->checks[i].used = r->element[4 + 2 * i]->integer;
         p->checks[i].reset_ms = r->element[5 + 2 * i]->integer;
-        if (p->checks[i].kind == 'b') p->checks[i].reset_ms = p->checks[i].period_end * 1000 - now_ms;
+        if (p->checks[i].kind == 'b')
+            p->checks[i].reset_ms = p->checks[i].period_end * 1000 - now_ms;
         p->checks[i].slot = now_s;
     }
     free(pp);
@@ -1091,8 +1092,7 @@ void policy_send_usage(api_ctx_t *c, pol_key_t *k)
             u->k = k;
             u->start = start;
             u->end = end;
-            if (predis_eval(c->w, &c->cfg->redis, &u->call, POL_LUA_READ, 1, keys, 0, NULL) ==
-                0) {
+            if (predis_eval(c->w, &c->cfg->redis, &u->call, POL_LUA_READ, 1, keys, 0, NULL) == 0) {
                 p->usage = u;
                 c->req->on_abort = pol_usage_abort;
                 return;

@@ -44,9 +44,9 @@ typedef struct store__op {
     uint64_t probes, successes;
     int64_t last_probe_ms;
     bool up;
-    const char *str[5];  /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
-    int64_t num[5];      /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
-    double cost_usd;     /* SPEND_ADD */
+    const char *str[5]; /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
+    int64_t num[5];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
+    double cost_usd;    /* SPEND_ADD */
     struct event_base *base;
     store_done_fn done;
     void *ud;

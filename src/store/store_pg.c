@@ -285,10 +285,8 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
         const char *name, *sql;
         int n;
     } stmts[] = {
-        {"skuld_model_put", STORE__PG_PUT, 3},
-        {"skuld_model_del", STORE__PG_DEL, 1},
-        {"skuld_health_put", STORE__PG_HPUT, 5},
-        {"skuld_key_put", STORE__PG_KPUT, 4},
+        {"skuld_model_put", STORE__PG_PUT, 3},   {"skuld_model_del", STORE__PG_DEL, 1},
+        {"skuld_health_put", STORE__PG_HPUT, 5}, {"skuld_key_put", STORE__PG_KPUT, 4},
         {"skuld_spend_add", STORE__PG_SADD, 11},
     };
     if (c->prepared) return 0;

@@ -1034,7 +1034,6 @@ static void test_build_with_runtime_models(void **state)
     config_errors_free(&errs);
 }
 
-
 /* ------------------------------------------------------------------------ */
 /* issue 8: redis, auth, limits, budgets                                     */
 

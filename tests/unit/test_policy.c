@@ -60,8 +60,8 @@ static void test_periods(void **state)
     pc_period_bounds(BUDGET_WEEKLY, t + 6 * 86400, &s, &e); /* Sunday: same week */
     assert_int_equal(s, 1795392000);
     pc_period_bounds(BUDGET_MONTHLY, t, &s, &e);
-    assert_int_equal(s, 1793491200); /* 2026-11-01 */
-    assert_int_equal(e, 1796083200); /* 2026-12-01 */
+    assert_int_equal(s, 1793491200);                          /* 2026-11-01 */
+    assert_int_equal(e, 1796083200);                          /* 2026-12-01 */
     pc_period_bounds(BUDGET_MONTHLY, 1798761600 + 5, &s, &e); /* 2027-01-01: year wraps */
     assert_int_equal(s, 1798761600);
     pc_period_bounds(BUDGET_MONTHLY, 1798761600 - 1, &s, &e); /* 2026-12-31 23:59:59 */
@@ -258,8 +258,7 @@ static void test_jwt(void **state)
     assert_string_equal(team, "research");
     assert_string_equal(user, "alice");
     char *wrong_key = make_jwt(JWT_ALG_HS256, "another-secret-another-secret-xx", later, "skuld");
-    assert_int_equal(pol_jwt_verify(&cfg, wrong_key, strlen(wrong_key), a, &team, &user, &why),
-                     -1);
+    assert_int_equal(pol_jwt_verify(&cfg, wrong_key, strlen(wrong_key), a, &team, &user, &why), -1);
     char *expired = make_jwt(JWT_ALG_HS256, cfg.key, (long)time(NULL) - 10, "skuld");
     assert_int_equal(pol_jwt_verify(&cfg, expired, strlen(expired), a, &team, &user, &why), -1);
     assert_string_equal(why, "JWT expired");
@@ -283,9 +282,12 @@ static void test_jwt(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window),       cmocka_unit_test(test_periods),
-        cmocka_unit_test(test_local_reserve_settle), cmocka_unit_test(test_local_race),
-        cmocka_unit_test(test_key_hashing),  cmocka_unit_test(test_jwt),
+        cmocka_unit_test(test_window),
+        cmocka_unit_test(test_periods),
+        cmocka_unit_test(test_local_reserve_settle),
+        cmocka_unit_test(test_local_race),
+        cmocka_unit_test(test_key_hashing),
+        cmocka_unit_test(test_jwt),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
