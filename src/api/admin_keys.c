@@ -12,6 +12,8 @@
  *   GET    /admin/keys/ID/usage      spend and reservations this period, counts
  *   POST   /admin/keys/ID/revoke     revoke (also DELETE /admin/keys/ID)
  *   POST   /admin/keys/ID/rotate     a new secret for the same id and settings
+ *   PUT    /admin/providers/NAME/api_key  {"api_key":"..."}: a provider's key,
+ *                                    sealed into the store, live after a reload
  *
  * Changes are written through the store writer (with a store) and applied to
  * the in-memory table when the write committed, then answered; without a
@@ -27,6 +29,8 @@
 #include "core/jsonw.h"
 #include "policy/keys.h"
 #include "policy/policy.h"
+#include "policy/secrets.h"
+#include "server/gateway.h"
 
 enum { AK_CREATE, AK_REVOKE, AK_ROTATE };
 
@@ -208,8 +212,11 @@ static bool ak_method(http_req_t *r, const char *m)
     return r->method.n == n && memcmp(r->method.p, m, n) == 0;
 }
 
+static bool ak_provider_key(api_ctx_t *c);
+
 bool api_admin_keys(api_ctx_t *c)
 {
+    if (ak_provider_key(c)) return true;
     http_req_t *r = c->req;
     static const char base[] = "/admin/keys";
     size_t bl = sizeof base - 1;
@@ -277,5 +284,136 @@ bool api_admin_keys(api_ctx_t *c)
         api_send_error(c, 404, NULL, "not_found", NULL, "unknown key endpoint");
     }
 #undef AK_ACTION
+    return true;
+}
+
+/* ------------------------------------------------------------------------ */
+/* PUT|POST /admin/providers/NAME/api_key {"api_key":"..."}: seal the key
+ * (policy/secrets.h) into the store, then reload so every worker's snapshot
+ * uses it; answered once served. Needs store.url and store.encryption_key. */
+
+typedef struct ak_secret {
+    api_ctx_t *c; /* NULL once the client left */
+    char *provider, *plain;
+} ak_secret_t;
+
+static void ak_secret_free(ak_secret_t *p)
+{
+    if (p->plain) OPENSSL_cleanse(p->plain, strlen(p->plain));
+    free(p->plain);
+    free(p->provider);
+    free(p);
+}
+
+static void ak_ticket_abort(http_req_t *req)
+{
+    api_ctx_t *c = req->udata;
+    if (c->ticket) c->ticket->alive = false;
+    if (c->pol_admin) ((ak_secret_t *)c->pol_admin)->c = NULL;
+    c->pol_admin = NULL;
+    c->error = "client closed the connection";
+    api_account(c, 499);
+}
+
+static void ak_reloaded(ctl_ticket_t *t)
+{
+    api_ctx_t *c = t->ud;
+    c->ticket = NULL;
+    c->req->on_abort = NULL;
+    if (t->status != 200) {
+        api_send(c, t->status, "application/json", t->body, strlen(t->body));
+        return;
+    }
+    const char *g = strstr(t->body, "\"generation\":");
+    buf_t o;
+    buf_init(&o, 0);
+    buf_appends(&o, "{\"rotated\":true,\"persisted\":true,\"generation\":");
+    buf_appends(&o, g ? g + 13 : "null}");
+    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+static void ak_secret_written(void *ud, int rc, const char *err)
+{
+    ak_secret_t *p = ud;
+    api_ctx_t *c = p->c;
+    (void)err;
+    if (rc >= 0) psec_set(p->provider, p->plain);
+    if (c) {
+        c->pol_admin = NULL;
+        ctl_ticket_t *t = rc >= 0 ? calloc(1, sizeof *t) : NULL;
+        if (!t) {
+            c->req->on_abort = NULL;
+            api_send_error(c, 503, NULL, "store_unavailable", NULL,
+                           "the provider key could not be stored");
+        } else {
+            t->op = CTL_RELOAD;
+            t->base = c->w->base;
+            t->reply = ak_reloaded;
+            t->ud = c;
+            t->alive = true;
+            c->ticket = t;
+            gateway_submit(c->w->gw, t);
+        }
+    }
+    ak_secret_free(p);
+}
+
+static bool ak_provider_key(api_ctx_t *c)
+{
+    http_req_t *r = c->req;
+    static const char pre[] = "/admin/providers/", suf[] = "/api_key";
+    size_t pl = sizeof pre - 1, sl = sizeof suf - 1;
+    if (r->path.n <= pl + sl || memcmp(r->path.p, pre, pl) != 0 ||
+        memcmp(r->path.p + r->path.n - sl, suf, sl) != 0)
+        return false;
+    if (!ak_method(r, "PUT") && !ak_method(r, "POST")) {
+        api_send_error(c, 405, NULL, "method_not_allowed", NULL, "use PUT");
+        return true;
+    }
+    size_t nl = r->path.n - pl - sl;
+    const cfg_provider_t *prov = NULL;
+    for (size_t i = 0; i < c->cfg->n_providers; i++)
+        if (strlen(c->cfg->providers[i].name) == nl &&
+            memcmp(c->cfg->providers[i].name, r->path.p + pl, nl) == 0)
+            prov = &c->cfg->providers[i];
+    if (!prov || !prov->base_url) {
+        api_send_error(c, 404, NULL, "provider_not_found", NULL, "no remote provider of that name");
+        return true;
+    }
+    store_t *s = policy_store();
+    const char *pass = c->cfg->store.encryption_key;
+    if (!s || !pass) {
+        api_send_error(c, 409, NULL, "encryption_not_configured", NULL,
+                       "storing provider keys needs store.url and store.encryption_key");
+        return true;
+    }
+    json_error_t je;
+    json_t *b = json_loadb(r->body ? r->body : "", r->body_len, 0, &je);
+    const char *k = json_string_value(json_object_get(b, "api_key"));
+    bool clean = k && *k && strlen(k) <= 4096;
+    for (const char *q = k; clean && *q; q++)
+        if ((unsigned char)*q < 0x20 || *q == 0x7f) clean = false;
+    if (!clean) {
+        json_decref(b);
+        api_send_error(c, 400, NULL, "invalid_api_key_value", "api_key",
+                       "the body must be {\"api_key\":\"...\"} (printable, at most 4096 bytes)");
+        return true;
+    }
+    ak_secret_t *p = calloc(1, sizeof *p);
+    char *sealed = psec_seal(pass, prov->name, k);
+    if (!p || !sealed || !(p->provider = strdup(prov->name)) || !(p->plain = strdup(k))) {
+        json_decref(b);
+        free(sealed);
+        if (p) ak_secret_free(p);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "cannot seal the key");
+        return true;
+    }
+    json_decref(b); /* the body copy in the arena stays until the request ends */
+    p->c = c;
+    c->pol_admin = p;
+    c->req->on_abort = ak_ticket_abort;
+    store_secret_put(s, prov->name, sealed, c->w->base, ak_secret_written, p);
+    free(sealed);
     return true;
 }

@@ -1115,6 +1115,7 @@ static void parse_server(loader_t *L, config_t *c, const ynode_t *map,
 
 static const field_t store_fields[] = {
     {.key = "url", .type = FT_STRING, .off = offsetof(cfg_store_t, url), .required = true},
+    {.key = "encryption_key", .type = FT_STRING, .off = offsetof(cfg_store_t, encryption_key)},
 };
 
 static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
@@ -1127,6 +1128,9 @@ static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
         err_at(L, vals[0], "store url must start with sqlite://, postgres:// or postgresql://");
     if (u && strncmp(u, "sqlite://", 9) == 0 && !u[9])
         err_at(L, vals[0], "store url sqlite:// needs a file path (sqlite://PATH)");
+    char *raw = c->store.encryption_key; /* issue 8: a secret, resolved like api_key */
+    c->store.encryption_key = raw ? resolve_secret(L, vals[1], raw) : NULL;
+    free_secret(raw);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1603,6 +1607,7 @@ static void config_free(config_t *c)
     free(c->server.default_model);
     free_secret(c->server.master_key);
     free(c->store.url);
+    free_secret(c->store.encryption_key);
     config_policy_free(c);
     free(c->text);
     free(c->source);

@@ -94,7 +94,8 @@ typedef struct cfg_server {
 } cfg_server_t;
 
 typedef struct cfg_store {
-    char *url; /* "sqlite://PATH" or "postgres://..."; NULL = no store */
+    char *url;            /* "sqlite://PATH" or "postgres://..."; NULL = no store */
+    char *encryption_key; /* issue 8: seals provider API keys kept in the store (env:/file:) */
 } cfg_store_t;
 
 /* ---- keys, auth, limits, budgets (issue 8; policy/) ---- */

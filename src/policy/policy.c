@@ -42,6 +42,7 @@
 #include "policy/jwt.h"
 #include "policy/keys.h"
 #include "policy/redis.h"
+#include "policy/secrets.h"
 
 #define POL_MAX_CHECKS 12
 
@@ -84,11 +85,18 @@ static _Atomic uint64_t pol_alerts[3];       /* 50, 80, 100 */
 static _Atomic uint64_t pol_auth_fail[2];    /* 401, 403 */
 static _Atomic uint64_t pol_redis_policy[2]; /* fail-open admits, fail-closed rejects */
 
-void policy_start(store_t *store)
+void policy_start(store_t *store, config_t *cfg)
 {
     pol_store = store;
     if (store && pol_keys_load(store) != 0) log_error("keys: cannot load keys from the store");
     if (pol_keys_count()) log_info("keys: %zu virtual key(s) loaded", pol_keys_count());
+    if (store) psec_load(store, cfg->store.encryption_key);
+    psec_apply(cfg);
+}
+
+void policy_prepare_snapshot(config_t *cfg)
+{
+    psec_apply(cfg);
 }
 
 void policy_refresh(store_t *store)

@@ -30,8 +30,12 @@
 
 struct api_ctx;
 
-/* Start-up (main thread, before the workers): keep the store, load keys. */
-void policy_start(store_t *store);
+/* Start-up (main thread, before the workers): keep the store, load keys and
+ * stored provider keys (applied to cfg, not yet published). */
+void policy_start(store_t *store, config_t *cfg);
+/* Control thread, for every snapshot built before it is published: stored
+ * provider keys override the config's (policy/secrets.h). */
+void policy_prepare_snapshot(config_t *cfg);
 /* Control thread, every few seconds: refresh keys from the store (blocking). */
 void policy_refresh(store_t *store);
 store_t *policy_store(void);

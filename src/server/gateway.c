@@ -140,6 +140,7 @@ static config_t *gw_build(gateway_t *gw, const char *text, size_t len, gw_runtim
     cfg_errors_t errs = {0};
     config_t *c = config_build(text, len, gw->path ? gw->path : "<embedded>", specs, n_rt, &errs);
     free(specs);
+    if (c) policy_prepare_snapshot(c); /* issue 8: provider keys rotated through the admin API */
     if (!c) {
         buf_t b;
         buf_init(&b, 0);
@@ -676,7 +677,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
 
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
-    policy_start(gw.store); /* issue 8: virtual keys from the store */
+    policy_start(gw.store, gw.cfg); /* issue 8: virtual keys, stored provider keys */
     cfg = gw.cfg;
     gw.generation = 1;
     cfg->generation = 1;

@@ -535,7 +535,7 @@ static store__conn_t *store__reader(store_t *s)
  * the connection turns out dead (server restarted, idle connection killed),
  * reconnects and tries once more. */
 typedef struct store__read {
-    int kind; /* 0 ping, 1 models, 2 health, 3 keys */
+    int kind; /* 0 ping, 1 models, 2 health, 3 keys, 4 secrets */
     void (*kfn)(void *ud, const char *id, const char *hash, const char *spec);
     void (*mfn)(void *ud, const char *name, const char *spec_json);
     void (*hfn)(void *ud, const store_health_t *h);
@@ -556,8 +556,10 @@ static int store__read(store_t *s, const store__read_t *rd)
             rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
         else if (rd->kind == 2)
             rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
-        else
+        else if (rd->kind == 3)
             rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
+        else
+            rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
         if (rc == 0 || s->be->alive(c)) break;
     }
     pthread_mutex_unlock(&s->rmu);
@@ -687,6 +689,29 @@ int store_key_load(store_t *s,
                    void *ud)
 {
     store__read_t rd = {.kind = 3, .kfn = fn, .ud = ud};
+    return store__read(s, &rd);
+}
+
+void store_secret_put(store_t *s, const char *provider, const char *sealed, struct event_base *base,
+                      store_done_fn done, void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_SECRET_PUT, provider ? provider : "",
+                                    sealed ? sealed : "", base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!provider || !*provider || !sealed || !*sealed) {
+        store__fail_now(op, "store: a secret needs a provider and a sealed value");
+        return;
+    }
+    store__submit(s, op);
+}
+
+int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
+                      void *ud)
+{
+    store__read_t rd = {.kind = 4, .mfn = fn, .ud = ud};
     return store__read(s, &rd);
 }
 

@@ -94,6 +94,13 @@ typedef struct store_spend {
     int status;
     double cost_usd;
 } store_spend_t;
+/* Provider API keys sealed by policy/secrets.c (AES-256-GCM; the store sees
+ * only the sealed text). Upsert by provider name. */
+void store_secret_put(store_t *s, const char *provider, const char *sealed, struct event_base *base,
+                      store_done_fn done, void *ud);
+int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
+                      void *ud);
+
 void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
                      store_done_fn done, void *ud);
 

@@ -29,8 +29,9 @@ typedef enum {
     STORE__OP_MODEL_PUT = 1,
     STORE__OP_MODEL_DELETE,
     STORE__OP_HEALTH_PUT,
-    STORE__OP_KEY_PUT,   /* name = id, spec = metadata, str[0] = hash */
-    STORE__OP_SPEND_ADD, /* str[0..4] = request_id, key_id, team, user, model */
+    STORE__OP_KEY_PUT,    /* name = id, spec = metadata, str[0] = hash */
+    STORE__OP_SPEND_ADD,  /* str[0..4] = request_id, key_id, team, user, model */
+    STORE__OP_SECRET_PUT, /* name = provider, spec = sealed text */
 } store__op_kind_t;
 
 /* One queued write. Allocated by the submitter in a single block (strings
@@ -72,6 +73,8 @@ typedef struct store__backend {
     int (*health_load)(store__conn_t *c, void (*fn)(void *ud, const store_health_t *h), void *ud,
                        char *err, size_t errlen);
     bool (*ping)(store__conn_t *c);
+    int (*secret_load)(store__conn_t *c, void (*fn)(void *ud, const char *name, const char *sealed),
+                       void *ud, char *err, size_t errlen);
     int (*key_load)(store__conn_t *c,
                     void (*fn)(void *ud, const char *id, const char *hash, const char *spec),
                     void *ud, char *err, size_t errlen);

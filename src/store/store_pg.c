@@ -63,6 +63,12 @@ static const store__migration_t store__pg_migrations[] = {
         ");"
         "CREATE INDEX spend_log_key ON spend_log (key_id, ts_ms);"
         "CREATE INDEX spend_log_team ON spend_log (team, ts_ms);"},
+    /* issue 8: provider API keys, sealed (AES-256-GCM) by policy/secrets.c */
+    {3, "CREATE TABLE provider_secrets ("
+        "  provider TEXT PRIMARY KEY CHECK (provider <> ''),"
+        "  sealed TEXT NOT NULL CHECK (left(sealed, 3) = 'v1:'),"
+        "  updated_at BIGINT NOT NULL"
+        ");"},
 };
 #define STORE__PG_NMIG (sizeof store__pg_migrations / sizeof store__pg_migrations[0])
 
@@ -95,6 +101,11 @@ static const char STORE__PG_SADD[] =
     "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
     " completion_tokens, cost_usd, latency_ms, status)"
     " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+static const char STORE__PG_SECPUT[] =
+    "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (provider) DO UPDATE SET sealed = EXCLUDED.sealed,"
+    " updated_at = EXCLUDED.updated_at";
 
 static void store__pg_quiet(void *arg, const char *message)
 {
@@ -287,7 +298,7 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
     } stmts[] = {
         {"skuld_model_put", STORE__PG_PUT, 3},   {"skuld_model_del", STORE__PG_DEL, 1},
         {"skuld_health_put", STORE__PG_HPUT, 5}, {"skuld_key_put", STORE__PG_KPUT, 4},
-        {"skuld_spend_add", STORE__PG_SADD, 11},
+        {"skuld_spend_add", STORE__PG_SADD, 11}, {"skuld_secret_put", STORE__PG_SECPUT, 3},
     };
     if (c->prepared) return 0;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
@@ -349,6 +360,14 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         params[3] = b1;
         stmt = "skuld_key_put";
         n = 4;
+        break;
+    case STORE__OP_SECRET_PUT:
+        snprintf(b1, sizeof b1, "%llu", (unsigned long long)time_wall_ms());
+        params[0] = op->name;
+        params[1] = op->spec;
+        params[2] = b1;
+        stmt = "skuld_secret_put";
+        n = 3;
         break;
     case STORE__OP_SPEND_ADD:
         snprintf(b1, sizeof b1, "%lld", (long long)op->num[0]);
@@ -444,6 +463,22 @@ static int store__pg_key_load(store__conn_t *c,
     return 0;
 }
 
+static int store__pg_secret_load(store__conn_t *c,
+                                 void (*fn)(void *ud, const char *name, const char *sealed),
+                                 void *ud, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(c->pg, "SELECT provider, sealed FROM provider_secrets ORDER BY 1", 0,
+                               NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        store__pg_fail(c, r, "loading secrets", err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0, n = PQntuples(r); i < n; i++) fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+    return 0;
+}
+
 static bool store__pg_ping(store__conn_t *c)
 {
     PGresult *r = PQexec(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1");
@@ -466,4 +501,5 @@ const store__backend_t store__pg = {
     .health_load = store__pg_health_load,
     .ping = store__pg_ping,
     .key_load = store__pg_key_load,
+    .secret_load = store__pg_secret_load,
 };

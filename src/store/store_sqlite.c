@@ -60,12 +60,18 @@ static const store__migration_t store__sqlite_migrations[] = {
         ");"
         "CREATE INDEX spend_log_key ON spend_log (key_id, ts_ms);"
         "CREATE INDEX spend_log_team ON spend_log (team, ts_ms);"},
+    /* issue 8: provider API keys, sealed (AES-256-GCM) by policy/secrets.c */
+    {3, "CREATE TABLE provider_secrets ("
+        "  provider TEXT PRIMARY KEY CHECK (length(provider) > 0),"
+        "  sealed TEXT NOT NULL CHECK (substr(sealed, 1, 3) = 'v1:'),"
+        "  updated_at INTEGER NOT NULL"
+        ");"},
 };
 #define STORE__SQLITE_NMIG (sizeof store__sqlite_migrations / sizeof store__sqlite_migrations[0])
 
 struct store__conn {
     sqlite3 *db;
-    sqlite3_stmt *put, *del, *hput, *kput, *sadd;
+    sqlite3_stmt *put, *del, *hput, *kput, *sadd, *secput;
 };
 
 static const char STORE__SQL_PUT[] =
@@ -90,6 +96,11 @@ static const char STORE__SQL_SADD[] =
     " completion_tokens, cost_usd, latency_ms, status)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
 
+static const char STORE__SQL_SECPUT[] =
+    "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (provider) DO UPDATE SET sealed = excluded.sealed,"
+    " updated_at = excluded.updated_at";
+
 static int store__sq_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
     snprintf(err, errlen, "sqlite: %s: %s", what, db ? sqlite3_errmsg(db) : "out of memory");
@@ -113,6 +124,7 @@ static void store__sq_disconnect(store__conn_t *c)
     sqlite3_finalize(c->hput);
     sqlite3_finalize(c->kput);
     sqlite3_finalize(c->sadd);
+    sqlite3_finalize(c->secput);
     sqlite3_close(c->db);
     free(c);
 }
@@ -289,6 +301,13 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
         sqlite3_bind_text(st, 3, op->spec, -1, SQLITE_STATIC);
         sqlite3_bind_int64(st, 4, (sqlite3_int64)time_wall_ms());
         break;
+    case STORE__OP_SECRET_PUT:
+        if (store__sq_prepare(c, &c->secput, STORE__SQL_SECPUT, err, errlen)) return -1;
+        st = c->secput;
+        sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall_ms());
+        break;
     case STORE__OP_SPEND_ADD:
         if (store__sq_prepare(c, &c->sadd, STORE__SQL_SADD, err, errlen)) return -1;
         st = c->sadd;
@@ -379,6 +398,22 @@ static int store__sq_key_load(store__conn_t *c,
     return ret;
 }
 
+static int store__sq_secret_load(store__conn_t *c,
+                                 void (*fn)(void *ud, const char *name, const char *sealed),
+                                 void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT provider, sealed FROM provider_secrets ORDER BY provider",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store__sq_fail(c->db, "loading secrets", err, errlen);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading secrets", err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static bool store__sq_ping(store__conn_t *c)
 {
     sqlite3_stmt *st = NULL;
@@ -403,4 +438,5 @@ const store__backend_t store__sqlite = {
     .health_load = store__sq_health_load,
     .ping = store__sq_ping,
     .key_load = store__sq_key_load,
+    .secret_load = store__sq_secret_load,
 };

@@ -59,7 +59,7 @@ class Security(unittest.TestCase):
             f.write(JWT_SECRET + "\n")
         cls.cfg = {
             "server": {"workers": 2, "master_key": "env:SKULD_MK"},
-            "store": {"url": "sqlite://" + cls.db},
+            "store": {"url": "sqlite://" + cls.db, "encryption_key": "env:STORE_KEY"},
             "auth": {"required": True,
                      "jwt": {"algorithms": ["HS256"], "issuer": "https://idp.test",
                              "audience": "skuld", "keys_file": keyfile}},
@@ -68,7 +68,8 @@ class Security(unittest.TestCase):
             "models": [{"name": "gpt-test", "provider": "mock", "model": "m1",
                         "price": {"input": 1, "output": 1}}],
         }
-        cls.env = {"SKULD_MK": MASTER, "PROV_SECRET": PROVIDER_SECRET}
+        cls.env = {"SKULD_MK": MASTER, "PROV_SECRET": PROVIDER_SECRET,
+                   "STORE_KEY": "store-encryption-passphrase-0123456789"}
         cls.s = Skuld(cls.cfg, env=cls.env)
 
     @classmethod
@@ -125,6 +126,36 @@ class Security(unittest.TestCase):
             with open(extra, "rb") as fh:
                 data += fh.read()
         self.assertIn(hashlib.sha256(rotated.encode()).hexdigest().encode(), data)
+
+    def test_1b_provider_key_sealed_and_rotated(self):
+        rotated = "prov-ROTATED-5ecret-0c0ffee0c0ffee"
+        k = self.key()
+        h = {"Authorization": "Bearer " + k["key"]}
+        r = request(self.s.port, "PUT", "/admin/providers/mock/api_key", {"api_key": rotated}, h)
+        self.assertEqual(r.status, 403)  # user keys cannot
+        r = request(self.s.port, "PUT", "/admin/providers/nope/api_key", {"api_key": "x"}, ADMIN)
+        self.assertEqual(r.status, 404)
+        r = request(self.s.port, "PUT", "/admin/providers/mock/api_key", {"api_key": rotated},
+                    ADMIN)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertTrue(r.json()["rotated"])
+        # live without a restart: the next upstream call carries the new key
+        self.assertEqual(self.chat(h).status, 200)
+        self.assertIn(rotated, json.dumps(self.mock.last()["headers"]))
+        self.assertNotIn(PROVIDER_SECRET, json.dumps(self.mock.last()["headers"]))
+        # and after a restart (unsealed from the store)
+        self.s.stop()
+        for f in glob.glob(self.db + "*"):
+            with open(f, "rb") as fh:
+                self.assertNotIn(rotated.encode(), fh.read(), f)
+        self.s.start()
+        self.assertEqual(self.chat(h).status, 200)
+        self.assertIn(rotated, json.dumps(self.mock.last()["headers"]))
+        self.assertNotIn(rotated, self.s.stdout() + self.s.stderr())
+        # back to the planted one, for the other tests
+        r = request(self.s.port, "PUT", "/admin/providers/mock/api_key",
+                    {"api_key": PROVIDER_SECRET}, ADMIN)
+        self.assertEqual(r.status, 200, r.body)
 
     def test_2_user_key_on_admin_403(self):
         k = self.key()

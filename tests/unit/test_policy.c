@@ -18,6 +18,7 @@
 #include "policy/counters.h"
 #include "policy/jwt.h"
 #include "policy/keys.h"
+#include "policy/secrets.h"
 
 static void test_window(void **state)
 {
@@ -279,6 +280,36 @@ static void test_jwt(void **state)
     arena_destroy(a);
 }
 
+static void test_seal(void **state)
+{
+    (void)state;
+    char *a = psec_seal("passphrase", "openai", "sk-provider-secret");
+    char *b = psec_seal("passphrase", "openai", "sk-provider-secret");
+    assert_non_null(a);
+    assert_null(strstr(a, "sk-provider-secret"));
+    assert_string_not_equal(a, b); /* fresh nonce every time */
+    char *p = psec_open("passphrase", "openai", a);
+    assert_string_equal(p, "sk-provider-secret");
+    free(p);
+    assert_null(psec_open("wrong", "openai", a));     /* wrong key */
+    assert_null(psec_open("passphrase", "other", a)); /* bound to its provider */
+    a[40] = a[40] == '0' ? '1' : '0';                 /* tampered */
+    assert_null(psec_open("passphrase", "openai", a));
+    assert_null(psec_open("passphrase", "openai", "v1:zz"));
+    free(a);
+    free(b);
+    /* overrides replace a remote provider's key in a snapshot being built */
+    cfg_provider_t prov[2] = {{.name = "openai", .base_url = "http://x", .api_key = strdup("old")},
+                              {.name = "local"}};
+    config_t c = {.providers = prov, .n_providers = 2};
+    psec_set("openai", "new-key");
+    psec_set("local", "ignored");
+    psec_apply(&c);
+    assert_string_equal(prov[0].api_key, "new-key");
+    assert_null(prov[1].api_key);
+    free(prov[0].api_key);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -288,6 +319,7 @@ int main(void)
         cmocka_unit_test(test_local_race),
         cmocka_unit_test(test_key_hashing),
         cmocka_unit_test(test_jwt),
+        cmocka_unit_test(test_seal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,7 +112,8 @@ static int setup_pg(void **state)
 {
     ctx_t *c = *state;
     snprintf(c->url, sizeof c->url, "%s", getenv("SKULD_TEST_PG_URL"));
-    exec_sql(c, "DROP TABLE IF EXISTS models, health, api_keys, spend_log, schema_migrations");
+    exec_sql(c, "DROP TABLE IF EXISTS models, health, api_keys, spend_log, provider_secrets, "
+                "schema_migrations");
     return 0;
 }
 
@@ -260,8 +261,9 @@ static void test_open_migrate_reopen(void **state)
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 2); /* 2: keys and spend (issue 8) */
-        assert_int_equal(sqlite3_column_int(st, 1), 2);
+        /* 2: keys and spend, 3: provider secrets (issue 8) */
+        assert_int_equal(sqlite3_column_int(st, 0), 3);
+        assert_int_equal(sqlite3_column_int(st, 1), 3);
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
