@@ -22,6 +22,7 @@
 #include "policy/policy.h"
 
 #include <curl/curl.h>
+#include <event2/event.h>
 #include <hiredis/hiredis.h>
 #include <openssl/crypto.h>
 #include <openssl/hmac.h>
@@ -732,7 +733,20 @@ typedef struct pol_settle_call {
     pc_check_t checks[POL_MAX_CHECKS];
     size_t n;
     config_t *cfg; /* reference for alerts; NULL when none */
+    worker_t *w;
+    cfg_redis_t rc; /* timeout and policy only (url stays with the snapshot) */
+    struct event *retry;
+    int tries;
 } pol_settle_call_t;
+
+#define POL_SETTLE_TRIES 60 /* one a second: a minute of Redis being unreachable */
+
+static void pol_settle_free(pol_settle_call_t *s)
+{
+    if (s->retry) event_free(s->retry);
+    if (s->cfg) config_unref(s->cfg);
+    free(s);
+}
 
 static void pol_settle_done(predis_call_t *call, redisReply *r, bool late)
 {
@@ -744,8 +758,49 @@ static void pol_settle_done(predis_call_t *call, redisReply *r, bool late)
                                 r->element[2 * i + 1]->integer, false);
     }
     if (!late && call->timed_out) return; /* the late reply follows */
-    if (s->cfg) config_unref(s->cfg);
-    free(s);
+    pol_settle_free(s);
+}
+
+static void pol_settle_send(pol_settle_call_t *s);
+
+static void pol_settle_retry(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    pol_settle_send(arg);
+}
+
+/* A settlement that could not even be sent (Redis unreachable) is retried
+ * every second for a minute; one that was sent is never repeated (its
+ * outcome may be unknown, and a repeat would charge twice). */
+static void pol_settle_send(pol_settle_call_t *s)
+{
+    const char *keys[POL_MAX_CHECKS], *args[4 * POL_MAX_CHECKS];
+    char names[POL_MAX_CHECKS][200], nums[POL_MAX_CHECKS][3][24];
+    const pc_check_t *v = s->checks;
+    for (size_t i = 0; i < s->n; i++) {
+        snprintf(names[i], sizeof names[i], "skuld:%.190s", v[i].name);
+        keys[i] = names[i];
+        snprintf(nums[i][0], 24, "%lld", (long long)v[i].slot);
+        snprintf(nums[i][1], 24, "%lld", (long long)v[i].amount);
+        snprintf(nums[i][2], 24, "%lld", (long long)v[i].actual);
+        args[4 * i] = v[i].kind == 'r' ? "r" : "b";
+        args[4 * i + 1] = nums[i][0];
+        args[4 * i + 2] = nums[i][1];
+        args[4 * i + 3] = nums[i][2];
+    }
+    if (predis_eval(s->w, &s->rc, &s->call, POL_LUA_SETTLE, (int)s->n, keys, (int)(4 * s->n),
+                    args) == 0)
+        return;
+    if (++s->tries < POL_SETTLE_TRIES &&
+        (s->retry || (s->retry = evtimer_new(s->w->base, pol_settle_retry, s)))) {
+        struct timeval tv = {1, 0};
+        evtimer_add(s->retry, &tv);
+        return;
+    }
+    log_warn("redis: a settlement could not be sent; its reservation stays until the counter "
+             "expires");
+    pol_settle_free(s);
 }
 
 /* Send the settlement of checks (with .actual set) to Redis; fire and forget. */
@@ -757,26 +812,12 @@ static void pol_redis_settle(worker_t *w, const cfg_redis_t *rc, config_t *cfg, 
     memcpy(s->checks, v, n * sizeof *v);
     s->n = n;
     s->call.done = pol_settle_done;
-    const char *keys[POL_MAX_CHECKS], *args[4 * POL_MAX_CHECKS];
-    char names[POL_MAX_CHECKS][200], nums[POL_MAX_CHECKS][3][24];
-    for (size_t i = 0; i < n; i++) {
-        snprintf(names[i], sizeof names[i], "skuld:%s", v[i].name);
-        keys[i] = names[i];
-        snprintf(nums[i][0], 24, "%lld", (long long)v[i].slot);
-        snprintf(nums[i][1], 24, "%lld", (long long)v[i].amount);
-        snprintf(nums[i][2], 24, "%lld", (long long)v[i].actual);
-        args[4 * i] = v[i].kind == 'r' ? "r" : "b";
-        args[4 * i + 1] = nums[i][0];
-        args[4 * i + 2] = nums[i][1];
-        args[4 * i + 3] = nums[i][2];
-    }
+    s->w = w;
+    s->rc.timeout_ms = rc->timeout_ms > 1000 ? rc->timeout_ms : 1000;
+    s->rc.fail_open = rc->fail_open;
+    s->rc.url = NULL;
     s->cfg = cfg ? config_ref(cfg) : NULL;
-    if (predis_eval(w, rc, &s->call, POL_LUA_SETTLE, (int)n, keys, (int)(4 * n), args) != 0) {
-        log_warn("redis: a settlement could not be sent; its reservation stays until the "
-                 "counter expires");
-        if (s->cfg) config_unref(s->cfg);
-        free(s);
-    }
+    pol_settle_send(s);
 }
 
 static void pol_pending_abort(http_req_t *req)

@@ -140,6 +140,7 @@ static predis_conn_t *predis_get(worker_t *w, const cfg_redis_t *rc)
     if (w->id < 0 || w->id >= PREDIS_MAX_WORKERS) return NULL;
     predis_conn_t *c = predis_conns[w->id];
     if (c) return c;
+    if (!rc->url) return NULL; /* only calls after an admission pass no url */
     c = calloc(1, sizeof *c);
     if (!c) return NULL;
     if (predis_parse_url(c, rc->url) != 0) {
