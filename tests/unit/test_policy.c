@@ -7,6 +7,12 @@
 
 #include <cmocka.h>
 #include <jwt.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+#include <openssl/rsa.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -280,6 +286,102 @@ static void test_jwt(void **state)
     arena_destroy(a);
 }
 
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+    static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    size_t o = 0;
+    for (size_t i = 0; i < n; i += 3) {
+        unsigned v = (unsigned)in[i] << 16 | (i + 1 < n ? (unsigned)in[i + 1] << 8 : 0) |
+                     (i + 2 < n ? in[i + 2] : 0);
+        out[o++] = t[v >> 18 & 63];
+        out[o++] = t[v >> 12 & 63];
+        if (i + 1 < n) out[o++] = t[v >> 6 & 63];
+        if (i + 2 < n) out[o++] = t[v & 63];
+    }
+    out[o] = '\0';
+}
+
+static char *bn_b64(EVP_PKEY *pk, const char *name)
+{
+    BIGNUM *bn = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, name, &bn), 1);
+    unsigned char buf[600];
+    int n = BN_bn2bin(bn, buf);
+    BN_free(bn);
+    char *out = malloc(1000);
+    b64url(buf, (size_t)n, out);
+    return out;
+}
+
+static char *sign(jwt_alg_t alg, const unsigned char *key, int klen, const char *kid)
+{
+    jwt_t *j = NULL;
+    jwt_new(&j);
+    jwt_add_grant(j, "sub", "bob");
+    jwt_add_grant_int(j, "exp", (long)time(NULL) + 600);
+    if (kid) jwt_add_header(j, "kid", kid);
+    jwt_set_alg(j, alg, key, klen);
+    char *t = jwt_encode_str(j);
+    jwt_free(j);
+    return t;
+}
+
+/* keys_file as a JWKS: an RSA key and an HMAC key, chosen by kid */
+static void test_jwks(void **state)
+{
+    (void)state;
+    EVP_PKEY *pk = EVP_RSA_gen(2048);
+    assert_non_null(pk);
+    BIO *b = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL);
+    char *priv;
+    long pl = BIO_get_mem_data(b, &priv);
+    char *n = bn_b64(pk, OSSL_PKEY_PARAM_RSA_N), *e = bn_b64(pk, OSSL_PKEY_PARAM_RSA_E);
+    const char *hs = "hs-secret-for-the-jwks-0123456789";
+    char hs64[100];
+    b64url((const unsigned char *)hs, strlen(hs), hs64);
+    char jwks[4096];
+    snprintf(jwks, sizeof jwks,
+             "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"%s\",\"e\":\"%s\"},"
+             "{\"kty\":\"oct\",\"kid\":\"h1\",\"k\":\"%s\"}]}",
+             n, e, hs64);
+    cfg_jwt_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char *algs[] = {"RS256", "HS256"};
+    cfg.algorithms.v = algs;
+    cfg.algorithms.n = 2;
+    cfg.key = jwks;
+    cfg.key_len = strlen(jwks);
+    arena_t *a = arena_create(1024);
+    const char *team, *user, *why = NULL;
+    char *rs = sign(JWT_ALG_RS256, (const unsigned char *)priv, (int)pl, "r1");
+    assert_int_equal(pol_jwt_verify(&cfg, rs, strlen(rs), a, &team, &user, &why), 0);
+    assert_string_equal(user, "bob");
+    char *rs_bad_kid = sign(JWT_ALG_RS256, (const unsigned char *)priv, (int)pl, "nope");
+    assert_int_equal(pol_jwt_verify(&cfg, rs_bad_kid, strlen(rs_bad_kid), a, &team, &user, &why),
+                     -1);
+    char *h = sign(JWT_ALG_HS256, (const unsigned char *)hs, (int)strlen(hs), "h1");
+    assert_int_equal(pol_jwt_verify(&cfg, h, strlen(h), a, &team, &user, &why), 0);
+    /* the RSA public key used as an HMAC secret (algorithm confusion) fails */
+    BIO *pb = BIO_new(BIO_s_mem());
+    PEM_write_bio_PUBKEY(pb, pk);
+    char *pub;
+    long publ = BIO_get_mem_data(pb, &pub);
+    char *conf = sign(JWT_ALG_HS256, (const unsigned char *)pub, (int)publ, "r1");
+    assert_int_equal(pol_jwt_verify(&cfg, conf, strlen(conf), a, &team, &user, &why), -1);
+    assert_string_equal(why, "JWT algorithm does not match the key");
+    BIO_free(pb);
+    free(rs);
+    free(rs_bad_kid);
+    free(h);
+    free(conf);
+    free(n);
+    free(e);
+    BIO_free(b);
+    EVP_PKEY_free(pk);
+    arena_destroy(a);
+}
+
 static void test_seal(void **state)
 {
     (void)state;
@@ -320,6 +422,7 @@ int main(void)
         cmocka_unit_test(test_key_hashing),
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_jwks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
