@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "local/cli.h"
 #include "local/local.h"
+#include "policy/cli.h"
 #include "server/gateway.h"
 
 static void usage(FILE *out)
@@ -24,6 +25,7 @@ static void usage(FILE *out)
         "  skuld demo-model -o PATH               write the small random-weight demo model\n"
         "  skuld pull URL [-o DIR] [--sha256 HEX] download a GGUF model (resume, checksum)\n"
         "  skuld pull --catalog FILE auto [-o DIR] pick from a catalog by available memory\n"
+        "  skuld keys create|list|revoke [ID] -c FILE [options]  virtual API keys in the store\n"
         "  skuld version                          print the version\n");
 }
 
@@ -97,6 +99,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "demo-model")) return local_cli_demo_model(argc, argv);
     if (!strcmp(cmd, "pull")) return local_cli_pull(argc, argv);
+    if (!strcmp(cmd, "keys")) return policy_cli_keys(argc, argv);
     fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

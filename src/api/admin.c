@@ -21,6 +21,7 @@
 #include "core/jsonw.h"
 #include "core/secure.h"
 #include "route/resil.h"
+#include "policy/policy.h"
 #include "server/gateway.h"
 
 static bool admin_path_is(http_req_t *r, const char *p)
@@ -212,6 +213,7 @@ void api_admin(api_ctx_t *c)
     http_slice_t auth = http_req_header(r, "authorization");
     bool ok = auth.n > 7 && strncasecmp(auth.p, "Bearer ", 7) == 0 &&
               secure_equal(auth.p + 7, auth.n - 7, key, strlen(key));
+    if (!ok && policy_admin_nonmaster(c)) return; /* issue 8: a user key gets 403 */
     if (!ok) {
         http_resp_header(r, "WWW-Authenticate", "Bearer");
         api_send_error(c, 401, NULL, "invalid_api_key", NULL,
@@ -246,6 +248,7 @@ void api_admin(api_ctx_t *c)
             api_send(c, 200, "application/json", buf_data(&o), o.len);
             buf_free(&o);
         }
+    } else if (api_admin_keys(c)) { /* issue 8: /admin/keys... */
     } else {
         api_send_error(c, 404, NULL, "not_found", NULL, "unknown admin endpoint %.*s %.*s",
                        (int)r->method.n, r->method.p, (int)r->path.n, r->path.p);

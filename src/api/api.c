@@ -11,6 +11,7 @@
 #include "api/internal.h"
 #include "core/jsonw.h"
 #include "policy/cost.h"
+#include "policy/policy.h"
 #include "core/log.h"
 #include "route/resil.h"
 #include "server/gateway.h"
@@ -66,6 +67,7 @@ void api_account(api_ctx_t *c, int status)
 {
     if (c->accounted) return;
     c->accounted = true;
+    policy_settle(c, status); /* issue 8: reservations settled or released, spend row */
     http_req_t *r = c->req;
     uint64_t dur = time_mono_ns() - r->start_ns;
     if (c->ms) {
@@ -95,6 +97,13 @@ void api_account(api_ctx_t *c, int status)
         .prompt_tokens = c->prompt_tokens,
         .completion_tokens = c->completion_tokens,
         .error = c->error,
+        .key_id = policy_key_id(c),
+        .team = policy_team(c),
+        .user = policy_user(c),
+        .cost_usd = c->model && (c->prompt_tokens > 0 || c->completion_tokens > 0)
+                        ? cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens,
+                                   c->completion_tokens)
+                        : -1,
     };
     accesslog_write(c->w->log, &rec);
     config_unref(c->cfg);
@@ -170,6 +179,7 @@ static void api_metrics(api_ctx_t *c)
     buf_t o;
     buf_init(&o, 0);
     metrics_render(&o);
+    policy_metrics_render(&o);
     api_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_data(&o), o.len);
     buf_free(&o);
 }
@@ -226,6 +236,8 @@ void api_handle(http_req_t *req)
         api_admin(c);
         return;
     }
+    if (req->path.n >= 4 && memcmp(req->path.p, "/v1/", 4) == 0 && !policy_auth_v1(c))
+        return; /* issue 8: 401, or GET /v1/key/usage answered */
     const api_route_t *route = NULL;
     bool path_known = false;
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {

@@ -40,6 +40,11 @@ typedef struct api_ctx {
     size_t n_cands;
     /* resilience (route/resil.h): attempts taken for x-skuld-attempts */
     int attempts;
+    /* ---- keys, auth, limits, budgets (issue 8, policy/policy.h): the
+     * principal, the saved api_relay_start arguments while an admission is
+     * pending, the reservations to settle in api_account. NULL = none. */
+    struct pol_req *pol;
+    void *pol_admin; /* api/admin_keys.c: a key change waiting for the store */
 } api_ctx_t;
 
 api_ctx_t *api_ctx_new(http_req_t *req);
@@ -58,6 +63,8 @@ void api_error_json(buf_t *out, int status, const char *type, const char *code, 
 
 /* Endpoints */
 void api_admin(api_ctx_t *c);
+/* /admin/keys...: true when the path was one of its endpoints (answered). */
+bool api_admin_keys(api_ctx_t *c);
 void api_openai_models(api_ctx_t *c);
 void api_openai_inference(api_ctx_t *c, endpoint_t ep);
 /* From model resolution on, for a parsed OpenAI-shaped body (takes ownership). */

@@ -7,6 +7,7 @@
 #include "api/internal.h"
 #include "core/jsonw.h"
 #include "route/resil.h"
+#include "policy/policy.h"
 
 void api_openai_models(api_ctx_t *c)
 {
@@ -109,5 +110,5 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
     bool client_usage =
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     c->stream = stream;
-    api_relay_start(c, ep, body, stream, client_usage);
+    policy_admit(c, ep, body, stream, client_usage); /* issue 8: ends in api_relay_start */
 }

@@ -1252,6 +1252,7 @@ static void parse_server(loader_t *L, config_t *c, const ynode_t *map,
 
 static const field_t store_fields[] = {
     {.key = "url", .type = FT_STRING, .off = offsetof(cfg_store_t, url), .required = true},
+    {.key = "encryption_key", .type = FT_STRING, .off = offsetof(cfg_store_t, encryption_key)},
 };
 
 static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
@@ -1264,6 +1265,293 @@ static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
         err_at(L, vals[0], "store url must start with sqlite://, postgres:// or postgresql://");
     if (u && strncmp(u, "sqlite://", 9) == 0 && !u[9])
         err_at(L, vals[0], "store url sqlite:// needs a file path (sqlite://PATH)");
+    char *raw = c->store.encryption_key; /* issue 8: a secret, resolved like api_key */
+    c->store.encryption_key = raw ? resolve_secret(L, vals[1], raw) : NULL;
+    free_secret(raw);
+}
+
+/* ------------------------------------------------------------------------ */
+/* issue 8: redis, auth, limits, budgets (used by src/policy)                */
+
+#define RDS(f) offsetof(cfg_redis_t, f)
+enum { R_URL, R_TIMEOUT, R_ON_FAILURE };
+static const field_t redis_fields[] = {
+    [R_URL] = {.key = "url", .type = FT_STRING, .off = RDS(url), .required = true},
+    [R_TIMEOUT] = {.key = "timeout", .type = FT_DURATION, .off = RDS(timeout_ms), .min = 1},
+    [R_ON_FAILURE] = {.key = "on_failure", .type = FT_MAPPING},
+};
+
+static void parse_redis(loader_t *L, config_t *c, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(redis_fields)], *vals[COUNTOF(redis_fields)];
+    c->redis.timeout_ms = 50;
+    c->redis.fail_open = true;
+    walk_map(L, map, "redis", redis_fields, COUNTOF(redis_fields), &c->redis, keys, vals);
+    if (c->redis.url && strncmp(c->redis.url, "redis://", 8) != 0)
+        err_at(L, vals[R_URL], "redis url must start with redis://");
+    const ynode_t *of = vals[R_ON_FAILURE];
+    if (of) {
+        if (scalar_is(of, "open"))
+            c->redis.fail_open = true;
+        else if (scalar_is(of, "closed"))
+            c->redis.fail_open = false;
+        else
+            err_at(L, of, "on_failure must be open or closed");
+    }
+}
+
+#define JWT(f) offsetof(cfg_jwt_t, f)
+enum { J_ALGS, J_ISSUER, J_AUDIENCE, J_KEYS_FILE, J_TEAM_CLAIM, J_USER_CLAIM };
+static const field_t jwt_fields[] = {
+    [J_ALGS] = {.key = "algorithms", .type = FT_STRLIST, .off = JWT(algorithms), .required = true},
+    [J_ISSUER] = {.key = "issuer", .type = FT_STRING, .off = JWT(issuer)},
+    [J_AUDIENCE] = {.key = "audience", .type = FT_STRING, .off = JWT(audience)},
+    [J_KEYS_FILE] = {.key = "keys_file",
+                     .type = FT_STRING,
+                     .off = JWT(keys_file),
+                     .required = true},
+    [J_TEAM_CLAIM] = {.key = "team_claim", .type = FT_STRING, .off = JWT(team_claim)},
+    [J_USER_CLAIM] = {.key = "user_claim", .type = FT_STRING, .off = JWT(user_claim)},
+};
+
+static const char *const jwt_alg_names[] = {"HS256", "HS384", "HS512", "RS256", "RS384",
+                                            "RS512", "ES256", "ES384", "ES512"};
+
+static void parse_jwt(loader_t *L, cfg_jwt_t *j, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(jwt_fields)], *vals[COUNTOF(jwt_fields)];
+    walk_map(L, map, "auth.jwt", jwt_fields, COUNTOF(jwt_fields), j, keys, vals);
+    for (size_t i = 0; i < j->algorithms.n; i++) {
+        size_t k = 0;
+        while (k < COUNTOF(jwt_alg_names) && strcmp(jwt_alg_names[k], j->algorithms.v[i]) != 0) k++;
+        if (k == COUNTOF(jwt_alg_names))
+            err_at(L, vals[J_ALGS],
+                   "auth.jwt.algorithms: '%.32s' is not allowed (HS256..512, "
+                   "RS256..512, ES256..512; never none)",
+                   j->algorithms.v[i]);
+    }
+    if (vals[J_ALGS] && !j->algorithms.n)
+        err_at(L, vals[J_ALGS], "auth.jwt.algorithms must name at least one algorithm");
+    if (j->keys_file) {
+        FILE *f = fopen(j->keys_file, "rb");
+        if (!f) {
+            err_at(L, vals[J_KEYS_FILE], "auth.jwt.keys_file: cannot read %s: %s", j->keys_file,
+                   strerror(errno));
+        } else {
+            char *data = malloc(SECRET_FILE_MAX + 1);
+            size_t n = data ? fread(data, 1, SECRET_FILE_MAX + 1, f) : 0;
+            fclose(f);
+            if (!data || n == 0 || n > SECRET_FILE_MAX) {
+                err_at(L, vals[J_KEYS_FILE], "auth.jwt.keys_file: %s is empty or too large",
+                       j->keys_file);
+                free(data);
+            } else {
+                while (n && (data[n - 1] == '\n' || data[n - 1] == '\r')) n--;
+                data[n] = '\0';
+                j->key = data;
+                j->key_len = n;
+            }
+        }
+    }
+    if (!j->team_claim) j->team_claim = strdup("team");
+    if (!j->user_claim) j->user_claim = strdup("sub");
+}
+
+#define AUT(f) offsetof(cfg_auth_t, f)
+enum { A_REQUIRED, A_JWT, A_HMAC_SECRET, A_HMAC_WINDOW };
+static const field_t auth_fields[] = {
+    [A_REQUIRED] = {.key = "required", .type = FT_BOOL, .off = AUT(required)},
+    [A_JWT] = {.key = "jwt", .type = FT_MAPPING},
+    [A_HMAC_SECRET] = {.key = "hmac_secret", .type = FT_STRING, .off = AUT(hmac_secret)},
+    [A_HMAC_WINDOW] = {.key = "hmac_window",
+                       .type = FT_DURATION,
+                       .off = AUT(hmac_window_ms),
+                       .min = 1000},
+};
+
+static void parse_auth(loader_t *L, config_t *c, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(auth_fields)], *vals[COUNTOF(auth_fields)];
+    c->auth.hmac_window_ms = 300000;
+    walk_map(L, map, "auth", auth_fields, COUNTOF(auth_fields), &c->auth, keys, vals);
+    char *raw = c->auth.hmac_secret;
+    c->auth.hmac_secret = raw ? resolve_secret(L, vals[A_HMAC_SECRET], raw) : NULL;
+    free_secret(raw);
+    const ynode_t *j = vals[A_JWT];
+    if (j && j->kind != YNODE_MAPPING) {
+        err_at(L, j, "auth.jwt: expected a mapping");
+    } else if (j) {
+        c->auth.jwt_on = true;
+        parse_jwt(L, &c->auth.jwt, j);
+    }
+}
+
+#define LIM(f) offsetof(cfg_limit_t, f)
+static const field_t limit_item_fields[] = {
+    {.key = "name", .type = FT_STRING, .off = LIM(name), .required = true},
+    {.key = "rpm", .type = FT_INT, .off = LIM(rpm), .min = 0, .max = INT32_MAX},
+    {.key = "tpm", .type = FT_INT, .off = LIM(tpm), .min = 0, .max = INT32_MAX},
+};
+
+#define BGT(f) offsetof(cfg_budget_t, f)
+enum { BI_NAME, BI_USD, BI_PERIOD };
+static const field_t budget_item_fields[] = {
+    [BI_NAME] = {.key = "name", .type = FT_STRING, .off = BGT(name), .required = true},
+    [BI_USD] = {.key = "budget_usd",
+                .type = FT_NUMBER,
+                .off = BGT(usd),
+                .dmin = 0,
+                .dmax = 1e12,
+                .required = true},
+    [BI_PERIOD] = {.key = "period", .type = FT_MAPPING},
+};
+
+int config_budget_period(const char *s)
+{
+    if (!s) return -1;
+    if (!strcmp(s, "daily")) return BUDGET_DAILY;
+    if (!strcmp(s, "weekly")) return BUDGET_WEEKLY;
+    if (!strcmp(s, "monthly")) return BUDGET_MONTHLY;
+    return -1;
+}
+
+/* A sequence of mappings, each walked with `fields` into items of `size` bytes. */
+static void *parse_items(loader_t *L, const ynode_t *seq, const char *what, const field_t *fields,
+                         size_t nf, size_t size, size_t *n_out, const ynode_t ***periods)
+{
+    *n_out = 0;
+    if (!seq || ytree_is_null(seq)) return NULL;
+    if (seq->kind != YNODE_SEQUENCE) {
+        err_at(L, seq, "%s: expected a list", what);
+        return NULL;
+    }
+    char *items = calloc(seq->n + 1, size);
+    if (periods) *periods = calloc(seq->n + 1, sizeof **periods);
+    if (!items || (periods && !*periods)) {
+        err_at(L, seq, "out of memory");
+        free(items);
+        return NULL;
+    }
+    for (size_t i = 0; i < seq->n; i++) {
+        const ynode_t *it = seq->items[i];
+        if (it->kind != YNODE_MAPPING) {
+            err_at(L, it, "%s: expected a mapping", what);
+            continue;
+        }
+        const ynode_t *keys[MAX_FIELDS], *vals[MAX_FIELDS];
+        walk_map(L, it, what, fields, nf, items + *n_out * size, keys, vals);
+        if (periods) (*periods)[*n_out] = vals[BI_PERIOD];
+        (*n_out)++;
+    }
+    return items;
+}
+
+enum { LI_RPM, LI_TPM, LI_DEFMAX, LI_TEAMS, LI_MODELS };
+static const field_t limits_fields[] = {
+    [LI_RPM] = {.key = "rpm",
+                .type = FT_INT,
+                .off = offsetof(cfg_limits_t, rpm),
+                .min = 0,
+                .max = INT32_MAX},
+    [LI_TPM] = {.key = "tpm",
+                .type = FT_INT,
+                .off = offsetof(cfg_limits_t, tpm),
+                .min = 0,
+                .max = INT32_MAX},
+    [LI_DEFMAX] = {.key = "default_max_tokens",
+                   .type = FT_INT,
+                   .off = offsetof(cfg_limits_t, default_max_tokens),
+                   .min = 1,
+                   .max = 10000000},
+    [LI_TEAMS] = {.key = "teams", .type = FT_MAPPING},
+    [LI_MODELS] = {.key = "models", .type = FT_MAPPING},
+};
+
+static void parse_limits(loader_t *L, config_t *c, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(limits_fields)], *vals[COUNTOF(limits_fields)];
+    walk_map(L, map, "limits", limits_fields, COUNTOF(limits_fields), &c->limits, keys, vals);
+    c->limits.teams =
+        parse_items(L, vals[LI_TEAMS], "limits.teams", limit_item_fields,
+                    COUNTOF(limit_item_fields), sizeof(cfg_limit_t), &c->limits.n_teams, NULL);
+    c->limits.models =
+        parse_items(L, vals[LI_MODELS], "limits.models", limit_item_fields,
+                    COUNTOF(limit_item_fields), sizeof(cfg_limit_t), &c->limits.n_models, NULL);
+    for (size_t i = 0; i < c->limits.n_models; i++) {
+        const char *n = c->limits.models[i].name;
+        if (n && !config_find_model(c, n, strlen(n)))
+            err_at(L, vals[LI_MODELS], "limits.models: '%.64s' is not a configured model", n);
+    }
+}
+
+enum { BU_ON_EXCEEDED, BU_FALLBACK, BU_WEBHOOK, BU_TEAMS };
+static const field_t budgets_fields[] = {
+    [BU_ON_EXCEEDED] = {.key = "on_exceeded", .type = FT_MAPPING},
+    [BU_FALLBACK] = {.key = "fallback_model",
+                     .type = FT_STRING,
+                     .off = offsetof(cfg_budgets_t, fallback_model)},
+    [BU_WEBHOOK] = {.key = "alert_webhook",
+                    .type = FT_STRING,
+                    .off = offsetof(cfg_budgets_t, alert_webhook)},
+    [BU_TEAMS] = {.key = "teams", .type = FT_MAPPING},
+};
+
+static void parse_budgets(loader_t *L, config_t *c, const ynode_t *map)
+{
+    const ynode_t *keys[COUNTOF(budgets_fields)], *vals[COUNTOF(budgets_fields)];
+    walk_map(L, map, "budgets", budgets_fields, COUNTOF(budgets_fields), &c->budgets, keys, vals);
+    const ynode_t *oe = vals[BU_ON_EXCEEDED];
+    if (oe) {
+        if (scalar_is(oe, "reject"))
+            c->budgets.fallback = false;
+        else if (scalar_is(oe, "fallback"))
+            c->budgets.fallback = true;
+        else
+            err_at(L, oe, "on_exceeded must be reject or fallback");
+    }
+    const char *fm = c->budgets.fallback_model;
+    if (c->budgets.fallback && !fm)
+        err_at(L, oe, "on_exceeded: fallback needs budgets.fallback_model");
+    if (fm && !config_find_model(c, fm, strlen(fm)))
+        err_at(L, vals[BU_FALLBACK], "budgets.fallback_model '%.64s' is not a configured model",
+               fm);
+    const ynode_t **periods = NULL;
+    c->budgets.teams = parse_items(L, vals[BU_TEAMS], "budgets.teams", budget_item_fields,
+                                   COUNTOF(budget_item_fields), sizeof(cfg_budget_t),
+                                   &c->budgets.n_teams, &periods);
+    for (size_t i = 0; i < c->budgets.n_teams; i++) {
+        const ynode_t *p = periods[i];
+        c->budgets.teams[i].period = BUDGET_MONTHLY;
+        if (p) {
+            int v = p->kind == YNODE_SCALAR ? config_budget_period(p->str) : -1;
+            if (v < 0)
+                err_at(L, p, "period must be daily, weekly or monthly");
+            else
+                c->budgets.teams[i].period = v;
+        }
+    }
+    free(periods);
+}
+
+static void config_policy_free(config_t *c)
+{
+    free(c->redis.url);
+    config__strlist_free(&c->auth.jwt.algorithms);
+    free(c->auth.jwt.issuer);
+    free(c->auth.jwt.audience);
+    free(c->auth.jwt.keys_file);
+    free_secret(c->auth.jwt.key);
+    free(c->auth.jwt.team_claim);
+    free(c->auth.jwt.user_claim);
+    free_secret(c->auth.hmac_secret);
+    for (size_t i = 0; i < c->limits.n_teams; i++) free(c->limits.teams[i].name);
+    free(c->limits.teams);
+    for (size_t i = 0; i < c->limits.n_models; i++) free(c->limits.models[i].name);
+    free(c->limits.models);
+    free(c->budgets.fallback_model);
+    free(c->budgets.alert_webhook);
+    for (size_t i = 0; i < c->budgets.n_teams; i++) free(c->budgets.teams[i].name);
+    free(c->budgets.teams);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1271,11 +1559,15 @@ static void parse_store(loader_t *L, config_t *c, const ynode_t *map)
 
 /* Sections DESIGN.md names that later versions implement. */
 static const char *const unsupported_sections[] = {
-    "redis", "routes", "auth", "limits", "budgets", "cache", "telemetry", "optimizer",
+    "routes",
+    "cache",
+    "telemetry",
+    "optimizer",
 };
 
-static const char *const top_sections[] = {"server", "providers", "models", "store"};
-enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE };
+static const char *const top_sections[] = {"server", "providers", "models", "store",
+                                           "redis",  "auth",      "limits", "budgets"};
+enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE, T_REDIS, T_AUTH, T_LIMITS, T_BUDGETS };
 
 /* A section value: null means "empty"; otherwise it must be `kind`. */
 static const ynode_t *section(loader_t *L, const ynode_t *v, const char *name, ynode_kind_t kind)
@@ -1464,6 +1756,16 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
     const ynode_t *store = section(L, sec[T_STORE], "store", YNODE_MAPPING);
     if (store) parse_store(L, c, store);
 
+    /* issue 8 (policy): after models, which limits and budgets name */
+    const ynode_t *redis = section(L, sec[T_REDIS], "redis", YNODE_MAPPING);
+    if (redis) parse_redis(L, c, redis);
+    const ynode_t *auth = section(L, sec[T_AUTH], "auth", YNODE_MAPPING);
+    if (auth) parse_auth(L, c, auth);
+    const ynode_t *limits = section(L, sec[T_LIMITS], "limits", YNODE_MAPPING);
+    if (limits) parse_limits(L, c, limits);
+    const ynode_t *budgets = section(L, sec[T_BUDGETS], "budgets", YNODE_MAPPING);
+    if (budgets) parse_budgets(L, c, budgets);
+
     if (server) {
         const char *dm = c->server.default_model;
         if (dm && dm_at && !config_find_model(c, dm, strlen(dm)))
@@ -1503,6 +1805,8 @@ static void config_free(config_t *c)
     free(c->server.default_model);
     free_secret(c->server.master_key);
     free(c->store.url);
+    free_secret(c->store.encryption_key);
+    config_policy_free(c);
     free(c->text);
     free(c->source);
     free(c);
@@ -1522,6 +1826,10 @@ static config_t *load(loader_t *L, const char *data, size_t len)
         err_pos(L, 0, 0, "out of memory");
     } else {
         c->text_len = len;
+        c->limits.default_max_tokens = 1024; /* issue 8 defaults */
+        c->redis.timeout_ms = 50;
+        c->redis.fail_open = true;
+        c->auth.hmac_window_ms = 300000;
         atomic_init(&c->refs, 1);
         parse_root(L, c, ytree_root(t));
     }

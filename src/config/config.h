@@ -136,8 +136,63 @@ typedef struct cfg_server {
 } cfg_server_t;
 
 typedef struct cfg_store {
-    char *url; /* "sqlite://PATH" or "postgres://..."; NULL = no store */
+    char *url;            /* "sqlite://PATH" or "postgres://..."; NULL = no store */
+    char *encryption_key; /* issue 8: seals provider API keys kept in the store (env:/file:) */
 } cfg_store_t;
+
+/* ---- keys, auth, limits, budgets (issue 8; policy/) ---- */
+typedef struct cfg_redis {
+    char *url;           /* redis://HOST:PORT[/DB]; NULL = counters in process memory */
+    uint64_t timeout_ms; /* per command; default 50ms */
+    bool fail_open;      /* on_failure: open (default, admit) | closed (reject 503) */
+} cfg_redis_t;
+
+typedef struct cfg_jwt {
+    cfg_strlist_t algorithms; /* allowlist, e.g. HS256, RS256; "none" is never accepted */
+    char *issuer, *audience;  /* checked when set */
+    char *keys_file;          /* HMAC secret or PEM public key */
+    char *key;                /* the file's content, read at load; never logged */
+    size_t key_len;
+    char *team_claim, *user_claim; /* default "team" and "sub" */
+} cfg_jwt_t;
+
+typedef struct cfg_auth {
+    bool required; /* the /v1 endpoints need a key (or a JWT when jwt is configured) */
+    bool jwt_on;   /* auth.jwt present */
+    cfg_jwt_t jwt;
+    char *hmac_secret;       /* optional request signing (env:/file:); NULL = off */
+    uint64_t hmac_window_ms; /* accepted clock skew of x-skuld-timestamp; default 5m */
+} cfg_auth_t;
+
+typedef struct cfg_limit {
+    char *name;   /* team or deployment name */
+    int rpm, tpm; /* 0 = unlimited */
+} cfg_limit_t;
+
+typedef struct cfg_limits {
+    int rpm, tpm;           /* global, per instance group; 0 = unlimited */
+    int default_max_tokens; /* reservation when a request sets no max_tokens; default 1024 */
+    cfg_limit_t *teams;     /* limits.teams */
+    size_t n_teams;
+    cfg_limit_t *models; /* limits.models: per deployment (provider limits) */
+    size_t n_models;
+} cfg_limits_t;
+
+enum { BUDGET_DAILY = 0, BUDGET_WEEKLY, BUDGET_MONTHLY };
+
+typedef struct cfg_budget {
+    char *name;
+    double usd;
+    int period; /* BUDGET_* */
+} cfg_budget_t;
+
+typedef struct cfg_budgets {
+    bool fallback;        /* on_exceeded: reject (default) | fallback */
+    char *fallback_model; /* deployment used while a budget is exhausted */
+    char *alert_webhook;  /* POSTed at 50/80/100%; NULL = log line and metric only */
+    cfg_budget_t *teams;
+    size_t n_teams;
+} cfg_budgets_t;
 
 typedef struct config {
     atomic_int refs;
@@ -151,6 +206,11 @@ typedef struct config {
     size_t n_providers;
     cfg_model_t *models;
     size_t n_models;
+    /* issue 8 (policy) */
+    cfg_redis_t redis;
+    cfg_auth_t auth;
+    cfg_limits_t limits;
+    cfg_budgets_t budgets;
 } config_t;
 
 typedef struct cfg_error {
@@ -192,6 +252,9 @@ config_t *config_ref(config_t *c);
 void config_unref(config_t *c);
 
 const cfg_model_t *config_find_model(const config_t *c, const char *name, size_t len);
+
+/* "daily" -> BUDGET_DAILY ...; -1 when unknown. */
+int config_budget_period(const char *s);
 
 /* Value parsers, exposed for tests and for later sections. Return 0 or -1. */
 int config_parse_duration_ms(const char *s, uint64_t *out);

@@ -87,6 +87,10 @@ void accesslog_write(accesslog_t *l, const accesslog_rec_t *r)
         buf_appends(b, ",\"completion_tokens\":");
         buf_append_i64(b, r->completion_tokens);
     }
+    if (r->cost_usd >= 0) buf_printf(b, ",\"cost_usd\":%.10f", r->cost_usd);
+    if (r->key_id) buf_appends(b, ",\"key_id\":"), jsonw_cstr(b, r->key_id);
+    if (r->team) buf_appends(b, ",\"team\":"), jsonw_cstr(b, r->team);
+    if (r->user) buf_appends(b, ",\"user\":"), jsonw_cstr(b, r->user);
     if (r->error) buf_appends(b, ",\"error\":"), jsonw_cstr(b, r->error);
     buf_appends(b, "}\n");
     if (b->len >= ACCESSLOG_FLUSH_BYTES) accesslog_flush(l);

@@ -30,6 +30,8 @@ typedef struct accesslog_rec {
     uint64_t bytes_in, bytes_out;
     long prompt_tokens, completion_tokens; /* -1 when unknown */
     const char *error;                     /* short reason when the request failed, or NULL */
+    const char *key_id, *team, *user;      /* attribution (issue 8); NULL = anonymous */
+    double cost_usd;                       /* < 0 when unknown */
 } accesslog_rec_t;
 
 accesslog_t *accesslog_create(struct event_base *base, int fd, bool enabled);

@@ -25,6 +25,7 @@
 #include "core/log.h"
 #include "core/loopcall.h"
 #include "obs/metrics.h"
+#include "policy/policy.h"
 #include "route/health.h"
 #include "server/worker.h"
 #include "store/store.h"
@@ -139,6 +140,7 @@ static config_t *gw_build(gateway_t *gw, const char *text, size_t len, gw_runtim
     cfg_errors_t errs = {0};
     config_t *c = config_build(text, len, gw->path ? gw->path : "<embedded>", specs, n_rt, &errs);
     free(specs);
+    if (c) policy_prepare_snapshot(c); /* issue 8: provider keys rotated through the admin API */
     if (!c) {
         buf_t b;
         buf_init(&b, 0);
@@ -500,6 +502,7 @@ static void gw_control_loop(gateway_t *gw, int sigfd)
         uint64_t now = time_mono_ns() / 1000000;
         if (gw->store && now >= gw->next_ping_ms) { /* for /readyz; blocking is fine here */
             atomic_store(&gw->store_ok, store_ping(gw->store));
+            policy_refresh(gw->store); /* issue 8: keys changed by other instances */
             gw->next_ping_ms = now + 5000;
         }
         uint64_t wake = gw->store ? gw->next_ping_ms : UINT64_MAX;
@@ -674,6 +677,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
 
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
+    policy_start(gw.store, gw.cfg); /* issue 8: virtual keys, stored provider keys */
     cfg = gw.cfg;
     gw.generation = 1;
     cfg->generation = 1;

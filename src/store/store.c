@@ -535,7 +535,8 @@ static store__conn_t *store__reader(store_t *s)
  * the connection turns out dead (server restarted, idle connection killed),
  * reconnects and tries once more. */
 typedef struct store__read {
-    int kind; /* 0 ping, 1 models, 2 health */
+    int kind; /* 0 ping, 1 models, 2 health, 3 keys, 4 secrets */
+    void (*kfn)(void *ud, const char *id, const char *hash, const char *spec);
     void (*mfn)(void *ud, const char *name, const char *spec_json);
     void (*hfn)(void *ud, const store_health_t *h);
     void *ud;
@@ -553,8 +554,12 @@ static int store__read(store_t *s, const store__read_t *rd)
             rc = s->be->ping(c) ? 0 : -1;
         else if (rd->kind == 1)
             rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
-        else
+        else if (rd->kind == 2)
             rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
+        else if (rd->kind == 3)
+            rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
+        else
+            rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
         if (rc == 0 || s->be->alive(c)) break;
     }
     pthread_mutex_unlock(&s->rmu);
@@ -629,6 +634,102 @@ void store_health_put(store_t *s, const store_health_t *h, struct event_base *ba
     op->successes = h->successes;
     op->last_probe_ms = h->last_probe_ms;
     op->up = h->up;
+    store__submit(s, op);
+}
+
+/* ---- keys and spend (issue 8) ---- */
+
+/* One op with n strings (NULL allowed) copied behind it into op->str[]. */
+static store__op_t *store__op_strs(store__op_kind_t kind, const char *name, const char *spec,
+                                   const char *const *strs, size_t n, struct event_base *base,
+                                   store_done_fn done, void *ud)
+{
+    size_t extra = 0;
+    for (size_t i = 0; i < n; i++) extra += strs[i] ? strlen(strs[i]) + 1 : 0;
+    size_t nl = name ? strlen(name) + 1 : 0, sl = spec ? strlen(spec) + 1 : 0;
+    store__op_t *op = malloc(sizeof *op + nl + sl + extra);
+    if (!op) return NULL;
+    memset(op, 0, sizeof *op);
+    char *p = (char *)(op + 1);
+    if (name) memcpy(p, name, nl), op->name = p, p += nl;
+    if (spec) memcpy(p, spec, sl), op->spec = p, p += sl;
+    for (size_t i = 0; i < n; i++) {
+        if (!strs[i]) continue;
+        size_t l = strlen(strs[i]) + 1;
+        memcpy(p, strs[i], l);
+        op->str[i] = p;
+        p += l;
+    }
+    op->kind = kind;
+    op->base = base;
+    op->done = done;
+    op->ud = ud;
+    return op;
+}
+
+void store_key_put(store_t *s, const char *id, const char *hash_hex, const char *spec_json,
+                   struct event_base *base, store_done_fn done, void *ud)
+{
+    const char *strs[1] = {hash_hex};
+    store__op_t *op = store__op_strs(STORE__OP_KEY_PUT, id ? id : "", spec_json ? spec_json : "{}",
+                                     strs, 1, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!id || !*id || !hash_hex || !*hash_hex) {
+        store__fail_now(op, "store: a key needs an id and a hash");
+        return;
+    }
+    store__submit(s, op);
+}
+
+int store_key_load(store_t *s,
+                   void (*fn)(void *ud, const char *id, const char *hash_hex, const char *spec),
+                   void *ud)
+{
+    store__read_t rd = {.kind = 3, .kfn = fn, .ud = ud};
+    return store__read(s, &rd);
+}
+
+void store_secret_put(store_t *s, const char *provider, const char *sealed, struct event_base *base,
+                      store_done_fn done, void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_SECRET_PUT, provider ? provider : "",
+                                    sealed ? sealed : "", base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!provider || !*provider || !sealed || !*sealed) {
+        store__fail_now(op, "store: a secret needs a provider and a sealed value");
+        return;
+    }
+    store__submit(s, op);
+}
+
+int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
+                      void *ud)
+{
+    store__read_t rd = {.kind = 4, .mfn = fn, .ud = ud};
+    return store__read(s, &rd);
+}
+
+void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
+                     store_done_fn done, void *ud)
+{
+    const char *strs[5] = {row->request_id, row->key_id, row->team, row->user, row->model};
+    store__op_t *op = store__op_strs(STORE__OP_SPEND_ADD, NULL, NULL, strs, 5, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    op->num[0] = row->ts_ms;
+    op->num[1] = row->prompt_tokens;
+    op->num[2] = row->completion_tokens;
+    op->num[3] = row->latency_ms;
+    op->num[4] = row->status;
+    op->cost_usd = row->cost_usd;
     store__submit(s, op);
 }
 

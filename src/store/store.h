@@ -76,4 +76,32 @@ void store_health_put(store_t *s, const store_health_t *h, struct event_base *ba
                       store_done_fn done, void *ud);
 int store_health_load(store_t *s, void (*fn)(void *ud, const store_health_t *h), void *ud);
 
+/* ---- virtual API keys and the spend log (issue 8, policy/) ---- */
+/* A key: id, SHA-256 of the secret (hex), and its metadata as a JSON object
+ * (prefix, name, team, user, limits, budget, expiry, revoked...). The secret
+ * itself is never stored. Upsert by id. */
+void store_key_put(store_t *s, const char *id, const char *hash_hex, const char *spec_json,
+                   struct event_base *base, store_done_fn done, void *ud);
+/* Synchronous read of every key (revoked ones too), in creation order. */
+int store_key_load(store_t *s,
+                   void (*fn)(void *ud, const char *id, const char *hash_hex, const char *spec),
+                   void *ud);
+
+/* One row per finished inference request. Fire-and-forget (done may be NULL). */
+typedef struct store_spend {
+    const char *request_id, *key_id, *team, *user, *model; /* may be NULL */
+    int64_t ts_ms, prompt_tokens, completion_tokens, latency_ms;
+    int status;
+    double cost_usd;
+} store_spend_t;
+/* Provider API keys sealed by policy/secrets.c (AES-256-GCM; the store sees
+ * only the sealed text). Upsert by provider name. */
+void store_secret_put(store_t *s, const char *provider, const char *sealed, struct event_base *base,
+                      store_done_fn done, void *ud);
+int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
+                      void *ud);
+
+void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
+                     store_done_fn done, void *ud);
+
 #endif

@@ -29,6 +29,9 @@ typedef enum {
     STORE__OP_MODEL_PUT = 1,
     STORE__OP_MODEL_DELETE,
     STORE__OP_HEALTH_PUT,
+    STORE__OP_KEY_PUT,    /* name = id, spec = metadata, str[0] = hash */
+    STORE__OP_SPEND_ADD,  /* str[0..4] = request_id, key_id, team, user, model */
+    STORE__OP_SECRET_PUT, /* name = provider, spec = sealed text */
 } store__op_kind_t;
 
 /* One queued write. Allocated by the submitter in a single block (strings
@@ -42,6 +45,9 @@ typedef struct store__op {
     uint64_t probes, successes;
     int64_t last_probe_ms;
     bool up;
+    const char *str[5]; /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
+    int64_t num[5];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
+    double cost_usd;    /* SPEND_ADD */
     struct event_base *base;
     store_done_fn done;
     void *ud;
@@ -67,6 +73,11 @@ typedef struct store__backend {
     int (*health_load)(store__conn_t *c, void (*fn)(void *ud, const store_health_t *h), void *ud,
                        char *err, size_t errlen);
     bool (*ping)(store__conn_t *c);
+    int (*secret_load)(store__conn_t *c, void (*fn)(void *ud, const char *name, const char *sealed),
+                       void *ud, char *err, size_t errlen);
+    int (*key_load)(store__conn_t *c,
+                    void (*fn)(void *ud, const char *id, const char *hash, const char *spec),
+                    void *ud, char *err, size_t errlen);
 } store__backend_t;
 
 extern const store__backend_t store__sqlite;

@@ -45,6 +45,30 @@ static const store__migration_t store__pg_migrations[] = {
         "  last_probe_ms BIGINT NOT NULL DEFAULT 0,"
         "  up BOOLEAN NOT NULL DEFAULT false"
         ");"},
+    /* issue 8: virtual API keys (hash only, never the secret) and the spend log */
+    {2, "CREATE TABLE api_keys ("
+        "  id TEXT PRIMARY KEY CHECK (id <> ''),"
+        "  hash TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),"
+        "  spec TEXT NOT NULL CHECK (jsonb_typeof(spec::jsonb) = 'object'),"
+        "  seq BIGSERIAL NOT NULL UNIQUE,"
+        "  updated_at BIGINT NOT NULL"
+        ");"
+        "CREATE TABLE spend_log ("
+        "  id BIGSERIAL PRIMARY KEY,"
+        "  ts_ms BIGINT NOT NULL,"
+        "  request_id TEXT, key_id TEXT, team TEXT, user_name TEXT, model TEXT,"
+        "  prompt_tokens BIGINT, completion_tokens BIGINT,"
+        "  cost_usd DOUBLE PRECISION NOT NULL DEFAULT 0,"
+        "  latency_ms BIGINT, status INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX spend_log_key ON spend_log (key_id, ts_ms);"
+        "CREATE INDEX spend_log_team ON spend_log (team, ts_ms);"},
+    /* issue 8: provider API keys, sealed (AES-256-GCM) by policy/secrets.c */
+    {3, "CREATE TABLE provider_secrets ("
+        "  provider TEXT PRIMARY KEY CHECK (provider <> ''),"
+        "  sealed TEXT NOT NULL CHECK (left(sealed, 3) = 'v1:'),"
+        "  updated_at BIGINT NOT NULL"
+        ");"},
 };
 #define STORE__PG_NMIG (sizeof store__pg_migrations / sizeof store__pg_migrations[0])
 
@@ -68,6 +92,20 @@ static const char STORE__PG_HPUT[] =
     " VALUES ($1, $2, $3, $4, $5)"
     " ON CONFLICT (model) DO UPDATE SET probes = EXCLUDED.probes,"
     " successes = EXCLUDED.successes, last_probe_ms = EXCLUDED.last_probe_ms, up = EXCLUDED.up";
+
+static const char STORE__PG_KPUT[] =
+    "INSERT INTO api_keys (id, hash, spec, updated_at) VALUES ($1, $2, $3, $4)"
+    " ON CONFLICT (id) DO UPDATE SET hash = EXCLUDED.hash, spec = EXCLUDED.spec,"
+    " updated_at = EXCLUDED.updated_at";
+static const char STORE__PG_SADD[] =
+    "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
+    " completion_tokens, cost_usd, latency_ms, status)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+
+static const char STORE__PG_SECPUT[] =
+    "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES ($1, $2, $3)"
+    " ON CONFLICT (provider) DO UPDATE SET sealed = EXCLUDED.sealed,"
+    " updated_at = EXCLUDED.updated_at";
 
 static void store__pg_quiet(void *arg, const char *message)
 {
@@ -258,9 +296,9 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
         const char *name, *sql;
         int n;
     } stmts[] = {
-        {"skuld_model_put", STORE__PG_PUT, 3},
-        {"skuld_model_del", STORE__PG_DEL, 1},
-        {"skuld_health_put", STORE__PG_HPUT, 5},
+        {"skuld_model_put", STORE__PG_PUT, 3},   {"skuld_model_del", STORE__PG_DEL, 1},
+        {"skuld_health_put", STORE__PG_HPUT, 5}, {"skuld_key_put", STORE__PG_KPUT, 4},
+        {"skuld_spend_add", STORE__PG_SADD, 11}, {"skuld_secret_put", STORE__PG_SECPUT, 3},
     };
     if (c->prepared) return 0;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
@@ -284,8 +322,8 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
     /* Prepared on first use (the tables exist by then). Prepared statements
      * belong to the session, not the transaction: a later rollback keeps them. */
     if (store__pg_prepare_all(c, err, errlen)) return -1;
-    char b1[24], b2[24], b3[24];
-    const char *params[5];
+    char b1[24], b2[24], b3[24], b4[24], b5[24], b6[40];
+    const char *params[11];
     const char *stmt;
     int n;
     switch (op->kind) {
@@ -313,6 +351,40 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         params[4] = op->up ? "true" : "false";
         stmt = "skuld_health_put";
         n = 5;
+        break;
+    case STORE__OP_KEY_PUT:
+        snprintf(b1, sizeof b1, "%llu", (unsigned long long)time_wall_ms());
+        params[0] = op->name;
+        params[1] = op->str[0];
+        params[2] = op->spec;
+        params[3] = b1;
+        stmt = "skuld_key_put";
+        n = 4;
+        break;
+    case STORE__OP_SECRET_PUT:
+        snprintf(b1, sizeof b1, "%llu", (unsigned long long)time_wall_ms());
+        params[0] = op->name;
+        params[1] = op->spec;
+        params[2] = b1;
+        stmt = "skuld_secret_put";
+        n = 3;
+        break;
+    case STORE__OP_SPEND_ADD:
+        snprintf(b1, sizeof b1, "%lld", (long long)op->num[0]);
+        snprintf(b2, sizeof b2, "%lld", (long long)op->num[1]);
+        snprintf(b3, sizeof b3, "%lld", (long long)op->num[2]);
+        snprintf(b4, sizeof b4, "%lld", (long long)op->num[3]);
+        snprintf(b5, sizeof b5, "%lld", (long long)op->num[4]);
+        snprintf(b6, sizeof b6, "%.17g", op->cost_usd);
+        params[0] = b1;
+        for (int i = 0; i < 5; i++) params[1 + i] = op->str[i];
+        params[6] = b2;
+        params[7] = b3;
+        params[8] = b6;
+        params[9] = b4;
+        params[10] = b5;
+        stmt = "skuld_spend_add";
+        n = 11;
         break;
     default:
         snprintf(err, errlen, "store: unknown op");
@@ -373,6 +445,40 @@ static int store__pg_health_load(store__conn_t *c, void (*fn)(void *ud, const st
     return 0;
 }
 
+static int store__pg_key_load(store__conn_t *c,
+                              void (*fn)(void *ud, const char *id, const char *hash,
+                                         const char *spec),
+                              void *ud, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(c->pg, "SELECT id, hash, spec FROM api_keys ORDER BY seq", 0, NULL,
+                               NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        store__pg_fail(c, r, "loading keys", err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
+    PQclear(r);
+    return 0;
+}
+
+static int store__pg_secret_load(store__conn_t *c,
+                                 void (*fn)(void *ud, const char *name, const char *sealed),
+                                 void *ud, char *err, size_t errlen)
+{
+    PGresult *r = PQexecParams(c->pg, "SELECT provider, sealed FROM provider_secrets ORDER BY 1", 0,
+                               NULL, NULL, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        store__pg_fail(c, r, "loading secrets", err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0, n = PQntuples(r); i < n; i++) fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
+    PQclear(r);
+    return 0;
+}
+
 static bool store__pg_ping(store__conn_t *c)
 {
     PGresult *r = PQexec(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1");
@@ -394,4 +500,6 @@ const store__backend_t store__pg = {
     .model_load = store__pg_model_load,
     .health_load = store__pg_health_load,
     .ping = store__pg_ping,
+    .key_load = store__pg_key_load,
+    .secret_load = store__pg_secret_load,
 };

@@ -41,12 +41,37 @@ static const store__migration_t store__sqlite_migrations[] = {
         "  last_probe_ms INTEGER NOT NULL DEFAULT 0,"
         "  up INTEGER NOT NULL DEFAULT 0"
         ");"},
+    /* issue 8: virtual API keys (hash only, never the secret) and the spend log */
+    {2, "CREATE TABLE api_keys ("
+        "  id TEXT PRIMARY KEY CHECK (length(id) > 0),"
+        "  hash TEXT NOT NULL UNIQUE CHECK (length(hash) = 64),"
+        "  spec TEXT NOT NULL CHECK (CASE WHEN json_valid(spec)"
+        "                             THEN json_type(spec) = 'object' ELSE 0 END),"
+        "  seq INTEGER NOT NULL UNIQUE,"
+        "  updated_at INTEGER NOT NULL"
+        ");"
+        "CREATE TABLE spend_log ("
+        "  id INTEGER PRIMARY KEY AUTOINCREMENT,"
+        "  ts_ms INTEGER NOT NULL,"
+        "  request_id TEXT, key_id TEXT, team TEXT, user_name TEXT, model TEXT,"
+        "  prompt_tokens INTEGER, completion_tokens INTEGER,"
+        "  cost_usd REAL NOT NULL DEFAULT 0,"
+        "  latency_ms INTEGER, status INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX spend_log_key ON spend_log (key_id, ts_ms);"
+        "CREATE INDEX spend_log_team ON spend_log (team, ts_ms);"},
+    /* issue 8: provider API keys, sealed (AES-256-GCM) by policy/secrets.c */
+    {3, "CREATE TABLE provider_secrets ("
+        "  provider TEXT PRIMARY KEY CHECK (length(provider) > 0),"
+        "  sealed TEXT NOT NULL CHECK (substr(sealed, 1, 3) = 'v1:'),"
+        "  updated_at INTEGER NOT NULL"
+        ");"},
 };
 #define STORE__SQLITE_NMIG (sizeof store__sqlite_migrations / sizeof store__sqlite_migrations[0])
 
 struct store__conn {
     sqlite3 *db;
-    sqlite3_stmt *put, *del, *hput;
+    sqlite3_stmt *put, *del, *hput, *kput, *sadd, *secput;
 };
 
 static const char STORE__SQL_PUT[] =
@@ -60,6 +85,21 @@ static const char STORE__SQL_HPUT[] =
     " VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (model) DO UPDATE SET probes = excluded.probes,"
     " successes = excluded.successes, last_probe_ms = excluded.last_probe_ms, up = excluded.up";
+
+static const char STORE__SQL_KPUT[] =
+    "INSERT INTO api_keys (id, hash, spec, seq, updated_at)"
+    " VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys), ?4)"
+    " ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, spec = excluded.spec,"
+    " updated_at = excluded.updated_at";
+static const char STORE__SQL_SADD[] =
+    "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
+    " completion_tokens, cost_usd, latency_ms, status)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+
+static const char STORE__SQL_SECPUT[] =
+    "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (provider) DO UPDATE SET sealed = excluded.sealed,"
+    " updated_at = excluded.updated_at";
 
 static int store__sq_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
@@ -82,6 +122,9 @@ static void store__sq_disconnect(store__conn_t *c)
     sqlite3_finalize(c->put);
     sqlite3_finalize(c->del);
     sqlite3_finalize(c->hput);
+    sqlite3_finalize(c->kput);
+    sqlite3_finalize(c->sadd);
+    sqlite3_finalize(c->secput);
     sqlite3_close(c->db);
     free(c);
 }
@@ -250,6 +293,36 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
         sqlite3_bind_int64(st, 4, (sqlite3_int64)op->last_probe_ms);
         sqlite3_bind_int(st, 5, op->up ? 1 : 0);
         break;
+    case STORE__OP_KEY_PUT:
+        if (store__sq_prepare(c, &c->kput, STORE__SQL_KPUT, err, errlen)) return -1;
+        st = c->kput;
+        sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->str[0], -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 3, op->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 4, (sqlite3_int64)time_wall_ms());
+        break;
+    case STORE__OP_SECRET_PUT:
+        if (store__sq_prepare(c, &c->secput, STORE__SQL_SECPUT, err, errlen)) return -1;
+        st = c->secput;
+        sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)time_wall_ms());
+        break;
+    case STORE__OP_SPEND_ADD:
+        if (store__sq_prepare(c, &c->sadd, STORE__SQL_SADD, err, errlen)) return -1;
+        st = c->sadd;
+        sqlite3_bind_int64(st, 1, op->num[0]);
+        for (int i = 0; i < 5; i++)
+            if (op->str[i])
+                sqlite3_bind_text(st, 2 + i, op->str[i], -1, SQLITE_STATIC);
+            else
+                sqlite3_bind_null(st, 2 + i);
+        sqlite3_bind_int64(st, 7, op->num[1]);
+        sqlite3_bind_int64(st, 8, op->num[2]);
+        sqlite3_bind_double(st, 9, op->cost_usd);
+        sqlite3_bind_int64(st, 10, op->num[3]);
+        sqlite3_bind_int64(st, 11, op->num[4]);
+        break;
     default:
         snprintf(err, errlen, "store: unknown op");
         return -1;
@@ -307,6 +380,40 @@ static int store__sq_health_load(store__conn_t *c, void (*fn)(void *ud, const st
     return ret;
 }
 
+static int store__sq_key_load(store__conn_t *c,
+                              void (*fn)(void *ud, const char *id, const char *hash,
+                                         const char *spec),
+                              void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT id, hash, spec FROM api_keys ORDER BY seq", -1, &st,
+                           NULL) != SQLITE_OK)
+        return store__sq_fail(c->db, "loading keys", err, errlen);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           (const char *)sqlite3_column_text(st, 2));
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading keys", err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
+static int store__sq_secret_load(store__conn_t *c,
+                                 void (*fn)(void *ud, const char *name, const char *sealed),
+                                 void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, "SELECT provider, sealed FROM provider_secrets ORDER BY provider",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store__sq_fail(c->db, "loading secrets", err, errlen);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading secrets", err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static bool store__sq_ping(store__conn_t *c)
 {
     sqlite3_stmt *st = NULL;
@@ -330,4 +437,6 @@ const store__backend_t store__sqlite = {
     .model_load = store__sq_model_load,
     .health_load = store__sq_health_load,
     .ping = store__sq_ping,
+    .key_load = store__sq_key_load,
+    .secret_load = store__sq_secret_load,
 };

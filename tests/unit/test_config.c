@@ -1196,6 +1196,79 @@ static void test_resilience_runtime_model_refs(void **state)
     config_errors_free(&errs);
 }
 
+/* ------------------------------------------------------------------------ */
+/* issue 8: redis, auth, limits, budgets                                     */
+
+static void test_policy_sections(void **state)
+{
+    (void)state;
+    char kf[] = "/tmp/skuld-jwtkey-XXXXXX";
+    int fd = mkstemp(kf);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "sekret\n", 7), 7);
+    close(fd);
+    char yaml[2048];
+    snprintf(yaml, sizeof yaml,
+             "providers:\n  - {name: p, type: echo}\n"
+             "models:\n  - {name: a, provider: p}\n  - {name: local, provider: p}\n"
+             "redis:\n  url: redis://127.0.0.1:6380/2\n  timeout: 80ms\n  on_failure: closed\n"
+             "auth:\n  required: true\n  jwt:\n    algorithms: [HS256]\n    issuer: iss\n"
+             "    audience: aud\n    keys_file: %s\n"
+             "limits:\n  rpm: 1000\n  tpm: 50000\n  default_max_tokens: 256\n"
+             "  teams:\n    - {name: research, rpm: 10, tpm: 100}\n"
+             "  models:\n    - {name: a, rpm: 5}\n"
+             "budgets:\n  on_exceeded: fallback\n  fallback_model: local\n"
+             "  teams:\n    - {name: research, budget_usd: 12.5, period: weekly}\n",
+             kf);
+    cfg_errors_t errs = {0};
+    config_t *c = config_load_string(yaml, strlen(yaml), "t.yaml", &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_string_equal(c->redis.url, "redis://127.0.0.1:6380/2");
+    assert_int_equal(c->redis.timeout_ms, 80);
+    assert_false(c->redis.fail_open);
+    assert_true(c->auth.required);
+    assert_true(c->auth.jwt_on);
+    assert_string_equal(c->auth.jwt.key, "sekret");
+    assert_string_equal(c->auth.jwt.user_claim, "sub");
+    assert_int_equal(c->limits.rpm, 1000);
+    assert_int_equal(c->limits.default_max_tokens, 256);
+    assert_int_equal(c->limits.n_teams, 1);
+    assert_int_equal(c->limits.teams[0].tpm, 100);
+    assert_int_equal(c->limits.models[0].rpm, 5);
+    assert_true(c->budgets.fallback);
+    assert_int_equal(c->budgets.n_teams, 1);
+    assert_int_equal(c->budgets.teams[0].period, BUDGET_WEEKLY);
+    assert_true(c->budgets.teams[0].usd == 12.5);
+    config_unref(c);
+    unlink(kf);
+    /* defaults without the sections */
+    c = config_load_string(PROVIDERS_OK, strlen(PROVIDERS_OK), "t.yaml", &errs);
+    assert_non_null(c);
+    assert_int_equal(c->redis.timeout_ms, 50);
+    assert_true(c->redis.fail_open);
+    assert_false(c->auth.required);
+    assert_int_equal(c->limits.default_max_tokens, 1024);
+    config_unref(c);
+}
+
+static void test_policy_errors(void **state)
+{
+    (void)state;
+    expect_only("redis:\n  url: http://x\n", 2, 8, "redis url must start with redis://");
+    expect_only("redis:\n  url: redis://x\n  on_failure: maybe\n", 3, 15,
+                "on_failure must be open or closed");
+    expect_only("auth:\n  jwt:\n    algorithms: [none]\n    keys_file: /etc/hostname\n", 3, 17,
+                "'none' is not allowed");
+    expect_only("limits:\n  teams:\n    - {name: x, rpm: -1}\n", 3, 22,
+                "rpm must be between 0 and");
+    expect_only("limits:\n  models:\n    - {name: nope, rpm: 1}\n", 3, 5,
+                "'nope' is not a configured model");
+    expect_only("budgets:\n  teams:\n    - {name: x, budget_usd: 1, period: yearly}\n", 3, 40,
+                "period must be daily, weekly or monthly");
+    expect_only("budgets:\n  on_exceeded: fallback\n", 2, 16, "needs budgets.fallback_model");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1233,6 +1306,8 @@ int main(void)
         cmocka_unit_test(test_resilience_plain_defaults),
         cmocka_unit_test(test_resilience_errors),
         cmocka_unit_test(test_resilience_runtime_model_refs),
+        cmocka_unit_test(test_policy_sections),
+        cmocka_unit_test(test_policy_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -112,7 +112,8 @@ static int setup_pg(void **state)
 {
     ctx_t *c = *state;
     snprintf(c->url, sizeof c->url, "%s", getenv("SKULD_TEST_PG_URL"));
-    exec_sql(c, "DROP TABLE IF EXISTS models, health, schema_migrations");
+    exec_sql(c, "DROP TABLE IF EXISTS models, health, api_keys, spend_log, provider_secrets, "
+                "schema_migrations");
     return 0;
 }
 
@@ -260,8 +261,9 @@ static void test_open_migrate_reopen(void **state)
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        assert_int_equal(sqlite3_column_int(st, 0), 1);
-        assert_int_equal(sqlite3_column_int(st, 1), 1);
+        /* 2: keys and spend, 3: provider secrets (issue 8) */
+        assert_int_equal(sqlite3_column_int(st, 0), 3);
+        assert_int_equal(sqlite3_column_int(st, 1), 3);
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
@@ -404,6 +406,81 @@ static void test_health_put_load(void **state)
     assert_int_equal(l.h[2].successes, 10);
     assert_int_equal(l.h[2].last_probe_ms, 1700000000999);
     assert_false(l.h[2].up);
+    store_close(s);
+    event_base_free(base);
+}
+
+/* issue 8: keys (upsert by id, hash unique), spend rows, sealed secrets */
+typedef struct klist {
+    int n;
+    char id[4][32], hash[4][80], spec[4][256];
+} klist_t;
+
+static void collect_key(void *ud, const char *id, const char *hash, const char *spec)
+{
+    klist_t *l = ud;
+    if (l->n >= 4) return;
+    snprintf(l->id[l->n], 32, "%s", id);
+    snprintf(l->hash[l->n], 80, "%s", hash);
+    snprintf(l->spec[l->n], 256, "%s", spec);
+    l->n++;
+}
+
+static void collect_secret(void *ud, const char *name, const char *sealed)
+{
+    klist_t *l = ud;
+    if (l->n >= 4) return;
+    snprintf(l->id[l->n], 32, "%s", name);
+    snprintf(l->spec[l->n], 256, "%s", sealed);
+    l->n++;
+}
+
+static void test_keys_spend_secrets(void **state)
+{
+    ctx_t *c = *state;
+    struct event_base *base = event_base_new();
+    store_t *s = open_ok(c);
+    atomic_int n = 0;
+    ack_t a[6];
+    memset(a, 0, sizeof a);
+    for (int i = 0; i < 6; i++) a[i].counter = &n;
+    const char *h1 = "1111111111111111111111111111111111111111111111111111111111111111";
+    const char *h2 = "2222222222222222222222222222222222222222222222222222222222222222";
+    store_key_put(s, "key_a", h1, "{\"rpm\":1}", base, on_done, &a[0]);
+    store_key_put(s, "key_b", h2, "{\"rpm\":2}", base, on_done, &a[1]);
+    store_key_put(s, "key_a", h1, "{\"rpm\":1,\"revoked\":true}", base, on_done, &a[2]);
+    store_key_put(s, "key_c", h1, "{}", base, on_done, &a[3]); /* same hash: refused */
+    store_spend_t row = {.request_id = "r1",
+                         .key_id = "key_a",
+                         .model = "m",
+                         .ts_ms = 5,
+                         .prompt_tokens = 3,
+                         .completion_tokens = 4,
+                         .latency_ms = 9,
+                         .status = 200,
+                         .cost_usd = 0.25};
+    store_spend_add(s, &row, base, on_done, &a[4]);
+    store_secret_put(s, "openai", "v1:abc:def", base, on_done, &a[5]);
+    run_until(base, &n, 6);
+    assert_int_equal(a[0].rc, 0);
+    assert_int_equal(a[1].rc, 0);
+    assert_int_equal(a[2].rc, 0);
+    assert_int_equal(a[3].rc, -1);
+    assert_int_equal(a[4].rc, 0);
+    assert_int_equal(a[5].rc, 0);
+    store_close(s);
+    s = open_ok(c);
+    klist_t l = {0};
+    assert_int_equal(store_key_load(s, collect_key, &l), 0);
+    assert_int_equal(l.n, 2);
+    assert_string_equal(l.id[0], "key_a");
+    assert_string_equal(l.hash[0], h1);
+    assert_non_null(strstr(l.spec[0], "revoked"));
+    assert_string_equal(l.id[1], "key_b");
+    klist_t sec = {0};
+    assert_int_equal(store_secret_load(s, collect_secret, &sec), 0);
+    assert_int_equal(sec.n, 1);
+    assert_string_equal(sec.spec[0], "v1:abc:def");
     store_close(s);
     event_base_free(base);
 }
@@ -798,6 +875,7 @@ static void test_pg_error_hides_password(void **state)
         cmocka_unit_test_prestate_setup_teardown(test_same_spec_twice_changes_nothing, setup,      \
                                                  teardown, &ctx),                                  \
         cmocka_unit_test_prestate_setup_teardown(test_health_put_load, setup, teardown, &ctx),     \
+        cmocka_unit_test_prestate_setup_teardown(test_keys_spend_secrets, setup, teardown, &ctx),  \
         cmocka_unit_test_prestate_setup_teardown(test_bad_op_fails_alone, setup, teardown, &ctx),  \
         cmocka_unit_test_prestate_setup_teardown(test_two_loops_concurrent, setup, teardown,       \
                                                  &ctx),                                            \
