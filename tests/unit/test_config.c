@@ -352,8 +352,8 @@ static void test_unknown_keys(void **state)
                 4, 5, "unknown key 'colour' in model");
     expect_only("server:\n  listen: :1\n  listen: :2\n", 3, 3,
                 "duplicate key 'listen' in server (first at line 2)");
-    expect_only("routes:\n  - name: auto\n", 1, 1,
-                "section 'routes' is not supported by this version yet");
+    expect_only("optimizer:\n  enabled: true\n", 1, 1,
+                "section 'optimizer' is not supported by this version yet");
     expect_only("telemetry: {}\n", 1, 1, "section 'telemetry' is not supported by this version");
 }
 
@@ -465,7 +465,8 @@ static void test_duplicate_names(void **state)
     cfg_errors_t errs = load_fail(yaml);
     assert_int_equal(errs.n, 2);
     expect_err(&errs, 4, 11, "duplicate provider name 'a' (first at line 2)");
-    expect_err(&errs, 9, 11, "duplicate model name 'm' (first at line 7)");
+    /* a model group may share a name, but not two deployments on one provider */
+    expect_err(&errs, 9, 11, "duplicate deployment id 'm@a' (first at line 7)");
     config_errors_free(&errs);
 }
 
