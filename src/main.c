@@ -3,6 +3,7 @@
  *
  *   skuld serve [-c FILE] [--listen ADDR]   run the gateway
  *   skuld check -c FILE                      validate a config
+ *   skuld route explain -c FILE --model NAME --prompt TEXT
  *   skuld version
  */
 #include <stdio.h>
@@ -12,6 +13,7 @@
 #include "core/log.h"
 #include "local/cli.h"
 #include "local/local.h"
+#include "route/hooks.h"
 #include "server/gateway.h"
 
 static void usage(FILE *out)
@@ -24,6 +26,8 @@ static void usage(FILE *out)
         "  skuld demo-model -o PATH               write the small random-weight demo model\n"
         "  skuld pull URL [-o DIR] [--sha256 HEX] download a GGUF model (resume, checksum)\n"
         "  skuld pull --catalog FILE auto [-o DIR] pick from a catalog by available memory\n"
+        "  skuld route explain -c FILE --model NAME --prompt TEXT\n"
+        "                                         the router's candidates, scores and choice\n"
         "  skuld version                          print the version\n");
 }
 
@@ -97,6 +101,7 @@ int main(int argc, char **argv)
     }
     if (!strcmp(cmd, "demo-model")) return local_cli_demo_model(argc, argv);
     if (!strcmp(cmd, "pull")) return local_cli_pull(argc, argv);
+    if (!strcmp(cmd, "route")) return route_cli(argc, argv);
     fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

@@ -6,6 +6,7 @@
 
 #include "api/internal.h"
 #include "core/jsonw.h"
+#include "route/hooks.h"
 
 void api_openai_models(api_ctx_t *c)
 {
@@ -20,6 +21,7 @@ void api_openai_models(api_ctx_t *c)
         jsonw_cstr(&o, m->provider->name);
         buf_appends(&o, "}");
     }
+    route_api_models(c->cfg, &o, c->cfg->n_models == 0);
     buf_appends(&o, "]}");
     api_send(c, 200, "application/json", buf_data(&o), o.len);
     buf_free(&o);
@@ -71,20 +73,11 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
         name = c->cfg->server.default_model;
         name_len = strlen(name);
     }
-    const cfg_model_t *m = name ? config_find_model(c->cfg, name, name_len) : NULL;
-    if (!m) {
-        api_ctx_set_model(c, NULL);
-        if (!name)
-            api_send_error(c, 404, NULL, "model_not_found", "model",
-                           "no model given and no server.default_model configured");
-        else /* name points into body: format before freeing it */
-            api_send_error(c, 404, NULL, "model_not_found", "model",
-                           "The model '%.*s' does not exist",
-                           (int)(name_len > 200 ? 200 : name_len), name);
-        json_decref(body);
+    /* explicit model -> its deployments; route -> the router (route/hooks.c) */
+    if (route_api_resolve(c, ep, body, name, name_len) != 0) {
+        json_decref(body); /* after: name points into body */
         return;
     }
-    api_ctx_set_model(c, m);
 
     /* Field checks that every upstream would make: fail fast, in our shape. */
     const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";

@@ -32,6 +32,7 @@
 #include "api/internal.h"
 #include "core/log.h"
 #include "policy/cost.h"
+#include "route/hooks.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
@@ -83,7 +84,7 @@ static void relay_cancel_call(relay_t *r)
 
 static void relay_model_headers(relay_t *r)
 {
-    http_resp_header(r->c->req, "x-skuld-model", r->c->model->name);
+    http_resp_header(r->c->req, "x-skuld-model", r->c->model->id); /* the deployment */
     http_resp_header(r->c->req, "x-skuld-provider", r->c->model->provider->name);
 }
 
@@ -258,6 +259,7 @@ static void relay_on_head(void *ud, int status)
 static int relay_on_data(void *ud, const char *data, size_t len)
 {
     relay_t *r = ud;
+    route_api_first_byte(r->c); /* time to first byte, for the router */
     if (!r->sse) {
         if (buf_append(&r->acc, data, len) != BUF_OK) {
             relay_cancel_call(r);

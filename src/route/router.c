@@ -1,0 +1,309 @@
+/*
+ * router — the decision for one request (see router.h) and its explanation.
+ *
+ * Order of work: candidates (route task rule, route, or the deployments of a
+ * model) -> live stats copy -> estimates -> filters (needs, health,
+ * constraints) -> factor scores and weighted total -> ranking (under the load
+ * threshold first, then by total, then config order) -> the strategy picks
+ * the first deployment (score: the top one) -> route fallbacks appended.
+ * Everything is allocated in the caller's arena.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jsonw.h"
+#include "route/router.h"
+
+static int rt_cmp(const void *pa, const void *pb, void *ud)
+{
+    const route_cand_t *c = ud;
+    const route_cand_t *a = &c[*(const size_t *)pa], *b = &c[*(const size_t *)pb];
+    if (a->over_load != b->over_load) return a->over_load ? 1 : -1;
+    if (a->total > b->total) return -1;
+    if (a->total < b->total) return 1;
+    return *(const size_t *)pa < *(const size_t *)pb ? -1 : 1;
+}
+
+/* The balancing strategies' pick among ok[] (eligible, under the load
+ * threshold when any is); -1 for none. */
+static int rt_pick(route_decision_t *d, const bool *ok, int strategy, route_balance_t *bal,
+                   uint64_t *rng)
+{
+    route_cand_t *c = d->cands;
+    size_t n = d->n_cands;
+    switch (strategy) {
+    case ROUTE_STRAT_ROUND_ROBIN: {
+        if (!bal) return -1;
+        int64_t *w = malloc(n * sizeof *w);
+        if (!w) return -1;
+        /* weight adjusted from live stats: configured weight x reliability */
+        for (size_t i = 0; i < n; i++)
+            w[i] = ok[i] ? (int64_t)llround((double)c[i].m->weight * 1000.0 *
+                                            route_score_reliability(&c[i].live))
+                         : 0;
+        pthread_mutex_lock(&bal->mu);
+        if (bal->n != n) {
+            int64_t *cur = calloc(n ? n : 1, sizeof *cur);
+            if (cur) {
+                free(bal->cur);
+                bal->cur = cur;
+                bal->n = n;
+            }
+        }
+        int pick = bal->n == n ? route_swrr(bal->cur, w, n) : -1;
+        pthread_mutex_unlock(&bal->mu);
+        free(w);
+        return pick;
+    }
+    case ROUTE_STRAT_LEAST_INFLIGHT:
+        return route_least_inflight(c, ok, n);
+    case ROUTE_STRAT_P2C:
+        return route_p2c(c, ok, n, rng);
+    case ROUTE_STRAT_SCORE_WEIGHTED:
+        return route_score_weighted(c, ok, n, rng);
+    default:
+        return -1;
+    }
+}
+
+void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_live_t *live,
+                        const route_features_t *f, const double w[ROUTE_F__COUNT], int strategy,
+                        const char *region, double load_threshold, route_balance_t *bal,
+                        uint64_t *rng, arena_t *a, route_decision_t *d)
+{
+    uint64_t now = live ? 0 : route_now_ms();
+    memcpy(d->weights, w, sizeof d->weights);
+    d->strategy = strategy;
+    d->chosen = -1;
+    d->n_cands = d->n_order = d->n_ranked = 0;
+    d->cands = n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
+    size_t *idx = n ? arena_alloc(a, n * sizeof *idx) : NULL;
+    d->order = arena_alloc(a, (n + 1) * sizeof *d->order);
+    if ((n && (!d->cands || !idx)) || !d->order) return;
+    d->n_cands = n;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        route_cand_t *c = &d->cands[i];
+        c->m = cands[i];
+        if (live)
+            c->live = live[i];
+        else
+            route_stats_read(cands[i], now, &c->live);
+        c->est_cost_usd = route_est_cost(c->m, f);
+        c->est_latency_ms = route_est_latency(&c->live, f);
+        if (route_check(c, f)) idx[k++] = i;
+        c->over_load = route_over_load(c, load_threshold);
+    }
+    route_score_all(d->cands, n, w, region);
+    if (!k) return;
+    qsort_r(idx, k, sizeof *idx, rt_cmp, d->cands);
+    if (strategy != ROUTE_STRAT_SCORE) {
+        bool *ok = arena_calloc(a, n * sizeof *ok);
+        if (ok) {
+            bool any_under = false;
+            for (size_t j = 0; j < k; j++) any_under |= !d->cands[idx[j]].over_load;
+            for (size_t j = 0; j < k; j++) ok[idx[j]] = !any_under || !d->cands[idx[j]].over_load;
+            int pick = rt_pick(d, ok, strategy, bal, rng);
+            for (size_t j = 0; pick >= 0 && j < k; j++) {
+                if (idx[j] != (size_t)pick) continue;
+                memmove(idx + 1, idx, j * sizeof *idx); /* the pick first, the rest ranked */
+                idx[0] = (size_t)pick;
+                break;
+            }
+        }
+    }
+    for (size_t j = 0; j < k; j++) d->order[j] = d->cands[idx[j]].m;
+    d->n_order = d->n_ranked = k;
+    d->chosen = (int)idx[0];
+}
+
+int route_decide(const config_t *cfg, const char *name, size_t len, const route_features_t *f,
+                 arena_t *a, uint64_t now_ms, uint64_t *rng, route_decision_t *d)
+{
+    (void)now_ms;
+    memset(d, 0, sizeof *d);
+    d->target = arena_strndup(a, name, len);
+    const cfg_route_t *r = config_find_route(cfg, name, len);
+    if (r) {
+        d->is_route = true;
+        d->task = route_classify(f, r);
+        const cfg_task_rule_t *t = &r->tasks[d->task];
+        const cfg_model_t *const *cands = t->cands ? t->cands : r->cands;
+        size_t n = t->cands ? t->n_cands : r->n_cands;
+        double w[ROUTE_F__COUNT];
+        route_weights_normalise(t->has_weights ? &t->weights : &r->weights, w);
+        route_balance_t *bal = NULL;
+        if (r->strategy == ROUTE_STRAT_ROUND_ROBIN) {
+            char *key = arena_printf(a, "route:%s/%s", r->name, config_task_name(d->task));
+            bal = key ? route_balance_get(key) : NULL;
+        }
+        route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
+                           rng, a, d);
+        d->target = r->name;
+        if (!d->n_order) return 0; /* fallbacks do not rescue a filtered request */
+        const cfg_model_t **order = arena_alloc(a, (d->n_order + r->n_fallbacks) * sizeof *order);
+        if (!order) return 0;
+        memcpy(order, d->order, d->n_order * sizeof *order);
+        for (size_t i = 0; i < r->n_fallbacks; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < d->n_order && !dup; j++) dup = order[j] == r->fallbacks[i];
+            if (!dup) order[d->n_order++] = r->fallbacks[i];
+        }
+        d->order = order;
+        return 0;
+    }
+    /* A model name (all its deployments) or one deployment id. */
+    const cfg_model_t **cands = arena_alloc(a, (cfg->n_models + 1) * sizeof *cands);
+    if (!cands) return -1;
+    size_t n = 0;
+    int strategy = -1;
+    for (size_t i = 0; i < cfg->n_models && !n; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) cands[n++] = m;
+    }
+    if (n == 1 && strcmp(cands[0]->name, cands[0]->id) == 0) n = 0; /* the id is the name */
+    bool by_id = n == 1;
+    for (size_t i = 0; i < cfg->n_models && !by_id; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (strlen(m->name) != len || memcmp(m->name, name, len)) continue;
+        cands[n++] = m;
+        if (m->balance >= 0 && strategy < 0) strategy = m->balance;
+    }
+    if (!n) return -1;
+    if (strategy < 0) strategy = ROUTE_STRAT_ROUND_ROBIN;
+    /* Explicit names win: no needs or constraints filter them, only health
+     * and load order the deployments; if none is healthy all are tried. */
+    route_features_t fx = *f;
+    fx.needs = 0;
+    fx.max_cost_usd = fx.max_latency_ms = fx.min_quality = -1;
+    fx.prompt_tokens = 0; /* no context-window filter for an explicit choice */
+    fx.out_tokens = 0;
+    double w[ROUTE_F__COUNT];
+    route_weights_normalise(&config_default_weights, w);
+    route_balance_t *bal = NULL;
+    if (n > 1 && strategy == ROUTE_STRAT_ROUND_ROBIN) {
+        char *key = arena_printf(a, "model:%.*s", (int)len, name);
+        bal = key ? route_balance_get(key) : NULL;
+    }
+    route_decide_among(cands, n, NULL, &fx, w, n > 1 ? strategy : ROUTE_STRAT_SCORE, NULL, 0.8, bal,
+                       rng, a, d);
+    d->target = arena_strndup(a, name, len);
+    if (!d->n_order) {
+        for (size_t i = 0; i < n; i++) d->order[i] = cands[i];
+        d->n_order = d->n_ranked = n;
+        d->chosen = 0;
+    }
+    return 0;
+}
+
+/* ---------- explanations ---------- */
+
+static void rt_num(buf_t *o, double v)
+{
+    if (!isfinite(v))
+        buf_appends(o, "null");
+    else
+        buf_printf(o, "%.4g", v);
+}
+
+void route_explain_json(const route_decision_t *d, buf_t *o, size_t max_cands)
+{
+    buf_appends(o, "{\"target\":");
+    jsonw_cstr(o, d->target ? d->target : "");
+    buf_printf(o, ",\"route\":%s", d->is_route ? "true" : "false");
+    if (d->is_route) {
+        buf_appends(o, ",\"task\":");
+        jsonw_cstr(o, config_task_name(d->task));
+    }
+    buf_appends(o, ",\"strategy\":");
+    jsonw_cstr(o, config_strategy_name(d->strategy));
+    buf_appends(o, ",\"weights\":{");
+    for (int k = 0; k < ROUTE_F__COUNT; k++) {
+        buf_printf(o, "%s\"%s\":", k ? "," : "", config_factor_name(k));
+        rt_num(o, d->weights[k]);
+    }
+    buf_appends(o, "},\"choice\":");
+    if (d->n_order)
+        jsonw_cstr(o, d->order[0]->id);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, ",\"order\":[");
+    for (size_t i = 0; i < d->n_order && i < max_cands; i++) {
+        if (i) buf_appends(o, ",");
+        jsonw_cstr(o, d->order[i]->id);
+    }
+    buf_appends(o, "],\"candidates\":[");
+    for (size_t i = 0; i < d->n_cands && i < max_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        buf_appends(o, i ? ",{\"id\":" : "{\"id\":");
+        jsonw_cstr(o, c->m->id);
+        buf_appends(o, ",\"model\":");
+        jsonw_cstr(o, c->m->name);
+        buf_appends(o, ",\"provider\":");
+        jsonw_cstr(o, c->m->provider ? c->m->provider->name : "");
+        buf_printf(o, ",\"eligible\":%s", c->eligible ? "true" : "false");
+        if (!c->eligible) {
+            buf_appends(o, ",\"reason\":");
+            jsonw_cstr(o, c->reason);
+        }
+        buf_appends(o, ",\"total\":");
+        rt_num(o, c->total);
+        buf_appends(o, ",\"factors\":{");
+        for (int k = 0; k < ROUTE_F__COUNT; k++) {
+            buf_printf(o, "%s\"%s\":", k ? "," : "", config_factor_name(k));
+            rt_num(o, c->f[k]);
+        }
+        buf_appends(o, "},\"est_cost_usd\":");
+        rt_num(o, c->est_cost_usd);
+        buf_appends(o, ",\"est_latency_ms\":");
+        rt_num(o, c->est_latency_ms);
+        buf_printf(o, ",\"cold\":%s,\"in_flight\":%lld,\"over_load\":%s}",
+                   c->live.cold ? "true" : "false", (long long)c->live.in_flight,
+                   c->over_load ? "true" : "false");
+    }
+    buf_appends(o, "]");
+    if (d->n_cands > max_cands)
+        buf_printf(o, ",\"candidates_omitted\":%zu", d->n_cands - max_cands);
+    buf_appends(o, "}");
+}
+
+void route_explain_table(const route_decision_t *d, buf_t *o)
+{
+    buf_printf(o, "target: %s (%s)", d->target ? d->target : "", d->is_route ? "route" : "model");
+    if (d->is_route) buf_printf(o, "  task: %s", config_task_name(d->task));
+    buf_printf(o, "  strategy: %s\nweights:", config_strategy_name(d->strategy));
+    for (int k = 0; k < ROUTE_F__COUNT; k++)
+        buf_printf(o, " %s=%.3f", config_factor_name(k), d->weights[k]);
+    buf_printf(o, "\n\n%-28s %7s %7s %7s %7s %7s %7s %7s %7s  %s\n", "candidate", "quality",
+               "latency", "cost", "reliab", "size", "hardw", "dist", "TOTAL", "status");
+    for (size_t i = 0; i < d->n_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        buf_printf(o, "%-28.28s", c->m->id);
+        for (int k = 0; k < ROUTE_F__COUNT; k++) buf_printf(o, " %7.3f", c->f[k]);
+        const char *mark = (int)i == d->chosen ? "CHOSEN" : c->eligible ? "eligible" : "filtered: ";
+        buf_printf(o, " %7.3f  %s%s%s%s\n", c->total, mark, c->eligible ? "" : c->reason,
+                   c->live.cold ? " (cold)" : "", c->over_load ? " (over load threshold)" : "");
+    }
+    if (d->n_order) {
+        buf_appends(o, "\norder:");
+        for (size_t i = 0; i < d->n_order; i++)
+            buf_printf(o, " %s%s", d->order[i]->id, i >= d->n_ranked ? "(fallback)" : "");
+        buf_printf(o, "\nchoice: %s\n", d->order[0]->id);
+    } else {
+        buf_appends(o, "\nchoice: none (every candidate was filtered out -> 422)\n");
+    }
+}
+
+void route_reasons(const route_decision_t *d, buf_t *o)
+{
+    for (size_t i = 0, shown = 0; i < d->n_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        if (c->eligible) continue;
+        if (shown++ == 16) {
+            buf_appends(o, "; ...");
+            break;
+        }
+        buf_printf(o, "%s%s: %s", shown > 1 ? "; " : "", c->m->id, c->reason);
+    }
+}

@@ -1,0 +1,208 @@
+/*
+ * route stats — see stats.h. Lock-free updates; a mutex only guards the
+ * creation of a deployment's record (once per id per process).
+ */
+#include "route/stats.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "obs/metrics.h"
+
+static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
+static route_stats_t *_Atomic rs_head;
+
+uint64_t route_now_ms(void)
+{
+    return time_mono_ns() / 1000000u;
+}
+
+static double rs_load(_Atomic uint64_t *a)
+{
+    uint64_t u = atomic_load_explicit(a, memory_order_relaxed);
+    double d;
+    memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+static void rs_store(_Atomic uint64_t *a, double d)
+{
+    uint64_t u;
+    memcpy(&u, &d, sizeof u);
+    atomic_store_explicit(a, u, memory_order_relaxed);
+}
+
+/* EWMA update by CAS; the first sample (stored value NaN) is taken as is. */
+static void rs_ewma(_Atomic uint64_t *a, double sample, double alpha)
+{
+    uint64_t old = atomic_load_explicit(a, memory_order_relaxed), nu;
+    do {
+        double cur, next;
+        memcpy(&cur, &old, sizeof cur);
+        next = isnan(cur) ? sample : cur + alpha * (sample - cur);
+        memcpy(&nu, &next, sizeof nu);
+    } while (!atomic_compare_exchange_weak_explicit(a, &old, nu, memory_order_relaxed,
+                                                    memory_order_relaxed));
+}
+
+void route_stats_reset(route_stats_t *s)
+{
+    rs_store(&s->lat_ms, NAN);
+    rs_store(&s->ttft_ms, NAN);
+    rs_store(&s->tps, NAN);
+    rs_store(&s->peak_ms, NAN);
+    rs_store(&s->success, NAN);
+    atomic_store(&s->peak_at_ms, 0);
+    atomic_store(&s->samples, 0);
+    atomic_store(&s->last_ms, 0);
+    atomic_store(&s->in_flight, 0);
+    atomic_store(&s->minute, 0);
+    atomic_store(&s->req_cur, 0);
+    atomic_store(&s->req_prev, 0);
+    atomic_store(&s->tok_cur, 0);
+    atomic_store(&s->tok_prev, 0);
+}
+
+route_stats_t *route_stats_get(const char *id)
+{
+    for (route_stats_t *s = atomic_load_explicit(&rs_head, memory_order_acquire); s;
+         s = atomic_load_explicit(&s->next, memory_order_acquire))
+        if (strcmp(s->id, id) == 0) return s;
+    pthread_mutex_lock(&rs_mu);
+    route_stats_t *s = atomic_load_explicit(&rs_head, memory_order_acquire);
+    for (; s; s = atomic_load_explicit(&s->next, memory_order_acquire))
+        if (strcmp(s->id, id) == 0) break;
+    if (!s && (s = calloc(1, sizeof *s)) != NULL) {
+        if (!(s->id = strdup(id))) {
+            free(s);
+            s = NULL;
+        } else {
+            route_stats_reset(s);
+            atomic_store_explicit(&s->next, atomic_load(&rs_head), memory_order_relaxed);
+            atomic_store_explicit(&rs_head, s, memory_order_release);
+        }
+    }
+    pthread_mutex_unlock(&rs_mu);
+    return s;
+}
+
+void route_stats_attach(config_t *cfg)
+{
+    for (size_t i = 0; i < cfg->n_models; i++)
+        if (cfg->models[i].id) cfg->models[i].rstats = route_stats_get(cfg->models[i].id);
+}
+
+void route_stats_shutdown(void)
+{
+    pthread_mutex_lock(&rs_mu);
+    route_stats_t *s = atomic_exchange(&rs_head, NULL);
+    pthread_mutex_unlock(&rs_mu);
+    while (s) {
+        route_stats_t *n = atomic_load(&s->next);
+        free(s->id);
+        free(s);
+        s = n;
+    }
+}
+
+/* Move the minute buckets forward to now's minute. */
+static void rs_roll(route_stats_t *s, uint64_t now_ms)
+{
+    uint64_t m = now_ms / 60000u, old = atomic_load_explicit(&s->minute, memory_order_relaxed);
+    if (old == m) return;
+    if (!atomic_compare_exchange_strong(&s->minute, &old, m)) return; /* another thread did it */
+    bool adjacent = m == old + 1;
+    atomic_store(&s->req_prev, adjacent ? atomic_exchange(&s->req_cur, 0) : 0);
+    atomic_store(&s->tok_prev, adjacent ? atomic_exchange(&s->tok_cur, 0) : 0);
+    if (!adjacent) {
+        atomic_store(&s->req_cur, 0);
+        atomic_store(&s->tok_cur, 0);
+    }
+}
+
+void route_stats_begin(route_stats_t *s, uint64_t now_ms)
+{
+    if (!s) return;
+    rs_roll(s, now_ms);
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&s->req_cur, 1, memory_order_relaxed);
+}
+
+void route_stats_leave(route_stats_t *s)
+{
+    if (s) atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, long out_tokens,
+                     long total_tokens, uint64_t now_ms)
+{
+    if (!s) return;
+    rs_roll(s, now_ms);
+    if (total_tokens > 0)
+        atomic_fetch_add_explicit(&s->tok_cur, (uint64_t)total_tokens, memory_order_relaxed);
+    rs_ewma(&s->success, ok ? 1.0 : 0.0, ROUTE_SUCCESS_ALPHA);
+    if (ok) { /* failures are often fast: they would make a broken deployment look quick */
+        rs_ewma(&s->lat_ms, lat_ms, ROUTE_EWMA_ALPHA);
+        if (ttft_ms >= 0) rs_ewma(&s->ttft_ms, ttft_ms, ROUTE_EWMA_ALPHA);
+        double gen_s = (lat_ms - (ttft_ms >= 0 ? ttft_ms : lat_ms)) / 1000.0;
+        if (out_tokens > 0 && gen_s > 0.001)
+            rs_ewma(&s->tps, (double)out_tokens / gen_s, ROUTE_EWMA_ALPHA);
+        /* peak EWMA: decays towards lower samples with time, jumps to higher ones */
+        double peak = rs_load(&s->peak_ms);
+        uint64_t at = atomic_load_explicit(&s->peak_at_ms, memory_order_relaxed);
+        double dt = now_ms > at ? (double)(now_ms - at) : 0;
+        double w = exp(-dt / ROUTE_PEAK_TAU_MS);
+        double next = isnan(peak) || lat_ms > peak ? lat_ms : peak * w + lat_ms * (1 - w);
+        rs_store(&s->peak_ms, next);
+        atomic_store_explicit(&s->peak_at_ms, now_ms, memory_order_relaxed);
+        atomic_store_explicit(&s->last_ms, now_ms, memory_order_relaxed);
+        atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
+    }
+}
+
+void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *o)
+{
+    memset(o, 0, sizeof *o);
+    o->success = 1;
+    o->healthy = true;
+    o->health_ratio = 1;
+    o->cold = true;
+    o->lat_ms = o->ttft_ms = o->tps = o->peak_ms = NAN;
+    route_stats_t *s = m->rstats;
+    if (s) {
+        o->lat_ms = rs_load(&s->lat_ms);
+        o->ttft_ms = rs_load(&s->ttft_ms);
+        o->tps = rs_load(&s->tps);
+        o->peak_ms = rs_load(&s->peak_ms);
+        double su = rs_load(&s->success);
+        o->success = isnan(su) ? 1 : su;
+        o->samples = atomic_load_explicit(&s->samples, memory_order_relaxed);
+        uint64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
+        o->cold = o->samples < ROUTE_COLD_SAMPLES || isnan(o->lat_ms) ||
+                  (now_ms > last && now_ms - last > ROUTE_STALE_MS);
+        int64_t inf = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
+        o->in_flight = inf > 0 ? inf : 0;
+        /* sliding minute: the previous bucket weighted by the part of it still in the window */
+        double frac = (double)(now_ms % 60000u) / 60000.0;
+        uint64_t minute = atomic_load_explicit(&s->minute, memory_order_relaxed);
+        double cur_r = (double)atomic_load(&s->req_cur), prev_r = (double)atomic_load(&s->req_prev);
+        double cur_t = (double)atomic_load(&s->tok_cur), prev_t = (double)atomic_load(&s->tok_prev);
+        if (minute == now_ms / 60000u) {
+            o->rpm = cur_r + prev_r * (1 - frac);
+            o->tpm = cur_t + prev_t * (1 - frac);
+        } else if (minute + 1 == now_ms / 60000u) {
+            o->rpm = cur_r * (1 - frac);
+            o->tpm = cur_t * (1 - frac);
+        }
+    }
+    const metrics_series_t *ms = m->stats;
+    if (ms) {
+        uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);
+        uint64_t okp = atomic_load_explicit(&ms->health_successes, memory_order_relaxed);
+        o->healthy = atomic_load_explicit(&ms->health_up, memory_order_relaxed) || probes == 0;
+        if (probes) o->health_ratio = okp > probes ? 1.0 : (double)okp / (double)probes;
+    }
+}
