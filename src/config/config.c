@@ -1126,7 +1126,8 @@ static void assign_ids(loader_t *L, config_t *c)
         const cfg_model_t *m = &c->models[i];
         int line = L->mpos ? L->mpos[i][0] : 0, col = L->mpos ? L->mpos[i][1] : 0;
         if (!m->id) continue;
-        for (size_t j = 0; j < i; j++) {
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
             const cfg_model_t *o = &c->models[j];
             if (m->runtime && o->name && m->name && strcmp(o->name, m->name) == 0)
                 continue; /* reported as a duplicate model name already */
@@ -1135,10 +1136,10 @@ static void assign_ids(loader_t *L, config_t *c)
                         "duplicate deployment id '%s' (first at line %d): deployments sharing a "
                         "name need different providers or an explicit 'id'",
                         m->id, L->mpos ? L->mpos[j][0] : 0);
-                break;
+                dup = true;
             }
         }
-        for (size_t j = 0; j < c->n_models; j++) {
+        for (size_t j = 0; j < c->n_models && !dup; j++) {
             const cfg_model_t *o = &c->models[j];
             if (o->name && strcmp(o->name, m->id) == 0 && (!m->name || strcmp(m->name, o->name))) {
                 err_pos(L, line, col, "deployment id '%s' is the name of another model", m->id);
