@@ -4,7 +4,10 @@
  * Order of work: candidates (route task rule, route, or the deployments of a
  * model) -> live stats copy -> estimates -> filters (needs, health,
  * constraints) -> factor scores and weighted total -> ranking (under the load
- * threshold first, then by total, then config order) -> the strategy picks
+ * threshold first, then cold deployments -- fewer than ROUTE_COLD_SAMPLES
+ * recent samples: exploration, so every candidate gets measured and a
+ * recovered one is noticed once its stats go stale -- then by total, then
+ * config order) -> the strategy picks
  * the first deployment (score: the top one) -> route fallbacks appended.
  * Everything is allocated in the caller's arena.
  */
@@ -20,6 +23,7 @@ static int rt_cmp(const void *pa, const void *pb, void *ud)
     const route_cand_t *c = ud;
     const route_cand_t *a = &c[*(const size_t *)pa], *b = &c[*(const size_t *)pb];
     if (a->over_load != b->over_load) return a->over_load ? 1 : -1;
+    if (a->live.cold != b->live.cold) return a->live.cold ? -1 : 1; /* explore: measure it */
     if (a->total > b->total) return -1;
     if (a->total < b->total) return 1;
     return *(const size_t *)pa < *(const size_t *)pb ? -1 : 1;
