@@ -77,10 +77,14 @@ typedef struct cfg_model {
     /* routing (issue 6) */
     char *id; /* deployment identity: "id:" key, else name when the name is unique, else
                  name@provider; names the deployment in x-skuld-model and metrics */
-    int64_t cap_rpm, cap_tpm;   /* "capacity:" requests / tokens per minute; 0 = unlimited */
-    int cap_concurrency;        /* "capacity:" concurrent requests; 0 = unlimited */
-    int balance;                /* ROUTE_STRAT_* for this model's deployments; -1 = unset */
-    struct route_stats *rstats; /* live stats, attached after load (route/stats.h) */
+    int64_t cap_rpm, cap_tpm;        /* "capacity:" requests / tokens per minute; 0 = unlimited */
+    int cap_concurrency;             /* "capacity:" concurrent requests; 0 = unlimited */
+    int balance;                     /* ROUTE_STRAT_* for this model's deployments; -1 = unset */
+    struct route_stats *rstats;      /* live stats, attached after load (route/stats.h) */
+    bool rs_prepared;                /* static factors below computed by route_stats_attach */
+    bool rs_local;                   /* in-process provider (no base_url): distance 1 */
+    float rs_size, rs_hardware;      /* size and hardware factors */
+    uint64_t rs_region_h, rs_area_h; /* hashes of region and its area (text before '-') */
 } cfg_model_t;
 
 /* ---- routing (issue 6): routes are virtual models over deployments ---- */

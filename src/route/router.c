@@ -18,15 +18,21 @@
 #include "core/jsonw.h"
 #include "route/router.h"
 
-static int rt_cmp(const void *pa, const void *pb, void *ud)
+/* A compact record per eligible candidate (the hot path stores no more). */
+typedef struct rt_rec {
+    double base, est_lat, est_cost, total;
+    uint32_t i;
+    bool cold, over;
+} rt_rec_t;
+
+/* Ranking: under the load threshold first, then cold (explore: measure it),
+ * then by total, then config order. */
+static bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
 {
-    const route_cand_t *c = ud;
-    const route_cand_t *a = &c[*(const size_t *)pa], *b = &c[*(const size_t *)pb];
-    if (a->over_load != b->over_load) return a->over_load ? 1 : -1;
-    if (a->live.cold != b->live.cold) return a->live.cold ? -1 : 1; /* explore: measure it */
-    if (a->total > b->total) return -1;
-    if (a->total < b->total) return 1;
-    return *(const size_t *)pa < *(const size_t *)pb ? -1 : 1;
+    if (a->over != b->over) return !a->over;
+    if (a->cold != b->cold) return a->cold;
+    if (a->total != b->total) return a->total > b->total;
+    return a->i < b->i;
 }
 
 /* The balancing strategies' pick among ok[] (eligible, under the load
@@ -77,18 +83,28 @@ void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_l
                         uint64_t *rng, arena_t *a, route_decision_t *d)
 {
     uint64_t now = live ? 0 : route_now_ms();
+    uint64_t rh = region ? route_region_hash(region, strlen(region)) : 0;
+    uint64_t ah = region ? route_region_hash(region, strcspn(region, "-")) : 0;
+    /* Details (every candidate's factors and reasons) only when asked, for the
+     * balancing strategies (they read them), or to explain a 422. */
+    bool detailed = f->explain || strategy != ROUTE_STRAT_SCORE;
     memcpy(d->weights, w, sizeof d->weights);
     d->strategy = strategy;
+again:
     d->chosen = -1;
     d->n_cands = d->n_order = d->n_ranked = 0;
-    d->cands = n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
-    size_t *idx = n ? arena_alloc(a, n * sizeof *idx) : NULL;
-    d->order = arena_alloc(a, (n + 1) * sizeof *d->order);
-    if ((n && (!d->cands || !idx)) || !d->order) return;
+    d->detailed = detailed;
+    d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
+    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
+    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
+    if ((n && (!rec || (detailed && !d->cands))) || !d->order) return;
     d->n_cands = n;
     size_t k = 0;
+    double best_lat = INFINITY, best_cost = INFINITY;
+    route_cand_t tmp;
     for (size_t i = 0; i < n; i++) {
-        route_cand_t *c = &d->cands[i];
+        route_cand_t *c = detailed ? &d->cands[i] : &tmp;
         c->m = cands[i];
         if (live)
             c->live = live[i];
@@ -96,30 +112,74 @@ void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_l
             route_stats_read(cands[i], now, &c->live);
         c->est_cost_usd = route_est_cost(c->m, f);
         c->est_latency_ms = route_est_latency(&c->live, f);
-        if (route_check(c, f)) idx[k++] = i;
+        bool ok = route_check_code(c, f);
         c->over_load = route_over_load(c, load_threshold);
+        double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
+        if (detailed) route_reason_format(c);
+        if (!ok) continue;
+        rec[k++] = (rt_rec_t){.base = base,
+                              .est_lat = c->est_latency_ms,
+                              .est_cost = c->est_cost_usd,
+                              .i = (uint32_t)i,
+                              .cold = c->live.cold,
+                              .over = c->over_load};
+        if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
+            best_lat = c->est_latency_ms;
+        if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
     }
-    route_score_all(d->cands, n, w, region);
-    if (!k) return;
-    qsort_r(idx, k, sizeof *idx, rt_cmp, d->cands);
-    if (strategy != ROUTE_STRAT_SCORE) {
-        bool *ok = arena_calloc(a, n * sizeof *ok);
-        if (ok) {
-            bool any_under = false;
-            for (size_t j = 0; j < k; j++) any_under |= !d->cands[idx[j]].over_load;
-            for (size_t j = 0; j < k; j++) ok[idx[j]] = !any_under || !d->cands[idx[j]].over_load;
-            int pick = rt_pick(d, ok, strategy, bal, rng);
-            for (size_t j = 0; pick >= 0 && j < k; j++) {
-                if (idx[j] != (size_t)pick) continue;
-                memmove(idx + 1, idx, j * sizeof *idx); /* the pick first, the rest ranked */
-                idx[0] = (size_t)pick;
-                break;
-            }
+    if (detailed) {
+        for (size_t i = 0; i < n; i++) {
+            route_cand_t *c = &d->cands[i];
+            c->f[ROUTE_F_LATENCY] = route_f_latency(c->est_latency_ms, best_lat);
+            c->f[ROUTE_F_COST] = route_f_cost(c->est_cost_usd, best_cost);
+            double t = 0;
+            for (int q = 0; q < ROUTE_F__COUNT; q++) t += w[q] * c->f[q];
+            c->total = t;
         }
     }
-    for (size_t j = 0; j < k; j++) d->order[j] = d->cands[idx[j]].m;
-    d->n_order = d->n_ranked = k;
-    d->chosen = (int)idx[0];
+    if (!k) {
+        if (!detailed) { /* nothing eligible: again with the reasons, for the 422 */
+            detailed = true;
+            goto again;
+        }
+        return;
+    }
+    /* totals, and the best kmax in order (insertion into a short sorted list) */
+    size_t top[ROUTE_RANK_MAX], nt = 0;
+    for (size_t j = 0; j < k; j++) {
+        rt_rec_t *r = &rec[j];
+        r->total = r->base + w[ROUTE_F_LATENCY] * route_f_latency(r->est_lat, best_lat) +
+                   w[ROUTE_F_COST] * route_f_cost(r->est_cost, best_cost);
+        if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
+        size_t p = nt < kmax ? nt++ : nt - 1;
+        while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
+            top[p] = top[p - 1];
+            p--;
+        }
+        top[p] = j;
+    }
+    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
+    d->n_order = d->n_ranked = nt;
+    d->chosen = (int)rec[top[0]].i;
+    if (strategy == ROUTE_STRAT_SCORE) return;
+    /* balancing: the strategy picks among the eligible (under the threshold
+     * when any is); the pick goes first, the ranking follows */
+    bool *ok = arena_calloc(a, n * sizeof *ok);
+    if (!ok) return;
+    bool any_under = false;
+    for (size_t j = 0; j < k; j++) any_under |= !rec[j].over;
+    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || !rec[j].over;
+    int pick = rt_pick(d, ok, strategy, bal, rng);
+    if (pick < 0) return;
+    size_t at = 0;
+    while (at < d->n_order && d->order[at] != cands[pick]) at++;
+    if (at == d->n_order && d->n_order == kmax)
+        at--; /* not ranked: it replaces the last */
+    else if (at == d->n_order)
+        d->n_order = d->n_ranked = d->n_order + 1;
+    memmove(d->order + 1, d->order, at * sizeof *d->order);
+    d->order[0] = cands[pick];
+    d->chosen = pick;
 }
 
 int route_decide(const config_t *cfg, const char *name, size_t len, const route_features_t *f,

@@ -30,6 +30,7 @@
 #define ROUTE_DEFAULT_OUT_TOKENS 256 /* when the request sets no max_tokens */
 #define ROUTE_LONG_CONTEXT_TOKENS 8000
 #define ROUTE_SIZE_REF_B 1000.0 /* parameters (billions) that score 1 on size */
+#define ROUTE_RANK_MAX 16       /* ranked deployments kept in a decision (then fallbacks) */
 
 /* What the router needs to know about one request. */
 typedef struct route_features {
@@ -43,6 +44,7 @@ typedef struct route_features {
     double max_cost_usd;   /* x-skuld-max-cost; < 0 unset */
     double max_latency_ms; /* x-skuld-max-latency-ms; < 0 unset */
     double min_quality;    /* x-skuld-min-quality; < 0 unset */
+    bool explain;          /* keep every candidate\'s details in the decision */
 } route_features_t;
 
 void route_features_init(route_features_t *f);
@@ -65,9 +67,22 @@ typedef struct route_cand {
     double total;                        /* weighted mean of f */
     double est_cost_usd, est_latency_ms; /* est_latency_ms NAN when unknown (cold) */
     bool eligible;
-    bool over_load;   /* at or above load_threshold of a capacity */
-    char reason[112]; /* why it was filtered out ("" when eligible) */
+    bool over_load; /* at or above load_threshold of a capacity */
+    int why;        /* ROUTE_WHY_*: why it was filtered out */
+    unsigned why_cap;
+    double why_a, why_b; /* the numbers the reason quotes */
+    char reason[112];    /* the reason as text (route_check, detailed decisions) */
 } route_cand_t;
+
+enum {
+    ROUTE_WHY_NONE,
+    ROUTE_WHY_CAPABILITY,
+    ROUTE_WHY_CONTEXT,
+    ROUTE_WHY_UNHEALTHY,
+    ROUTE_WHY_QUALITY,
+    ROUTE_WHY_COST,
+    ROUTE_WHY_LATENCY,
+};
 
 /* Balancing state shared by the workers: one per model group or route. */
 typedef struct route_balance {
@@ -82,8 +97,9 @@ typedef struct route_decision {
     int task;                       /* ROUTE_TASK_* (routes only) */
     int strategy;                   /* ROUTE_STRAT_* used */
     double weights[ROUTE_F__COUNT]; /* normalised, sum 1 */
-    route_cand_t *cands;            /* every candidate, config order */
+    route_cand_t *cands;            /* every candidate, config order (detailed decisions only) */
     size_t n_cands;
+    bool detailed;             /* cands filled: f->explain, or nothing was eligible */
     const cfg_model_t **order; /* what to try: ranked eligible deployments, then fallbacks */
     size_t n_order;
     size_t n_ranked; /* of order, before the fallbacks */
@@ -103,9 +119,23 @@ double route_score_relative(double best, double x);
 /* Estimated cost in USD of f on m; estimated latency in ms from live (NAN if cold). */
 double route_est_cost(const cfg_model_t *m, const route_features_t *f);
 double route_est_latency(const route_live_t *l, const route_features_t *f);
-/* Filters (needs, health, constraints): false and reason set when filtered. */
+/* Filters (needs, health, constraints): false and why/reason set when filtered.
+ * route_check_code sets only why (no text: the hot path). */
 bool route_check(route_cand_t *c, const route_features_t *f);
+bool route_check_code(route_cand_t *c, const route_features_t *f);
+void route_reason_format(route_cand_t *c);
+/* Static factors (size, hardware, region hashes) into the model (attach time). */
+void route_model_prepare(cfg_model_t *m);
+uint64_t route_region_hash(const char *s, size_t n);
+/* Distance from prepared hashes; same scale as route_score_distance. */
+double route_score_distance_h(uint64_t from_h, uint64_t from_area_h, const cfg_model_t *m);
 bool route_over_load(const route_cand_t *c, double threshold);
+/* Fills c->f except latency and cost; returns the weighted sum of those five. */
+double route_score_base(route_cand_t *c, const double w[ROUTE_F__COUNT], const char *region,
+                        uint64_t region_h, uint64_t area_h);
+/* The relative factors, from the best (lowest) estimate among eligible candidates. */
+double route_f_latency(double est, double best);
+double route_f_cost(double est, double best);
 /* Scores cands[0..n) (live, est_* and eligibility already set) with w. */
 void route_score_all(route_cand_t *cands, size_t n, const double w[ROUTE_F__COUNT],
                      const char *region);

@@ -5,7 +5,6 @@
  * ("Routing and model selection") and the unit tests pin each of them.
  */
 #include <math.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -92,52 +91,104 @@ double route_est_latency(const route_live_t *l, const route_features_t *f)
     return l->lat_ms;
 }
 
-static void why(route_cand_t *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void why(route_cand_t *c, const char *fmt, ...)
+static bool why(route_cand_t *c, int code, double a, double b)
 {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(c->reason, sizeof c->reason, fmt, ap);
-    va_end(ap);
+    c->why = code;
+    c->why_a = a;
+    c->why_b = b;
     c->eligible = false;
+    return false;
+}
+
+bool route_check_code(route_cand_t *c, const route_features_t *f)
+{
+    const cfg_model_t *m = c->m;
+    c->eligible = true;
+    c->why = ROUTE_WHY_NONE;
+    unsigned missing = f->needs & ~m->capabilities;
+    if (missing) {
+        c->why_cap = missing & -missing;
+        return why(c, ROUTE_WHY_CAPABILITY, 0, 0);
+    }
+    long need_ctx = f->prompt_tokens + (f->out_tokens > 0 ? f->out_tokens : 0);
+    if (m->context_window > 0 && need_ctx > m->context_window)
+        return why(c, ROUTE_WHY_CONTEXT, (double)m->context_window, (double)need_ctx);
+    if (!c->live.healthy) return why(c, ROUTE_WHY_UNHEALTHY, 0, 0);
+    if (f->min_quality >= 0 && m->quality < f->min_quality)
+        return why(c, ROUTE_WHY_QUALITY, m->quality, f->min_quality);
+    if (f->max_cost_usd >= 0 && c->est_cost_usd > f->max_cost_usd)
+        return why(c, ROUTE_WHY_COST, c->est_cost_usd, f->max_cost_usd);
+    if (f->max_latency_ms >= 0 && isfinite(c->est_latency_ms) &&
+        c->est_latency_ms > f->max_latency_ms)
+        return why(c, ROUTE_WHY_LATENCY, c->est_latency_ms, f->max_latency_ms);
+    return true;
+}
+
+void route_reason_format(route_cand_t *c)
+{
+    char *o = c->reason;
+    size_t n = sizeof c->reason;
+    switch (c->why) {
+    case ROUTE_WHY_CAPABILITY:
+        snprintf(o, n, "lacks capability '%s'", config_capability_name(c->why_cap));
+        break;
+    case ROUTE_WHY_CONTEXT:
+        snprintf(o, n, "context window %.0f < estimated %.0f tokens", c->why_a, c->why_b);
+        break;
+    case ROUTE_WHY_UNHEALTHY:
+        snprintf(o, n, "unhealthy (last health probe failed)");
+        break;
+    case ROUTE_WHY_QUALITY:
+        snprintf(o, n, "quality %.2f < x-skuld-min-quality %.2f", c->why_a, c->why_b);
+        break;
+    case ROUTE_WHY_COST:
+        snprintf(o, n, "estimated cost $%.6g > x-skuld-max-cost $%.6g", c->why_a, c->why_b);
+        break;
+    case ROUTE_WHY_LATENCY:
+        snprintf(o, n, "estimated latency %.0fms > x-skuld-max-latency-ms %.0f", c->why_a,
+                 c->why_b);
+        break;
+    default:
+        o[0] = '\0';
+    }
 }
 
 bool route_check(route_cand_t *c, const route_features_t *f)
 {
-    const cfg_model_t *m = c->m;
-    c->eligible = true;
-    c->reason[0] = '\0';
-    unsigned missing = f->needs & ~m->capabilities;
-    if (missing) {
-        unsigned bit = missing & -missing;
-        why(c, "lacks capability '%s'", config_capability_name(bit));
-        return false;
+    bool ok = route_check_code(c, f);
+    route_reason_format(c);
+    return ok;
+}
+
+/* FNV-1a of the lower-cased text; never 0 (0 means "no region"). */
+uint64_t route_region_hash(const char *s, size_t n)
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        if (ch >= 'A' && ch <= 'Z') ch = (unsigned char)(ch + 32);
+        h = (h ^ ch) * 0x100000001b3ull;
     }
-    long need_ctx = f->prompt_tokens + (f->out_tokens > 0 ? f->out_tokens : 0);
-    if (m->context_window > 0 && need_ctx > m->context_window) {
-        why(c, "context window %lld < estimated %ld tokens", (long long)m->context_window,
-            need_ctx);
-        return false;
-    }
-    if (!c->live.healthy) {
-        why(c, "unhealthy (last health probe failed)");
-        return false;
-    }
-    if (f->min_quality >= 0 && m->quality < f->min_quality) {
-        why(c, "quality %.2f < x-skuld-min-quality %.2f", m->quality, f->min_quality);
-        return false;
-    }
-    if (f->max_cost_usd >= 0 && c->est_cost_usd > f->max_cost_usd) {
-        why(c, "estimated cost $%.6g > x-skuld-max-cost $%.6g", c->est_cost_usd, f->max_cost_usd);
-        return false;
-    }
-    if (f->max_latency_ms >= 0 && isfinite(c->est_latency_ms) &&
-        c->est_latency_ms > f->max_latency_ms) {
-        why(c, "estimated latency %.0fms > x-skuld-max-latency-ms %.0f", c->est_latency_ms,
-            f->max_latency_ms);
-        return false;
-    }
-    return true;
+    return h | 1;
+}
+
+void route_model_prepare(cfg_model_t *m)
+{
+    m->rs_size = (float)route_score_size(m->params_b);
+    m->rs_hardware = (float)route_score_hardware(m->hardware);
+    m->rs_region_h = m->region ? route_region_hash(m->region, strlen(m->region)) : 0;
+    m->rs_area_h = m->region ? route_region_hash(m->region, strcspn(m->region, "-")) : 0;
+    m->rs_local = m->provider && !m->provider->base_url;
+    m->rs_prepared = true;
+}
+
+double route_score_distance_h(uint64_t from_h, uint64_t from_area_h, const cfg_model_t *m)
+{
+    if (m->rs_local) return 1.0;
+    if (!from_h || !m->rs_region_h) return 0.5;
+    if (from_h == m->rs_region_h) return 1.0;
+    if (from_area_h == m->rs_area_h) return 0.6;
+    return 0.2;
 }
 
 bool route_over_load(const route_cand_t *c, double thr)
@@ -150,6 +201,38 @@ bool route_over_load(const route_cand_t *c, double thr)
     return false;
 }
 
+double route_f_latency(double est, double best)
+{
+    /* cold (no recent samples): optimistic 1 -- it is explored first anyway */
+    return isfinite(est) && isfinite(best) ? route_score_relative(best, est) : 1.0;
+}
+
+double route_f_cost(double est, double best)
+{
+    return isfinite(best) ? route_score_relative(best + COST_EPS_USD, est + COST_EPS_USD) : 1.0;
+}
+
+double route_score_base(route_cand_t *c, const double w[ROUTE_F__COUNT], const char *region,
+                        uint64_t region_h, uint64_t area_h)
+{
+    const cfg_model_t *m = c->m;
+    c->f[ROUTE_F_QUALITY] = route_score_quality(m);
+    c->f[ROUTE_F_RELIABILITY] = route_score_reliability(&c->live);
+    if (m->rs_prepared) {
+        c->f[ROUTE_F_SIZE] = m->rs_size;
+        c->f[ROUTE_F_HARDWARE] = m->rs_hardware;
+        c->f[ROUTE_F_DISTANCE] = route_score_distance_h(region_h, area_h, m);
+    } else {
+        c->f[ROUTE_F_SIZE] = route_score_size(m->params_b);
+        c->f[ROUTE_F_HARDWARE] = route_score_hardware(m->hardware);
+        c->f[ROUTE_F_DISTANCE] = route_score_distance(region, m);
+    }
+    return w[ROUTE_F_QUALITY] * c->f[ROUTE_F_QUALITY] +
+           w[ROUTE_F_RELIABILITY] * c->f[ROUTE_F_RELIABILITY] +
+           w[ROUTE_F_SIZE] * c->f[ROUTE_F_SIZE] + w[ROUTE_F_HARDWARE] * c->f[ROUTE_F_HARDWARE] +
+           w[ROUTE_F_DISTANCE] * c->f[ROUTE_F_DISTANCE];
+}
+
 void route_score_all(route_cand_t *cands, size_t n, const double w[ROUTE_F__COUNT],
                      const char *region)
 {
@@ -160,24 +243,14 @@ void route_score_all(route_cand_t *cands, size_t n, const double w[ROUTE_F__COUN
             best_lat = cands[i].est_latency_ms;
         if (cands[i].est_cost_usd < best_cost) best_cost = cands[i].est_cost_usd;
     }
+    uint64_t rh = region ? route_region_hash(region, strlen(region)) : 0;
+    uint64_t ah = region ? route_region_hash(region, strcspn(region, "-")) : 0;
     for (size_t i = 0; i < n; i++) {
         route_cand_t *c = &cands[i];
-        const cfg_model_t *m = c->m;
-        c->f[ROUTE_F_QUALITY] = route_score_quality(m);
-        /* cold (no recent samples): optimistic 1, so it gets traffic and is measured */
-        c->f[ROUTE_F_LATENCY] = isfinite(c->est_latency_ms) && isfinite(best_lat)
-                                    ? route_score_relative(best_lat, c->est_latency_ms)
-                                    : 1.0;
-        c->f[ROUTE_F_COST] =
-            isfinite(best_cost)
-                ? route_score_relative(best_cost + COST_EPS_USD, c->est_cost_usd + COST_EPS_USD)
-                : 1.0;
-        c->f[ROUTE_F_RELIABILITY] = route_score_reliability(&c->live);
-        c->f[ROUTE_F_SIZE] = route_score_size(m->params_b);
-        c->f[ROUTE_F_HARDWARE] = route_score_hardware(m->hardware);
-        c->f[ROUTE_F_DISTANCE] = route_score_distance(region, m);
-        double t = 0;
-        for (int k = 0; k < ROUTE_F__COUNT; k++) t += w[k] * c->f[k];
-        c->total = t;
+        double base = route_score_base(c, w, region, rh, ah);
+        c->f[ROUTE_F_LATENCY] = route_f_latency(c->est_latency_ms, best_lat);
+        c->f[ROUTE_F_COST] = route_f_cost(c->est_cost_usd, best_cost);
+        c->total = base + w[ROUTE_F_LATENCY] * c->f[ROUTE_F_LATENCY] +
+                   w[ROUTE_F_COST] * c->f[ROUTE_F_COST];
     }
 }

@@ -11,6 +11,7 @@
 
 #include "core/log.h"
 #include "obs/metrics.h"
+#include "route/router.h"
 
 static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
 static route_stats_t *_Atomic rs_head;
@@ -75,7 +76,8 @@ route_stats_t *route_stats_get(const char *id)
     route_stats_t *s = atomic_load_explicit(&rs_head, memory_order_acquire);
     for (; s; s = atomic_load_explicit(&s->next, memory_order_acquire))
         if (strcmp(s->id, id) == 0) break;
-    if (!s && (s = calloc(1, sizeof *s)) != NULL) {
+    if (!s && (s = aligned_alloc(64, sizeof *s)) != NULL) {
+        memset(s, 0, sizeof *s);
         if (!(s->id = strdup(id))) {
             free(s);
             s = NULL;
@@ -91,8 +93,11 @@ route_stats_t *route_stats_get(const char *id)
 
 void route_stats_attach(config_t *cfg)
 {
-    for (size_t i = 0; i < cfg->n_models; i++)
-        if (cfg->models[i].id) cfg->models[i].rstats = route_stats_get(cfg->models[i].id);
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        cfg_model_t *m = &cfg->models[i];
+        if (m->id) m->rstats = route_stats_get(m->id);
+        route_model_prepare(m);
+    }
 }
 
 void route_stats_shutdown(void)
@@ -185,7 +190,9 @@ void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *o)
                   (now_ms > last && now_ms - last > ROUTE_STALE_MS);
         int64_t inf = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
         o->in_flight = inf > 0 ? inf : 0;
-        /* sliding minute: the previous bucket weighted by the part of it still in the window */
+        /* sliding minute: the previous bucket weighted by the part of it still in the
+         * window; only read when a capacity needs it (the hot path) */
+        if (!m->cap_rpm && !m->cap_tpm) goto health;
         double frac = (double)(now_ms % 60000u) / 60000.0;
         uint64_t minute = atomic_load_explicit(&s->minute, memory_order_relaxed);
         double cur_r = (double)atomic_load(&s->req_cur), prev_r = (double)atomic_load(&s->req_prev);
@@ -198,6 +205,7 @@ void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *o)
             o->tpm = cur_t * (1 - frac);
         }
     }
+health:;
     const metrics_series_t *ms = m->stats;
     if (ms) {
         uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);

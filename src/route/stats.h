@@ -37,13 +37,15 @@
 #define ROUTE_STALE_MS 60000
 
 typedef struct route_stats {
-    char *id;
-    struct route_stats *_Atomic next;
-    _Atomic uint64_t lat_ms, ttft_ms, tps, peak_ms, success; /* double bits */
-    _Atomic uint64_t peak_at_ms;                             /* time of the last peak update */
+    /* what the router reads for every candidate: one cache line */
+    _Alignas(64) _Atomic uint64_t lat_ms, ttft_ms, tps, peak_ms, success; /* double bits */
     atomic_uint_fast64_t samples;
     _Atomic uint64_t last_ms; /* time of the last completed sample (monotonic ms) */
     atomic_int_fast64_t in_flight;
+    /* the rest */
+    _Atomic uint64_t peak_at_ms; /* time of the last peak update */
+    char *id;
+    struct route_stats *_Atomic next;
     _Atomic uint64_t minute; /* current one-minute bucket number */
     atomic_uint_fast64_t req_cur, req_prev, tok_cur, tok_prev;
 } route_stats_t;
