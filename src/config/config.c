@@ -1401,6 +1401,7 @@ static void route_free(cfg_route_t *r)
     free(r->cands);
     free(r->fallbacks);
     for (int t = 0; t < ROUTE_TASK__COUNT; t++) {
+        free(r->prep[t]);
         config__strlist_free(&r->tasks[t].keywords);
         config__strlist_free(&r->tasks[t].content_types);
         free(r->tasks[t].cands);

@@ -140,8 +140,9 @@ typedef struct cfg_route {
     const cfg_model_t **fallbacks; /* tried after the ranked candidates */
     size_t n_fallbacks;
     cfg_task_rule_t tasks[ROUTE_TASK__COUNT];
-    char *region;          /* where the callers are, for the distance factor; may be NULL */
-    double load_threshold; /* share of capacity above which new work goes elsewhere; 0.8 */
+    char *region;                  /* where the callers are, for the distance factor; may be NULL */
+    double load_threshold;         /* share of capacity above which new work goes elsewhere; 0.8 */
+    void *prep[ROUTE_TASK__COUNT]; /* route/: prepared candidates (one malloc each), or NULL */
 } cfg_route_t;
 
 /* Strategy / task / factor names as written in the config. */

@@ -71,6 +71,7 @@ int route_api_resolve(api_ctx_t *c, int ep, const json_t *body, const char *name
     bool is_route = config_find_route(c->cfg, name, name_len) != NULL;
     bool explain = hk_explain_wanted(c);
     if (is_route || explain) route_features_from_body(&f, c->req->arena, ep, body);
+    f.explain = explain;
     route_decision_t d;
     if (route_decide(c->cfg, name, name_len, &f, c->req->arena, 0, hk_rng(), &d) < 0) {
         api_ctx_set_model(c, NULL);
@@ -184,6 +185,7 @@ void route_api_explain(api_ctx_t *c)
         return;
     }
     route_features_from_body(&f, c->req->arena, ep, body);
+    f.explain = true;
     route_decision_t d;
     int rc = route_decide(c->cfg, name, strlen(name), &f, c->req->arena, 0, hk_rng(), &d);
     if (rc < 0) {
@@ -289,6 +291,7 @@ int route_cli(int argc, char **argv)
         }
     }
     route_features_from_body(&f, a, EP_CHAT, body);
+    f.explain = true;
     route_decision_t d;
     uint64_t rng = 0x5eed;
     if (!rc && route_decide(cfg, model, strlen(model), &f, a, 0, &rng, &d) < 0) {

@@ -22,17 +22,209 @@
 typedef struct rt_rec {
     double base, est_lat, est_cost, total;
     uint32_t i;
-    bool cold, over;
+    uint8_t cls; /* ranking class: under the load threshold first, then cold (explore) */
 } rt_rec_t;
+
+static inline rt_rec_t rt_mkrec(double base, double lat, double cost, size_t i, bool cold,
+                                bool over)
+{
+    return (rt_rec_t){.base = base,
+                      .est_lat = lat,
+                      .est_cost = cost,
+                      .i = (uint32_t)i,
+                      .cls = (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1))};
+}
+
+/* Totals of rec[0..k) and the best ones in order into d->order (at most kmax). */
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT]);
 
 /* Ranking: under the load threshold first, then cold (explore: measure it),
  * then by total, then config order. */
-static bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
+static inline bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
 {
-    if (a->over != b->over) return !a->over;
-    if (a->cold != b->cold) return a->cold;
+    if (a->cls != b->cls) return a->cls < b->cls;
     if (a->total != b->total) return a->total > b->total;
     return a->i < b->i;
+}
+
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT])
+{
+    size_t top[ROUTE_RANK_MAX], nt = 0; /* insertion into a short sorted list */
+    const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
+    const double wl_best = isfinite(best_lat) ? wl * best_lat : NAN;
+    double t_last = 0; /* total and class of the last kept one, once the list is full */
+    unsigned c_last = 0;
+    /* two rounds: the fast ones (est_lat <= 2 x best, and cold ones) first, so the
+     * list fills with strong totals early and the second round skips most */
+    const double split = isfinite(best_lat) ? 2 * best_lat : INFINITY;
+    for (size_t round = 0, j = 0; round < 2; j = 0, round++)
+        for (; j < k; j++) {
+            rt_rec_t *r = &rec[j];
+            if ((r->est_lat > split) != (round == 1)) continue;
+            if (nt == kmax) { /* can it beat the last kept one at all? */
+                if (r->cls != c_last) {
+                    if (r->cls > c_last) continue;
+                } else {
+                    /* the latency factor it needs, with the best cost factor (1): more than 1,
+                     * or more than best_lat / est_lat (compared without dividing; a NaN
+                     * estimate -- cold -- compares false and is not skipped) */
+                    double need = t_last - r->base - wc;
+                    if (need > wl + 1e-9) continue;
+                    if (need > 1e-9 && r->est_lat * (need - 1e-9) > wl_best) continue;
+                }
+            }
+            /* the divisions only for those that may make the list */
+            double fl = route_f_latency(r->est_lat, best_lat),
+                   fc = route_f_cost(r->est_cost, best_cost);
+            r->total = r->base + wl * fl + wc * fc;
+            if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
+            size_t p = nt < kmax ? nt++ : nt - 1;
+            while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
+                top[p] = top[p - 1];
+                p--;
+            }
+            top[p] = j;
+            if (nt == kmax) {
+                t_last = rec[top[nt - 1]].total;
+                c_last = rec[top[nt - 1]].cls;
+            }
+        }
+    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
+    d->n_order = d->n_ranked = nt;
+    d->chosen = nt ? (int)rec[top[0]].i : -1;
+}
+
+/* ---------- prepared routes ---------- */
+
+typedef struct rp_ent {
+    const cfg_model_t *m;
+    route_stats_t *rs;
+    const struct metrics_series *ms;
+    double static_base; /* route_static_sum() of the task's weights */
+    double price_in, price_out, quality;
+    int64_t ctx;
+    unsigned caps;
+    bool rates, capacity;
+} rp_ent_t;
+
+typedef struct rp {
+    size_t n;
+    const cfg_model_t **cands;
+    double w[ROUTE_F__COUNT];
+    rp_ent_t e[];
+} rp_t;
+
+void route_prepare(cfg_route_t *r)
+{
+    uint64_t rh = r->region ? route_region_hash(r->region, strlen(r->region)) : 0;
+    uint64_t ah = r->region ? route_region_hash(r->region, strcspn(r->region, "-")) : 0;
+    for (int t = 0; t < ROUTE_TASK__COUNT; t++) {
+        free(r->prep[t]);
+        r->prep[t] = NULL;
+        const cfg_task_rule_t *tr = &r->tasks[t];
+        const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
+        size_t n = tr->cands ? tr->n_cands : r->n_cands;
+        rp_t *p = malloc(sizeof *p + n * sizeof p->e[0]);
+        if (!p) continue; /* the general path serves */
+        p->n = n;
+        p->cands = (const cfg_model_t **)cands;
+        route_weights_normalise(tr->has_weights ? &tr->weights : &r->weights, p->w);
+        for (size_t i = 0; i < n; i++) {
+            const cfg_model_t *m = cands[i];
+            rp_ent_t *e = &p->e[i];
+            route_cand_t c = {.m = m};
+            route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
+            *e = (rp_ent_t){
+                .m = m,
+                .rs = m->rstats,
+                .ms = m->stats,
+                .static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
+                                                c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]),
+                .price_in = m->price.input,
+                .price_out = m->price.output,
+                .quality = m->quality,
+                .ctx = m->context_window,
+                .caps = m->capabilities,
+                .rates = m->cap_rpm || m->cap_tpm,
+                .capacity = m->cap_rpm || m->cap_tpm || m->cap_concurrency,
+            };
+        }
+        r->prep[t] = p;
+    }
+}
+
+/* The score strategy over a prepared (route, task) without details: the same
+ * filters and arithmetic as route_check_code / route_score_base, on the
+ * compact records. Returns false when nothing is eligible (the caller reruns
+ * the general path for the reasons). */
+static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
+                               route_decision_t *d)
+{
+    uint64_t now = route_now_ms();
+    size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
+    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
+    if ((n && !rec) || !d->order) return false;
+    memcpy(d->weights, p->w, sizeof d->weights);
+    d->strategy = ROUTE_STRAT_SCORE;
+    d->n_cands = n;
+    const double w_rel = p->w[ROUTE_F_RELIABILITY];
+    const long pt = f->prompt_tokens > 0 ? f->prompt_tokens : 0;
+    const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
+    const long need_ctx = f->prompt_tokens + ot;
+    double best_lat = INFINITY, best_cost = INFINITY;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rp_ent_t *e = &p->e[i];
+        if (f->needs & ~e->caps) continue;
+        if (e->ctx > 0 && need_ctx > e->ctx) continue;
+        if (f->min_quality >= 0 && e->quality < f->min_quality) continue;
+        double cost = (e->price_in * (double)pt + e->price_out * (double)ot) * 1e-6;
+        if (f->max_cost_usd >= 0 && cost > f->max_cost_usd) continue;
+        /* live stats: the fields route_stats_read_from would copy, read in place */
+        double lat = NAN, success = 1, health = 1;
+        bool cold = true;
+        route_stats_t *rs = e->rs;
+        if (rs) {
+            double l = route_stats__load(&rs->lat_ms);
+            uint64_t samples = atomic_load_explicit(&rs->samples, memory_order_relaxed);
+            uint64_t last = atomic_load_explicit(&rs->last_ms, memory_order_relaxed);
+            cold = samples < ROUTE_COLD_SAMPLES || isnan(l) ||
+                   (now > last && now - last > ROUTE_STALE_MS);
+            double su = route_stats__load(&rs->success);
+            success = isnan(su) ? 1 : su;
+            if (!cold) {
+                double ttft = route_stats__load(&rs->ttft_ms);
+                double mpt = route_stats__load(&rs->ms_per_tok);
+                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + (double)ot * mpt : l;
+            }
+        }
+        if (e->ms) {
+            uint64_t probes = atomic_load_explicit(&e->ms->health_probes, memory_order_relaxed);
+            if (probes) {
+                if (!atomic_load_explicit(&e->ms->health_up, memory_order_relaxed)) continue;
+                uint64_t okp = atomic_load_explicit(&e->ms->health_successes, memory_order_relaxed);
+                health = okp >= probes ? 1.0 : (double)okp / (double)probes;
+            }
+        }
+        if (f->max_latency_ms >= 0 && isfinite(lat) && lat > f->max_latency_ms) continue;
+        bool over = false;
+        if (e->capacity) {
+            route_live_t l;
+            route_stats_read_from(rs, NULL, e->rates, now, &l);
+            over = route_over_load_live(e->m, &l, thr);
+        }
+        double rel = success * health;
+        rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
+        rec[k++] = rt_mkrec(e->static_base + w_rel * rel, lat, cost, i, cold, over);
+        if (isfinite(lat) && lat < best_lat) best_lat = lat;
+        if (cost < best_cost) best_cost = cost;
+    }
+    if (!k) return false;
+    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w);
+    return true;
 }
 
 /* The balancing strategies' pick among ok[] (eligible, under the load
@@ -117,12 +309,8 @@ again:
         double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
         if (detailed) route_reason_format(c);
         if (!ok) continue;
-        rec[k++] = (rt_rec_t){.base = base,
-                              .est_lat = c->est_latency_ms,
-                              .est_cost = c->est_cost_usd,
-                              .i = (uint32_t)i,
-                              .cold = c->live.cold,
-                              .over = c->over_load};
+        rec[k++] =
+            rt_mkrec(base, c->est_latency_ms, c->est_cost_usd, i, c->live.cold, c->over_load);
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
         if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
@@ -144,31 +332,15 @@ again:
         }
         return;
     }
-    /* totals, and the best kmax in order (insertion into a short sorted list) */
-    size_t top[ROUTE_RANK_MAX], nt = 0;
-    for (size_t j = 0; j < k; j++) {
-        rt_rec_t *r = &rec[j];
-        r->total = r->base + w[ROUTE_F_LATENCY] * route_f_latency(r->est_lat, best_lat) +
-                   w[ROUTE_F_COST] * route_f_cost(r->est_cost, best_cost);
-        if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
-        size_t p = nt < kmax ? nt++ : nt - 1;
-        while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
-            top[p] = top[p - 1];
-            p--;
-        }
-        top[p] = j;
-    }
-    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
-    d->n_order = d->n_ranked = nt;
-    d->chosen = (int)rec[top[0]].i;
+    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w);
     if (strategy == ROUTE_STRAT_SCORE) return;
     /* balancing: the strategy picks among the eligible (under the threshold
      * when any is); the pick goes first, the ranking follows */
     bool *ok = arena_calloc(a, n * sizeof *ok);
     if (!ok) return;
     bool any_under = false;
-    for (size_t j = 0; j < k; j++) any_under |= !rec[j].over;
-    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || !rec[j].over;
+    for (size_t j = 0; j < k; j++) any_under |= rec[j].cls < 2;
+    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || rec[j].cls < 2;
     int pick = rt_pick(d, ok, strategy, bal, rng);
     if (pick < 0) return;
     size_t at = 0;
@@ -202,8 +374,11 @@ int route_decide(const config_t *cfg, const char *name, size_t len, const route_
             char *key = arena_printf(a, "route:%s/%s", r->name, config_task_name(d->task));
             bal = key ? route_balance_get(key) : NULL;
         }
-        route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
-                           rng, a, d);
+        const rp_t *p = r->prep[d->task];
+        if (!(p && r->strategy == ROUTE_STRAT_SCORE && !f->explain &&
+              rt_decide_prepared(p, f, r->load_threshold, a, d)))
+            route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
+                               rng, a, d);
         d->target = r->name;
         if (!d->n_order) return 0; /* fallbacks do not rescue a filtered request */
         const cfg_model_t **order = arena_alloc(a, (d->n_order + r->n_fallbacks) * sizeof *order);
@@ -298,7 +473,7 @@ void route_explain_json(const route_decision_t *d, buf_t *o, size_t max_cands)
         jsonw_cstr(o, d->order[i]->id);
     }
     buf_appends(o, "],\"candidates\":[");
-    for (size_t i = 0; i < d->n_cands && i < max_cands; i++) {
+    for (size_t i = 0; d->detailed && i < d->n_cands && i < max_cands; i++) {
         const route_cand_t *c = &d->cands[i];
         buf_appends(o, i ? ",{\"id\":" : "{\"id\":");
         jsonw_cstr(o, c->m->id);
@@ -327,7 +502,7 @@ void route_explain_json(const route_decision_t *d, buf_t *o, size_t max_cands)
                    c->over_load ? "true" : "false");
     }
     buf_appends(o, "]");
-    if (d->n_cands > max_cands)
+    if (d->detailed && d->n_cands > max_cands)
         buf_printf(o, ",\"candidates_omitted\":%zu", d->n_cands - max_cands);
     buf_appends(o, "}");
 }
@@ -341,7 +516,7 @@ void route_explain_table(const route_decision_t *d, buf_t *o)
         buf_printf(o, " %s=%.3f", config_factor_name(k), d->weights[k]);
     buf_printf(o, "\n\n%-28s %7s %7s %7s %7s %7s %7s %7s %7s  %s\n", "candidate", "quality",
                "latency", "cost", "reliab", "size", "hardw", "dist", "TOTAL", "status");
-    for (size_t i = 0; i < d->n_cands; i++) {
+    for (size_t i = 0; d->detailed && i < d->n_cands; i++) {
         const route_cand_t *c = &d->cands[i];
         buf_printf(o, "%-28.28s", c->m->id);
         for (int k = 0; k < ROUTE_F__COUNT; k++) buf_printf(o, " %7.3f", c->f[k]);
@@ -361,7 +536,7 @@ void route_explain_table(const route_decision_t *d, buf_t *o)
 
 void route_reasons(const route_decision_t *d, buf_t *o)
 {
-    for (size_t i = 0, shown = 0; i < d->n_cands; i++) {
+    for (size_t i = 0, shown = 0; d->detailed && i < d->n_cands; i++) {
         const route_cand_t *c = &d->cands[i];
         if (c->eligible) continue;
         if (shown++ == 16) {

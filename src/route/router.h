@@ -17,6 +17,7 @@
 #define SKULD_ROUTE_ROUTER_H
 
 #include <jansson.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
@@ -113,12 +114,8 @@ double route_score_quality(const cfg_model_t *m);
 double route_score_size(double params_b);
 double route_score_hardware(const char *hw);
 double route_score_distance(const char *from, const cfg_model_t *m);
-double route_score_reliability(const route_live_t *l);
-/* best / x with best the lowest among eligible candidates (both > 0). */
-double route_score_relative(double best, double x);
 /* Estimated cost in USD of f on m; estimated latency in ms from live (NAN if cold). */
 double route_est_cost(const cfg_model_t *m, const route_features_t *f);
-double route_est_latency(const route_live_t *l, const route_features_t *f);
 /* Filters (needs, health, constraints): false and why/reason set when filtered.
  * route_check_code sets only why (no text: the hot path). */
 bool route_check(route_cand_t *c, const route_features_t *f);
@@ -130,12 +127,13 @@ uint64_t route_region_hash(const char *s, size_t n);
 /* Distance from prepared hashes; same scale as route_score_distance. */
 double route_score_distance_h(uint64_t from_h, uint64_t from_area_h, const cfg_model_t *m);
 bool route_over_load(const route_cand_t *c, double threshold);
+bool route_over_load_live(const cfg_model_t *m, const route_live_t *l, double threshold);
+/* The weighted sum of the static factors (quality, size, hardware, distance). */
+double route_static_sum(const double w[ROUTE_F__COUNT], double quality, double size, double hw,
+                        double dist);
 /* Fills c->f except latency and cost; returns the weighted sum of those five. */
 double route_score_base(route_cand_t *c, const double w[ROUTE_F__COUNT], const char *region,
                         uint64_t region_h, uint64_t area_h);
-/* The relative factors, from the best (lowest) estimate among eligible candidates. */
-double route_f_latency(double est, double best);
-double route_f_cost(double est, double best);
 /* Scores cands[0..n) (live, est_* and eligibility already set) with w. */
 void route_score_all(route_cand_t *cands, size_t n, const double w[ROUTE_F__COUNT],
                      const char *region);
@@ -157,6 +155,11 @@ route_balance_t *route_balance_get(const char *key);
 void route_balance_shutdown(void);
 
 /* ---- router.c ---- */
+/* Per (route, task): the candidates' static data and score parts in one
+ * compact array, so a selection reads one record plus the live stats per
+ * candidate. Built at attach time (the snapshot is not yet shared); freed
+ * with the config. */
+void route_prepare(cfg_route_t *r);
 /*
  * Decide for `name` (a route, a model name or a deployment id). Returns 0 with
  * d filled (d->n_order == 0 means nothing is eligible: answer 422 with the
@@ -177,5 +180,43 @@ void route_explain_json(const route_decision_t *d, buf_t *out, size_t max_cands)
 void route_explain_table(const route_decision_t *d, buf_t *out);
 /* "id: reason; id: reason" of the filtered candidates (for the 422 message). */
 void route_reasons(const route_decision_t *d, buf_t *out);
+
+/* ---- small scorers, inline: the selection loop calls them per candidate ---- */
+#define ROUTE_COST_EPS_USD 1e-9
+/* success EWMA x health-probe success ratio */
+static inline double route_score_reliability(const route_live_t *l)
+{
+    double s = l->success * l->health_ratio;
+    return s < 0 ? 0 : s > 1 ? 1 : s;
+}
+/* best / x with best the lowest among eligible candidates (both > 0), capped at 1 */
+static inline double route_score_relative(double best, double x)
+{
+    if (!(x > 0)) return 1.0;
+    if (!(best > 0)) best = 0;
+    double s = best * (1.0 / x); /* as a product: the fast path keeps 1/x per candidate */
+    return s > 1 ? 1 : s;
+}
+/* estimated latency (ms) of f from live stats; NAN when cold */
+static inline double route_est_latency(const route_live_t *l, const route_features_t *f)
+{
+    if (l->cold) return NAN;
+    if (f->out_tokens > 0 && isfinite(l->ttft_ms) && isfinite(l->ms_per_tok))
+        return l->ttft_ms + (double)f->out_tokens * l->ms_per_tok;
+    return l->lat_ms;
+}
+/* the relative factors, from the best (lowest) estimate among eligible candidates;
+ * cold (no recent samples): optimistic 1 -- it is explored first anyway */
+static inline double route_f_latency(double est, double best)
+{
+    /* cold (no recent samples): optimistic 1 -- it is explored first anyway */
+    return isfinite(est) && isfinite(best) ? route_score_relative(best, est) : 1.0;
+}
+static inline double route_f_cost(double est, double best)
+{
+    return isfinite(best)
+               ? route_score_relative(best + ROUTE_COST_EPS_USD, est + ROUTE_COST_EPS_USD)
+               : 1.0;
+}
 
 #endif

@@ -11,8 +11,6 @@
 
 #include "route/router.h"
 
-#define COST_EPS_USD 1e-9
-
 void route_weights_normalise(const cfg_weights_t *w, double out[ROUTE_F__COUNT])
 {
     double sum = 0;
@@ -62,33 +60,11 @@ double route_score_distance(const char *from, const cfg_model_t *m)
     return 0.2;
 }
 
-double route_score_reliability(const route_live_t *l)
-{
-    double s = l->success * l->health_ratio;
-    return s < 0 ? 0 : s > 1 ? 1 : s;
-}
-
-double route_score_relative(double best, double x)
-{
-    if (!(x > 0)) return 1.0;
-    if (!(best > 0)) best = 0;
-    double s = best / x;
-    return s > 1 ? 1 : s;
-}
-
 double route_est_cost(const cfg_model_t *m, const route_features_t *f)
 {
     return (m->price.input * (double)(f->prompt_tokens > 0 ? f->prompt_tokens : 0) +
-            m->price.output * (double)(f->out_tokens > 0 ? f->out_tokens : 0)) /
-           1e6;
-}
-
-double route_est_latency(const route_live_t *l, const route_features_t *f)
-{
-    if (l->cold) return NAN;
-    if (f->out_tokens > 0 && isfinite(l->ttft_ms) && isfinite(l->tps) && l->tps > 0)
-        return l->ttft_ms + (double)f->out_tokens * 1000.0 / l->tps;
-    return l->lat_ms;
+            m->price.output * (double)(f->out_tokens > 0 ? f->out_tokens : 0)) *
+           1e-6;
 }
 
 static bool why(route_cand_t *c, int code, double a, double b)
@@ -191,25 +167,24 @@ double route_score_distance_h(uint64_t from_h, uint64_t from_area_h, const cfg_m
     return 0.2;
 }
 
-bool route_over_load(const route_cand_t *c, double thr)
+bool route_over_load_live(const cfg_model_t *m, const route_live_t *l, double thr)
 {
-    const cfg_model_t *m = c->m;
-    if (m->cap_concurrency > 0 && (double)c->live.in_flight >= thr * m->cap_concurrency)
-        return true;
-    if (m->cap_rpm > 0 && c->live.rpm >= thr * (double)m->cap_rpm) return true;
-    if (m->cap_tpm > 0 && c->live.tpm >= thr * (double)m->cap_tpm) return true;
+    if (m->cap_concurrency > 0 && (double)l->in_flight >= thr * m->cap_concurrency) return true;
+    if (m->cap_rpm > 0 && l->rpm >= thr * (double)m->cap_rpm) return true;
+    if (m->cap_tpm > 0 && l->tpm >= thr * (double)m->cap_tpm) return true;
     return false;
 }
 
-double route_f_latency(double est, double best)
+bool route_over_load(const route_cand_t *c, double thr)
 {
-    /* cold (no recent samples): optimistic 1 -- it is explored first anyway */
-    return isfinite(est) && isfinite(best) ? route_score_relative(best, est) : 1.0;
+    return route_over_load_live(c->m, &c->live, thr);
 }
 
-double route_f_cost(double est, double best)
+double route_static_sum(const double w[ROUTE_F__COUNT], double quality, double size, double hw,
+                        double dist)
 {
-    return isfinite(best) ? route_score_relative(best + COST_EPS_USD, est + COST_EPS_USD) : 1.0;
+    return w[ROUTE_F_QUALITY] * quality + w[ROUTE_F_SIZE] * size + w[ROUTE_F_HARDWARE] * hw +
+           w[ROUTE_F_DISTANCE] * dist;
 }
 
 double route_score_base(route_cand_t *c, const double w[ROUTE_F__COUNT], const char *region,
@@ -227,10 +202,11 @@ double route_score_base(route_cand_t *c, const double w[ROUTE_F__COUNT], const c
         c->f[ROUTE_F_HARDWARE] = route_score_hardware(m->hardware);
         c->f[ROUTE_F_DISTANCE] = route_score_distance(region, m);
     }
-    return w[ROUTE_F_QUALITY] * c->f[ROUTE_F_QUALITY] +
-           w[ROUTE_F_RELIABILITY] * c->f[ROUTE_F_RELIABILITY] +
-           w[ROUTE_F_SIZE] * c->f[ROUTE_F_SIZE] + w[ROUTE_F_HARDWARE] * c->f[ROUTE_F_HARDWARE] +
-           w[ROUTE_F_DISTANCE] * c->f[ROUTE_F_DISTANCE];
+    /* the static part first, in this order: the prepared path (router.c) adds
+     * the same terms in the same order, so both give bit-identical totals */
+    double s = route_static_sum(w, c->f[ROUTE_F_QUALITY], c->f[ROUTE_F_SIZE],
+                                c->f[ROUTE_F_HARDWARE], c->f[ROUTE_F_DISTANCE]);
+    return s + w[ROUTE_F_RELIABILITY] * c->f[ROUTE_F_RELIABILITY];
 }
 
 void route_score_all(route_cand_t *cands, size_t n, const double w[ROUTE_F__COUNT],

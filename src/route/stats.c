@@ -21,13 +21,7 @@ uint64_t route_now_ms(void)
     return time_mono_ns() / 1000000u;
 }
 
-static double rs_load(_Atomic uint64_t *a)
-{
-    uint64_t u = atomic_load_explicit(a, memory_order_relaxed);
-    double d;
-    memcpy(&d, &u, sizeof d);
-    return d;
-}
+#define rs_load route_stats__load
 
 static void rs_store(_Atomic uint64_t *a, double d)
 {
@@ -53,7 +47,7 @@ void route_stats_reset(route_stats_t *s)
 {
     rs_store(&s->lat_ms, NAN);
     rs_store(&s->ttft_ms, NAN);
-    rs_store(&s->tps, NAN);
+    rs_store(&s->ms_per_tok, NAN);
     rs_store(&s->peak_ms, NAN);
     rs_store(&s->success, NAN);
     atomic_store(&s->peak_at_ms, 0);
@@ -98,6 +92,7 @@ void route_stats_attach(config_t *cfg)
         if (m->id) m->rstats = route_stats_get(m->id);
         route_model_prepare(m);
     }
+    for (size_t i = 0; i < cfg->n_routes; i++) route_prepare(&cfg->routes[i]);
 }
 
 void route_stats_shutdown(void)
@@ -154,7 +149,7 @@ void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, l
         if (ttft_ms >= 0) rs_ewma(&s->ttft_ms, ttft_ms, ROUTE_EWMA_ALPHA);
         double gen_s = (lat_ms - (ttft_ms >= 0 ? ttft_ms : lat_ms)) / 1000.0;
         if (out_tokens > 0 && gen_s > 0.001)
-            rs_ewma(&s->tps, (double)out_tokens / gen_s, ROUTE_EWMA_ALPHA);
+            rs_ewma(&s->ms_per_tok, gen_s * 1000.0 / (double)out_tokens, ROUTE_EWMA_ALPHA);
         /* peak EWMA: decays towards lower samples with time, jumps to higher ones */
         double peak = rs_load(&s->peak_ms);
         uint64_t at = atomic_load_explicit(&s->peak_at_ms, memory_order_relaxed);
@@ -170,47 +165,21 @@ void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, l
 
 void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *o)
 {
-    memset(o, 0, sizeof *o);
-    o->success = 1;
-    o->healthy = true;
-    o->health_ratio = 1;
-    o->cold = true;
-    o->lat_ms = o->ttft_ms = o->tps = o->peak_ms = NAN;
-    route_stats_t *s = m->rstats;
-    if (s) {
-        o->lat_ms = rs_load(&s->lat_ms);
-        o->ttft_ms = rs_load(&s->ttft_ms);
-        o->tps = rs_load(&s->tps);
-        o->peak_ms = rs_load(&s->peak_ms);
-        double su = rs_load(&s->success);
-        o->success = isnan(su) ? 1 : su;
-        o->samples = atomic_load_explicit(&s->samples, memory_order_relaxed);
-        uint64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
-        o->cold = o->samples < ROUTE_COLD_SAMPLES || isnan(o->lat_ms) ||
-                  (now_ms > last && now_ms - last > ROUTE_STALE_MS);
-        int64_t inf = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
-        o->in_flight = inf > 0 ? inf : 0;
-        /* sliding minute: the previous bucket weighted by the part of it still in the
-         * window; only read when a capacity needs it (the hot path) */
-        if (!m->cap_rpm && !m->cap_tpm) goto health;
-        double frac = (double)(now_ms % 60000u) / 60000.0;
-        uint64_t minute = atomic_load_explicit(&s->minute, memory_order_relaxed);
-        double cur_r = (double)atomic_load(&s->req_cur), prev_r = (double)atomic_load(&s->req_prev);
-        double cur_t = (double)atomic_load(&s->tok_cur), prev_t = (double)atomic_load(&s->tok_prev);
-        if (minute == now_ms / 60000u) {
-            o->rpm = cur_r + prev_r * (1 - frac);
-            o->tpm = cur_t + prev_t * (1 - frac);
-        } else if (minute + 1 == now_ms / 60000u) {
-            o->rpm = cur_r * (1 - frac);
-            o->tpm = cur_t * (1 - frac);
-        }
-    }
-health:;
-    const metrics_series_t *ms = m->stats;
-    if (ms) {
-        uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);
-        uint64_t okp = atomic_load_explicit(&ms->health_successes, memory_order_relaxed);
-        o->healthy = atomic_load_explicit(&ms->health_up, memory_order_relaxed) || probes == 0;
-        if (probes) o->health_ratio = okp > probes ? 1.0 : (double)okp / (double)probes;
+    route_stats_read_from(m->rstats, m->stats, m->cap_rpm || m->cap_tpm, now_ms, o);
+}
+
+void route_stats__rates(route_stats_t *s, uint64_t now_ms, route_live_t *o)
+{
+    /* sliding minute: the previous bucket weighted by the part of it still in the window */
+    double frac = (double)(now_ms % 60000u) / 60000.0;
+    uint64_t minute = atomic_load_explicit(&s->minute, memory_order_relaxed);
+    double cur_r = (double)atomic_load(&s->req_cur), prev_r = (double)atomic_load(&s->req_prev);
+    double cur_t = (double)atomic_load(&s->tok_cur), prev_t = (double)atomic_load(&s->tok_prev);
+    if (minute == now_ms / 60000u) {
+        o->rpm = cur_r + prev_r * (1 - frac);
+        o->tpm = cur_t + prev_t * (1 - frac);
+    } else if (minute + 1 == now_ms / 60000u) {
+        o->rpm = cur_r * (1 - frac);
+        o->tpm = cur_t * (1 - frac);
     }
 }

@@ -37,7 +37,7 @@ static route_live_t warm(double lat_ms)
 {
     route_live_t l = {.lat_ms = lat_ms,
                       .ttft_ms = NAN,
-                      .tps = NAN,
+                      .ms_per_tok = NAN,
                       .peak_ms = lat_ms,
                       .success = 1,
                       .samples = 10,
@@ -144,7 +144,7 @@ static void test_estimates(void **state)
     l = warm(800);
     assert_float_equal(route_est_latency(&l, &f), 800, EPS); /* no ttft/tps: whole latency */
     l.ttft_ms = 200;
-    l.tps = 50; /* 500 tokens at 50/s = 10 s */
+    l.ms_per_tok = 20; /* 500 tokens at 50/s = 10 s */
     assert_float_equal(route_est_latency(&l, &f), 200 + 10000, EPS);
 }
 
@@ -510,6 +510,7 @@ static void test_decide_among(void **state)
     route_live_t live[3] = {warm(100), warm(1000), warm(300)};
     route_features_t f;
     route_features_init(&f);
+    f.explain = true;
     f.prompt_tokens = 100;
     double w[ROUTE_F__COUNT];
     route_weights_normalise(&config_default_weights, w);
@@ -566,6 +567,7 @@ static void test_load_threshold(void **state)
     route_live_t live[2] = {warm(10), warm(500)};
     route_features_t f;
     route_features_init(&f);
+    f.explain = true;
     double w[ROUTE_F__COUNT];
     route_weights_normalise(&config_default_weights, w);
     arena_t *a = arena_create(4096);
@@ -668,11 +670,11 @@ static void test_stats(void **state)
     e = e + 0.3 * (200 - e);
     assert_float_equal(l.lat_ms, e, 1e-9);
     assert_float_equal(l.ttft_ms, 40, 1e-9);
-    /* tokens/s: 60 tokens in 160 ms after the first byte */
-    double tps1 = 60 / 0.06, tps2 = 60 / 0.16;
-    double te = tps1 + 0.3 * (tps2 - tps1);
-    te = te + 0.3 * (tps2 - te);
-    assert_float_equal(l.tps, te, 1e-6);
+    /* 60 tokens in 60 ms, then in 160 ms after the first byte */
+    double mpt1 = 60.0 / 60, mpt2 = 160.0 / 60; /* ms per token */
+    double te = mpt1 + 0.3 * (mpt2 - mpt1);
+    te = te + 0.3 * (mpt2 - te);
+    assert_float_equal(l.ms_per_tok, te, 1e-9);
     assert_float_equal(l.peak_ms, 200, 1e-9);                  /* jumped to the higher sample */
     route_stats_end(s, true, 100, -1, 0, 0, t + 2000 + 10000); /* one tau later */
     route_stats_read(&m, t + 12000, &l);
@@ -683,8 +685,9 @@ static void test_stats(void **state)
     assert_int_equal(l.samples, 4); /* failures are not latency samples */
     route_stats_read(&m, t + 12000 + ROUTE_STALE_MS + 1, &l);
     assert_true(l.cold); /* stale */
-    /* requests per minute: 3 begun in this minute */
+    /* requests per minute: 3 begun in this minute (read when a capacity is set) */
     route_stats_reset(s);
+    m.cap_rpm = 100;
     uint64_t m0 = 60000 * 100;
     for (int i = 0; i < 3; i++) {
         route_stats_begin(s, m0 + 1000);
@@ -704,6 +707,7 @@ static void test_explain(void **state)
     uint64_t rng = 3;
     route_features_t f;
     route_features_init(&f);
+    f.explain = true;
     route_decision_t d;
     assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &d), 0);
     buf_t o;
