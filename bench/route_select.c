@@ -8,8 +8,10 @@
  * (route_stats_end with varied latencies), then times route_decide() for a
  * chat request -- features extracted once, as the request path does before
  * calling the router -- with a fresh request arena each time (as a request
- * has). Prints p50/p90/p99/max in microseconds. Single thread; the figures are
- * medians of several runs in bench/BENCHMARKS.md.
+ * has). Three runs: without the selection cache, with it while live stats
+ * change between selections, with it while they do not. Prints
+ * p50/p90/p99/max in microseconds. Single thread; the figures in
+ * bench/BENCHMARKS.md are medians of several runs.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -80,22 +82,32 @@ int main(int argc, char **argv)
     route_features_from_body(&f, fa, EP_CHAT, body);
 
     uint64_t *lat = malloc((size_t)iters * sizeof *lat), rng = 1;
-    const char *chosen = NULL;
-    for (int i = 0; i < iters + iters / 10; i++) {
-        uint64_t t0 = now_ns();
-        arena_t *a = arena_create(16384);
-        route_decision_t d;
-        route_decide(cfg, "auto", 4, &f, a, 0, &rng, &d);
-        chosen = d.n_order ? d.order[0]->id : "(none)";
-        arena_destroy(a);
-        uint64_t dt = now_ns() - t0;
-        if (i >= iters / 10) lat[i - iters / 10] = dt; /* the first 10%: warm-up */
+    /* three runs: no selection cache; the cache with a live-stats change
+     * between selections (an entry lives ROUTE_CACHE_TTL_MS); the cache with
+     * no stats change (ROUTE_CACHE_IDLE_MS) */
+    static const char *const modes[] = {"uncached", "cached, stats changing", "cached, stats idle"};
+    for (int mode = 0; mode < 3; mode++) {
+        route_cache_enabled = mode > 0;
+        const char *chosen = NULL;
+        for (int i = 0; i < iters + iters / 10; i++) {
+            if (mode == 1) /* one completion elsewhere: bumps the stats epoch */
+                route_stats_end(cfg->models[i % n].rstats, true, 50.0 + (i * 7919) % 2000, 20.0,
+                                100, 150, route_now_ms());
+            uint64_t t0 = now_ns();
+            arena_t *a = arena_create(16384);
+            route_decision_t d;
+            route_decide(cfg, "auto", 4, &f, a, 0, &rng, &d);
+            chosen = d.n_order ? d.order[0]->id : "(none)";
+            arena_destroy(a);
+            uint64_t dt = now_ns() - t0;
+            if (i >= iters / 10) lat[i - iters / 10] = dt; /* the first 10%: warm-up */
+        }
+        qsort(lat, (size_t)iters, sizeof *lat, cmp_u64);
+        printf("route-select: %d candidates, %d selections, %-22s p50 %6.2f us  p90 %6.2f us  "
+               "p99 %6.2f us  max %8.2f us  (choice %s)\n",
+               n, iters, modes[mode], lat[iters / 2] / 1e3, lat[iters * 9 / 10] / 1e3,
+               lat[iters * 99 / 100] / 1e3, lat[iters - 1] / 1e3, chosen);
     }
-    qsort(lat, (size_t)iters, sizeof *lat, cmp_u64);
-    printf("route-select: %d candidates, %d selections: p50 %.2f us, p90 %.2f us, p99 %.2f us, "
-           "max %.2f us (choice %s)\n",
-           n, iters, lat[iters / 2] / 1e3, lat[iters * 9 / 10] / 1e3, lat[iters * 99 / 100] / 1e3,
-           lat[iters - 1] / 1e3, chosen);
     free(lat);
     json_decref(body);
     arena_destroy(fa);

@@ -37,7 +37,8 @@ static inline rt_rec_t rt_mkrec(double base, double lat, double cost, size_t i, 
 
 /* Totals of rec[0..k) and the best ones in order into d->order (at most kmax). */
 static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT]);
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
+                    size_t *top_out);
 
 /* Ranking: under the load threshold first, then cold (explore: measure it),
  * then by total, then config order. */
@@ -49,7 +50,8 @@ static inline bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
 }
 
 static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT])
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
+                    size_t *top_out)
 {
     size_t top[ROUTE_RANK_MAX], nt = 0; /* insertion into a short sorted list */
     const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
@@ -92,6 +94,7 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec
             }
         }
     for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
+    if (top_out) memcpy(top_out, top, nt * sizeof *top);
     d->n_order = d->n_ranked = nt;
     d->chosen = nt ? (int)rec[top[0]].i : -1;
 }
@@ -110,6 +113,7 @@ typedef struct rp_ent {
 } rp_ent_t;
 
 typedef struct rp {
+    uint64_t uid; /* unique per prepared array in this process (cache keys) */
     size_t n;
     const cfg_model_t **cands;
     double w[ROUTE_F__COUNT];
@@ -128,6 +132,8 @@ void route_prepare(cfg_route_t *r)
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
         rp_t *p = malloc(sizeof *p + n * sizeof p->e[0]);
         if (!p) continue; /* the general path serves */
+        static _Atomic uint64_t uids = 1;
+        p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
         p->n = n;
         p->cands = (const cfg_model_t **)cands;
         route_weights_normalise(tr->has_weights ? &tr->weights : &r->weights, p->w);
@@ -153,6 +159,104 @@ void route_prepare(cfg_route_t *r)
         }
         r->prep[t] = p;
     }
+}
+
+/* ---------- selection cache ----------
+ *
+ * Per worker thread (no locks), direct-mapped, keyed by everything a
+ * prepared score decision depends on besides the live stats: the prepared
+ * array (its uid: a new snapshot never matches), needs, estimated tokens,
+ * constraints. An entry is used while it is younger than
+ * ROUTE_CACHE_TTL_MS, or -- when no live stats changed at all since
+ * (route_stats_epoch()) -- younger than ROUTE_CACHE_IDLE_MS. On a hit the
+ * cached ranking is re-checked live where it matters at once: every kept
+ * deployment must still be healthy and keep its class (cold / over the load
+ * threshold), else it is a miss. The bound on staleness is thus 10 ms of
+ * EWMA movement, which smooths over several requests anyway. route_cache_enabled
+ * switches it off (benchmarks, tests of the uncached path).
+ */
+#define RT_CACHE_SLOTS 64
+
+typedef struct rt_centry {
+    uint64_t uid, epoch, at_ms;
+    unsigned needs;
+    long pt, ot;
+    double min_q, max_cost, max_lat;
+    size_t n;
+    int chosen;
+    uint32_t idx[ROUTE_RANK_MAX]; /* into the prepared array */
+    uint8_t cls[ROUTE_RANK_MAX];
+} rt_centry_t;
+
+static _Thread_local rt_centry_t rt_cache[RT_CACHE_SLOTS];
+bool route_cache_enabled = true;
+
+static size_t rt_cache_slot(const rp_t *p, const route_features_t *f)
+{
+    uint64_t h = p->uid * 0x9E3779B97F4A7C15ull;
+    h ^= (uint64_t)f->needs * 0xC2B2AE3D27D4EB4Full;
+    h ^= (uint64_t)f->prompt_tokens * 0x165667B19E3779F9ull;
+    h ^= (uint64_t)f->out_tokens * 0x27D4EB2F165667C5ull;
+    return (size_t)((h ^ (h >> 29)) % RT_CACHE_SLOTS);
+}
+
+static bool rt_cache_key_eq(const rt_centry_t *e, const rp_t *p, const route_features_t *f)
+{
+    return e->uid == p->uid && e->needs == f->needs && e->pt == f->prompt_tokens &&
+           e->ot == f->out_tokens && e->min_q == f->min_quality && e->max_cost == f->max_cost_usd &&
+           e->max_lat == f->max_latency_ms;
+}
+
+static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_decision_t *d,
+                         const rt_rec_t *rec, const size_t *top, uint64_t now)
+{
+    if (!route_cache_enabled || !d->n_order) return;
+    rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
+    e->uid = p->uid;
+    e->epoch = route_stats_epoch();
+    e->at_ms = now;
+    e->needs = f->needs;
+    e->pt = f->prompt_tokens;
+    e->ot = f->out_tokens;
+    e->min_q = f->min_quality;
+    e->max_cost = f->max_cost_usd;
+    e->max_lat = f->max_latency_ms;
+    e->n = d->n_order;
+    e->chosen = d->chosen;
+    for (size_t j = 0; j < d->n_order; j++) {
+        e->idx[j] = rec[top[j]].i;
+        e->cls[j] = rec[top[j]].cls;
+    }
+}
+
+static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
+                         route_decision_t *d)
+{
+    if (!route_cache_enabled) return false;
+    rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
+    if (!rt_cache_key_eq(e, p, f)) return false;
+    uint64_t now = route_now_ms();
+    uint64_t age = now - e->at_ms;
+    if (!(age < ROUTE_CACHE_TTL_MS ||
+          (age < ROUTE_CACHE_IDLE_MS && e->epoch == route_stats_epoch())))
+        return false;
+    d->order = arena_alloc(a, (e->n + 1) * sizeof *d->order);
+    if (!d->order) return false;
+    for (size_t j = 0; j < e->n; j++) {
+        const rp_ent_t *pe = &p->e[e->idx[j]];
+        route_live_t l;
+        route_stats_read_from(pe->rs, pe->ms, pe->rates, now, &l);
+        bool over = pe->capacity && route_over_load_live(pe->m, &l, thr);
+        if (!l.healthy || (uint8_t)((over ? 2 : 0) + (l.cold ? 0 : 1)) != e->cls[j]) return false;
+        d->order[j] = p->cands[e->idx[j]];
+    }
+    memcpy(d->weights, p->w, sizeof d->weights);
+    d->strategy = ROUTE_STRAT_SCORE;
+    d->n_cands = p->n;
+    d->n_order = d->n_ranked = e->n;
+    d->chosen = (int)e->idx[0];
+    d->cached = true;
+    return true;
 }
 
 /* The score strategy over a prepared (route, task) without details: the same
@@ -223,7 +327,9 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
         if (cost < best_cost) best_cost = cost;
     }
     if (!k) return false;
-    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w);
+    size_t top[ROUTE_RANK_MAX];
+    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w, top);
+    rt_cache_put(p, f, d, rec, top, now);
     return true;
 }
 
@@ -332,7 +438,7 @@ again:
         }
         return;
     }
-    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w);
+    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w, NULL);
     if (strategy == ROUTE_STRAT_SCORE) return;
     /* balancing: the strategy picks among the eligible (under the threshold
      * when any is); the pick goes first, the ranking follows */
@@ -375,8 +481,9 @@ int route_decide(const config_t *cfg, const char *name, size_t len, const route_
             bal = key ? route_balance_get(key) : NULL;
         }
         const rp_t *p = r->prep[d->task];
-        if (!(p && r->strategy == ROUTE_STRAT_SCORE && !f->explain &&
-              rt_decide_prepared(p, f, r->load_threshold, a, d)))
+        bool fast = p && r->strategy == ROUTE_STRAT_SCORE && !f->explain;
+        if (!(fast && (rt_cache_get(p, f, r->load_threshold, a, d) ||
+                       rt_decide_prepared(p, f, r->load_threshold, a, d))))
             route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
                                rng, a, d);
         d->target = r->name;

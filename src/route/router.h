@@ -30,8 +30,11 @@
 
 #define ROUTE_DEFAULT_OUT_TOKENS 256 /* when the request sets no max_tokens */
 #define ROUTE_LONG_CONTEXT_TOKENS 8000
-#define ROUTE_SIZE_REF_B 1000.0 /* parameters (billions) that score 1 on size */
-#define ROUTE_RANK_MAX 16       /* ranked deployments kept in a decision (then fallbacks) */
+#define ROUTE_SIZE_REF_B 1000.0  /* parameters (billions) that score 1 on size */
+#define ROUTE_CACHE_TTL_MS 10    /* selection cache: an entry's life while stats change */
+#define ROUTE_CACHE_IDLE_MS 1000 /* ... and while no stats changed at all */
+extern bool route_cache_enabled; /* default true; benchmarks switch it off */
+#define ROUTE_RANK_MAX 16        /* ranked deployments kept in a decision (then fallbacks) */
 
 /* What the router needs to know about one request. */
 typedef struct route_features {
@@ -101,6 +104,7 @@ typedef struct route_decision {
     route_cand_t *cands;            /* every candidate, config order (detailed decisions only) */
     size_t n_cands;
     bool detailed;             /* cands filled: f->explain, or nothing was eligible */
+    bool cached;               /* the ranking came from the selection cache */
     const cfg_model_t **order; /* what to try: ranked eligible deployments, then fallbacks */
     size_t n_order;
     size_t n_ranked; /* of order, before the fallbacks */

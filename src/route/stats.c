@@ -14,6 +14,12 @@
 #include "route/router.h"
 
 static pthread_mutex_t rs_mu = PTHREAD_MUTEX_INITIALIZER;
+static _Atomic uint64_t rs_epoch;
+
+uint64_t route_stats_epoch(void)
+{
+    return atomic_load_explicit(&rs_epoch, memory_order_relaxed);
+}
 static route_stats_t *_Atomic rs_head;
 
 uint64_t route_now_ms(void)
@@ -140,6 +146,7 @@ void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, l
                      long total_tokens, uint64_t now_ms)
 {
     if (!s) return;
+    atomic_fetch_add_explicit(&rs_epoch, 1, memory_order_relaxed);
     rs_roll(s, now_ms);
     if (total_tokens > 0)
         atomic_fetch_add_explicit(&s->tok_cur, (uint64_t)total_tokens, memory_order_relaxed);

@@ -86,6 +86,8 @@ void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *out);
 void route_stats_reset(route_stats_t *s); /* tests */
 void route_stats_shutdown(void);
 
+/* Bumped by every route_stats_end(): "did any live stats change?" (selection cache). */
+uint64_t route_stats_epoch(void);
 /* Monotonic milliseconds. */
 uint64_t route_now_ms(void);
 

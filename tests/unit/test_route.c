@@ -19,6 +19,7 @@
 #include "config/config.h"
 #include "provider/provider.h"
 #include "route/router.h"
+#include "obs/metrics.h"
 #include "route/stats.h"
 
 #define EPS 1e-9
@@ -733,6 +734,85 @@ static void test_explain(void **state)
     config_unref(c);
 }
 
+/* The prepared fast path (no details) and the detailed path rank alike, for
+ * random live stats; the selection cache returns the same ranking and
+ * notices a health change at once. */
+static void test_fast_path_and_cache(void **state)
+{
+    (void)state;
+    buf_t y;
+    buf_init(&y, 0);
+    buf_appends(&y, "providers:\n  - {name: p, type: openai, base_url: 'http://h:1/v1'}\n"
+                    "  - {name: l, type: echo}\nmodels:\n");
+    for (int i = 0; i < 60; i++)
+        buf_printf(&y,
+                   "  - {name: d%d, provider: %s, quality: %.2f, params_b: %d, hardware: %s, "
+                   "region: %s, price: {input: %d, output: %d}%s}\n",
+                   i, i % 7 ? "p" : "l", 0.4 + (i % 13) / 25.0, i * 3 % 200, i % 3 ? "gpu" : "cpu",
+                   i % 2 ? "eu-west" : "us-east", i % 9, (i * 5) % 11,
+                   i % 10 == 3 ? ", capabilities: [chat]" : "");
+    buf_appends(&y, "routes:\n  - name: auto\n    region: eu-central\n    candidates: [");
+    for (int i = 0; i < 60; i++) buf_printf(&y, "%sd%d", i ? ", " : "", i);
+    buf_appends(&y, "]\n");
+    config_t *c = cfg_ok(buf_data(&y));
+    buf_free(&y);
+    for (size_t i = 0; i < c->n_models; i++) /* as api_init does */
+        c->models[i].stats = metrics_series_get(c->models[i].id, c->models[i].provider->name);
+    route_stats_attach(c);
+    uint64_t now = route_now_ms(), rng = 5;
+    for (int i = 0; i < 60; i++) {
+        route_stats_reset(c->models[i].rstats);
+        for (int k = 0; k < (i % 11 == 0 ? 1 : 4); k++) /* every 11th stays cold */
+            route_stats_end(c->models[i].rstats, i % 5 != 0, 40.0 + (i * 37) % 900, 10.0 + i % 30,
+                            50 + i, 80 + i, now);
+    }
+    arena_t *a = arena_create(1 << 16);
+    route_features_t f;
+    route_features_init(&f);
+    f.prompt_tokens = 300;
+    f.out_tokens = 120;
+    f.needs = CAP_CHAT | CAP_TOOLS; /* filters some */
+    route_cache_enabled = false;
+    for (int variant = 0; variant < 3; variant++) {
+        if (variant == 1) f.max_cost_usd = 0.001;
+        if (variant == 2) f.min_quality = 0.6;
+        route_decision_t fast, slow;
+        f.explain = false;
+        assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &fast), 0);
+        assert_false(fast.detailed);
+        f.explain = true;
+        assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &slow), 0);
+        assert_true(slow.detailed);
+        assert_true(fast.n_order > 1);
+        assert_int_equal(fast.n_order, slow.n_order);
+        for (size_t j = 0; j < fast.n_order; j++) assert_ptr_equal(fast.order[j], slow.order[j]);
+        assert_int_equal(fast.chosen, slow.chosen);
+    }
+    /* the cache: same ranking, flagged; a kept deployment going down is a miss */
+    route_cache_enabled = true;
+    f.explain = false;
+    route_decision_t d1, d2, d3;
+    assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &d1), 0);
+    assert_false(d1.cached);
+    assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &d2), 0);
+    assert_true(d2.cached);
+    assert_int_equal(d1.n_order, d2.n_order);
+    for (size_t j = 0; j < d1.n_order; j++) assert_ptr_equal(d1.order[j], d2.order[j]);
+    const cfg_model_t *top = d1.order[0];
+    atomic_store(&top->stats->health_probes, 1);
+    atomic_store(&top->stats->health_up, false);
+    assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &d3), 0);
+    assert_false(d3.cached);
+    assert_ptr_not_equal(d3.order[0], top);
+    atomic_store(&top->stats->health_up, true);
+    /* another key (other tokens) is another entry */
+    f.out_tokens = 7;
+    assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &d3), 0);
+    assert_false(d3.cached);
+    arena_destroy(a);
+    config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -759,9 +839,11 @@ int main(void)
         cmocka_unit_test(test_decide_config),
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_explain),
+        cmocka_unit_test(test_fast_path_and_cache),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     route_balance_shutdown();
     route_stats_shutdown();
+    metrics_shutdown();
     return rc;
 }
