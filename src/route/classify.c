@@ -21,7 +21,14 @@ static const char *const cls_reason_kw[] = {"step by step", "prove",       "proo
                                             "why does",     "explain why", "calculate", "solve",
                                             "math",         "logic",       "derive",    "puzzle"};
 
+/* kw is lower case (built-in): the text is lower-cased already */
 static bool cls_keyword(const route_features_t *f, const char *kw)
+{
+    return f->text && kw[0] && strstr(f->text, kw) != NULL;
+}
+
+/* a configured keyword: any case */
+static bool cls_keyword_any(const route_features_t *f, const char *kw)
 {
     return f->text && kw[0] && strcasestr(f->text, kw) != NULL;
 }
@@ -49,7 +56,7 @@ static bool cls_builtin(const route_features_t *f, int task)
 static bool cls_rule(const route_features_t *f, const cfg_task_rule_t *t)
 {
     for (size_t i = 0; i < t->keywords.n; i++)
-        if (cls_keyword(f, t->keywords.v[i])) return true;
+        if (cls_keyword_any(f, t->keywords.v[i])) return true;
     if (t->min_tokens > 0 && f->prompt_tokens >= t->min_tokens) return true;
     for (size_t i = 0; i < t->content_types.n; i++) {
         const char *ct = t->content_types.v[i];

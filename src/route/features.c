@@ -107,8 +107,12 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
     if (endpoint == EP_EMBEDDINGS) f->out_tokens = 0;
     f->stream = json_is_true(json_object_get(body, "stream"));
     if (acc.text.len && a) {
-        f->text = arena_strndup(a, buf_data(&acc.text), acc.text.len);
-        f->text_len = f->text ? acc.text.len : 0;
+        char *t = arena_strndup(a, buf_data(&acc.text), acc.text.len);
+        if (t) /* ASCII lower case: the built-in keywords are matched with strstr */
+            for (char *q = t; *q; q++)
+                if (*q >= 'A' && *q <= 'Z') *q = (char)(*q + 32);
+        f->text = t;
+        f->text_len = t ? acc.text.len : 0;
     }
     buf_free(&acc.text);
 }

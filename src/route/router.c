@@ -293,12 +293,8 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
         route_stats_t *rs = e->rs;
         if (rs) {
             double l = route_stats__load(&rs->lat_ms);
-            uint64_t samples = atomic_load_explicit(&rs->samples, memory_order_relaxed);
-            uint64_t last = atomic_load_explicit(&rs->last_ms, memory_order_relaxed);
-            cold = samples < ROUTE_COLD_SAMPLES || isnan(l) ||
-                   (now > last && now - last > ROUTE_STALE_MS);
-            double su = route_stats__load(&rs->success);
-            success = isnan(su) ? 1 : su;
+            cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
+            success = route_stats__load(&rs->success);
             if (!cold) {
                 double ttft = route_stats__load(&rs->ttft_ms);
                 double mpt = route_stats__load(&rs->ms_per_tok);

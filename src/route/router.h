@@ -43,7 +43,7 @@ typedef struct route_features {
     long out_tokens;    /* max_tokens, else ROUTE_DEFAULT_OUT_TOKENS */
     bool stream;
     bool tools, image, audio, file, json_mode;
-    const char *text; /* user text for keyword rules (may be NULL) */
+    const char *text; /* user text for keyword rules, ASCII lower-cased (may be NULL) */
     size_t text_len;
     double max_cost_usd;   /* x-skuld-max-cost; < 0 unset */
     double max_latency_ms; /* x-skuld-max-latency-ms; < 0 unset */

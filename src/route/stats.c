@@ -55,10 +55,10 @@ void route_stats_reset(route_stats_t *s)
     rs_store(&s->ttft_ms, NAN);
     rs_store(&s->ms_per_tok, NAN);
     rs_store(&s->peak_ms, NAN);
-    rs_store(&s->success, NAN);
+    rs_store(&s->success, 1.0); /* prior: reliable until shown otherwise */
     atomic_store(&s->peak_at_ms, 0);
     atomic_store(&s->samples, 0);
-    atomic_store(&s->last_ms, 0);
+    atomic_store(&s->warm_until_ms, 0);
     atomic_store(&s->in_flight, 0);
     atomic_store(&s->minute, 0);
     atomic_store(&s->req_cur, 0);
@@ -165,8 +165,9 @@ void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, l
         double next = isnan(peak) || lat_ms > peak ? lat_ms : peak * w + lat_ms * (1 - w);
         rs_store(&s->peak_ms, next);
         atomic_store_explicit(&s->peak_at_ms, now_ms, memory_order_relaxed);
-        atomic_store_explicit(&s->last_ms, now_ms, memory_order_relaxed);
-        atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed);
+        uint64_t n = atomic_fetch_add_explicit(&s->samples, 1, memory_order_relaxed) + 1;
+        if (n >= ROUTE_COLD_SAMPLES) /* warm until ROUTE_STALE_MS without a sample */
+            atomic_store_explicit(&s->warm_until_ms, now_ms + ROUTE_STALE_MS, memory_order_relaxed);
     }
 }
 

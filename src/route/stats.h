@@ -15,7 +15,8 @@
  *   lat_ms   whole-request latency           ttft_ms  time to first byte
  *   ms_per_tok  milliseconds per completion token after the first byte
  *            (1000 / tokens per second; kept as a cost so the router multiplies)
- *   success  1 for a success (status < 500 and not 429), 0 otherwise (alpha 0.1)
+ *   success  1 for a success (status < 500 and not 429), 0 otherwise (alpha 0.1,
+ *            from a prior of 1)
  *   peak_ms  "peak EWMA" (Finagle): jumps to a sample above it, decays towards
  *            samples below it with time constant ROUTE_PEAK_TAU_MS (10 s)
  * Requests started per minute and tokens per minute are two one-minute
@@ -46,7 +47,7 @@ typedef struct route_stats {
     _Alignas(64) _Atomic uint64_t lat_ms; /* double bits, like the next four */
     _Atomic uint64_t ttft_ms, ms_per_tok, peak_ms, success;
     atomic_uint_fast64_t samples;
-    _Atomic uint64_t last_ms; /* time of the last completed sample (monotonic ms) */
+    _Atomic uint64_t warm_until_ms; /* last sample + ROUTE_STALE_MS once warm; 0 = cold */
     atomic_int_fast64_t in_flight;
     /* the rest */
     _Atomic uint64_t peak_at_ms; /* time of the last peak update */
@@ -119,12 +120,9 @@ static inline void route_stats_read_from(route_stats_t *s, const metrics_series_
         o->ttft_ms = route_stats__load(&s->ttft_ms);
         o->ms_per_tok = route_stats__load(&s->ms_per_tok);
         o->peak_ms = route_stats__load(&s->peak_ms);
-        double su = route_stats__load(&s->success);
-        o->success = isnan(su) ? 1 : su;
+        o->success = route_stats__load(&s->success);
         o->samples = atomic_load_explicit(&s->samples, memory_order_relaxed);
-        uint64_t last = atomic_load_explicit(&s->last_ms, memory_order_relaxed);
-        o->cold = o->samples < ROUTE_COLD_SAMPLES || isnan(o->lat_ms) ||
-                  (now_ms > last && now_ms - last > ROUTE_STALE_MS);
+        o->cold = now_ms >= atomic_load_explicit(&s->warm_until_ms, memory_order_relaxed);
         int64_t inf = atomic_load_explicit(&s->in_flight, memory_order_relaxed);
         o->in_flight = inf > 0 ? inf : 0;
         if (rates) route_stats__rates(s, now_ms, o);

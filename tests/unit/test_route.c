@@ -306,7 +306,7 @@ static void test_features(void **state)
     (void)state;
     arena_t *a = arena_create(4096);
     json_t *b = json_loads("{\"messages\":[{\"role\":\"system\",\"content\":\"SYSTEM SECRET\"},"
-                           "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"abcd "
+                           "{\"role\":\"user\",\"content\":[{\"type\":\"text\",\"text\":\"AbCd "
                            "efgh\"},{\"type\":\"image_url\",\"image_url\":{\"url\":\"x\"}}]}],"
                            "\"tools\":[{\"type\":\"function\"}],\"max_tokens\":77,"
                            "\"response_format\":{\"type\":\"json_object\"},\"stream\":true}",
@@ -320,7 +320,7 @@ static void test_features(void **state)
     assert_int_equal(f.out_tokens, 77);
     /* (13 + 9 bytes) / 4 + 4 per message */
     assert_int_equal(f.prompt_tokens, 22 / 4 + 8);
-    assert_string_equal(f.text, "abcd efgh"); /* user text only */
+    assert_string_equal(f.text, "abcd efgh"); /* user text only, lower-cased */
     json_decref(b);
     b = json_loads("{\"input\":\"hello\"}", 0, NULL);
     route_features_init(&f);
@@ -335,6 +335,12 @@ static void test_features(void **state)
 
 static int classify_text(const char *text, const cfg_route_t *r)
 {
+    static char lower[256]; /* as route_features_from_body leaves it */
+    size_t n = strlen(text) < 255 ? strlen(text) : 255;
+    for (size_t i = 0; i < n; i++)
+        lower[i] = text[i] >= 'A' && text[i] <= 'Z' ? (char)(text[i] + 32) : text[i];
+    lower[n] = '\0';
+    text = lower;
     route_features_t f;
     route_features_init(&f);
     f.text = text;
