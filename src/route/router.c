@@ -101,13 +101,12 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec
 
 /* ---------- prepared routes ---------- */
 
-typedef struct rp_ent {
-    const cfg_model_t *m;
-    route_stats_t *rs;
+typedef struct rp_ent { /* one cache line per candidate */
+    _Alignas(64) route_stats_t *rs;
     const struct metrics_series *ms;
     double static_base; /* route_static_sum() of the task's weights */
     double price_in, price_out, quality;
-    int64_t ctx;
+    int32_t ctx; /* context_window (config caps it at INT32_MAX) */
     unsigned caps;
     bool rates, capacity;
 } rp_ent_t;
@@ -130,7 +129,8 @@ void route_prepare(cfg_route_t *r)
         const cfg_task_rule_t *tr = &r->tasks[t];
         const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
-        rp_t *p = malloc(sizeof *p + n * sizeof p->e[0]);
+        size_t sz = sizeof(rp_t) + n * sizeof(rp_ent_t);
+        rp_t *p = aligned_alloc(64, (sz + 63) / 64 * 64);
         if (!p) continue; /* the general path serves */
         static _Atomic uint64_t uids = 1;
         p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
@@ -143,7 +143,6 @@ void route_prepare(cfg_route_t *r)
             route_cand_t c = {.m = m};
             route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
             *e = (rp_ent_t){
-                .m = m,
                 .rs = m->rstats,
                 .ms = m->stats,
                 .static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
@@ -151,7 +150,7 @@ void route_prepare(cfg_route_t *r)
                 .price_in = m->price.input,
                 .price_out = m->price.output,
                 .quality = m->quality,
-                .ctx = m->context_window,
+                .ctx = (int32_t)m->context_window,
                 .caps = m->capabilities,
                 .rates = m->cap_rpm || m->cap_tpm,
                 .capacity = m->cap_rpm || m->cap_tpm || m->cap_concurrency,
@@ -246,7 +245,7 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
         const rp_ent_t *pe = &p->e[e->idx[j]];
         route_live_t l;
         route_stats_read_from(pe->rs, pe->ms, pe->rates, now, &l);
-        bool over = pe->capacity && route_over_load_live(pe->m, &l, thr);
+        bool over = pe->capacity && route_over_load_live(p->cands[e->idx[j]], &l, thr);
         if (!l.healthy || (uint8_t)((over ? 2 : 0) + (l.cold ? 0 : 1)) != e->cls[j]) return false;
         d->order[j] = p->cands[e->idx[j]];
     }
@@ -314,7 +313,7 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
         if (e->capacity) {
             route_live_t l;
             route_stats_read_from(rs, NULL, e->rates, now, &l);
-            over = route_over_load_live(e->m, &l, thr);
+            over = route_over_load_live(p->cands[i], &l, thr);
         }
         double rel = success * health;
         rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
