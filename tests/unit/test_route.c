@@ -536,6 +536,12 @@ static void test_decide_among(void **state)
         }
         assert_true(prev->total >= cur->total);
     }
+    /* a cold deployment is explored first, whatever its total */
+    live[1] = cold();
+    route_decide_among(cands, 3, live, &f, w, ROUTE_STRAT_SCORE, NULL, 0.8, NULL, &rng, a, &d);
+    assert_string_equal(d.order[0]->id, "slow");
+    assert_string_equal(d.order[1]->id, "fast");
+    live[1] = warm(1000);
     /* fast gets slow: the choice moves */
     live[0] = warm(5000);
     route_decide_among(cands, 3, live, &f, w, ROUTE_STRAT_SCORE, NULL, 0.8, NULL, &rng, a, &d);
