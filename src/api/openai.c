@@ -15,6 +15,7 @@ void api_openai_models(api_ctx_t *c)
     buf_appends(&o, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < c->cfg->n_models; i++) {
         const cfg_model_t *m = &c->cfg->models[i];
+        if (config_find_model(c->cfg, m->name, strlen(m->name)) != m) continue; /* a group: once */
         buf_appends(&o, i ? ",{\"id\":" : "{\"id\":");
         jsonw_cstr(&o, m->name);
         buf_appends(&o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
