@@ -211,8 +211,7 @@ void api_init(config_t *cfg)
      * control thread) only attach series to the new snapshot. */
     if (!api_unrouted) api_unrouted = metrics_series_get("", "");
     for (size_t i = 0; i < cfg->n_models; i++)
-        cfg->models[i].stats =
-            metrics_series_get(cfg->models[i].id, cfg->models[i].provider->name);
+        cfg->models[i].stats = metrics_series_get(cfg->models[i].id, cfg->models[i].provider->name);
     route_stats_attach(cfg);
 }
 

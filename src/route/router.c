@@ -277,15 +277,19 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
     const long pt = f->prompt_tokens > 0 ? f->prompt_tokens : 0;
     const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
     const long need_ctx = f->prompt_tokens + ot;
+    /* locals: the stores into rec[] could alias *f for the compiler */
+    const unsigned needs = f->needs;
+    const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
+    const rp_ent_t *ents = p->e;
     double best_lat = INFINITY, best_cost = INFINITY;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const rp_ent_t *e = &p->e[i];
-        if (f->needs & ~e->caps) continue;
+        const rp_ent_t *e = &ents[i];
+        if (needs & ~e->caps) continue;
         if (e->ctx > 0 && need_ctx > e->ctx) continue;
-        if (f->min_quality >= 0 && e->quality < f->min_quality) continue;
+        if (min_q >= 0 && e->quality < min_q) continue;
         double cost = (e->price_in * (double)pt + e->price_out * (double)ot) * 1e-6;
-        if (f->max_cost_usd >= 0 && cost > f->max_cost_usd) continue;
+        if (max_cost >= 0 && cost > max_cost) continue;
         /* live stats: the fields route_stats_read_from would copy, read in place */
         double lat = NAN, success = 1, health = 1;
         bool cold = true;
@@ -308,7 +312,7 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
                 health = okp >= probes ? 1.0 : (double)okp / (double)probes;
             }
         }
-        if (f->max_latency_ms >= 0 && isfinite(lat) && lat > f->max_latency_ms) continue;
+        if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
         bool over = false;
         if (e->capacity) {
             route_live_t l;
