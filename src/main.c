@@ -3,6 +3,7 @@
  *
  *   skuld serve [-c FILE] [--listen ADDR]   run the gateway
  *   skuld check -c FILE                      validate a config
+ *   skuld route explain -c FILE --model NAME --prompt TEXT
  *   skuld version
  */
 #include <stdio.h>
@@ -13,6 +14,7 @@
 #include "local/cli.h"
 #include "local/local.h"
 #include "policy/cli.h"
+#include "route/hooks.h"
 #include "server/gateway.h"
 
 static void usage(FILE *out)
@@ -26,6 +28,8 @@ static void usage(FILE *out)
         "  skuld pull URL [-o DIR] [--sha256 HEX] download a GGUF model (resume, checksum)\n"
         "  skuld pull --catalog FILE auto [-o DIR] pick from a catalog by available memory\n"
         "  skuld keys create|list|revoke [ID] -c FILE [options]  virtual API keys in the store\n"
+        "  skuld route explain -c FILE --model NAME --prompt TEXT\n"
+        "                                         the router's candidates, scores and choice\n"
         "  skuld version                          print the version\n");
 }
 
@@ -100,6 +104,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "demo-model")) return local_cli_demo_model(argc, argv);
     if (!strcmp(cmd, "pull")) return local_cli_pull(argc, argv);
     if (!strcmp(cmd, "keys")) return policy_cli_keys(argc, argv);
+    if (!strcmp(cmd, "route")) return route_cli(argc, argv);
     fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

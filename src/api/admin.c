@@ -7,6 +7,7 @@
  *   GET    /admin/models/NAME        one deployment
  *   POST   /admin/models             register a deployment (JSON, config keys)
  *   DELETE /admin/models/NAME        remove a registered deployment
+ *   POST   /admin/route/explain      the router's decision for a request (route/hooks.c)
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
  * (server/gateway.c) as a ticket and are answered when every worker serves
@@ -22,6 +23,7 @@
 #include "core/secure.h"
 #include "route/resil.h"
 #include "policy/policy.h"
+#include "route/hooks.h"
 #include "server/gateway.h"
 
 static bool admin_path_is(http_req_t *r, const char *p)
@@ -224,6 +226,8 @@ void api_admin(api_ctx_t *c)
     size_t plen = sizeof models_prefix - 1;
     if (admin_path_is(r, "/admin/reload") && admin_method_is(r, "POST")) {
         admin_submit(c, CTL_RELOAD, NULL, NULL);
+    } else if (admin_path_is(r, "/admin/route/explain") && admin_method_is(r, "POST")) {
+        route_api_explain(c);
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "GET")) {
         admin_list_models(c);
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "POST")) {

@@ -13,7 +13,9 @@
 #include "policy/cost.h"
 #include "policy/policy.h"
 #include "core/log.h"
+#include "route/hooks.h"
 #include "route/resil.h"
+#include "route/stats.h"
 #include "server/gateway.h"
 
 static metrics_series_t *api_unrouted; /* series for requests that never resolved a model */
@@ -70,6 +72,7 @@ void api_account(api_ctx_t *c, int status)
     policy_settle(c, status); /* issue 8: reservations settled or released, spend row */
     http_req_t *r = c->req;
     uint64_t dur = time_mono_ns() - r->start_ns;
+    route_api_account(c, status); /* live stats for the router */
     if (c->ms) {
         metrics_request_end(c->ms, status, dur);
         if (c->prompt_tokens > 0 || c->completion_tokens > 0)
@@ -219,8 +222,8 @@ void api_init(config_t *cfg)
      * control thread) only attach series to the new snapshot. */
     if (!api_unrouted) api_unrouted = metrics_series_get("", "");
     for (size_t i = 0; i < cfg->n_models; i++)
-        cfg->models[i].stats =
-            metrics_series_get(cfg->models[i].name, cfg->models[i].provider->name);
+        cfg->models[i].stats = metrics_series_get(cfg->models[i].id, cfg->models[i].provider->name);
+    route_stats_attach(cfg);
     resil_attach(cfg); /* resilience: breaker/concurrency state per deployment */
 }
 

@@ -36,8 +36,10 @@ typedef struct api_ctx {
     bool accounted;
     struct relay *relay;       /* the upstream call in progress, if any */
     struct ctl_ticket *ticket; /* an admin change waiting for the control plane */
+    /* model selection (route/hooks.c) and resilience (route/resil.h) */
     const cfg_model_t **cands; /* ordered deployments to try: cands[0] first */
     size_t n_cands;
+    struct route_track *route_track; /* live-stats bookkeeping for this request, or NULL */
     /* resilience (route/resil.h): attempts taken for x-skuld-attempts */
     int attempts;
     /* ---- keys, auth, limits, budgets (issue 8, policy/policy.h): the

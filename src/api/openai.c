@@ -6,8 +6,9 @@
 
 #include "api/internal.h"
 #include "core/jsonw.h"
-#include "route/resil.h"
 #include "policy/policy.h"
+#include "route/hooks.h"
+#include "route/resil.h"
 
 void api_openai_models(api_ctx_t *c)
 {
@@ -16,12 +17,14 @@ void api_openai_models(api_ctx_t *c)
     buf_appends(&o, "{\"object\":\"list\",\"data\":[");
     for (size_t i = 0; i < c->cfg->n_models; i++) {
         const cfg_model_t *m = &c->cfg->models[i];
+        if (config_find_model(c->cfg, m->name, strlen(m->name)) != m) continue; /* a group: once */
         buf_appends(&o, i ? ",{\"id\":" : "{\"id\":");
         jsonw_cstr(&o, m->name);
         buf_appends(&o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
         jsonw_cstr(&o, m->provider->name);
         buf_appends(&o, "}");
     }
+    route_api_models(c->cfg, &o, c->cfg->n_models == 0);
     buf_appends(&o, "]}");
     api_send(c, 200, "application/json", buf_data(&o), o.len);
     buf_free(&o);
@@ -73,21 +76,12 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
         name = c->cfg->server.default_model;
         name_len = strlen(name);
     }
-    const cfg_model_t *m = name ? config_find_model(c->cfg, name, name_len) : NULL;
-    if (!m) {
-        api_ctx_set_model(c, NULL);
-        if (!name)
-            api_send_error(c, 404, NULL, "model_not_found", "model",
-                           "no model given and no server.default_model configured");
-        else /* name points into body: format before freeing it */
-            api_send_error(c, 404, NULL, "model_not_found", "model",
-                           "The model '%.*s' does not exist",
-                           (int)(name_len > 200 ? 200 : name_len), name);
-        json_decref(body);
+    /* explicit model -> its deployments; route -> the router (route/hooks.c) */
+    if (route_api_resolve(c, ep, body, name, name_len) != 0) {
+        json_decref(body); /* after: name points into body */
         return;
     }
-    api_ctx_set_model(c, m);
-    if (!c->cands) resil_candidates(c, m); /* c->cands: m, then its fallbacks */
+    resil_candidates(c, c->model); /* c->cands gains each candidate's fallbacks */
 
     /* Field checks that every upstream would make: fail fast, in our shape. */
     const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";

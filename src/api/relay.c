@@ -52,6 +52,7 @@
 #include "api/internal.h"
 #include "core/log.h"
 #include "policy/cost.h"
+#include "route/hooks.h"
 #include "route/resil.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
@@ -224,7 +225,7 @@ static void relay_model_headers(relay_t *r)
 {
     char n[16];
     snprintf(n, sizeof n, "%d", r->c->attempts);
-    http_resp_header(r->c->req, "x-skuld-model", r->c->model->name);
+    http_resp_header(r->c->req, "x-skuld-model", r->c->model->id); /* the deployment */
     http_resp_header(r->c->req, "x-skuld-provider", r->c->model->provider->name);
     http_resp_header(r->c->req, "x-skuld-attempts", n);
 }
@@ -436,6 +437,7 @@ static int relay_on_data(void *ud, const char *data, size_t len)
 {
     attempt_t *a = ud;
     relay_t *r = a->r;
+    route_api_first_byte(r->c); /* time to first byte, for the router */
     if (!a->sse) {
         if (buf_append(&a->acc, data, len) != BUF_OK) {
             a->too_large = true;

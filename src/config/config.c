@@ -75,6 +75,8 @@ typedef struct loader {
     size_t n_extra;
     struct model_refs *refs; /* per model: nodes of fallbacks/on_content_policy (resolved last) */
     struct ytree **extra_trees; /* runtime models' trees, freed once references are resolved */
+    bool registry;              /* parsing runtime models (config_build) */
+    int (*mpos)[2];             /* routing: line/col of each model's id (or name) node */
 } loader_t;
 
 static void add_errorv(loader_t *L, int line, int col, const char *fmt, va_list ap)
@@ -821,10 +823,12 @@ typedef struct model_raw {
     char *provider;
     char *model;
     cfg_strlist_t capabilities;
+    char *id;      /* routing */
+    char *balance; /* routing */
 } model_raw_t;
 
 /* Keys parsed into model_raw_t (resolved below) or straight into cfg_model_t. */
-enum { M_NAME, M_PROVIDER, M_MODEL, M_CAPABILITIES, M__RAW };
+enum { M_NAME, M_PROVIDER, M_MODEL, M_CAPABILITIES, M_ID, M_BALANCE, M__RAW };
 static const field_t model_fields[] = {
     [M_NAME] = {.key = "name",
                 .type = FT_STRING,
@@ -838,6 +842,8 @@ static const field_t model_fields[] = {
     [M_CAPABILITIES] = {.key = "capabilities",
                         .type = FT_STRLIST,
                         .off = offsetof(model_raw_t, capabilities)},
+    [M_ID] = {.key = "id", .type = FT_STRING, .off = offsetof(model_raw_t, id)},
+    [M_BALANCE] = {.key = "balance", .type = FT_STRING, .off = offsetof(model_raw_t, balance)},
 };
 
 #define MDL(f) offsetof(cfg_model_t, f)
@@ -855,6 +861,7 @@ enum {
     MD_FALLBACKS,
     MD_ON_CONTENT_POLICY,
     MD_RESILIENCE,
+    MD_CAPACITY
 };
 static const field_t model_meta_fields[] = {
     [MD_PATH] = {.key = "path", .type = FT_STRING, .off = MDL(path)},
@@ -877,6 +884,7 @@ static const field_t model_meta_fields[] = {
                               .type = FT_STRING,
                               .off = MDL(on_content_policy)},
     [MD_RESILIENCE] = {.key = "resilience", .type = FT_MAPPING},
+    [MD_CAPACITY] = {.key = "capacity", .type = FT_MAPPING},
 };
 
 /* ------------------------------------------------------------------------ */
@@ -996,6 +1004,70 @@ static void parse_resilience(loader_t *L, const ynode_t *map, cfg_resilience_t *
         err_at(L, map, "resilience: max_ejection_time must be at least ejection_time");
 }
 
+/* routing: a deployment's capacity, for the load threshold */
+typedef struct cap_raw {
+    int rpm, tpm, concurrency;
+} cap_raw_t;
+static const field_t capacity_fields[] = {
+    {.key = "rpm", .type = FT_INT, .off = offsetof(cap_raw_t, rpm), .min = 0, .max = INT32_MAX},
+    {.key = "tpm", .type = FT_INT, .off = offsetof(cap_raw_t, tpm), .min = 0, .max = INT32_MAX},
+    {.key = "concurrency",
+     .type = FT_INT,
+     .off = offsetof(cap_raw_t, concurrency),
+     .min = 0,
+     .max = 1000000},
+};
+
+static const char *const strategy_names[ROUTE_STRAT__COUNT] = {
+    "score", "round_robin", "least_inflight", "p2c", "score_weighted"};
+static const char *const task_names[ROUTE_TASK__COUNT] = {"chat", "code", "reasoning",
+                                                          "long_context", "vision"};
+static const char *const factor_names[ROUTE_F__COUNT] = {
+    "quality", "latency", "cost", "reliability", "size", "hardware", "distance"};
+
+/* The plan's weights (size 20%, hardware 15%, reliability 20%, latency 25%,
+ * distance 10%, cost 10%) plus quality 20%; the scorer divides by the sum. */
+const cfg_weights_t config_default_weights = {.w = {
+                                                  [ROUTE_F_QUALITY] = 0.20,
+                                                  [ROUTE_F_LATENCY] = 0.25,
+                                                  [ROUTE_F_COST] = 0.10,
+                                                  [ROUTE_F_RELIABILITY] = 0.20,
+                                                  [ROUTE_F_SIZE] = 0.20,
+                                                  [ROUTE_F_HARDWARE] = 0.15,
+                                                  [ROUTE_F_DISTANCE] = 0.10,
+                                              }};
+
+const char *config_strategy_name(int i)
+{
+    return i >= 0 && i < ROUTE_STRAT__COUNT ? strategy_names[i] : "?";
+}
+const char *config_task_name(int i)
+{
+    return i >= 0 && i < ROUTE_TASK__COUNT ? task_names[i] : "?";
+}
+const char *config_factor_name(int i)
+{
+    return i >= 0 && i < ROUTE_F__COUNT ? factor_names[i] : "?";
+}
+
+static int name_index(const char *const *names, size_t n, const char *s)
+{
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(names[i], s) == 0) return (int)i;
+    return -1;
+}
+
+/* "a, b, c" into out (for messages). */
+static const char *name_list(char out[160], const char *const *names, size_t n)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (i) strncat(out, ", ", 159 - strlen(out));
+        strncat(out, names[i], 159 - strlen(out));
+    }
+    return out;
+}
+
 #define PRC(f) offsetof(cfg_price_t, f)
 static const field_t price_fields[] = {
     {.key = "input", .type = FT_NUMBER, .off = PRC(input), .dmin = 0, .dmax = 1e6},
@@ -1050,6 +1122,7 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     m->parallel = 4;
     m->capabilities = CAP_ALL;
     m->resil = c->server.resilience;
+    m->balance = -1;
     walk_map_split(L, map, "model", fields, COUNTOF(fields), &raw, M__RAW, m, keys, vals);
     name_nodes[idx] = NULL;
     if (vals[M__RAW + MD_RESILIENCE]) parse_resilience(L, vals[M__RAW + MD_RESILIENCE], &m->resil);
@@ -1083,12 +1156,50 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     }
     config__strlist_free(&raw.capabilities);
 
+    const ynode_t *cap = vals[M__RAW + MD_CAPACITY];
+    if (cap) {
+        if (cap->kind != YNODE_MAPPING) {
+            err_at(L, cap, "capacity: expected a mapping (rpm, tpm, concurrency), got %s",
+                   ytree_kind_name(cap));
+        } else {
+            cap_raw_t cr = {0};
+            const ynode_t *ck[COUNTOF(capacity_fields)], *cv[COUNTOF(capacity_fields)];
+            walk_map(L, cap, "capacity", capacity_fields, COUNTOF(capacity_fields), &cr, ck, cv);
+            m->cap_rpm = cr.rpm;
+            m->cap_tpm = cr.tpm;
+            m->cap_concurrency = cr.concurrency;
+        }
+    }
+    if (raw.balance) {
+        m->balance = name_index(strategy_names + 1, ROUTE_STRAT__COUNT - 1, raw.balance);
+        if (m->balance < 0) {
+            char list[160];
+            err_at(L, vals[M_BALANCE], "unknown balance strategy '%s' (known: %s)",
+                   SHOWN(vals[M_BALANCE]),
+                   name_list(list, strategy_names + 1, ROUTE_STRAT__COUNT - 1));
+        } else {
+            m->balance += 1;
+        }
+        free(raw.balance);
+    }
+    if (raw.id && !model_name_ok(raw.id))
+        err_at(L, vals[M_ID], "invalid deployment id '%s' (must be non-empty, no whitespace)",
+               SHOWN(vals[M_ID]));
+    m->id = raw.id; /* NULL: assigned by assign_ids() once every model is known */
+    if (L->mpos) {
+        const ynode_t *at = vals[M_ID] ? vals[M_ID] : vals[M_NAME] ? vals[M_NAME] : map;
+        L->mpos[idx][0] = at->line;
+        L->mpos[idx][1] = at->col;
+    }
+
     if (raw.name) {
         if (!model_name_ok(raw.name)) {
             err_at(L, vals[M_NAME], "invalid model name '%s' (must be non-empty, no whitespace)",
                    SHOWN(vals[M_NAME]));
         } else {
-            for (size_t j = 0; j < idx; j++) {
+            /* Deployments in the file may share a public name (a model group);
+             * a runtime model may not reuse any name. */
+            for (size_t j = 0; L->registry && j < idx; j++) {
                 if (name_nodes[j] && strcmp(name_nodes[j]->str, raw.name) == 0) {
                     err_at(L, vals[M_NAME], "duplicate model name '%s' (first at line %d)",
                            raw.name, name_nodes[j]->line);
@@ -1119,6 +1230,315 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     else if (raw.name)
         m->upstream_model = dup_str(L, map, raw.name);
     free(raw.provider);
+}
+
+/* ------------------------------------------------------------------------ */
+/* deployment ids and routes (routing, issue 6)                              */
+
+/* A deployment's id: explicit, else its name when no other deployment shares
+ * it, else name@provider. Ids are unique and no id is another model's name. */
+static void assign_ids(loader_t *L, config_t *c)
+{
+    for (size_t i = 0; i < c->n_models; i++) {
+        cfg_model_t *m = &c->models[i];
+        if (m->id || !m->name) continue;
+        bool shared = false;
+        for (size_t j = 0; j < c->n_models && !shared; j++)
+            shared = j != i && !m->runtime && !c->models[j].runtime && c->models[j].name &&
+                     strcmp(c->models[j].name, m->name) == 0;
+        if (shared && m->provider) {
+            size_t n = strlen(m->name) + strlen(m->provider->name) + 2;
+            m->id = malloc(n);
+            if (m->id) snprintf(m->id, n, "%s@%s", m->name, m->provider->name);
+        } else {
+            m->id = strdup(m->name);
+        }
+        if (!m->id) err_pos(L, 0, 0, "out of memory");
+    }
+    for (size_t i = 0; i < c->n_models; i++) {
+        const cfg_model_t *m = &c->models[i];
+        int line = L->mpos ? L->mpos[i][0] : 0, col = L->mpos ? L->mpos[i][1] : 0;
+        if (!m->id) continue;
+        bool dup = false;
+        for (size_t j = 0; j < i && !dup; j++) {
+            const cfg_model_t *o = &c->models[j];
+            if (m->runtime && o->name && m->name && strcmp(o->name, m->name) == 0)
+                continue; /* reported as a duplicate model name already */
+            if (o->id && strcmp(o->id, m->id) == 0) {
+                err_pos(L, line, col,
+                        "duplicate deployment id '%s' (first at line %d): deployments sharing a "
+                        "name need different providers or an explicit 'id'",
+                        m->id, L->mpos ? L->mpos[j][0] : 0);
+                dup = true;
+            }
+        }
+        for (size_t j = 0; j < c->n_models && !dup; j++) {
+            const cfg_model_t *o = &c->models[j];
+            if (o->name && strcmp(o->name, m->id) == 0 && (!m->name || strcmp(m->name, o->name))) {
+                err_pos(L, line, col, "deployment id '%s' is the name of another model", m->id);
+                break;
+            }
+        }
+    }
+    /* One balance strategy per model group. */
+    for (size_t i = 0; i < c->n_models; i++) {
+        const cfg_model_t *m = &c->models[i];
+        for (size_t j = 0; j < i && m->balance >= 0 && m->name; j++) {
+            const cfg_model_t *o = &c->models[j];
+            if (o->name && strcmp(o->name, m->name) == 0 && o->balance >= 0 &&
+                o->balance != m->balance) {
+                err_pos(L, L->mpos ? L->mpos[i][0] : 0, L->mpos ? L->mpos[i][1] : 0,
+                        "model '%s': deployments of one model must use the same balance "
+                        "strategy ('%s' at line %d)",
+                        m->name, strategy_names[o->balance], L->mpos ? L->mpos[j][0] : 0);
+                break;
+            }
+        }
+    }
+}
+
+const cfg_route_t *config_find_route(const config_t *c, const char *name, size_t len)
+{
+    if (!c || !name) return NULL;
+    for (size_t i = 0; i < c->n_routes; i++) {
+        const char *n = c->routes[i].name;
+        if (n && strlen(n) == len && memcmp(n, name, len) == 0) return &c->routes[i];
+    }
+    return NULL;
+}
+
+/* Resolves a list of model names / deployment ids (a sequence node) into the
+ * deployments they stand for: a name gives all of its deployments, an id one.
+ * Unknown names are errors at the item. Duplicates are kept once. */
+static void resolve_models(loader_t *L, const config_t *c, const ynode_t *list, const char *what,
+                           const cfg_model_t ***out, size_t *n_out)
+{
+    *out = NULL;
+    *n_out = 0;
+    if (!list) return;
+    if (list->kind != YNODE_SEQUENCE) {
+        err_at(L, list, "%s: expected a list of model names, got %s", what, ytree_kind_name(list));
+        return;
+    }
+    const cfg_model_t **v = calloc(c->n_models + 1, sizeof(*v));
+    if (!v) {
+        err_at(L, list, "out of memory");
+        return;
+    }
+    size_t n = 0;
+    for (size_t i = 0; i < list->n; i++) {
+        const ynode_t *it = list->items[i];
+        if (!want_scalar(L, it, what, "a model name")) continue;
+        bool found = false;
+        for (size_t k = 0; k < c->n_models; k++) {
+            const cfg_model_t *m = &c->models[k];
+            bool hit = (m->name && strcmp(m->name, it->str) == 0) ||
+                       (m->id && strcmp(m->id, it->str) == 0);
+            if (!hit) continue;
+            found = true;
+            bool dup = false;
+            for (size_t d = 0; d < n && !dup; d++) dup = v[d] == m;
+            if (!dup) v[n++] = m;
+        }
+        if (!found)
+            err_at(L, it, "%s: '%s' is not a configured model or deployment id", what, SHOWN(it));
+    }
+    *out = v;
+    *n_out = n;
+}
+
+#define WGT(i) (offsetof(cfg_weights_t, w) + (i) * sizeof(double))
+static const field_t weight_fields[ROUTE_F__COUNT] = {
+    [ROUTE_F_QUALITY] = {.key = "quality",
+                         .type = FT_NUMBER,
+                         .off = WGT(ROUTE_F_QUALITY),
+                         .dmax = 1000},
+    [ROUTE_F_LATENCY] = {.key = "latency",
+                         .type = FT_NUMBER,
+                         .off = WGT(ROUTE_F_LATENCY),
+                         .dmax = 1000},
+    [ROUTE_F_COST] = {.key = "cost", .type = FT_NUMBER, .off = WGT(ROUTE_F_COST), .dmax = 1000},
+    [ROUTE_F_RELIABILITY] = {.key = "reliability",
+                             .type = FT_NUMBER,
+                             .off = WGT(ROUTE_F_RELIABILITY),
+                             .dmax = 1000},
+    [ROUTE_F_SIZE] = {.key = "size", .type = FT_NUMBER, .off = WGT(ROUTE_F_SIZE), .dmax = 1000},
+    [ROUTE_F_HARDWARE] = {.key = "hardware",
+                          .type = FT_NUMBER,
+                          .off = WGT(ROUTE_F_HARDWARE),
+                          .dmax = 1000},
+    [ROUTE_F_DISTANCE] = {.key = "distance",
+                          .type = FT_NUMBER,
+                          .off = WGT(ROUTE_F_DISTANCE),
+                          .dmax = 1000},
+};
+#undef WGT
+
+/* weights: {factor: number >= 0}; keys not given keep their defaults. */
+static void parse_weights(loader_t *L, const ynode_t *v, cfg_weights_t *w)
+{
+    *w = config_default_weights;
+    if (v->kind != YNODE_MAPPING) {
+        err_at(L, v,
+               "weights: expected a mapping (quality, latency, cost, reliability, size, "
+               "hardware, distance), got %s",
+               ytree_kind_name(v));
+        return;
+    }
+    const ynode_t *k[ROUTE_F__COUNT], *vv[ROUTE_F__COUNT];
+    walk_map(L, v, "weights", weight_fields, ROUTE_F__COUNT, w, k, vv);
+    double sum = 0;
+    for (int i = 0; i < ROUTE_F__COUNT; i++) sum += w->w[i];
+    if (!(sum > 0)) err_at(L, v, "weights: at least one weight must be above 0");
+}
+
+typedef struct task_raw {
+    cfg_strlist_t keywords, content_types;
+    int min_tokens;
+    bool tools;
+} task_raw_t;
+enum { TK_KEYWORDS, TK_MIN_TOKENS, TK_CONTENT_TYPES, TK_TOOLS, TK_CANDIDATES, TK_WEIGHTS };
+static const field_t task_fields[] = {
+    [TK_KEYWORDS] = {.key = "keywords", .type = FT_STRLIST, .off = offsetof(task_raw_t, keywords)},
+    [TK_MIN_TOKENS] = {.key = "min_tokens",
+                       .type = FT_INT,
+                       .off = offsetof(task_raw_t, min_tokens),
+                       .min = 1,
+                       .max = INT32_MAX},
+    [TK_CONTENT_TYPES] = {.key = "content_types",
+                          .type = FT_STRLIST,
+                          .off = offsetof(task_raw_t, content_types)},
+    [TK_TOOLS] = {.key = "tools", .type = FT_BOOL, .off = offsetof(task_raw_t, tools)},
+    [TK_CANDIDATES] = {.key = "candidates", .type = FT_MAPPING},
+    [TK_WEIGHTS] = {.key = "weights", .type = FT_MAPPING},
+};
+
+static void parse_task(loader_t *L, const config_t *c, const ynode_t *map, cfg_task_rule_t *t)
+{
+    task_raw_t raw = {0};
+    const ynode_t *k[COUNTOF(task_fields)], *v[COUNTOF(task_fields)];
+    walk_map(L, map, "task", task_fields, COUNTOF(task_fields), &raw, k, v);
+    t->set = true;
+    t->keywords = raw.keywords;
+    t->content_types = raw.content_types;
+    t->min_tokens = raw.min_tokens;
+    t->tools = k[TK_TOOLS] ? raw.tools : -1;
+    static const char *const ctypes[] = {"image", "audio", "file"};
+    for (size_t i = 0; i < t->content_types.n; i++)
+        if (name_index(ctypes, COUNTOF(ctypes), t->content_types.v[i]) < 0)
+            err_at(L, v[TK_CONTENT_TYPES]->items[i],
+                   "unknown content type '%s' (known: image, audio, file)", t->content_types.v[i]);
+    if (v[TK_CANDIDATES]) {
+        resolve_models(L, c, v[TK_CANDIDATES], "candidates", &t->cands, &t->n_cands);
+        if (v[TK_CANDIDATES]->kind == YNODE_SEQUENCE && !v[TK_CANDIDATES]->n)
+            err_at(L, v[TK_CANDIDATES], "candidates: the list is empty");
+    }
+    if (v[TK_WEIGHTS]) {
+        t->has_weights = true;
+        parse_weights(L, v[TK_WEIGHTS], &t->weights);
+    }
+}
+
+enum { R_NAME, R_CANDIDATES, R_STRATEGY, R_WEIGHTS, R_FALLBACKS, R_TASKS, R_REGION, R_LOAD };
+typedef struct route_raw {
+    char *name, *strategy, *region;
+    double load_threshold;
+} route_raw_t;
+static const field_t route_fields[] = {
+    [R_NAME] = {.key = "name",
+                .type = FT_STRING,
+                .off = offsetof(route_raw_t, name),
+                .required = true},
+    [R_CANDIDATES] = {.key = "candidates", .type = FT_MAPPING, .required = true},
+    [R_STRATEGY] = {.key = "strategy", .type = FT_STRING, .off = offsetof(route_raw_t, strategy)},
+    [R_WEIGHTS] = {.key = "weights", .type = FT_MAPPING},
+    [R_FALLBACKS] = {.key = "fallbacks", .type = FT_MAPPING},
+    [R_TASKS] = {.key = "tasks", .type = FT_MAPPING},
+    [R_REGION] = {.key = "region", .type = FT_STRING, .off = offsetof(route_raw_t, region)},
+    [R_LOAD] = {.key = "load_threshold",
+                .type = FT_NUMBER,
+                .off = offsetof(route_raw_t, load_threshold),
+                .dmin = 0.01,
+                .dmax = 1},
+};
+
+static void parse_route(loader_t *L, config_t *c, const ynode_t *map, cfg_route_t *r, size_t idx)
+{
+    route_raw_t raw = {.load_threshold = 0.8};
+    const ynode_t *k[COUNTOF(route_fields)], *v[COUNTOF(route_fields)];
+    walk_map(L, map, "route", route_fields, COUNTOF(route_fields), &raw, k, v);
+    r->name = raw.name;
+    r->region = raw.region;
+    r->load_threshold = raw.load_threshold;
+    r->weights = config_default_weights;
+    r->strategy = ROUTE_STRAT_SCORE;
+    for (int t = 0; t < ROUTE_TASK__COUNT; t++) r->tasks[t].tools = -1;
+    if (raw.name) {
+        if (!model_name_ok(raw.name))
+            err_at(L, v[R_NAME], "invalid route name '%s' (must be non-empty, no whitespace)",
+                   SHOWN(v[R_NAME]));
+        else if (config_find_model(c, raw.name, strlen(raw.name)))
+            err_at(L, v[R_NAME], "route name '%s' is already a model name or deployment id",
+                   SHOWN(v[R_NAME]));
+        for (size_t j = 0; j < idx; j++)
+            if (c->routes[j].name && strcmp(c->routes[j].name, raw.name) == 0) {
+                err_at(L, v[R_NAME], "duplicate route name '%s'", SHOWN(v[R_NAME]));
+                break;
+            }
+    }
+    if (raw.strategy) {
+        int s = name_index(strategy_names, ROUTE_STRAT__COUNT, raw.strategy);
+        char list[160];
+        if (s < 0)
+            err_at(L, v[R_STRATEGY], "unknown strategy '%s' (known: %s)", SHOWN(v[R_STRATEGY]),
+                   name_list(list, strategy_names, ROUTE_STRAT__COUNT));
+        else
+            r->strategy = s;
+        free(raw.strategy);
+    }
+    if (v[R_CANDIDATES]) {
+        resolve_models(L, c, v[R_CANDIDATES], "candidates", &r->cands, &r->n_cands);
+        if (v[R_CANDIDATES]->kind == YNODE_SEQUENCE && !v[R_CANDIDATES]->n)
+            err_at(L, v[R_CANDIDATES], "candidates: the list is empty");
+    }
+    if (v[R_FALLBACKS])
+        resolve_models(L, c, v[R_FALLBACKS], "fallbacks", &r->fallbacks, &r->n_fallbacks);
+    if (v[R_WEIGHTS]) parse_weights(L, v[R_WEIGHTS], &r->weights);
+    const ynode_t *tasks = v[R_TASKS];
+    if (tasks && tasks->kind != YNODE_MAPPING) {
+        err_at(L, tasks, "tasks: expected a mapping of task name to rules, got %s",
+               ytree_kind_name(tasks));
+    } else if (tasks) {
+        for (size_t i = 0; i < tasks->n; i++) {
+            const ynode_t *tk = tasks->pairs[i].key, *tv = tasks->pairs[i].value;
+            if (!check_key(L, tk) || duplicate_key(L, tasks, i, "in tasks")) continue;
+            int t = name_index(task_names, ROUTE_TASK__COUNT, tk->str);
+            if (t < 0) {
+                unknown_key(L, tk, "in tasks", task_names, ROUTE_TASK__COUNT);
+                continue;
+            }
+            if (tv->kind != YNODE_MAPPING) {
+                err_at(L, tv, "tasks.%s: expected a mapping, got %s", task_names[t],
+                       ytree_kind_name(tv));
+                continue;
+            }
+            parse_task(L, c, tv, &r->tasks[t]);
+        }
+    }
+}
+
+static void route_free(cfg_route_t *r)
+{
+    free(r->name);
+    free(r->region);
+    free(r->cands);
+    free(r->fallbacks);
+    for (int t = 0; t < ROUTE_TASK__COUNT; t++) {
+        free(r->prep[t]);
+        config__strlist_free(&r->tasks[t].keywords);
+        config__strlist_free(&r->tasks[t].content_types);
+        free(r->tasks[t].cands);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
@@ -1559,15 +1979,14 @@ static void config_policy_free(config_t *c)
 
 /* Sections DESIGN.md names that later versions implement. */
 static const char *const unsupported_sections[] = {
-    "routes",
     "cache",
     "telemetry",
     "optimizer",
 };
 
-static const char *const top_sections[] = {"server", "providers", "models", "store",
-                                           "redis",  "auth",      "limits", "budgets"};
-enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE, T_REDIS, T_AUTH, T_LIMITS, T_BUDGETS };
+static const char *const top_sections[] = {"server", "providers", "models",  "store", "redis",
+                                           "auth",   "limits",    "budgets", "routes"};
+enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE, T_REDIS, T_AUTH, T_LIMITS, T_BUDGETS, T_ROUTES };
 
 /* A section value: null means "empty"; otherwise it must be `kind`. */
 static const ynode_t *section(loader_t *L, const ynode_t *v, const char *name, ynode_kind_t kind)
@@ -1594,6 +2013,7 @@ static void parse_extra_models(loader_t *L, config_t *c, const ynode_t **names)
     }
     const char *file = L->file;
     L->file = "registry";
+    L->registry = true;
     for (size_t i = 0; i < L->n_extra; i++) {
         ytree_error_t yerr;
         trees[i] = ytree_parse(L->extra[i], strlen(L->extra[i]), &yerr);
@@ -1611,6 +2031,7 @@ static void parse_extra_models(loader_t *L, config_t *c, const ynode_t **names)
         c->models[idx].runtime = true;
     }
     L->file = file;
+    L->registry = false;
     L->extra_trees = trees; /* freed by parse_root after resolve_model_refs */
 }
 
@@ -1671,6 +2092,7 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
             L->refs = calloc(L->n_extra, sizeof(*L->refs));
             if (names) parse_extra_models(L, c, names);
             free(names);
+            assign_ids(L, c); /* before references: they may name ids */
             resolve_model_refs(L, c, 0);
             free(L->refs);
             L->refs = NULL;
@@ -1732,7 +2154,8 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
         const ynode_t **names = calloc(total, sizeof(*names));
         c->models = calloc(total, sizeof(*c->models));
         L->refs = calloc(total, sizeof(*L->refs));
-        if (!names || !c->models || !L->refs) {
+        L->mpos = calloc(total, sizeof(*L->mpos));
+        if (!names || !c->models || !L->refs || !L->mpos) {
             err_pos(L, 0, 0, "out of memory");
         } else {
             for (size_t i = 0; i < n_file; i++) {
@@ -1745,12 +2168,33 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
                 parse_model(L, c, item, &c->models[idx], names, idx);
             }
             parse_extra_models(L, c, names);
+            assign_ids(L, c); /* before references: they may name ids */
             resolve_model_refs(L, c, n_file);
         }
         free(names);
         free(L->refs);
         L->refs = NULL;
+        free(L->mpos);
+        L->mpos = NULL;
         free_extra_trees(L);
+    }
+
+    const ynode_t *routes = section(L, sec[T_ROUTES], "routes", YNODE_SEQUENCE);
+    if (routes && routes->n) {
+        c->routes = calloc(routes->n, sizeof(*c->routes));
+        if (!c->routes) {
+            err_at(L, routes, "out of memory");
+        } else {
+            for (size_t i = 0; i < routes->n; i++) {
+                const ynode_t *item = routes->items[i];
+                if (item->kind != YNODE_MAPPING) {
+                    err_at(L, item, "routes: expected a mapping, got %s", ytree_kind_name(item));
+                    continue;
+                }
+                size_t idx = c->n_routes++;
+                parse_route(L, c, item, &c->routes[idx], idx);
+            }
+        }
     }
 
     const ynode_t *store = section(L, sec[T_STORE], "store", YNODE_MAPPING);
@@ -1768,7 +2212,8 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
 
     if (server) {
         const char *dm = c->server.default_model;
-        if (dm && dm_at && !config_find_model(c, dm, strlen(dm)))
+        if (dm && dm_at && !config_find_model(c, dm, strlen(dm)) &&
+            !config_find_route(c, dm, strlen(dm)))
             err_at(L, dm_at, "default_model '%s' is not a configured model", SHOWN(dm_at));
     }
 }
@@ -1795,12 +2240,15 @@ static void config_free(config_t *c)
         free(m->path);
         free(m->hardware);
         free(m->region);
+        free(m->id);
         config__strlist_free(&m->tags);
         config__strlist_free(&m->fallbacks);
         free(m->fallback_models);
         free(m->on_content_policy);
     }
     free(c->models);
+    for (size_t i = 0; i < c->n_routes; i++) route_free(&c->routes[i]);
+    free(c->routes);
     free(c->server.listen);
     free(c->server.default_model);
     free_secret(c->server.master_key);
@@ -1960,6 +2408,10 @@ void config_unref(config_t *c)
 const cfg_model_t *config_find_model(const config_t *c, const char *name, size_t len)
 {
     if (!c || !name) return NULL;
+    for (size_t i = 0; i < c->n_models; i++) {
+        const char *n = c->models[i].id;
+        if (n && strlen(n) == len && memcmp(n, name, len) == 0) return &c->models[i];
+    }
     for (size_t i = 0; i < c->n_models; i++) {
         const char *n = c->models[i].name;
         if (n && strlen(n) == len && memcmp(n, name, len) == 0) return &c->models[i];

@@ -13,7 +13,7 @@
  * and column of the offending node ("FILE:LINE:COL: message"). It never logs
  * or prints a secret's value; messages name the reference ("env:OPENAI_KEY").
  *
- * Sections handled today: server, providers, models. The others named in
+ * Sections handled today: server, store, providers, models, routes. The others named in
  * DESIGN.md are rejected ("section 'X' is not supported by this version yet")
  * until their issue lands; any other unknown key is an error too.
  */
@@ -115,7 +115,82 @@ typedef struct cfg_model {
     const struct cfg_model *content_policy_alt; /* resolved; NULL = none */
     cfg_resilience_t resil;                     /* server.resilience + this model's overrides */
     struct resil_dep *dep; /* process-wide breaker/concurrency state, attached with stats */
+    /* routing (issue 6) */
+    char *id; /* deployment identity: "id:" key, else name when the name is unique, else
+                 name@provider; names the deployment in x-skuld-model and metrics */
+    int64_t cap_rpm, cap_tpm;        /* "capacity:" requests / tokens per minute; 0 = unlimited */
+    int cap_concurrency;             /* "capacity:" concurrent requests; 0 = unlimited */
+    int balance;                     /* ROUTE_STRAT_* for this model's deployments; -1 = unset */
+    struct route_stats *rstats;      /* live stats, attached after load (route/stats.h) */
+    bool rs_prepared;                /* static factors below computed by route_stats_attach */
+    bool rs_local;                   /* in-process provider (no base_url): distance 1 */
+    float rs_size, rs_hardware;      /* size and hardware factors */
+    uint64_t rs_region_h, rs_area_h; /* hashes of region and its area (text before '-') */
 } cfg_model_t;
+
+/* ---- routing (issue 6): routes are virtual models over deployments ---- */
+enum { /* scoring factors */
+       ROUTE_F_QUALITY,
+       ROUTE_F_LATENCY,
+       ROUTE_F_COST,
+       ROUTE_F_RELIABILITY,
+       ROUTE_F_SIZE,
+       ROUTE_F_HARDWARE,
+       ROUTE_F_DISTANCE,
+       ROUTE_F__COUNT
+};
+enum { /* selection strategies */
+       ROUTE_STRAT_SCORE,
+       ROUTE_STRAT_ROUND_ROBIN,
+       ROUTE_STRAT_LEAST_INFLIGHT,
+       ROUTE_STRAT_P2C,
+       ROUTE_STRAT_SCORE_WEIGHTED,
+       ROUTE_STRAT__COUNT
+};
+enum { /* task classes, in classification priority order after chat */
+       ROUTE_TASK_CHAT,
+       ROUTE_TASK_CODE,
+       ROUTE_TASK_REASONING,
+       ROUTE_TASK_LONG_CONTEXT,
+       ROUTE_TASK_VISION,
+       ROUTE_TASK__COUNT
+};
+
+typedef struct cfg_weights {
+    double w[ROUTE_F__COUNT]; /* >= 0, not normalised (the scorer divides by the sum) */
+} cfg_weights_t;
+
+typedef struct cfg_task_rule {
+    bool set;                    /* configured under the route's tasks: */
+    cfg_strlist_t keywords;      /* case-insensitive substrings of the user text */
+    int min_tokens;              /* estimated prompt tokens at least this; 0 = unset */
+    cfg_strlist_t content_types; /* "image", "audio", "file" parts present */
+    int tools;                   /* 1: matches when tools are present; -1 unset */
+    const cfg_model_t **cands;   /* deployments for this task; NULL = the route's */
+    size_t n_cands;
+    bool has_weights;
+    cfg_weights_t weights;
+} cfg_task_rule_t;
+
+typedef struct cfg_route {
+    char *name;
+    int strategy; /* ROUTE_STRAT_* */
+    cfg_weights_t weights;
+    const cfg_model_t **cands; /* every deployment of every candidate, file order */
+    size_t n_cands;
+    const cfg_model_t **fallbacks; /* tried after the ranked candidates */
+    size_t n_fallbacks;
+    cfg_task_rule_t tasks[ROUTE_TASK__COUNT];
+    char *region;                  /* where the callers are, for the distance factor; may be NULL */
+    double load_threshold;         /* share of capacity above which new work goes elsewhere; 0.8 */
+    void *prep[ROUTE_TASK__COUNT]; /* route/: prepared candidates (one malloc each), or NULL */
+} cfg_route_t;
+
+/* Strategy / task / factor names as written in the config. */
+const char *config_strategy_name(int s);
+const char *config_task_name(int t);
+const char *config_factor_name(int f);
+extern const cfg_weights_t config_default_weights;
 
 typedef struct cfg_server {
     char *listen;            /* "HOST:PORT", "[V6]:PORT" or ":PORT"; default 127.0.0.1:8080 */
@@ -211,6 +286,8 @@ typedef struct config {
     cfg_auth_t auth;
     cfg_limits_t limits;
     cfg_budgets_t budgets;
+    cfg_route_t *routes; /* routing (issue 6) */
+    size_t n_routes;
 } config_t;
 
 typedef struct cfg_error {
@@ -251,7 +328,9 @@ void config_errors_free(cfg_errors_t *errs);
 config_t *config_ref(config_t *c);
 void config_unref(config_t *c);
 
+/* A deployment by id, else the first deployment with that public name. */
 const cfg_model_t *config_find_model(const config_t *c, const char *name, size_t len);
+const cfg_route_t *config_find_route(const config_t *c, const char *name, size_t len);
 
 /* "daily" -> BUDGET_DAILY ...; -1 when unknown. */
 int config_budget_period(const char *s);

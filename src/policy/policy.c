@@ -688,7 +688,7 @@ static void pol_admit_result(api_ctx_t *c, pol_req_t *p, bool ok, int failed, in
         if (fb && fb != c->model && !p->fallback) {
             atomic_fetch_add(&pol_budget_fallbacks, 1);
             p->fallback = true;
-            c->model = fb; /* c->ms stays the series the request started on */
+            c->model = fb;   /* c->ms stays the series the request started on */
             c->cands = NULL; /* the relay makes them anew: fb, then its fallbacks */
             c->n_cands = 0;
             http_resp_header(c->req, "x-skuld-budget", "fallback");

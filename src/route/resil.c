@@ -14,7 +14,7 @@ void resil_attach(config_t *cfg)
 {
     for (size_t i = 0; i < cfg->n_models; i++) {
         cfg_model_t *m = &cfg->models[i];
-        m->dep = resil_dep_get(m->name, m->provider->name, m->stats);
+        m->dep = resil_dep_get(m->id, m->provider->name, m->stats);
     }
 }
 
@@ -42,7 +42,9 @@ void resil_model_json(buf_t *o, const cfg_model_t *m)
 
 void resil_candidates(api_ctx_t *c, const cfg_model_t *m)
 {
-    size_t cap = 1 + m->fallbacks.n + (m->content_policy_alt ? 1 : 0);
+    const cfg_model_t *const *base = c->cands && c->n_cands ? c->cands : &m;
+    size_t nb = c->cands && c->n_cands ? c->n_cands : 1, cap = nb;
+    for (size_t i = 0; i < nb; i++) cap += base[i]->fallbacks.n;
     const cfg_model_t **v = arena_calloc(c->req->arena, cap * sizeof *v);
     if (!v) {
         c->cands = NULL;
@@ -50,12 +52,15 @@ void resil_candidates(api_ctx_t *c, const cfg_model_t *m)
         return;
     }
     size_t n = 0;
-    v[n++] = m;
-    for (size_t i = 0; i < m->fallbacks.n; i++) {
-        const cfg_model_t *f = m->fallback_models ? m->fallback_models[i] : NULL;
-        bool dup = !f;
-        for (size_t j = 0; j < n && !dup; j++) dup = v[j] == f;
-        if (!dup) v[n++] = f;
+    for (size_t i = 0; i < nb; i++) v[n++] = base[i];
+    for (size_t i = 0; i < nb; i++) {
+        const cfg_model_t *b = base[i];
+        for (size_t k = 0; k < b->fallbacks.n; k++) {
+            const cfg_model_t *f = b->fallback_models ? b->fallback_models[k] : NULL;
+            bool dup = !f;
+            for (size_t j = 0; j < n && !dup; j++) dup = v[j] == f;
+            if (!dup) v[n++] = f;
+        }
     }
     c->cands = v;
     c->n_cands = n;

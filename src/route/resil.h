@@ -31,7 +31,8 @@ void resil_attach(config_t *cfg);
 /* ,"resilience":{...} for /admin/models: breaker state, opens, attempts in
  * flight, fallbacks, content-policy alternate. */
 void resil_model_json(buf_t *o, const cfg_model_t *m);
-/* c->cands = [m, then m's fallbacks (each once)], in the request arena. */
+/* c->cands = [the router's candidates (or just m when there are none), then
+ * each one's fallbacks, each deployment once], in the request arena. */
 void resil_candidates(struct api_ctx *c, const cfg_model_t *m);
 
 /* How an attempt ended, for the decision what to do next. */

@@ -352,8 +352,8 @@ static void test_unknown_keys(void **state)
                 4, 5, "unknown key 'colour' in model");
     expect_only("server:\n  listen: :1\n  listen: :2\n", 3, 3,
                 "duplicate key 'listen' in server (first at line 2)");
-    expect_only("routes:\n  - name: auto\n", 1, 1,
-                "section 'routes' is not supported by this version yet");
+    expect_only("optimizer:\n  enabled: true\n", 1, 1,
+                "section 'optimizer' is not supported by this version yet");
     expect_only("telemetry: {}\n", 1, 1, "section 'telemetry' is not supported by this version");
 }
 
@@ -465,7 +465,8 @@ static void test_duplicate_names(void **state)
     cfg_errors_t errs = load_fail(yaml);
     assert_int_equal(errs.n, 2);
     expect_err(&errs, 4, 11, "duplicate provider name 'a' (first at line 2)");
-    expect_err(&errs, 9, 11, "duplicate model name 'm' (first at line 7)");
+    /* a model group may share a name, but not two deployments on one provider */
+    expect_err(&errs, 9, 11, "duplicate deployment id 'm@a' (first at line 7)");
     config_errors_free(&errs);
 }
 
@@ -1269,11 +1270,133 @@ static void test_policy_errors(void **state)
     expect_only("budgets:\n  on_exceeded: fallback\n", 2, 16, "needs budgets.fallback_model");
 }
 
+/* routing (issue 6): model groups, deployment ids, routes and their errors */
+static void test_routes(void **state)
+{
+    (void)state;
+    const char *y = "providers:\n"                                                      /* 1 */
+                    "  - {name: a, type: echo}\n"                                       /* 2 */
+                    "  - {name: b, type: echo}\n"                                       /* 3 */
+                    "models:\n"                                                         /* 4 */
+                    "  - {name: m, provider: a, capacity: {rpm: 60, concurrency: 4}}\n" /* 5 */
+                    "  - {name: m, provider: b, balance: p2c}\n"                        /* 6 */
+                    "  - {name: solo, provider: a, id: solo-1}\n"                       /* 7 */
+                    "routes:\n"                                                         /* 8 */
+                    "  - name: auto\n"                                                  /* 9 */
+                    "    candidates: [m, solo]\n"                                       /* 10 */
+                    "    strategy: score_weighted\n"                                    /* 11 */
+                    "    weights: {cost: 0.5, quality: 0}\n"                            /* 12 */
+                    "    fallbacks: [solo-1]\n"                                         /* 13 */
+                    "    region: eu-west\n"                                             /* 14 */
+                    "    load_threshold: 0.5\n"                                         /* 15 */
+                    "    tasks:\n"                                                      /* 16 */
+                    "      code: {keywords: [rust], tools: true, candidates: [m@b]}\n"
+                    "server:\n  default_model: auto\n";
+    cfg_errors_t errs = {0};
+    config_t *c = load(y, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(c->n_models, 3);
+    assert_string_equal(c->models[0].id, "m@a");
+    assert_string_equal(c->models[1].id, "m@b");
+    assert_string_equal(c->models[2].id, "solo-1");
+    assert_int_equal(c->models[0].cap_rpm, 60);
+    assert_int_equal(c->models[0].cap_concurrency, 4);
+    assert_int_equal(c->models[1].balance, ROUTE_STRAT_P2C);
+    assert_int_equal(c->models[0].balance, -1);
+    assert_ptr_equal(config_find_model(c, "m@b", 3), &c->models[1]);
+    assert_ptr_equal(config_find_model(c, "m", 1), &c->models[0]);
+    assert_int_equal(c->n_routes, 1);
+    const cfg_route_t *r = config_find_route(c, "auto", 4);
+    assert_non_null(r);
+    assert_int_equal(r->strategy, ROUTE_STRAT_SCORE_WEIGHTED);
+    assert_int_equal(r->n_cands, 3);
+    assert_ptr_equal(r->cands[2], &c->models[2]);
+    assert_int_equal(r->n_fallbacks, 1);
+    assert_true(r->weights.w[ROUTE_F_COST] == 0.5);
+    assert_true(r->weights.w[ROUTE_F_QUALITY] == 0);
+    assert_true(r->weights.w[ROUTE_F_LATENCY] == config_default_weights.w[ROUTE_F_LATENCY]);
+    assert_string_equal(r->region, "eu-west");
+    assert_true(r->load_threshold == 0.5);
+    const cfg_task_rule_t *t = &r->tasks[ROUTE_TASK_CODE];
+    assert_true(t->set);
+    assert_int_equal(t->tools, 1);
+    assert_int_equal(t->n_cands, 1);
+    assert_ptr_equal(t->cands[0], &c->models[1]);
+    assert_false(r->tasks[ROUTE_TASK_CHAT].set);
+    config_unref(c);
+    /* a unique name is its own id */
+    c = load("providers:\n  - {name: a, type: echo}\nmodels:\n  - {name: x, provider: a}\n", &errs);
+    assert_non_null(c);
+    assert_string_equal(c->models[0].id, "x");
+    config_unref(c);
+}
+
+static void test_route_errors(void **state)
+{
+    (void)state;
+    const char *head = "providers:\n  - {name: a, type: echo}\n" /* 1-2 */
+                       "models:\n  - {name: m, provider: a}\n";  /* 3-4 */
+    char y[1024];
+#define ROUTE_ERR(body, line, col, msg)                                                            \
+    do {                                                                                           \
+        snprintf(y, sizeof y, "%sroutes:\n%s", head, body);                                        \
+        expect_only(y, line, col, msg);                                                            \
+    } while (0)
+    ROUTE_ERR("  - {name: auto, candidates: [m, nope]}\n", 6, 34,
+              "candidates: 'nope' is not a configured model or deployment id");
+    ROUTE_ERR("  - {name: auto}\n", 6, 5, "route is missing required key 'candidates'");
+    ROUTE_ERR("  - {name: auto, candidates: []}\n", 6, 30, "candidates: the list is empty");
+    ROUTE_ERR("  - {name: auto, candidates: [m], strategy: fastest}\n", 6, 45,
+              "unknown strategy 'fastest' (known: score, round_robin, least_inflight, p2c, "
+              "score_weighted)");
+    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {speed: 1}}\n", 6, 45,
+              "unknown key 'speed' in weights");
+    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {cost: -1}}\n", 6, 51,
+              "cost must be between 0 and 1000");
+    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {quality: 0, latency: 0, cost: 0, "
+              "reliability: 0, size: 0, hardware: 0, distance: 0}}\n",
+              6, 44, "weights: at least one weight must be above 0");
+    ROUTE_ERR("  - {name: auto, candidates: [m], fallbacks: [zz]}\n", 6, 47,
+              "fallbacks: 'zz' is not a configured model or deployment id");
+    ROUTE_ERR("  - {name: m, candidates: [m]}\n", 6, 12,
+              "route name 'm' is already a model name or deployment id");
+    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {poetry: {}}}\n", 6, 43,
+              "unknown key 'poetry' in tasks");
+    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {code: {candidates: [q]}}}\n", 6, 63,
+              "candidates: 'q' is not a configured model or deployment id");
+    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {vision: {content_types: [smell]}}}\n", 6,
+              68, "unknown content type 'smell'");
+    ROUTE_ERR("  - {name: auto, candidates: [m], load_threshold: 2}\n", 6, 51,
+              "load_threshold must be between 0.01 and 1");
+    ROUTE_ERR("  - {name: auto, candidates: [m]}\n  - {name: auto, candidates: [m]}\n", 7, 12,
+              "duplicate route name 'auto'");
+#undef ROUTE_ERR
+    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
+                "  - {name: m, provider: a, balance: random}\n",
+                4, 37, "unknown balance strategy 'random'");
+    expect_only("providers:\n  - {name: a, type: echo}\n  - {name: b, type: echo}\nmodels:\n"
+                "  - {name: m, provider: a, balance: p2c}\n"
+                "  - {name: m, provider: b, balance: least_inflight}\n",
+                6, 12, "deployments of one model must use the same balance strategy");
+    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
+                "  - {name: m, provider: a}\n  - {name: n, provider: a, id: m}\n",
+                5, 32, "duplicate deployment id 'm' (first at line 4)");
+    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
+                "  - {name: m, provider: a, id: m1}\n  - {name: n, provider: a, id: m}\n",
+                5, 32, "deployment id 'm' is the name of another model");
+    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
+                "  - {name: m, provider: a, capacity: {rpm: -2}}\n",
+                4, 44, "rpm must be between 0 and");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_master_key_health),
         cmocka_unit_test(test_build_with_runtime_models),
+        cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_route_errors),
         cmocka_unit_test(test_model_metadata),
         cmocka_unit_test(test_model_metadata_errors),
         cmocka_unit_test(test_full_config),

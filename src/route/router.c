@@ -1,0 +1,654 @@
+/*
+ * router — the decision for one request (see router.h) and its explanation.
+ *
+ * Order of work: candidates (route task rule, route, or the deployments of a
+ * model) -> live stats copy -> estimates -> filters (needs, health,
+ * constraints) -> factor scores and weighted total -> ranking (under the load
+ * threshold first, then cold deployments -- fewer than ROUTE_COLD_SAMPLES
+ * recent samples: exploration, so every candidate gets measured and a
+ * recovered one is noticed once its stats go stale -- then by total, then
+ * config order) -> the strategy picks
+ * the first deployment (score: the top one) -> route fallbacks appended.
+ * Everything is allocated in the caller's arena.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/jsonw.h"
+#include "route/router.h"
+
+/* A compact record per eligible candidate (the hot path stores no more). */
+typedef struct rt_rec {
+    double base, est_lat, est_cost, total;
+    uint32_t i;
+    uint8_t cls; /* ranking class: under the load threshold first, then cold (explore) */
+} rt_rec_t;
+
+static inline rt_rec_t rt_mkrec(double base, double lat, double cost, size_t i, bool cold,
+                                bool over)
+{
+    return (rt_rec_t){.base = base,
+                      .est_lat = lat,
+                      .est_cost = cost,
+                      .i = (uint32_t)i,
+                      .cls = (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1))};
+}
+
+/* Totals of rec[0..k) and the best ones in order into d->order (at most kmax). */
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
+                    size_t *top_out);
+
+/* Ranking: under the load threshold first, then cold (explore: measure it),
+ * then by total, then config order. */
+static inline bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
+{
+    if (a->cls != b->cls) return a->cls < b->cls;
+    if (a->total != b->total) return a->total > b->total;
+    return a->i < b->i;
+}
+
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
+                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
+                    size_t *top_out)
+{
+    size_t top[ROUTE_RANK_MAX], nt = 0; /* insertion into a short sorted list */
+    const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
+    const double wl_best = isfinite(best_lat) ? wl * best_lat : NAN;
+    double t_last = 0; /* total and class of the last kept one, once the list is full */
+    unsigned c_last = 0;
+    /* two rounds: the fast ones (est_lat <= 2 x best, and cold ones) first, so the
+     * list fills with strong totals early and the second round skips most */
+    const double split = isfinite(best_lat) ? 2 * best_lat : INFINITY;
+    for (size_t round = 0, j = 0; round < 2; j = 0, round++)
+        for (; j < k; j++) {
+            rt_rec_t *r = &rec[j];
+            if ((r->est_lat > split) != (round == 1)) continue;
+            if (nt == kmax) { /* can it beat the last kept one at all? */
+                if (r->cls != c_last) {
+                    if (r->cls > c_last) continue;
+                } else {
+                    /* the latency factor it needs, with the best cost factor (1): more than 1,
+                     * or more than best_lat / est_lat (compared without dividing; a NaN
+                     * estimate -- cold -- compares false and is not skipped) */
+                    double need = t_last - r->base - wc;
+                    if (need > wl + 1e-9) continue;
+                    if (need > 1e-9 && r->est_lat * (need - 1e-9) > wl_best) continue;
+                }
+            }
+            /* the divisions only for those that may make the list */
+            double fl = route_f_latency(r->est_lat, best_lat),
+                   fc = route_f_cost(r->est_cost, best_cost);
+            r->total = r->base + wl * fl + wc * fc;
+            if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
+            size_t p = nt < kmax ? nt++ : nt - 1;
+            while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
+                top[p] = top[p - 1];
+                p--;
+            }
+            top[p] = j;
+            if (nt == kmax) {
+                t_last = rec[top[nt - 1]].total;
+                c_last = rec[top[nt - 1]].cls;
+            }
+        }
+    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
+    if (top_out) memcpy(top_out, top, nt * sizeof *top);
+    d->n_order = d->n_ranked = nt;
+    d->chosen = nt ? (int)rec[top[0]].i : -1;
+}
+
+/* ---------- prepared routes ---------- */
+
+typedef struct rp_ent { /* one cache line per candidate */
+    _Alignas(64) route_stats_t *rs;
+    const struct metrics_series *ms;
+    double static_base; /* route_static_sum() of the task's weights */
+    double price_in, price_out, quality;
+    int32_t ctx; /* context_window (config caps it at INT32_MAX) */
+    unsigned caps;
+    bool rates, capacity;
+} rp_ent_t;
+
+typedef struct rp {
+    uint64_t uid; /* unique per prepared array in this process (cache keys) */
+    size_t n;
+    const cfg_model_t **cands;
+    double w[ROUTE_F__COUNT];
+    rp_ent_t e[];
+} rp_t;
+
+void route_prepare(cfg_route_t *r)
+{
+    uint64_t rh = r->region ? route_region_hash(r->region, strlen(r->region)) : 0;
+    uint64_t ah = r->region ? route_region_hash(r->region, strcspn(r->region, "-")) : 0;
+    for (int t = 0; t < ROUTE_TASK__COUNT; t++) {
+        free(r->prep[t]);
+        r->prep[t] = NULL;
+        const cfg_task_rule_t *tr = &r->tasks[t];
+        const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
+        size_t n = tr->cands ? tr->n_cands : r->n_cands;
+        size_t sz = sizeof(rp_t) + n * sizeof(rp_ent_t);
+        rp_t *p = aligned_alloc(64, (sz + 63) / 64 * 64);
+        if (!p) continue; /* the general path serves */
+        static _Atomic uint64_t uids = 1;
+        p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
+        p->n = n;
+        p->cands = (const cfg_model_t **)cands;
+        route_weights_normalise(tr->has_weights ? &tr->weights : &r->weights, p->w);
+        for (size_t i = 0; i < n; i++) {
+            const cfg_model_t *m = cands[i];
+            rp_ent_t *e = &p->e[i];
+            route_cand_t c = {.m = m};
+            route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
+            *e = (rp_ent_t){
+                .rs = m->rstats,
+                .ms = m->stats,
+                .static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
+                                                c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]),
+                .price_in = m->price.input,
+                .price_out = m->price.output,
+                .quality = m->quality,
+                .ctx = (int32_t)m->context_window,
+                .caps = m->capabilities,
+                .rates = m->cap_rpm || m->cap_tpm,
+                .capacity = m->cap_rpm || m->cap_tpm || m->cap_concurrency,
+            };
+        }
+        r->prep[t] = p;
+    }
+}
+
+/* ---------- selection cache ----------
+ *
+ * Per worker thread (no locks), direct-mapped, keyed by everything a
+ * prepared score decision depends on besides the live stats: the prepared
+ * array (its uid: a new snapshot never matches), needs, estimated tokens,
+ * constraints. An entry is used while it is younger than
+ * ROUTE_CACHE_TTL_MS, or -- when no live stats changed at all since
+ * (route_stats_epoch()) -- younger than ROUTE_CACHE_IDLE_MS. On a hit the
+ * cached ranking is re-checked live where it matters at once: every kept
+ * deployment must still be healthy and keep its class (cold / over the load
+ * threshold), else it is a miss. The bound on staleness is thus 10 ms of
+ * EWMA movement, which smooths over several requests anyway. route_cache_enabled
+ * switches it off (benchmarks, tests of the uncached path).
+ */
+#define RT_CACHE_SLOTS 64
+
+typedef struct rt_centry {
+    uint64_t uid, epoch, at_ms;
+    unsigned needs;
+    long pt, ot;
+    double min_q, max_cost, max_lat;
+    size_t n;
+    int chosen;
+    uint32_t idx[ROUTE_RANK_MAX]; /* into the prepared array */
+    uint8_t cls[ROUTE_RANK_MAX];
+} rt_centry_t;
+
+static _Thread_local rt_centry_t rt_cache[RT_CACHE_SLOTS];
+bool route_cache_enabled = true;
+
+static size_t rt_cache_slot(const rp_t *p, const route_features_t *f)
+{
+    uint64_t h = p->uid * 0x9E3779B97F4A7C15ull;
+    h ^= (uint64_t)f->needs * 0xC2B2AE3D27D4EB4Full;
+    h ^= (uint64_t)f->prompt_tokens * 0x165667B19E3779F9ull;
+    h ^= (uint64_t)f->out_tokens * 0x27D4EB2F165667C5ull;
+    return (size_t)((h ^ (h >> 29)) % RT_CACHE_SLOTS);
+}
+
+static bool rt_cache_key_eq(const rt_centry_t *e, const rp_t *p, const route_features_t *f)
+{
+    return e->uid == p->uid && e->needs == f->needs && e->pt == f->prompt_tokens &&
+           e->ot == f->out_tokens && e->min_q == f->min_quality && e->max_cost == f->max_cost_usd &&
+           e->max_lat == f->max_latency_ms;
+}
+
+static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_decision_t *d,
+                         const rt_rec_t *rec, const size_t *top, uint64_t now)
+{
+    if (!route_cache_enabled || !d->n_order) return;
+    rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
+    e->uid = p->uid;
+    e->epoch = route_stats_epoch();
+    e->at_ms = now;
+    e->needs = f->needs;
+    e->pt = f->prompt_tokens;
+    e->ot = f->out_tokens;
+    e->min_q = f->min_quality;
+    e->max_cost = f->max_cost_usd;
+    e->max_lat = f->max_latency_ms;
+    e->n = d->n_order;
+    e->chosen = d->chosen;
+    for (size_t j = 0; j < d->n_order; j++) {
+        e->idx[j] = rec[top[j]].i;
+        e->cls[j] = rec[top[j]].cls;
+    }
+}
+
+static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
+                         route_decision_t *d)
+{
+    if (!route_cache_enabled) return false;
+    rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
+    if (!rt_cache_key_eq(e, p, f)) return false;
+    uint64_t now = route_now_ms();
+    uint64_t age = now - e->at_ms;
+    if (!(age < ROUTE_CACHE_TTL_MS ||
+          (age < ROUTE_CACHE_IDLE_MS && e->epoch == route_stats_epoch())))
+        return false;
+    d->order = arena_alloc(a, (e->n + 1) * sizeof *d->order);
+    if (!d->order) return false;
+    for (size_t j = 0; j < e->n; j++) {
+        const rp_ent_t *pe = &p->e[e->idx[j]];
+        route_live_t l;
+        route_stats_read_from(pe->rs, pe->ms, pe->rates, now, &l);
+        bool over = pe->capacity && route_over_load_live(p->cands[e->idx[j]], &l, thr);
+        if (!l.healthy || (uint8_t)((over ? 2 : 0) + (l.cold ? 0 : 1)) != e->cls[j]) return false;
+        d->order[j] = p->cands[e->idx[j]];
+    }
+    memcpy(d->weights, p->w, sizeof d->weights);
+    d->strategy = ROUTE_STRAT_SCORE;
+    d->n_cands = p->n;
+    d->n_order = d->n_ranked = e->n;
+    d->chosen = (int)e->idx[0];
+    d->cached = true;
+    return true;
+}
+
+/* The score strategy over a prepared (route, task) without details: the same
+ * filters and arithmetic as route_check_code / route_score_base, on the
+ * compact records. Returns false when nothing is eligible (the caller reruns
+ * the general path for the reasons). */
+static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
+                               route_decision_t *d)
+{
+    uint64_t now = route_now_ms();
+    size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
+    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
+    if ((n && !rec) || !d->order) return false;
+    memcpy(d->weights, p->w, sizeof d->weights);
+    d->strategy = ROUTE_STRAT_SCORE;
+    d->n_cands = n;
+    const double w_rel = p->w[ROUTE_F_RELIABILITY];
+    const long pt = f->prompt_tokens > 0 ? f->prompt_tokens : 0;
+    const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
+    const long need_ctx = f->prompt_tokens + ot;
+    /* locals: the stores into rec[] could alias *f for the compiler */
+    const unsigned needs = f->needs;
+    const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
+    const rp_ent_t *ents = p->e;
+    double best_lat = INFINITY, best_cost = INFINITY;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        const rp_ent_t *e = &ents[i];
+        if (needs & ~e->caps) continue;
+        if (e->ctx > 0 && need_ctx > e->ctx) continue;
+        if (min_q >= 0 && e->quality < min_q) continue;
+        double cost = (e->price_in * (double)pt + e->price_out * (double)ot) * 1e-6;
+        if (max_cost >= 0 && cost > max_cost) continue;
+        /* live stats: the fields route_stats_read_from would copy, read in place */
+        double lat = NAN, success = 1, health = 1;
+        bool cold = true;
+        route_stats_t *rs = e->rs;
+        if (rs) {
+            double l = route_stats__load(&rs->lat_ms);
+            cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
+            success = route_stats__load(&rs->success);
+            if (!cold) {
+                double ttft = route_stats__load(&rs->ttft_ms);
+                double mpt = route_stats__load(&rs->ms_per_tok);
+                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + (double)ot * mpt : l;
+            }
+        }
+        if (e->ms) {
+            uint64_t probes = atomic_load_explicit(&e->ms->health_probes, memory_order_relaxed);
+            if (probes) {
+                if (!atomic_load_explicit(&e->ms->health_up, memory_order_relaxed)) continue;
+                uint64_t okp = atomic_load_explicit(&e->ms->health_successes, memory_order_relaxed);
+                health = okp >= probes ? 1.0 : (double)okp / (double)probes;
+            }
+        }
+        if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
+        bool over = false;
+        if (e->capacity) {
+            route_live_t l;
+            route_stats_read_from(rs, NULL, e->rates, now, &l);
+            over = route_over_load_live(p->cands[i], &l, thr);
+        }
+        double rel = success * health;
+        rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
+        rec[k++] = rt_mkrec(e->static_base + w_rel * rel, lat, cost, i, cold, over);
+        if (isfinite(lat) && lat < best_lat) best_lat = lat;
+        if (cost < best_cost) best_cost = cost;
+    }
+    if (!k) return false;
+    size_t top[ROUTE_RANK_MAX];
+    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w, top);
+    rt_cache_put(p, f, d, rec, top, now);
+    return true;
+}
+
+/* The balancing strategies' pick among ok[] (eligible, under the load
+ * threshold when any is); -1 for none. */
+static int rt_pick(route_decision_t *d, const bool *ok, int strategy, route_balance_t *bal,
+                   uint64_t *rng)
+{
+    route_cand_t *c = d->cands;
+    size_t n = d->n_cands;
+    switch (strategy) {
+    case ROUTE_STRAT_ROUND_ROBIN: {
+        if (!bal) return -1;
+        int64_t *w = malloc(n * sizeof *w);
+        if (!w) return -1;
+        /* weight adjusted from live stats: configured weight x reliability */
+        for (size_t i = 0; i < n; i++)
+            w[i] = ok[i] ? (int64_t)llround((double)c[i].m->weight * 1000.0 *
+                                            route_score_reliability(&c[i].live))
+                         : 0;
+        pthread_mutex_lock(&bal->mu);
+        if (bal->n != n) {
+            int64_t *cur = calloc(n ? n : 1, sizeof *cur);
+            if (cur) {
+                free(bal->cur);
+                bal->cur = cur;
+                bal->n = n;
+            }
+        }
+        int pick = bal->n == n ? route_swrr(bal->cur, w, n) : -1;
+        pthread_mutex_unlock(&bal->mu);
+        free(w);
+        return pick;
+    }
+    case ROUTE_STRAT_LEAST_INFLIGHT:
+        return route_least_inflight(c, ok, n);
+    case ROUTE_STRAT_P2C:
+        return route_p2c(c, ok, n, rng);
+    case ROUTE_STRAT_SCORE_WEIGHTED:
+        return route_score_weighted(c, ok, n, rng);
+    default:
+        return -1;
+    }
+}
+
+void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_live_t *live,
+                        const route_features_t *f, const double w[ROUTE_F__COUNT], int strategy,
+                        const char *region, double load_threshold, route_balance_t *bal,
+                        uint64_t *rng, arena_t *a, route_decision_t *d)
+{
+    uint64_t now = live ? 0 : route_now_ms();
+    uint64_t rh = region ? route_region_hash(region, strlen(region)) : 0;
+    uint64_t ah = region ? route_region_hash(region, strcspn(region, "-")) : 0;
+    /* Details (every candidate's factors and reasons) only when asked, for the
+     * balancing strategies (they read them), or to explain a 422. */
+    bool detailed = f->explain || strategy != ROUTE_STRAT_SCORE;
+    memcpy(d->weights, w, sizeof d->weights);
+    d->strategy = strategy;
+again:
+    d->chosen = -1;
+    d->n_cands = d->n_order = d->n_ranked = 0;
+    d->detailed = detailed;
+    d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
+    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
+    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
+    if ((n && (!rec || (detailed && !d->cands))) || !d->order) return;
+    d->n_cands = n;
+    size_t k = 0;
+    double best_lat = INFINITY, best_cost = INFINITY;
+    route_cand_t tmp;
+    for (size_t i = 0; i < n; i++) {
+        route_cand_t *c = detailed ? &d->cands[i] : &tmp;
+        c->m = cands[i];
+        if (live)
+            c->live = live[i];
+        else
+            route_stats_read(cands[i], now, &c->live);
+        c->est_cost_usd = route_est_cost(c->m, f);
+        c->est_latency_ms = route_est_latency(&c->live, f);
+        bool ok = route_check_code(c, f);
+        c->over_load = route_over_load(c, load_threshold);
+        double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
+        if (detailed) route_reason_format(c);
+        if (!ok) continue;
+        rec[k++] =
+            rt_mkrec(base, c->est_latency_ms, c->est_cost_usd, i, c->live.cold, c->over_load);
+        if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
+            best_lat = c->est_latency_ms;
+        if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
+    }
+    if (detailed) {
+        for (size_t i = 0; i < n; i++) {
+            route_cand_t *c = &d->cands[i];
+            c->f[ROUTE_F_LATENCY] = route_f_latency(c->est_latency_ms, best_lat);
+            c->f[ROUTE_F_COST] = route_f_cost(c->est_cost_usd, best_cost);
+            double t = 0;
+            for (int q = 0; q < ROUTE_F__COUNT; q++) t += w[q] * c->f[q];
+            c->total = t;
+        }
+    }
+    if (!k) {
+        if (!detailed) { /* nothing eligible: again with the reasons, for the 422 */
+            detailed = true;
+            goto again;
+        }
+        return;
+    }
+    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w, NULL);
+    if (strategy == ROUTE_STRAT_SCORE) return;
+    /* balancing: the strategy picks among the eligible (under the threshold
+     * when any is); the pick goes first, the ranking follows */
+    bool *ok = arena_calloc(a, n * sizeof *ok);
+    if (!ok) return;
+    bool any_under = false;
+    for (size_t j = 0; j < k; j++) any_under |= rec[j].cls < 2;
+    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || rec[j].cls < 2;
+    int pick = rt_pick(d, ok, strategy, bal, rng);
+    if (pick < 0) return;
+    size_t at = 0;
+    while (at < d->n_order && d->order[at] != cands[pick]) at++;
+    if (at == d->n_order && d->n_order == kmax)
+        at--; /* not ranked: it replaces the last */
+    else if (at == d->n_order)
+        d->n_order = d->n_ranked = d->n_order + 1;
+    memmove(d->order + 1, d->order, at * sizeof *d->order);
+    d->order[0] = cands[pick];
+    d->chosen = pick;
+}
+
+int route_decide(const config_t *cfg, const char *name, size_t len, const route_features_t *f,
+                 arena_t *a, uint64_t now_ms, uint64_t *rng, route_decision_t *d)
+{
+    (void)now_ms;
+    memset(d, 0, sizeof *d);
+    d->target = arena_strndup(a, name, len);
+    const cfg_route_t *r = config_find_route(cfg, name, len);
+    if (r) {
+        d->is_route = true;
+        d->task = route_classify(f, r);
+        const cfg_task_rule_t *t = &r->tasks[d->task];
+        const cfg_model_t *const *cands = t->cands ? t->cands : r->cands;
+        size_t n = t->cands ? t->n_cands : r->n_cands;
+        double w[ROUTE_F__COUNT];
+        route_weights_normalise(t->has_weights ? &t->weights : &r->weights, w);
+        route_balance_t *bal = NULL;
+        if (r->strategy == ROUTE_STRAT_ROUND_ROBIN) {
+            char *key = arena_printf(a, "route:%s/%s", r->name, config_task_name(d->task));
+            bal = key ? route_balance_get(key) : NULL;
+        }
+        const rp_t *p = r->prep[d->task];
+        bool fast = p && r->strategy == ROUTE_STRAT_SCORE && !f->explain;
+        if (!(fast && (rt_cache_get(p, f, r->load_threshold, a, d) ||
+                       rt_decide_prepared(p, f, r->load_threshold, a, d))))
+            route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
+                               rng, a, d);
+        d->target = r->name;
+        if (!d->n_order) return 0; /* fallbacks do not rescue a filtered request */
+        const cfg_model_t **order = arena_alloc(a, (d->n_order + r->n_fallbacks) * sizeof *order);
+        if (!order) return 0;
+        memcpy(order, d->order, d->n_order * sizeof *order);
+        for (size_t i = 0; i < r->n_fallbacks; i++) {
+            bool dup = false;
+            for (size_t j = 0; j < d->n_order && !dup; j++) dup = order[j] == r->fallbacks[i];
+            if (!dup) order[d->n_order++] = r->fallbacks[i];
+        }
+        d->order = order;
+        return 0;
+    }
+    /* A model name (all its deployments) or one deployment id. */
+    const cfg_model_t **cands = arena_alloc(a, (cfg->n_models + 1) * sizeof *cands);
+    if (!cands) return -1;
+    size_t n = 0;
+    int strategy = -1;
+    for (size_t i = 0; i < cfg->n_models && !n; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) cands[n++] = m;
+    }
+    if (n == 1 && strcmp(cands[0]->name, cands[0]->id) == 0) n = 0; /* the id is the name */
+    bool by_id = n == 1;
+    for (size_t i = 0; i < cfg->n_models && !by_id; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (strlen(m->name) != len || memcmp(m->name, name, len)) continue;
+        cands[n++] = m;
+        if (m->balance >= 0 && strategy < 0) strategy = m->balance;
+    }
+    if (!n) return -1;
+    if (strategy < 0) strategy = ROUTE_STRAT_ROUND_ROBIN;
+    /* Explicit names win: no needs or constraints filter them, only health
+     * and load order the deployments; if none is healthy all are tried. */
+    route_features_t fx = *f;
+    fx.needs = 0;
+    fx.max_cost_usd = fx.max_latency_ms = fx.min_quality = -1;
+    fx.prompt_tokens = 0; /* no context-window filter for an explicit choice */
+    fx.out_tokens = 0;
+    double w[ROUTE_F__COUNT];
+    route_weights_normalise(&config_default_weights, w);
+    route_balance_t *bal = NULL;
+    if (n > 1 && strategy == ROUTE_STRAT_ROUND_ROBIN) {
+        char *key = arena_printf(a, "model:%.*s", (int)len, name);
+        bal = key ? route_balance_get(key) : NULL;
+    }
+    route_decide_among(cands, n, NULL, &fx, w, n > 1 ? strategy : ROUTE_STRAT_SCORE, NULL, 0.8, bal,
+                       rng, a, d);
+    d->target = arena_strndup(a, name, len);
+    if (!d->n_order) {
+        for (size_t i = 0; i < n; i++) d->order[i] = cands[i];
+        d->n_order = d->n_ranked = n;
+        d->chosen = 0;
+    }
+    return 0;
+}
+
+/* ---------- explanations ---------- */
+
+static void rt_num(buf_t *o, double v)
+{
+    if (!isfinite(v))
+        buf_appends(o, "null");
+    else
+        buf_printf(o, "%.4g", v);
+}
+
+void route_explain_json(const route_decision_t *d, buf_t *o, size_t max_cands)
+{
+    buf_appends(o, "{\"target\":");
+    jsonw_cstr(o, d->target ? d->target : "");
+    buf_printf(o, ",\"route\":%s", d->is_route ? "true" : "false");
+    if (d->is_route) {
+        buf_appends(o, ",\"task\":");
+        jsonw_cstr(o, config_task_name(d->task));
+    }
+    buf_appends(o, ",\"strategy\":");
+    jsonw_cstr(o, config_strategy_name(d->strategy));
+    buf_appends(o, ",\"weights\":{");
+    for (int k = 0; k < ROUTE_F__COUNT; k++) {
+        buf_printf(o, "%s\"%s\":", k ? "," : "", config_factor_name(k));
+        rt_num(o, d->weights[k]);
+    }
+    buf_appends(o, "},\"choice\":");
+    if (d->n_order)
+        jsonw_cstr(o, d->order[0]->id);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, ",\"order\":[");
+    for (size_t i = 0; i < d->n_order && i < max_cands; i++) {
+        if (i) buf_appends(o, ",");
+        jsonw_cstr(o, d->order[i]->id);
+    }
+    buf_appends(o, "],\"candidates\":[");
+    for (size_t i = 0; d->detailed && i < d->n_cands && i < max_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        buf_appends(o, i ? ",{\"id\":" : "{\"id\":");
+        jsonw_cstr(o, c->m->id);
+        buf_appends(o, ",\"model\":");
+        jsonw_cstr(o, c->m->name);
+        buf_appends(o, ",\"provider\":");
+        jsonw_cstr(o, c->m->provider ? c->m->provider->name : "");
+        buf_printf(o, ",\"eligible\":%s", c->eligible ? "true" : "false");
+        if (!c->eligible) {
+            buf_appends(o, ",\"reason\":");
+            jsonw_cstr(o, c->reason);
+        }
+        buf_appends(o, ",\"total\":");
+        rt_num(o, c->total);
+        buf_appends(o, ",\"factors\":{");
+        for (int k = 0; k < ROUTE_F__COUNT; k++) {
+            buf_printf(o, "%s\"%s\":", k ? "," : "", config_factor_name(k));
+            rt_num(o, c->f[k]);
+        }
+        buf_appends(o, "},\"est_cost_usd\":");
+        rt_num(o, c->est_cost_usd);
+        buf_appends(o, ",\"est_latency_ms\":");
+        rt_num(o, c->est_latency_ms);
+        buf_printf(o, ",\"cold\":%s,\"in_flight\":%lld,\"over_load\":%s}",
+                   c->live.cold ? "true" : "false", (long long)c->live.in_flight,
+                   c->over_load ? "true" : "false");
+    }
+    buf_appends(o, "]");
+    if (d->detailed && d->n_cands > max_cands)
+        buf_printf(o, ",\"candidates_omitted\":%zu", d->n_cands - max_cands);
+    buf_appends(o, "}");
+}
+
+void route_explain_table(const route_decision_t *d, buf_t *o)
+{
+    buf_printf(o, "target: %s (%s)", d->target ? d->target : "", d->is_route ? "route" : "model");
+    if (d->is_route) buf_printf(o, "  task: %s", config_task_name(d->task));
+    buf_printf(o, "  strategy: %s\nweights:", config_strategy_name(d->strategy));
+    for (int k = 0; k < ROUTE_F__COUNT; k++)
+        buf_printf(o, " %s=%.3f", config_factor_name(k), d->weights[k]);
+    buf_printf(o, "\n\n%-28s %7s %7s %7s %7s %7s %7s %7s %7s  %s\n", "candidate", "quality",
+               "latency", "cost", "reliab", "size", "hardw", "dist", "TOTAL", "status");
+    for (size_t i = 0; d->detailed && i < d->n_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        buf_printf(o, "%-28.28s", c->m->id);
+        for (int k = 0; k < ROUTE_F__COUNT; k++) buf_printf(o, " %7.3f", c->f[k]);
+        const char *mark = (int)i == d->chosen ? "CHOSEN" : c->eligible ? "eligible" : "filtered: ";
+        buf_printf(o, " %7.3f  %s%s%s%s\n", c->total, mark, c->eligible ? "" : c->reason,
+                   c->live.cold ? " (cold)" : "", c->over_load ? " (over load threshold)" : "");
+    }
+    if (d->n_order) {
+        buf_appends(o, "\norder:");
+        for (size_t i = 0; i < d->n_order; i++)
+            buf_printf(o, " %s%s", d->order[i]->id, i >= d->n_ranked ? "(fallback)" : "");
+        buf_printf(o, "\nchoice: %s\n", d->order[0]->id);
+    } else {
+        buf_appends(o, "\nchoice: none (every candidate was filtered out -> 422)\n");
+    }
+}
+
+void route_reasons(const route_decision_t *d, buf_t *o)
+{
+    for (size_t i = 0, shown = 0; d->detailed && i < d->n_cands; i++) {
+        const route_cand_t *c = &d->cands[i];
+        if (c->eligible) continue;
+        if (shown++ == 16) {
+            buf_appends(o, "; ...");
+            break;
+        }
+        buf_printf(o, "%s%s: %s", shown > 1 ? "; " : "", c->m->id, c->reason);
+    }
+}
