@@ -42,6 +42,7 @@ typedef struct api_ctx {
     struct route_track *route_track; /* live-stats bookkeeping for this request, or NULL */
     /* resilience (route/resil.h): attempts taken for x-skuld-attempts */
     int attempts;
+    const cfg_resilience_t *resil; /* the route's settings, or NULL: cands[0]'s */
     /* ---- keys, auth, limits, budgets (issue 8, policy/policy.h): the
      * principal, the saved api_relay_start arguments while an admission is
      * pending, the reservations to settle in api_account. NULL = none. */

@@ -1187,7 +1187,7 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
         api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
         return;
     }
-    r->rs = &c->cands[0]->resil;
+    r->rs = c->resil ? c->resil : &c->cands[0]->resil;
     struct event_base *base = c->w->base;
     if (r->rs->hedge != CFG_HEDGE_OFF && c->n_cands > 1)
         r->hedge_ev = evtimer_new(base, relay_hedge_cb, r);

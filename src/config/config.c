@@ -1439,7 +1439,17 @@ static void parse_task(loader_t *L, const config_t *c, const ynode_t *map, cfg_t
     }
 }
 
-enum { R_NAME, R_CANDIDATES, R_STRATEGY, R_WEIGHTS, R_FALLBACKS, R_TASKS, R_REGION, R_LOAD };
+enum {
+    R_NAME,
+    R_CANDIDATES,
+    R_STRATEGY,
+    R_WEIGHTS,
+    R_FALLBACKS,
+    R_TASKS,
+    R_REGION,
+    R_LOAD,
+    R_RESILIENCE
+};
 typedef struct route_raw {
     char *name, *strategy, *region;
     double load_threshold;
@@ -1460,6 +1470,7 @@ static const field_t route_fields[] = {
                 .off = offsetof(route_raw_t, load_threshold),
                 .dmin = 0.01,
                 .dmax = 1},
+    [R_RESILIENCE] = {.key = "resilience", .type = FT_MAPPING},
 };
 
 static void parse_route(loader_t *L, config_t *c, const ynode_t *map, cfg_route_t *r, size_t idx)
@@ -1470,6 +1481,15 @@ static void parse_route(loader_t *L, config_t *c, const ynode_t *map, cfg_route_
     r->name = raw.name;
     r->region = raw.region;
     r->load_threshold = raw.load_threshold;
+    if (v[R_RESILIENCE]) { /* the server's defaults, then the route's keys */
+        r->resil = calloc(1, sizeof *r->resil);
+        if (!r->resil) {
+            err_at(L, map, "out of memory");
+        } else {
+            *r->resil = c->server.resilience;
+            parse_resilience(L, v[R_RESILIENCE], r->resil);
+        }
+    }
     r->weights = config_default_weights;
     r->strategy = ROUTE_STRAT_SCORE;
     for (int t = 0; t < ROUTE_TASK__COUNT; t++) r->tasks[t].tools = -1;
@@ -1531,6 +1551,7 @@ static void route_free(cfg_route_t *r)
 {
     free(r->name);
     free(r->region);
+    free(r->resil);
     free(r->cands);
     free(r->fallbacks);
     for (int t = 0; t < ROUTE_TASK__COUNT; t++) {

@@ -183,6 +183,7 @@ typedef struct cfg_route {
     cfg_task_rule_t tasks[ROUTE_TASK__COUNT];
     char *region;                  /* where the callers are, for the distance factor; may be NULL */
     double load_threshold;         /* share of capacity above which new work goes elsewhere; 0.8 */
+    cfg_resilience_t *resil;       /* "resilience:" for requests to this route; NULL = per model */
     void *prep[ROUTE_TASK__COUNT]; /* route/: prepared candidates (one malloc each), or NULL */
 } cfg_route_t;
 

@@ -105,6 +105,10 @@ int route_api_resolve(api_ctx_t *c, int ep, const json_t *body, const char *name
     }
     memcpy(c->cands, d.order, d.n_order * sizeof *c->cands);
     c->n_cands = d.n_order;
+    if (d.is_route) { /* a route's resilience settings apply to every attempt */
+        const cfg_route_t *rt = config_find_route(c->cfg, name, name_len);
+        if (rt && rt->resil) c->resil = rt->resil;
+    }
     api_ctx_set_model(c, c->cands[0]);
     route_track_t *t = arena_calloc(c->req->arena, sizeof *t);
     if (t) {

@@ -379,6 +379,46 @@ class Hedging(H.unittest.TestCase):
         self.assertEqual(rc, 0, "skuld exit status")
 
 
+class RouteSettings(H.unittest.TestCase):
+    """A route's own resilience: settings (the per-route hedge delay)."""
+
+    def test_route_hedge_delay(self):
+        a, b = two_mocks()
+        try:
+            cfg = config(a, b)
+            cfg["routes"] = [{"name": "fast", "candidates": ["gpt-a"], "strategy": "score",
+                              "fallbacks": ["gpt-b"], "resilience": {"hedge_delay": "150ms"}}]
+            gw = H.Skuld(cfg)
+        except Exception:
+            a.stop()
+            b.stop()
+            raise
+        try:
+            a.set_config({"stall_ms": 3000})
+            t0 = time.monotonic()
+            r = H.chat(gw.port, content="x", model="fast")
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["x-skuld-model"], "gpt-b")  # hedged to B
+            self.assertEqual(r.headers["x-skuld-attempts"], "2")
+            self.assertLess(took, 1.5)
+            # the model itself has no hedge: the same request by model name waits
+            # for A's stall (then A answers)
+            a.set_config({"stall_ms": 800})
+            t0 = time.monotonic()
+            r = H.chat(gw.port, content="x", model="gpt-a")
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["x-skuld-model"], "gpt-a")
+            self.assertEqual(r.headers["x-skuld-attempts"], "1")
+            self.assertGreater(took, 0.7)
+        finally:
+            rc = gw.stop()
+            a.stop()
+            b.stop()
+        self.assertEqual(rc, 0, "skuld exit status")
+
+
 class Streams(H.unittest.TestCase):
     """Must show 4."""
 

@@ -1270,6 +1270,33 @@ static void test_policy_errors(void **state)
     expect_only("budgets:\n  on_exceeded: fallback\n", 2, 16, "needs budgets.fallback_model");
 }
 
+/* a route's resilience: over server.resilience; none = NULL (the models' own) */
+static void test_route_resilience(void **state)
+{
+    (void)state;
+    const char *y = "server:\n  resilience: {max_attempts: 4, backoff_base: 10ms}\n"
+                    "providers:\n  - {name: a, type: echo}\n"
+                    "models:\n  - {name: m, provider: a}\n"
+                    "routes:\n"
+                    "  - {name: r1, candidates: [m], resilience: {hedge_delay: 150ms}}\n"
+                    "  - {name: r2, candidates: [m]}\n";
+    cfg_errors_t errs = {0};
+    config_t *c = load(y, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    const cfg_route_t *r1 = config_find_route(c, "r1", 2), *r2 = config_find_route(c, "r2", 2);
+    assert_non_null(r1->resil);
+    assert_int_equal(r1->resil->hedge, CFG_HEDGE_FIXED);
+    assert_int_equal(r1->resil->hedge_delay_ms, 150);
+    assert_int_equal(r1->resil->max_attempts, 4);     /* from the server */
+    assert_int_equal(r1->resil->backoff_base_ms, 10); /* from the server */
+    assert_null(r2->resil);
+    config_unref(c);
+    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n  - {name: m, provider: a}\n"
+                "routes:\n  - {name: r, candidates: [m], resilience: {max_attempts: 99}}\n",
+                6, 59, "max_attempts must be between 1 and 10");
+}
+
 /* routing (issue 6): model groups, deployment ids, routes and their errors */
 static void test_routes(void **state)
 {
@@ -1396,6 +1423,7 @@ int main(void)
         cmocka_unit_test(test_store_master_key_health),
         cmocka_unit_test(test_build_with_runtime_models),
         cmocka_unit_test(test_routes),
+        cmocka_unit_test(test_route_resilience),
         cmocka_unit_test(test_route_errors),
         cmocka_unit_test(test_model_metadata),
         cmocka_unit_test(test_model_metadata_errors),
