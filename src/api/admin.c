@@ -7,6 +7,7 @@
  *   GET    /admin/models/NAME        one deployment
  *   POST   /admin/models             register a deployment (JSON, config keys)
  *   DELETE /admin/models/NAME        remove a registered deployment
+ *   POST   /admin/cache/purge        empty the response cache (cache/cache.h)
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
  * (server/gateway.c) as a ticket and are answered when every worker serves
@@ -18,6 +19,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "cache/cache.h"
 #include "core/jsonw.h"
 #include "core/secure.h"
 #include "server/gateway.h"
@@ -220,6 +222,8 @@ void api_admin(api_ctx_t *c)
     size_t plen = sizeof models_prefix - 1;
     if (admin_path_is(r, "/admin/reload") && admin_method_is(r, "POST")) {
         admin_submit(c, CTL_RELOAD, NULL, NULL);
+    } else if (admin_path_is(r, "/admin/cache/purge") && admin_method_is(r, "POST")) {
+        cache_admin_purge(c); /* response cache (cache/) */
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "GET")) {
         admin_list_models(c);
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "POST")) {

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "cache/cache.h"
 #include "core/jsonw.h"
 
 void api_openai_models(api_ctx_t *c)
@@ -107,5 +108,5 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
     bool client_usage =
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     c->stream = stream;
-    api_relay_start(c, ep, body, stream, client_usage);
+    cache_dispatch(c, ep, body, stream, client_usage); /* cache/dedupe, else api_relay_start */
 }

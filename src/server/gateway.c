@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cache/cache.h"
+#include "cache/redis.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "core/log.h"
@@ -675,6 +677,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
     cfg = gw.cfg;
+    cache_init(cfg, gw.store); /* response cache: memory tier, persistent tier loaded */
     gw.generation = 1;
     cfg->generation = 1;
     metrics_config_generation(1);
@@ -711,6 +714,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
 stop:
     for (int i = 0; i < started; i++) worker_stop(&gw.workers[i]);
     for (int i = 0; i < started; i++) worker_join(&gw.workers[i]);
+    cache_redis_close_all(); /* the loops are stopped, their bases still exist */
     /* Answer admin requests still queued; their workers are gone, so just free. */
     for (size_t i = 0; i < gw.n_queue; i++) ctl_ticket_free(gw.queue[i]);
     for (int i = 0; i < gw.n; i++) worker_cleanup(&gw.workers[i]);
@@ -723,6 +727,7 @@ out:
     if (gw.pipe_wr >= 0) close(gw.pipe_wr);
     if (gw.cfg) config_unref(gw.cfg);
     store_close(gw.store); /* after the workers: drains queued writes */
+    cache_shutdown();
     upstream_global_cleanup();
     metrics_shutdown();
     libevent_global_shutdown();

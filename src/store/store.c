@@ -535,8 +535,10 @@ static store__conn_t *store__reader(store_t *s)
  * the connection turns out dead (server restarted, idle connection killed),
  * reconnects and tries once more. */
 typedef struct store__read {
-    int kind; /* 0 ping, 1 models, 2 health */
+    int kind; /* 0 ping, 1 models, 2 health, 3 cache */
     void (*mfn)(void *ud, const char *name, const char *spec_json);
+    void (*cfn)(void *ud, const char *key, const char *value, int64_t expires_ms);
+    int64_t now_ms;
     void (*hfn)(void *ud, const store_health_t *h);
     void *ud;
 } store__read_t;
@@ -553,6 +555,8 @@ static int store__read(store_t *s, const store__read_t *rd)
             rc = s->be->ping(c) ? 0 : -1;
         else if (rd->kind == 1)
             rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
+        else if (rd->kind == 3)
+            rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, sizeof err);
         else
             rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
         if (rc == 0 || s->be->alive(c)) break;
@@ -629,6 +633,43 @@ void store_health_put(store_t *s, const store_health_t *h, struct event_base *ba
     op->successes = h->successes;
     op->last_probe_ms = h->last_probe_ms;
     op->up = h->up;
+    store__submit(s, op);
+}
+
+int store_cache_load(store_t *s, int64_t now_ms,
+                     void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
+                     void *ud)
+{
+    store__read_t rd = {.kind = 3, .cfn = fn, .ud = ud, .now_ms = now_ms};
+    return store__read(s, &rd);
+}
+
+void store_cache_put(store_t *s, const char *key, const char *value, int64_t expires_ms,
+                     struct event_base *base, store_done_fn done, void *ud)
+{
+    store__op_t *op =
+        store__op_new(STORE__OP_CACHE_PUT, key ? key : "", value ? value : "", base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!key || !*key || !value) {
+        store__fail_now(op, "store: cache key and value are required");
+        return;
+    }
+    op->expires_ms = expires_ms;
+    store__submit(s, op);
+}
+
+void store_cache_purge(store_t *s, int64_t before_ms, struct event_base *base, store_done_fn done,
+                       void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_CACHE_PURGE, "cache", NULL, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    op->expires_ms = before_ms;
     store__submit(s, op);
 }
 

@@ -29,6 +29,8 @@ typedef enum {
     STORE__OP_MODEL_PUT = 1,
     STORE__OP_MODEL_DELETE,
     STORE__OP_HEALTH_PUT,
+    STORE__OP_CACHE_PUT,   /* response cache: name = key (hex), spec = value, expires_ms */
+    STORE__OP_CACHE_PURGE, /* response cache: delete entries with expires_ms <= op->expires_ms */
 } store__op_kind_t;
 
 /* One queued write. Allocated by the submitter in a single block (strings
@@ -42,6 +44,7 @@ typedef struct store__op {
     uint64_t probes, successes;
     int64_t last_probe_ms;
     bool up;
+    int64_t expires_ms; /* CACHE_PUT, CACHE_PURGE */
     struct event_base *base;
     store_done_fn done;
     void *ud;
@@ -67,6 +70,9 @@ typedef struct store__backend {
     int (*health_load)(store__conn_t *c, void (*fn)(void *ud, const store_health_t *h), void *ud,
                        char *err, size_t errlen);
     bool (*ping)(store__conn_t *c);
+    int (*cache_load)(store__conn_t *c, int64_t now_ms,
+                      void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
+                      void *ud, char *err, size_t errlen);
 } store__backend_t;
 
 extern const store__backend_t store__sqlite;

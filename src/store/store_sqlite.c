@@ -41,12 +41,19 @@ static const store__migration_t store__sqlite_migrations[] = {
         "  last_probe_ms INTEGER NOT NULL DEFAULT 0,"
         "  up INTEGER NOT NULL DEFAULT 0"
         ");"},
+    /* response cache, persistent tier (src/cache) */
+    {2, "CREATE TABLE cache_entries ("
+        "  key TEXT PRIMARY KEY CHECK (length(key) > 0),"
+        "  value TEXT NOT NULL,"
+        "  expires_ms INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);"},
 };
 #define STORE__SQLITE_NMIG (sizeof store__sqlite_migrations / sizeof store__sqlite_migrations[0])
 
 struct store__conn {
     sqlite3 *db;
-    sqlite3_stmt *put, *del, *hput;
+    sqlite3_stmt *put, *del, *hput, *cput, *cpurge;
 };
 
 static const char STORE__SQL_PUT[] =
@@ -60,6 +67,11 @@ static const char STORE__SQL_HPUT[] =
     " VALUES (?1, ?2, ?3, ?4, ?5)"
     " ON CONFLICT (model) DO UPDATE SET probes = excluded.probes,"
     " successes = excluded.successes, last_probe_ms = excluded.last_probe_ms, up = excluded.up";
+
+static const char STORE__SQL_CPUT[] =
+    "INSERT INTO cache_entries (key, value, expires_ms) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms";
+static const char STORE__SQL_CPURGE[] = "DELETE FROM cache_entries WHERE expires_ms <= ?1";
 
 static int store__sq_fail(sqlite3 *db, const char *what, char *err, size_t errlen)
 {
@@ -82,6 +94,8 @@ static void store__sq_disconnect(store__conn_t *c)
     sqlite3_finalize(c->put);
     sqlite3_finalize(c->del);
     sqlite3_finalize(c->hput);
+    sqlite3_finalize(c->cput);
+    sqlite3_finalize(c->cpurge);
     sqlite3_close(c->db);
     free(c);
 }
@@ -250,6 +264,18 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
         sqlite3_bind_int64(st, 4, (sqlite3_int64)op->last_probe_ms);
         sqlite3_bind_int(st, 5, op->up ? 1 : 0);
         break;
+    case STORE__OP_CACHE_PUT:
+        if (store__sq_prepare(c, &c->cput, STORE__SQL_CPUT, err, errlen)) return -1;
+        st = c->cput;
+        sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)op->expires_ms);
+        break;
+    case STORE__OP_CACHE_PURGE:
+        if (store__sq_prepare(c, &c->cpurge, STORE__SQL_CPURGE, err, errlen)) return -1;
+        st = c->cpurge;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->expires_ms);
+        break;
     default:
         snprintf(err, errlen, "store: unknown op");
         return -1;
@@ -307,6 +333,26 @@ static int store__sq_health_load(store__conn_t *c, void (*fn)(void *ud, const st
     return ret;
 }
 
+static int store__sq_cache_load(store__conn_t *c, int64_t now_ms,
+                                void (*fn)(void *ud, const char *key, const char *value,
+                                           int64_t expires_ms),
+                                void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store__sq_fail(c->db, "loading cache", err, errlen);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           sqlite3_column_int64(st, 2));
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading cache", err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static bool store__sq_ping(store__conn_t *c)
 {
     sqlite3_stmt *st = NULL;
@@ -330,4 +376,5 @@ const store__backend_t store__sqlite = {
     .model_load = store__sq_model_load,
     .health_load = store__sq_health_load,
     .ping = store__sq_ping,
+    .cache_load = store__sq_cache_load,
 };
