@@ -835,6 +835,7 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
     cr->store = cc->enabled && !h.no_store;
     cr->ttl_ms = h.ttl_ms ? h.ttl_ms : cc->ttl_ms;
     cr->window_ms = cc->dedupe.enabled && !h.no_store ? cc->dedupe.window_ms : 0;
+    if (cr->window_ms > cr->ttl_ms) cr->window_ms = cr->ttl_ms; /* never older than its ttl */
     cr->redis = cc->enabled && cc->redis && c->cfg->redis.url;
     size_t max = c->cfg->server.max_upstream_body_bytes;
     if (cc->max_entry_bytes > max) max = cc->max_entry_bytes;
