@@ -87,8 +87,9 @@ struct cache_flight {
     bool stream_started, overflow;
     int status;
     char ctype[256];
-    buf_t hdrs;   /* "Name: value\r\n" to replay */
-    buf_t frames; /* (u32 len | bytes)* as in the entry blob */
+    size_t max_entry; /* cache.max_entry_bytes when the flight started */
+    buf_t hdrs;       /* "Name: value\r\n" to replay */
+    buf_t frames;     /* (u32 len | bytes)* as in the entry blob */
     long ptok, ctok, cached;
     cache_joiner_t *joiners;
     size_t n_joiners;
@@ -110,12 +111,13 @@ struct cache_joiner {
     bool stream, client_usage;
 };
 
-static cache_flight_t *flight_new(cache_key_t key, int shape, size_t max)
+static cache_flight_t *flight_new(cache_key_t key, int shape, size_t max, size_t max_entry)
 {
     cache_flight_t *f = calloc(1, sizeof *f);
     if (!f) return NULL;
     f->key = key;
     f->shape = shape;
+    f->max_entry = max_entry;
     atomic_init(&f->refs, 1);
     pthread_mutex_init(&f->mu, NULL);
     buf_init(&f->hdrs, 64 * 1024);
@@ -633,6 +635,15 @@ static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *c
         return;
     case HTTP_TAP_DATA: {
         pthread_mutex_lock(&f->mu);
+        if (!f->overflow && f->n_joiners == 0 && f->frames.len + len + 4 > f->max_entry) {
+            /* Too big to store and nobody to share it with: stop recording
+             * (and sharing), so a long stream costs no memory here. */
+            f->overflow = true;
+            buf_free(&f->frames);
+            pthread_mutex_unlock(&f->mu);
+            if (cr->registered) fl_remove(f);
+            return;
+        }
         if (!f->overflow) {
             unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
                                     (unsigned char)(len >> 8), (unsigned char)len};
@@ -661,11 +672,13 @@ static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *c
         return;
     }
     case HTTP_TAP_ABORT:
-        if (cr->wait) {
+        if (cr->wait) { /* left during the Redis lookup: no relay to account for it */
             cr->wait->cr = NULL;
             cr->wait = NULL;
             json_decref(cr->body);
             cr->body = NULL;
+            cr->c->error = "client closed the connection";
+            api_account(cr->c, 499);
         }
         cnt(&G.orphaned);
         leader_finish(req, cr, F_ORPHANED);
@@ -888,7 +901,7 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
             }
         }
         if (!f) {
-            cr->f = flight_new(key, c->shape, max);
+            cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes);
             if (cr->f) {
                 atomic_fetch_add_explicit(&cr->f->refs, 1, memory_order_relaxed); /* table's */
                 cr->f->in_table = true;
@@ -901,7 +914,8 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
         pthread_mutex_unlock(&s->mu);
         fl_drop_chain(dropq);
     }
-    if (!cr->f && cr->store) cr->f = flight_new(key, c->shape, max); /* record only */
+    if (!cr->f && cr->store)
+        cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes); /* record only */
     if (!cr->f) { /* nothing to record (or out of memory): a plain call */
         http_resp_header(req, "x-skuld-cache", h.no_cache ? "bypass" : "miss");
         if (h.no_cache) cnt(&G.bypass);
@@ -967,7 +981,7 @@ void cache_admin_purge(api_ctx_t *c)
     bool redis = false, store = false;
     if (G.on && cfg->cache.redis && cfg->redis.url)
         redis = cache_redis_purge(c->w->base, c->w->id, &cfg->redis) == 0;
-    if (G.on && G.store) {
+    if (G.on && G.store && cfg->cache.persistent) {
         store_cache_purge(G.store, INT64_MAX, NULL, NULL, NULL);
         store = true;
     }
@@ -1087,7 +1101,7 @@ static void load_one(void *ud, const char *hex, const char *value, int64_t expir
 
 void cache_init(const config_t *cfg, store_t *store)
 {
-    if (G.on || !cfg->cache.present) return;
+    if (G.on) return;
     G.mem = cache_lru_new(cfg->cache.max_bytes, (unsigned)cfg->cache.shards);
     if (!G.mem) {
         log_error("cache: out of memory; the cache is off");
@@ -1095,8 +1109,8 @@ void cache_init(const config_t *cfg, store_t *store)
     }
     for (int i = 0; i < FL_SHARDS; i++) pthread_mutex_init(&G.fl[i].mu, NULL);
     G.on = true;
+    G.store = store; /* writes when a snapshot says cache.persistent */
     if (store && cfg->cache.persistent && cfg->cache.enabled) {
-        G.store = store;
         int64_t now = (int64_t)time_wall_ms();
         store_cache_purge(store, now, NULL, NULL, NULL); /* expired rows */
         if (store_cache_load(store, now, load_one, NULL) != 0)

@@ -56,9 +56,10 @@ struct api_ctx;
 struct store;
 
 /* Process start (after the store is open, before workers): sizes the memory
- * tier from cfg->cache and loads the persistent tier when enabled. A config
- * without a cache section leaves the module off for the process lifetime
- * (sizes are read once; later snapshots may change the other keys). */
+ * tier from cfg->cache (max_bytes and shards are read once, defaults when the
+ * section is absent) and loads the persistent tier when enabled. Every other
+ * key is read from each request's snapshot, so a reload can turn the cache
+ * on, off or change it. */
 void cache_init(const config_t *cfg, struct store *store);
 void cache_shutdown(void);
 
