@@ -141,6 +141,8 @@ class CacheBehaviour(unittest.TestCase):
 
     def setUp(self):
         self.mock.set_config({})
+        self.joined_before = h.metric(h.metrics_parse(self.sk.metrics())[0],
+                                      "skuld_dedupe_joined_total")
 
     def test_non_stream_hit_and_headers(self):
         r1 = h.chat(self.sk.port, "plain hit")
@@ -200,9 +202,15 @@ class CacheBehaviour(unittest.TestCase):
         t = threading.Thread(target=leader)
         t.start()
         self.assertTrue(started.wait(10))
-        j = h.sse_request(self.sk.port, body)
+        j = h.sse_request(self.sk.port, body, headers={"x-request-id": "late-joiner-1"})
         t.join(20)
         a = got["leader"]
+        self.assertEqual(j.headers.get("x-request-id"), "late-joiner-1")
+        self.assertNotEqual(a.headers.get("x-request-id"), "late-joiner-1")
+        self.assertEqual(j.headers.get("x-skuld-model"), a.headers.get("x-skuld-model"))
+        self.assertEqual(j.headers.get("x-skuld-provider"), "mock")
+        line = self.sk.log_for("late-joiner-1")
+        self.assertEqual((len(line), line[0]["status"], line[0]["stream"]), (1, 200, True))
         self.assertEqual((xc(a), xc(j)), ("miss", "hit"))
         self.assertEqual(j.headers.get("x-skuld-cache-source"), "flight")
         self.assertTrue(j.complete and j.done)
@@ -256,20 +264,66 @@ class CacheBehaviour(unittest.TestCase):
                 "mock": {"latency_ms": 600}}
         conn = h.RawConn(self.sk.port)
         conn.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
-        time.sleep(0.1)  # the leader's request is in flight (no observable event to poll)
+        h.wait_until(lambda: self.mock.prompts().get("leader leaves") == 1, 5,
+                     what="the leader's call")
         out = []
         ts = [threading.Thread(target=lambda: out.append(
             h.post_json(self.sk.port, "/v1/chat/completions", body))) for _ in range(3)]
         for t in ts:
             t.start()
         h.wait_until(lambda: h.metric(h.metrics_parse(self.sk.metrics())[0],
-                                      "skuld_dedupe_joined_total") >= 3, 10, what="joins")
+                                      "skuld_dedupe_joined_total") >= self.joined_before + 3, 10,
+                     what="joins")
         conn.close()  # the leader's client leaves
         for t in ts:
             t.join(20)
         self.assertEqual([r.status for r in out], [200, 200, 200])
         self.assertEqual(len({r.body for r in out}), 1)
         self.assertEqual(self.mock.prompts()["leader leaves"], 2)  # cancelled, then re-led
+
+    def test_stream_leader_leaves(self):
+        """A stream joiner part-way through gets an error event; one that has
+        received nothing yet starts over and gets the whole stream."""
+        body = h.stream_body(content="stream leader leaves",
+                             mock={"chunks": 10, "chunk_gap_ms": 150, "latency_ms": 300})
+        conn = h.RawConn(self.sk.port)
+        conn.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
+        first = threading.Event()
+        got = {}
+
+        def early(res, ev):
+            first.set()
+
+        def joiner():
+            got["early"] = h.sse_request(self.sk.port, body, on_event=early)
+
+        h.wait_until(lambda: self.mock.prompts().get("stream leader leaves") == 1, 5,
+                     what="the leader's call")
+        t = threading.Thread(target=joiner)
+        t.start()
+        self.assertTrue(first.wait(10))  # the shared stream is flowing
+        conn.close()  # the leader's client leaves mid-stream
+        t.join(20)
+        early_res = got["early"]
+        self.assertEqual(xc(early_res), "hit")
+        self.assertFalse(early_res.done)
+        self.assertTrue(early_res.errors(), early_res.events)
+        # a joiner before the first event is re-led: it gets a complete stream
+        conn = h.RawConn(self.sk.port)
+        conn.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
+        out = []
+        t = threading.Thread(target=lambda: out.append(h.sse_request(self.sk.port, body)))
+        h.wait_until(lambda: self.mock.prompts().get("stream leader leaves") == 2, 5,
+                     what="second leader's call")
+        t.start()
+        h.wait_until(lambda: h.metric(h.metrics_parse(self.sk.metrics())[0],
+                                      "skuld_dedupe_joined_total") >= self.joined_before + 2, 10,
+                     what="the second joiner joined")
+        conn.close()  # before the upstream's first byte (latency 300 ms)
+        t.join(30)
+        self.assertEqual(len(out), 1)
+        self.assertTrue(out[0].done, out[0].events)
+        self.assertEqual(self.mock.prompts()["stream leader leaves"], 3)
 
     def test_request_header(self):
         h.chat(self.sk.port, "hdr")
@@ -305,6 +359,31 @@ class CacheBehaviour(unittest.TestCase):
         self.assertGreaterEqual(r.json()["purged"]["memory"], 1)
         self.assertEqual(xc(h.chat(self.sk.port, "purge me")), "miss")
 
+    def test_messages_shape_has_its_own_entries(self):
+        body = {"model": "gpt-test", "max_tokens": 50,
+                "messages": [{"role": "user", "content": "anthropic shape"}]}
+        a = h.post_json(self.sk.port, "/v1/messages", body)
+        b = h.post_json(self.sk.port, "/v1/messages", body)
+        self.assertEqual((a.status, xc(a), xc(b)), (200, "miss", "hit"))
+        self.assertEqual(a.body, b.body)
+        self.assertEqual(b.json()["type"], "message")
+        c = h.chat(self.sk.port, "anthropic shape", max_tokens=50)
+        self.assertEqual(xc(c), "miss")
+        self.assertEqual(c.json()["object"], "chat.completion")
+        sb = dict(body, stream=True)
+        s1 = h.sse_request(self.sk.port, sb, path="/v1/messages")
+        s2 = h.sse_request(self.sk.port, sb, path="/v1/messages")
+        self.assertEqual((xc(s1), xc(s2)), ("miss", "hit"))
+        self.assertEqual(events_of(s1), events_of(s2))
+        self.assertEqual(s2.events[-1].event, "message_stop")
+
+    def test_embeddings(self):
+        body = {"model": "gpt-test", "input": ["embed me"]}
+        a = h.post_json(self.sk.port, "/v1/embeddings", body)
+        b = h.post_json(self.sk.port, "/v1/embeddings", body)
+        self.assertEqual((a.status, xc(a), xc(b)), (200, "miss", "hit"))
+        self.assertEqual(a.body, b.body)
+
     def test_metrics(self):
         samples, types = h.metrics_parse(self.sk.metrics())
         for fam in ("skuld_cache_hits_total", "skuld_cache_misses_total",
@@ -339,6 +418,30 @@ class CacheSampled(unittest.TestCase):
         self.assertEqual(r.headers.get("x-skuld-cache-source"), "window")
         h.wait_until(lambda: xc(h.chat(sk.port, "dedupe only")) == "miss", 5,
                      what="window over")
+        sk.stop()
+
+
+class CacheJoinCap(unittest.TestCase):
+    def test_max_joiners(self):
+        mock = h.Mock()
+        sk = start(cache_cfg(mock, dedupe={"max_joiners": 2}))
+        body = {"model": "gpt-test", "messages": [{"role": "user", "content": "capped"}],
+                "mock": {"latency_ms": 800}}
+        out = []
+        conns = [h.RawConn(sk.port) for _ in range(3)]
+        for c in conns:  # a leader and two joiners
+            c.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
+        h.wait_until(lambda: h.metric(h.metrics_parse(sk.metrics())[0],
+                                      "skuld_dedupe_joined_total") == 2, 10, what="two joins")
+        extra = h.post_json(sk.port, "/v1/chat/completions", body)  # over the cap: own call
+        self.assertEqual((extra.status, xc(extra)), (200, "miss"))
+        for c in conns:
+            r = c.read_response(method="POST")
+            self.assertEqual(r.status, 200)
+            c.close()
+        samples, _ = h.metrics_parse(sk.metrics())
+        self.assertEqual(h.metric(samples, "skuld_dedupe_rejected_total"), 1)
+        self.assertEqual(mock.prompts()["capped"], 2)
         sk.stop()
 
 
@@ -432,6 +535,47 @@ class CacheTiers(unittest.TestCase):
         self.assertGreater(h.metric(samples, "skuld_cache_errors_total", tier="redis"), 0)
         a.stop()
         b.stop()
+
+    def test_redis_stalled(self):
+        """A Redis that accepts and never answers costs a request redis.timeout, no more."""
+        lst = socket.socket()
+        lst.bind(("127.0.0.1", 0))
+        lst.listen(64)
+        held = []
+        stop = threading.Event()
+
+        def accept():
+            lst.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(lst.accept()[0])
+                except OSError:
+                    pass
+
+        t = threading.Thread(target=accept, daemon=True)
+        t.start()
+        try:
+            mock = h.Mock()
+            cfg = cache_cfg(mock, redis=True)
+            cfg["redis"] = {"url": "redis://127.0.0.1:%d" % lst.getsockname()[1],
+                            "timeout": "100ms"}
+            sk = start(cfg)
+            for i in range(4):
+                r = h.chat(sk.port, "stalled redis %d" % i)
+                self.assertEqual((r.status, xc(r)), (200, "miss"))
+                self.assertLess(r.elapsed, 2.0)
+            self.assertEqual(xc(h.chat(sk.port, "stalled redis 0")), "hit")  # memory tier
+            samples, _ = h.metrics_parse(sk.metrics())
+            self.assertGreaterEqual(h.metric(samples, "skuld_cache_errors_total", tier="redis"),
+                                    1)
+            self.assertGreater(len(held), 0, "skuld never connected to the stalled server")
+            sk.stop()
+        finally:
+            stop.set()
+            t.join(2)
+            for c in held:
+                c.close()
+            lst.close()
 
 
 if __name__ == "__main__":
