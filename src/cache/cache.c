@@ -369,6 +369,7 @@ static void stream_error_frame(buf_t *o, int shape, const char *msg)
 }
 
 static void joiner_abort(http_req_t *req);
+static void joiner_drain(http_req_t *req);
 static void cache_dispatch_again(cache_joiner_t *j);
 
 /* On the joiner's loop: deliver whatever the flight has that j has not seen. */
@@ -399,8 +400,18 @@ static void joiner_deliver(cache_joiner_t *j)
         size_t pos = j->sent;
         const char *d;
         size_t n;
-        while (cache_view_next(&v, &pos, &d, &n)) http_stream_write(req, d, n);
-        j->sent = pos;
+        bool blocked = false;
+        while (!(blocked = http_req_out_pending(req) > HTTP_OUT_HIGH_WATER) &&
+               cache_view_next(&v, &pos, &d, &n)) {
+            http_stream_write(req, d, n);
+            j->sent = pos;
+        }
+        if (blocked) { /* a slow reader: go on when its queue drains */
+            req->on_drain = joiner_drain;
+            pthread_mutex_unlock(&f->mu);
+            return;
+        }
+        req->on_drain = NULL;
         if (finished) {
             if (f->state == F_ORPHANED || (f->state == F_FAILED && f->overflow)) {
                 buf_t e;
@@ -421,6 +432,7 @@ static void joiner_deliver(cache_joiner_t *j)
             pthread_mutex_unlock(&f->mu);
             if (st == F_DONE) count_saved(c, pt, ca, ct);
             req->on_abort = NULL;
+            req->on_drain = NULL;
             j->c = NULL;
             api_account(c, 200);
             http_stream_end(req);
@@ -462,6 +474,11 @@ static void joiner_deliver(cache_joiner_t *j)
     }
     pthread_mutex_unlock(&f->mu);
     joiner_unref(j);
+}
+
+static void joiner_drain(http_req_t *req)
+{
+    joiner_deliver(req->tap_ud);
 }
 
 static void joiner_pump(void *arg)
@@ -950,6 +967,7 @@ static void cache_dispatch_again(cache_joiner_t *j)
     j->body = NULL;
     j->c = NULL;
     c->req->on_abort = NULL;
+    c->req->on_drain = NULL;
     c->req->tap_ud = NULL;
     int ep = j->ep;
     bool stream = j->stream, cu = j->client_usage;

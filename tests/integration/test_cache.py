@@ -325,6 +325,35 @@ class CacheBehaviour(unittest.TestCase):
         self.assertTrue(out[0].done, out[0].events)
         self.assertEqual(self.mock.prompts()["stream leader leaves"], 3)
 
+    def test_slow_joiner(self):
+        """A joiner that reads slowly is paused and resumed, and still gets every event."""
+        n_chunks = 30000
+        body = h.stream_body(content="slow joiner", mock={"chunks": n_chunks, "latency_ms": 200})
+        got = {}
+        t = threading.Thread(target=lambda: got.setdefault("leader",
+                                                           h.sse_request(self.sk.port, body)))
+        t.start()
+        h.wait_until(lambda: self.mock.prompts().get("slow joiner") == 1, 5,
+                     what="the leader's call")
+        s = socket.socket()
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        s.connect((h.HOST, self.sk.port))
+        s.sendall(h.http_request_bytes("POST", "/v1/chat/completions", body))
+        t.join(60)  # the leader finishes while the joiner reads nothing
+        self.assertTrue(got["leader"].done)
+        s.settimeout(30)
+        data = bytearray()
+        while not data.endswith(b"0\r\n\r\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            data += chunk
+        s.close()
+        self.assertIn(b"x-skuld-cache: hit", data[:2000].lower())
+        self.assertEqual(data.count(b"data: "), len(got["leader"].events))
+        self.assertIn(b"data: [DONE]", data[-200:])
+        self.assertEqual(self.mock.prompts()["slow joiner"], 1)
+
     def test_request_header(self):
         h.chat(self.sk.port, "hdr")
         r = h.chat(self.sk.port, "hdr", headers={"x-skuld-cache": "no-cache"})
