@@ -17,7 +17,8 @@ the first 0.25 s of each run is dropped (connection set-up). Every request must
 be a hit: the script checks skuld's skuld_cache_hits_total grew by the number
 of requests and that the upstream saw exactly one call. As a floor, the same
 load is run against GET /healthz (same server, no cache work): the cache-hit
-cost is the difference.
+cost is the difference. A second floor is the same POST naming an unknown model
+(skuld reads and parses it, answers 404): what any POST costs here, cache aside.
 
 With 2 cores: skuld is pinned to core 0 and h2load to core 1 (taskset).
 --record appends a dated section to bench/BENCHMARKS.md. Standard library only.
@@ -69,11 +70,14 @@ def wait_port(port, proc, timeout=20):
     return False
 
 
+RT = []  # --rt: ["chrt", "-f", "10"] (SCHED_FIFO for skuld and h2load)
+
+
 def pin(cpu):
     ncpu = os.cpu_count() or 1
     if ncpu < 2 or not shutil.which("taskset"):
-        return []
-    return ["taskset", "-c", str(cpu % ncpu)]
+        return list(RT)
+    return list(RT) + ["taskset", "-c", str(cpu % ncpu)]
 
 
 def http(port, method, path, body=None, headers=None):
@@ -93,7 +97,7 @@ def metric(port, name, **labels):
     return 0.0
 
 
-def fixed_rate(url, body_file, rate, secs, tmp, tag, cpu):
+def fixed_rate(url, body_file, rate, secs, tmp, tag, cpu, status=200):
     c = max(1, rate // 50)
     n = int(rate * secs)
     n -= n % c
@@ -114,9 +118,9 @@ def fixed_rate(url, body_file, rate, secs, tmp, tag, cpu):
             if len(parts) >= 3:
                 rows.append((int(parts[0]), int(parts[1]), int(parts[2])))
     rows.sort()
-    errors = sum(1 for r in rows if r[1] != 200) + max(0, n - len(rows))
+    errors = sum(1 for r in rows if r[1] != status) + max(0, n - len(rows))
     t0 = rows[0][0] if rows else 0
-    kept = sorted(r[2] for r in rows if r[0] >= t0 + 250000 and r[1] == 200)
+    kept = sorted(r[2] for r in rows if r[0] >= t0 + 250000 and r[1] == status)
     span = (rows[-1][0] - t0) / 1e6 if len(rows) > 1 else 0
     return {"requests": n, "done": len(rows), "errors": errors,
             "achieved_rps": round(len(rows) / span) if span else None,
@@ -154,7 +158,12 @@ def main():
     ap.add_argument("--secs", type=float, default=4.0)
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--record", action="store_true")
+    ap.add_argument("--rt", action="store_true",
+                    help="run skuld and h2load with SCHED_FIFO priority 10 (chrt; needs root): "
+                         "takes other processes' scheduling noise out of the tail")
     a = ap.parse_args()
+    if a.rt:
+        RT.extend(["chrt", "-f", "10"])
     if not shutil.which("h2load"):
         sys.exit("h2load not found (package nghttp2-client)")
     skuld_bin = os.path.join(a.build_dir, "skuld")
@@ -162,7 +171,7 @@ def main():
     tmp = tempfile.mkdtemp(prefix="skuld-bench-cache-")
     procs = []
     try:
-        mock = subprocess.Popen(pin(1) + [mock_bin, "--listen", "127.0.0.1:0"],
+        mock = subprocess.Popen([mock_bin, "--listen", "127.0.0.1:0"],
                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         procs.append(mock)
         m = re.match(r"LISTENING (\d+)", mock.stdout.readline())
@@ -193,7 +202,10 @@ def main():
         url = "http://127.0.0.1:%d/v1/chat/completions" % port
         # warm-up: connections, allocator, branch predictors
         fixed_rate(url, body_file, a.rate, 1.0, tmp, "warm", 1)
-        hits, floor = [], []
+        hits, floor, floor404 = [], [], []
+        nf_file = os.path.join(tmp, "notfound.json")
+        with open(nf_file, "w") as f:
+            json.dump(dict(body, model="no-such-model"), f)
         for i in range(a.runs):
             h0 = metric(port, "skuld_cache_hits_total", tier="memory")
             before = len(chat_durations(logpath))
@@ -206,11 +218,14 @@ def main():
             hits.append(r)
             floor.append(fixed_rate("http://127.0.0.1:%d/healthz" % port, None, a.rate, a.secs,
                                     tmp, "healthz-%d" % i, 1))
+            r404 = fixed_rate(url, nf_file, a.rate, a.secs, tmp, "404-%d" % i, 1, status=404)
+            floor404.append(r404)
             print("run %d: hits p50 %s us p99 %s us (errors %d, %d hits counted of %d; in skuld "
-                  "p50 %s us p99 %s us) | /healthz p50 %s us p99 %s us"
+                  "p50 %s us p99 %s us) | /healthz p50 %s us p99 %s us | POST unknown model "
+                  "p50 %s us p99 %s us"
                   % (i + 1, r["p50_us"], r["p99_us"], r["errors"], r["hits_counted"], r["done"],
                      r["server_p50_us"], r["server_p99_us"], floor[-1]["p50_us"],
-                     floor[-1]["p99_us"]))
+                     floor[-1]["p99_us"], r404["p50_us"], r404["p99_us"]))
         with urllib.request.urlopen("http://127.0.0.1:%d/_mock/stats" % mport) as r:
             mstats = json.loads(r.read())
         upstream_calls = sum(v for k, v in (mstats.get("by_path") or {}).items()
@@ -226,6 +241,8 @@ def main():
             "errors": sum(x["errors"] for x in hits),
             "all_hits": all(x["hits_counted"] == x["done"] for x in hits),
             "healthz_p50_us": medk(floor, "p50_us"), "healthz_p99_us": medk(floor, "p99_us"),
+            "notfound_p50_us": medk(floor404, "p50_us"),
+            "notfound_p99_us": medk(floor404, "p99_us"),
             "server_p50_us": medk(hits, "server_p50_us"),
             "server_p99_us": medk(hits, "server_p99_us"),
             "upstream_chat_calls": upstream_calls,
@@ -255,8 +272,8 @@ def record(res, a):
         "",
         "## Cache-hit latency — %s — %s" % (now, rev),
         "",
-        "`bench/cache_hit.py --rate %d --secs %g --runs %d --record` (issue 9, must show 2):"
-        % (a.rate, a.secs, a.runs),
+        "`bench/cache_hit.py --rate %d --secs %g --runs %d%s --record` (issue 9, must show 2):"
+        % (a.rate, a.secs, a.runs, " --rt" if a.rt else ""),
         "mock-upstream + skuld (1 worker pinned to core 0, access log on, cache on), one key",
         "warmed, then h2load `--h1 --rps` at %d req/s (%d keep-alive connections, one request"
         % (a.rate, max(1, a.rate // 50)),
@@ -264,9 +281,10 @@ def record(res, a):
         % a.secs,
         "request was a memory-tier hit (skuld_cache_hits_total grew by the request count: %s);"
         % ("yes" if res["all_hits"] else "NO"),
-        "errors: %d. GET /healthz on the same server at the same rate is the floor (HTTP"
+        "errors: %d. Floors on the same server at the same rate: GET /healthz (HTTP parse +"
         % res["errors"],
-        "parse + respond, no cache work). Latency is h2load's (request written to response",
+        "respond) and the same POST naming an unknown model (JSON parsed, 404, no cache work).",
+        "Latency is h2load's (request written to response",
         "read), so it includes the client's own time. Median of %d runs; the machine is a"
         % a.runs,
         "noisy 2-core VM shared with other builds and tests while this ran.",
@@ -276,6 +294,8 @@ def record(res, a):
         "| cache hit, POST /v1/chat/completions | %s | %s | %s | %s |"
         % (res["hit_p50_us"], res["hit_p90_us"], res["hit_p99_us"], res["hit_p999_us"]),
         "| floor, GET /healthz | %s | | %s | |" % (res["healthz_p50_us"], res["healthz_p99_us"]),
+        "| floor, same POST with an unknown model (404 after parsing the JSON) | %s | | %s | |"
+        % (res["notfound_p50_us"], res["notfound_p99_us"]),
         "| time inside skuld per hit (access log duration) | %s | | %s | |"
         % (res["server_p50_us"], res["server_p99_us"]),
         "",
