@@ -611,7 +611,8 @@ static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
     pthread_mutex_unlock(&f->mu);
     if (ok && cr->store) store_answer(cr, f);
     if (cr->registered) {
-        if (ok && cr->window_ms)
+        /* the window keeps what the cache would: answers up to max_entry_bytes */
+        if (ok && cr->window_ms && f->frames.len <= f->max_entry)
             fl_retire(f, (int64_t)time_wall_ms() + (int64_t)cr->window_ms);
         else
             fl_remove(f);
@@ -637,8 +638,10 @@ static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *c
             pthread_mutex_unlock(&f->mu);
             return;
         }
+        size_t before = f->frames.len;
         if (buf_append(&f->frames, "\0\0\0\0", 4) != BUF_OK ||
             buf_append(&f->frames, data, len) != BUF_OK) {
+            f->frames.len = before; /* no half frame: joiners get a 502 */
             f->overflow = true;
         } else {
             unsigned char *p = (unsigned char *)buf_data(&f->frames) + f->frames.len - len - 4;

@@ -450,6 +450,30 @@ class CacheSampled(unittest.TestCase):
         sk.stop()
 
 
+class CacheEntryCap(unittest.TestCase):
+    def test_max_entry_bytes(self):
+        mock = h.Mock()
+        sk = start(cache_cfg(mock, max_bytes="1MiB", max_entry_bytes="2KiB"))
+        small = h.stream_body(content="small stream", mock={"chunks": 3})
+        big = h.stream_body(content="big stream", mock={"chunks": 200})
+        big_body = {"model": "gpt-test", "messages": [{"role": "user", "content": "big body"}],
+                    "mock": {"chunks": 400}}
+        for b in (small, big):
+            first = h.sse_request(sk.port, b)
+            self.assertTrue(first.done)
+        r = h.post_json(sk.port, "/v1/chat/completions", big_body)
+        self.assertEqual(r.status, 200)
+        self.assertGreater(len(r.body), 2048)
+        self.assertEqual(xc(h.sse_request(sk.port, small)), "hit")
+        again = h.sse_request(sk.port, big)
+        self.assertEqual(xc(again), "miss")  # larger than max_entry_bytes: relayed, not stored
+        self.assertTrue(again.done)
+        self.assertEqual(len(again.events), 203)
+        self.assertEqual(xc(h.post_json(sk.port, "/v1/chat/completions", big_body)), "miss")
+        self.assertEqual(mock.prompts(), {"small stream": 1, "big stream": 2, "big body": 2})
+        sk.stop()
+
+
 class CacheJoinCap(unittest.TestCase):
     def test_max_joiners(self):
         mock = h.Mock()
