@@ -22,7 +22,8 @@ typedef struct rslot {
     redisAsyncContext *ac;
     struct event_base *base;
     uint64_t retry_at_ms;
-    bool drop_pending;
+    bool drop_pending, drop_now;
+    char url[512]; /* what ac is connected to (a reload may change redis.url) */
 } rslot_t;
 
 static rslot_t rslots[RSLOTS];
@@ -82,10 +83,20 @@ static void r_on_disconnect(const redisAsyncContext *ac, int status)
     if (status != REDIS_OK) s->retry_at_ms = time_wall_ms() + 1000;
 }
 
+static void r_drop(evutil_socket_t fd, short what, void *arg);
+
 static redisAsyncContext *r_conn(struct event_base *base, int wid, const cfg_redis_t *rc)
 {
     if (wid < 0 || wid >= RSLOTS || !rc || !rc->url) return NULL;
     rslot_t *s = &rslots[wid];
+    if (s->ac && strcmp(s->url, rc->url) != 0) { /* redis.url changed: reconnect */
+        if (!s->drop_pending) {
+            struct timeval zero = {0, 0};
+            s->drop_pending = event_base_once(s->base, -1, EV_TIMEOUT, r_drop, s, &zero) == 0;
+            s->drop_now = s->drop_pending;
+        }
+        return NULL;
+    }
     if (s->ac) return s->ac;
     if (time_wall_ms() < s->retry_at_ms) return NULL;
     rurl_t u;
@@ -103,6 +114,7 @@ static redisAsyncContext *r_conn(struct event_base *base, int wid, const cfg_red
     }
     ac->data = s;
     s->base = base;
+    snprintf(s->url, sizeof s->url, "%s", rc->url);
     redisLibeventAttach(ac, base);
     redisAsyncSetConnectCallback(ac, r_on_connect);
     redisAsyncSetDisconnectCallback(ac, r_on_disconnect);
@@ -120,7 +132,9 @@ static void r_drop(evutil_socket_t fd, short what, void *arg)
     s->drop_pending = false;
     redisAsyncContext *ac = s->ac;
     s->ac = NULL;
-    s->retry_at_ms = time_wall_ms() + 1000;
+    /* a changed URL connects again at once, a stalled server after a second */
+    s->retry_at_ms = s->drop_now ? 0 : time_wall_ms() + 1000;
+    s->drop_now = false;
     if (ac) redisAsyncFree(ac); /* pending GETs get a NULL reply and free themselves */
 }
 
