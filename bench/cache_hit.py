@@ -284,10 +284,17 @@ def record(res, a):
         "errors: %d. Floors on the same server at the same rate: GET /healthz (HTTP parse +"
         % res["errors"],
         "respond) and the same POST naming an unknown model (JSON parsed, 404, no cache work).",
-        "Latency is h2load's (request written to response",
-        "read), so it includes the client's own time. Median of %d runs; the machine is a"
+        "Latency is h2load's (request written to response read), so it includes the client's",
+        "own time and both processes' wake-ups. Median of %d runs. The machine is a noisy"
         % a.runs,
-        "noisy 2-core VM shared with other builds and tests while this ran.",
+        "2-core VM shared with three other build-and-test sessions while this ran (load",
+        "average %.1f at the end)%s." % (os.getloadavg()[0],
+                                         "; --rt ran skuld and h2load under SCHED_FIFO priority"
+                                         " 10 (chrt) to keep the other processes' scheduling"
+                                         " out of the tail as far as possible" if a.rt else ""),
+        "\"Time inside skuld\" is the access log's duration of each hit: from the request's"
+        " first byte read",
+        "to the answer queued for the socket (parse, key, lookup, response, log line).",
         "",
         "| measure (µs, median of runs) | p50 | p90 | p99 | p99.9 |",
         "|---|---|---|---|---|",
