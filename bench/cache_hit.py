@@ -292,9 +292,9 @@ def record(res, a):
                                          "; --rt ran skuld and h2load under SCHED_FIFO priority"
                                          " 10 (chrt) to keep the other processes' scheduling"
                                          " out of the tail as far as possible" if a.rt else ""),
-        "\"Time inside skuld\" is the access log's duration of each hit: from the request's"
-        " first byte read",
-        "to the answer queued for the socket (parse, key, lookup, response, log line).",
+        "\"Time inside skuld\" is the access log's duration of each hit: from the parsed request"
+        " head to",
+        "the answer handed to the socket (body, JSON, key, lookup, response headers).",
         "",
         "| measure (µs, median of runs) | p50 | p90 | p99 | p99.9 |",
         "|---|---|---|---|---|",
