@@ -517,6 +517,27 @@ class CacheReload(unittest.TestCase):
         sk.stop()
 
 
+    def test_reload_turns_the_cache_on_and_off(self):
+        mock = h.Mock()
+        cfg = h.base_config(mock, server={"master_key": "env:SKULD_TEST_MASTER"})
+        sk = start(cfg)
+        r = h.chat(sk.port, "late cache")
+        self.assertIsNone(xc(r))  # no cache section: no header, nothing stored
+        cfg["cache"] = {"enabled": True}
+        with open(sk.config_path, "w") as f:
+            f.write(h.to_yaml(cfg) + "\n")
+        self.assertEqual(admin(sk, "POST", "/admin/reload").status, 200)
+        self.assertEqual(xc(h.chat(sk.port, "late cache")), "miss")
+        self.assertEqual(xc(h.chat(sk.port, "late cache")), "hit")
+        cfg["cache"] = {"enabled": False, "dedupe": {"enabled": False}}
+        with open(sk.config_path, "w") as f:
+            f.write(h.to_yaml(cfg) + "\n")
+        self.assertEqual(admin(sk, "POST", "/admin/reload").status, 200)
+        self.assertIsNone(xc(h.chat(sk.port, "late cache")))
+        self.assertEqual(mock.prompts()["late cache"], 3)
+        sk.stop()
+
+
 class CacheTiers(unittest.TestCase):
     def test_persistent_tier_survives_restart(self):
         mock = h.Mock()
