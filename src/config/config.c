@@ -1150,6 +1150,10 @@ static void parse_redis(loader_t *L, config_t *c, const ynode_t *map)
         else
             err_at(L, of, "redis on_failure must be 'open' or 'closed'");
     }
+    /* The URL may carry a password: env:NAME / file:PATH like any secret. */
+    char *raw = c->redis.url;
+    c->redis.url = raw ? resolve_secret(L, vals[0], raw) : NULL;
+    free_secret(raw);
     const char *u = c->redis.url;
     if (u && strncmp(u, "redis://", 8) != 0)
         err_at(L, vals[0], "redis url must start with redis://");
@@ -1419,7 +1423,7 @@ static void config_free(config_t *c)
     free(c->server.default_model);
     free_secret(c->server.master_key);
     free(c->store.url);
-    free(c->redis.url);
+    free_secret(c->redis.url);
     free(c->text);
     free(c->source);
     free(c);

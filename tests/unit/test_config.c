@@ -1080,6 +1080,14 @@ static void test_cache_section(void **state)
     assert_true(c->redis.fail_open);
     config_unref(c);
 
+    /* the URL may hold a password: it is a secret reference like any other */
+    setenv("SKULD_TEST_REDIS_URL", "redis://:s3cret@127.0.0.1:6391/2", 1);
+    c = load("redis: {url: env:SKULD_TEST_REDIS_URL}\n", &errs);
+    assert_non_null(c);
+    assert_string_equal(c->redis.url, "redis://:s3cret@127.0.0.1:6391/2");
+    config_unref(c);
+    unsetenv("SKULD_TEST_REDIS_URL");
+
     c = load("server: {}\n", &errs);
     assert_non_null(c);
     assert_false(c->cache.present);
