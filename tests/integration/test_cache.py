@@ -610,6 +610,36 @@ class CacheTiers(unittest.TestCase):
         a.stop()
         b.stop()
 
+    def test_redis_password_and_db(self):
+        d = h.mkdtemp("skuld-redis-")
+        port = h.free_port()
+        proc = subprocess.Popen(["redis-server", "--port", str(port), "--dir", d, "--save", "",
+                                 "--appendonly", "no", "--bind", "127.0.0.1",
+                                 "--requirepass", "pw-9f3k"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                preexec_fn=h._child_setup)
+        h._live.append(proc)
+
+        def redis_cmd(*args):
+            return subprocess.run(["redis-cli", "--no-auth-warning", "-a", "pw-9f3k", "-p",
+                                   str(port)] + list(args),
+                                  capture_output=True, text=True, timeout=5).stdout.strip()
+
+        h.wait_until(lambda: redis_cmd("PING") == "PONG", 10, what="redis-server up")
+        mock = h.Mock()
+        cfg = cache_cfg(mock, redis=True)
+        cfg["redis"] = {"url": "env:SKULD_TEST_REDIS_URL", "timeout": "200ms"}
+        sk = h.Skuld(cfg, env={"SKULD_TEST_MASTER": MASTER,
+                               "SKULD_TEST_REDIS_URL": "redis://:pw-9f3k@127.0.0.1:%d/3" % port})
+        self.assertEqual(xc(h.chat(sk.port, "authenticated")), "miss")
+        h.wait_until(lambda: redis_cmd("-n", "3", "KEYS", "skuld:cache:*") != "", 5,
+                     what="key in redis db 3")
+        self.assertEqual(redis_cmd("-n", "0", "KEYS", "skuld:cache:*"), "")
+        self.assertNotIn("pw-9f3k", sk.stderr())
+        sk.stop()
+        proc.kill()
+        proc.wait()
+
     def test_redis_stalled(self):
         """A Redis that accepts and never answers costs a request redis.timeout, no more."""
         lst = socket.socket()
