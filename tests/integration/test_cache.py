@@ -188,7 +188,7 @@ class CacheBehaviour(unittest.TestCase):
         self.assertEqual(self.mock.prompts()["stream replay"], 3)
 
     def test_late_joiner_of_stream(self):
-        body = h.stream_body(content="late joiner", mock={"chunks": 10, "chunk_gap_ms": 80})
+        body = h.stream_body(content="late joiner", mock={"chunks": 10, "chunk_gap_ms": 150})
         got = {}
         started = threading.Event()
 
@@ -216,14 +216,15 @@ class CacheBehaviour(unittest.TestCase):
         self.assertTrue(j.complete and j.done)
         self.assertEqual(events_of(a), events_of(j))
         self.assertEqual(len(j.events), 13)  # role + 10 pieces + finish + [DONE]
-        # the joiner got the first events at once, the rest as they came
+        # the joiner got the first events at once (the stream had 7 x 150 ms to go),
+        # the rest as they came
         self.assertLess(j.events[3].t, 0.5)
-        self.assertGreater(j.events[-1].t, 0.2)
+        self.assertGreater(j.events[-1].t, 0.6)
         self.assertEqual(self.mock.prompts()["late joiner"], 1)
 
     def test_failure_reaches_every_joiner(self):
         body = {"model": "gpt-test", "messages": [{"role": "user", "content": "fail all"}],
-                "mock": {"status": 503, "latency_ms": 400}}
+                "mock": {"status": 503, "latency_ms": 1500}}
         out = []
         ts = [threading.Thread(target=lambda: out.append(
             h.post_json(self.sk.port, "/v1/chat/completions", body))) for _ in range(8)]
@@ -240,8 +241,8 @@ class CacheBehaviour(unittest.TestCase):
         self.assertEqual((r.status, xc(r)), (503, "miss"))
 
     def test_stream_failure_reaches_every_joiner(self):
-        body = h.stream_body(content="cut stream", mock={"chunks": 8, "chunk_gap_ms": 60,
-                                                           "cut_after": 3})
+        body = h.stream_body(content="cut stream", mock={"chunks": 8, "chunk_gap_ms": 100,
+                                                           "cut_after": 3, "latency_ms": 1000})
         out = []
         ts = [threading.Thread(target=lambda: out.append(h.sse_request(self.sk.port, body)))
               for _ in range(5)]
@@ -261,7 +262,7 @@ class CacheBehaviour(unittest.TestCase):
 
     def test_leader_leaves(self):
         body = {"model": "gpt-test", "messages": [{"role": "user", "content": "leader leaves"}],
-                "mock": {"latency_ms": 600}}
+                "mock": {"latency_ms": 1500}}
         conn = h.RawConn(self.sk.port)
         conn.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
         h.wait_until(lambda: self.mock.prompts().get("leader leaves") == 1, 5,
@@ -309,21 +310,24 @@ class CacheBehaviour(unittest.TestCase):
         self.assertFalse(early_res.done)
         self.assertTrue(early_res.errors(), early_res.events)
         # a joiner before the first event is re-led: it gets a complete stream
+        body = h.stream_body(content="stream leader leaves early",
+                             mock={"chunks": 10, "chunk_gap_ms": 20, "latency_ms": 2000})
         conn = h.RawConn(self.sk.port)
         conn.send(h.http_request_bytes("POST", "/v1/chat/completions", body))
         out = []
         t = threading.Thread(target=lambda: out.append(h.sse_request(self.sk.port, body)))
-        h.wait_until(lambda: self.mock.prompts().get("stream leader leaves") == 2, 5,
+        h.wait_until(lambda: self.mock.prompts().get("stream leader leaves early") == 1, 5,
                      what="second leader's call")
         t.start()
         h.wait_until(lambda: h.metric(h.metrics_parse(self.sk.metrics())[0],
                                       "skuld_dedupe_joined_total") >= self.joined_before + 2, 10,
                      what="the second joiner joined")
-        conn.close()  # before the upstream's first byte (latency 300 ms)
+        conn.close()  # before the upstream's first byte (latency 2 s)
         t.join(30)
         self.assertEqual(len(out), 1)
         self.assertTrue(out[0].done, out[0].events)
-        self.assertEqual(self.mock.prompts()["stream leader leaves"], 3)
+        self.assertEqual(xc(out[0]), "miss")  # it led the call that answered it
+        self.assertEqual(self.mock.prompts()["stream leader leaves early"], 2)
 
     def test_slow_joiner(self):
         """A joiner that reads slowly is paused and resumed, and still gets every event."""
@@ -431,9 +435,9 @@ class CacheSampled(unittest.TestCase):
         self.assertEqual(xc(h.chat(sk.port, "warm", temperature=0.7)), "hit")
         sk.stop()
         # dedupe without the cache: concurrent requests share a call, nothing is stored
-        cfg = cache_cfg(mock, enabled=False, dedupe={"enabled": True, "window": "300ms"})
+        cfg = cache_cfg(mock, enabled=False, dedupe={"enabled": True, "window": "1s"})
         sk = start(cfg)
-        mock.set_config({"latency_ms": 300})
+        mock.set_config({"latency_ms": 1000})
         out = []
         ts = [threading.Thread(target=lambda: out.append(h.chat(sk.port, "dedupe only")))
               for _ in range(6)]
@@ -479,7 +483,7 @@ class CacheJoinCap(unittest.TestCase):
         mock = h.Mock()
         sk = start(cache_cfg(mock, dedupe={"max_joiners": 2}))
         body = {"model": "gpt-test", "messages": [{"role": "user", "content": "capped"}],
-                "mock": {"latency_ms": 800}}
+                "mock": {"latency_ms": 2000}}
         out = []
         conns = [h.RawConn(sk.port) for _ in range(3)]
         for c in conns:  # a leader and two joiners
