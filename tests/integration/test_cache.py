@@ -570,6 +570,24 @@ class CacheTiers(unittest.TestCase):
         self.assertEqual(xc(h.chat(sk3.port, "persist me")), "miss")
         sk3.stop()
 
+    def test_persistent_tier_on_postgres(self):
+        import pgserver
+        mock = h.Mock()
+        with pgserver.PgServer() as pg:
+            cfg = cache_cfg(mock, persistent=True)
+            cfg["store"] = {"url": pg.url}
+            sk = start(cfg)
+            a = h.chat(sk.port, "persist on postgres")
+            self.assertEqual(xc(a), "miss")
+            self.assertEqual(sk.stop(), 0)
+            sk2 = start(cfg)
+            b = h.chat(sk2.port, "persist on postgres")
+            self.assertEqual((xc(b), b.headers.get("x-skuld-cache-source")), ("hit", "store"))
+            self.assertEqual(a.body, b.body)
+            self.assertEqual(mock.prompts()["persist on postgres"], 1)
+            self.assertNotIn(pg.password, sk2.stderr())
+            sk2.stop()
+
     def test_redis_shared_by_two_instances(self):
         if not shutil.which("redis-server"):
             self.fail("redis-server is not installed")
