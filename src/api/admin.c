@@ -8,6 +8,7 @@
  *   POST   /admin/models             register a deployment (JSON, config keys)
  *   DELETE /admin/models/NAME        remove a registered deployment
  *   POST   /admin/route/explain      the router's decision for a request (route/hooks.c)
+ *   POST   /admin/cache/purge        empty the response cache (cache/cache.h)
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
  * (server/gateway.c) as a ticket and are answered when every worker serves
@@ -19,6 +20,7 @@
 #include <strings.h>
 
 #include "api/internal.h"
+#include "cache/cache.h"
 #include "core/jsonw.h"
 #include "core/secure.h"
 #include "route/resil.h"
@@ -228,6 +230,8 @@ void api_admin(api_ctx_t *c)
         admin_submit(c, CTL_RELOAD, NULL, NULL);
     } else if (admin_path_is(r, "/admin/route/explain") && admin_method_is(r, "POST")) {
         route_api_explain(c);
+    } else if (admin_path_is(r, "/admin/cache/purge") && admin_method_is(r, "POST")) {
+        cache_admin_purge(c); /* response cache (cache/) */
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "GET")) {
         admin_list_models(c);
     } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "POST")) {

@@ -9,6 +9,7 @@
 
 #include "api/anthropic_shape.h"
 #include "api/internal.h"
+#include "cache/cache.h"
 #include "core/jsonw.h"
 #include "policy/cost.h"
 #include "policy/policy.h"
@@ -183,6 +184,7 @@ static void api_metrics(api_ctx_t *c)
     buf_init(&o, 0);
     metrics_render(&o);
     policy_metrics_render(&o);
+    cache_metrics_render(&o); /* skuld_cache_*, skuld_dedupe_* (cache/) */
     api_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_data(&o), o.len);
     buf_free(&o);
 }

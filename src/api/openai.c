@@ -104,5 +104,5 @@ void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
     bool client_usage =
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     c->stream = stream;
-    policy_admit(c, ep, body, stream, client_usage); /* issue 8: ends in api_relay_start */
+    policy_admit(c, ep, body, stream, client_usage); /* limits, then cache, then the relay */
 }

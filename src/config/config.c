@@ -1728,6 +1728,10 @@ static void parse_redis(loader_t *L, config_t *c, const ynode_t *map)
     c->redis.timeout_ms = 50;
     c->redis.fail_open = true;
     walk_map(L, map, "redis", redis_fields, COUNTOF(redis_fields), &c->redis, keys, vals);
+    /* The URL may carry a password: env:NAME / file:PATH like any secret. */
+    char *raw = c->redis.url;
+    c->redis.url = raw ? resolve_secret(L, vals[R_URL], raw) : NULL;
+    free_secret(raw);
     if (c->redis.url && strncmp(c->redis.url, "redis://", 8) != 0)
         err_at(L, vals[R_URL], "redis url must start with redis://");
     const ynode_t *of = vals[R_ON_FAILURE];
@@ -1976,7 +1980,7 @@ static void parse_budgets(loader_t *L, config_t *c, const ynode_t *map)
 
 static void config_policy_free(config_t *c)
 {
-    free(c->redis.url);
+    free_secret(c->redis.url);
     config__strlist_free(&c->auth.jwt.algorithms);
     free(c->auth.jwt.issuer);
     free(c->auth.jwt.audience);
@@ -1995,19 +1999,104 @@ static void config_policy_free(config_t *c)
     free(c->budgets.teams);
 }
 
+/* ---- cache ---- */
+
+enum {
+    C_ENABLED,
+    C_TTL,
+    C_MAX_BYTES,
+    C_MAX_ENTRY,
+    C_SHARDS,
+    C_SAMPLED,
+    C_PERSISTENT,
+    C_REDIS,
+    C_DEDUPE
+};
+#define CCH(f) offsetof(cfg_cache_t, f)
+static const field_t cache_fields[] = {
+    [C_ENABLED] = {.key = "enabled", .type = FT_BOOL, .off = CCH(enabled)},
+    [C_TTL] = {.key = "ttl", .type = FT_DURATION, .off = CCH(ttl_ms), .min = 1},
+    [C_MAX_BYTES] = {.key = "max_bytes", .type = FT_SIZE, .off = CCH(max_bytes), .min = 1024},
+    [C_MAX_ENTRY] = {.key = "max_entry_bytes",
+                     .type = FT_SIZE,
+                     .off = CCH(max_entry_bytes),
+                     .min = 64},
+    [C_SHARDS] = {.key = "shards", .type = FT_INT, .off = CCH(shards), .min = 1, .max = 256},
+    [C_SAMPLED] = {.key = "cache_sampled", .type = FT_BOOL, .off = CCH(cache_sampled)},
+    [C_PERSISTENT] = {.key = "persistent", .type = FT_BOOL, .off = CCH(persistent)},
+    [C_REDIS] = {.key = "redis", .type = FT_BOOL, .off = CCH(redis)},
+    [C_DEDUPE] = {.key = "dedupe", .type = FT_MAPPING},
+};
+#undef CCH
+
+#define DDP(f) offsetof(cfg_dedupe_t, f)
+static const field_t dedupe_fields[] = {
+    {.key = "enabled", .type = FT_BOOL, .off = DDP(enabled)},
+    {.key = "window", .type = FT_DURATION, .off = DDP(window_ms), .min = 0},
+    {.key = "max_joiners", .type = FT_INT, .off = DDP(max_joiners), .min = 0, .max = 1000000},
+};
+#undef DDP
+
+static void set_cache_defaults(cfg_cache_t *k, cfg_redis_t *r)
+{
+    k->ttl_ms = 60000;
+    k->max_bytes = 64u << 20;
+    k->max_entry_bytes = 4u << 20;
+    k->shards = 16;
+    k->dedupe.enabled = true;
+    k->dedupe.window_ms = 5000;
+    k->dedupe.max_joiners = 1000;
+    r->timeout_ms = 50;
+    r->fail_open = true;
+}
+
+static void parse_cache(loader_t *L, config_t *c, const ynode_t *map, const ynode_t **redis_at,
+                        const ynode_t **persistent_at)
+{
+    const ynode_t *keys[COUNTOF(cache_fields)], *vals[COUNTOF(cache_fields)];
+    c->cache.present = true;
+    walk_map(L, map, "cache", cache_fields, COUNTOF(cache_fields), &c->cache, keys, vals);
+    const ynode_t *d = vals[C_DEDUPE];
+    if (d && !ytree_is_null(d)) {
+        if (d->kind != YNODE_MAPPING) {
+            err_at(L, d, "cache.dedupe: expected a mapping, got %s", ytree_kind_name(d));
+        } else {
+            const ynode_t *dk[COUNTOF(dedupe_fields)], *dv[COUNTOF(dedupe_fields)];
+            walk_map(L, d, "cache.dedupe", dedupe_fields, COUNTOF(dedupe_fields), &c->cache.dedupe,
+                     dk, dv);
+        }
+    }
+    if (c->cache.max_entry_bytes > c->cache.max_bytes && vals[C_MAX_ENTRY])
+        err_at(L, vals[C_MAX_ENTRY], "cache max_entry_bytes is larger than max_bytes");
+    else if (c->cache.max_entry_bytes > c->cache.max_bytes)
+        c->cache.max_entry_bytes = c->cache.max_bytes;
+    *redis_at = vals[C_REDIS];
+    *persistent_at = vals[C_PERSISTENT];
+}
+
 /* ------------------------------------------------------------------------ */
 /* top level                                                                 */
 
 /* Sections DESIGN.md names that later versions implement. */
 static const char *const unsupported_sections[] = {
-    "cache",
     "telemetry",
     "optimizer",
 };
 
-static const char *const top_sections[] = {"server", "providers", "models",  "store", "redis",
-                                           "auth",   "limits",    "budgets", "routes"};
-enum { T_SERVER, T_PROVIDERS, T_MODELS, T_STORE, T_REDIS, T_AUTH, T_LIMITS, T_BUDGETS, T_ROUTES };
+static const char *const top_sections[] = {"server", "providers", "models", "store",  "redis",
+                                           "auth",   "limits",    "budgets", "routes", "cache"};
+enum {
+    T_SERVER,
+    T_PROVIDERS,
+    T_MODELS,
+    T_STORE,
+    T_REDIS,
+    T_AUTH,
+    T_LIMITS,
+    T_BUDGETS,
+    T_ROUTES,
+    T_CACHE
+};
 
 /* A section value: null means "empty"; otherwise it must be `kind`. */
 static const ynode_t *section(loader_t *L, const ynode_t *v, const char *name, ynode_kind_t kind)
@@ -2231,6 +2320,16 @@ static void parse_root(loader_t *L, config_t *c, const ynode_t *root)
     const ynode_t *budgets = section(L, sec[T_BUDGETS], "budgets", YNODE_MAPPING);
     if (budgets) parse_budgets(L, c, budgets);
 
+    const ynode_t *cache = section(L, sec[T_CACHE], "cache", YNODE_MAPPING);
+    if (cache) {
+        const ynode_t *redis_at = NULL, *persistent_at = NULL;
+        parse_cache(L, c, cache, &redis_at, &persistent_at);
+        if (c->cache.redis && !c->redis.url)
+            err_at(L, redis_at, "cache.redis needs a top-level redis section with a url");
+        if (c->cache.persistent && !c->store.url)
+            err_at(L, persistent_at, "cache.persistent needs a store section with a url");
+    }
+
     if (server) {
         const char *dm = c->server.default_model;
         if (dm && dm_at && !config_find_model(c, dm, strlen(dm)) &&
@@ -2294,6 +2393,7 @@ static config_t *load(loader_t *L, const char *data, size_t len)
         set_server_defaults(&c->server) < 0) {
         err_pos(L, 0, 0, "out of memory");
     } else {
+        set_cache_defaults(&c->cache, &c->redis);
         c->text_len = len;
         c->limits.default_max_tokens = 1024; /* issue 8 defaults */
         c->redis.timeout_ms = 50;

@@ -270,6 +270,26 @@ typedef struct cfg_budgets {
     size_t n_teams;
 } cfg_budgets_t;
 
+/* cache: response cache and in-flight de-duplication (src/cache). */
+typedef struct cfg_dedupe {
+    bool enabled;       /* default true when the cache section is present */
+    uint64_t window_ms; /* a finished identical request is served from its result; default 5s */
+    int max_joiners;    /* requests sharing one upstream call besides its leader; default 1000 */
+} cfg_dedupe_t;
+
+typedef struct cfg_cache {
+    bool present;           /* a cache section was given */
+    bool enabled;           /* exact response cache; default false */
+    uint64_t ttl_ms;        /* default 60s */
+    size_t max_bytes;       /* memory tier cap; default 64MiB (read at start) */
+    size_t max_entry_bytes; /* largest answer stored; default 4MiB */
+    int shards;             /* memory tier shards; default 16 (read at start) */
+    bool cache_sampled;     /* also cache requests with temperature > 0; default false */
+    bool persistent;        /* persistent tier in the store; default false */
+    bool redis;             /* Redis tier (needs redis.url); default false */
+    cfg_dedupe_t dedupe;
+} cfg_cache_t;
+
 typedef struct config {
     atomic_int refs;
     uint64_t generation; /* set by the gateway when the snapshot is published */
@@ -277,6 +297,7 @@ typedef struct config {
     char *text;          /* the YAML this snapshot was built from */
     size_t text_len;
     cfg_store_t store;
+    cfg_cache_t cache; /* issue 9 (cache/) */
     cfg_server_t server;
     cfg_provider_t *providers;
     size_t n_providers;

@@ -138,6 +138,7 @@ static void conn_abort_request(http_conn_t *c)
         c->counted = false;
         c->srv->active--;
         r->conn = NULL;
+        if (r->tap) r->tap(r, HTTP_TAP_ABORT, 499, NULL, NULL, 0);
         if (r->on_abort) r->on_abort(r);
     }
     req_free(r);
@@ -533,6 +534,7 @@ void http_respond(http_req_t *req, int status, const char *content_type, const c
 {
     http_conn_t *c = req->conn;
     if (req->finished || req->started || !c) return;
+    if (req->tap) req->tap(req, HTTP_TAP_BODY, status, content_type, body, len);
     buf_t o;
     buf_init(&o, 0);
     resp_head(req, &o, status, content_type, false, len);
@@ -554,6 +556,7 @@ void http_stream_start(http_req_t *req, int status, const char *content_type)
 {
     http_conn_t *c = req->conn;
     if (req->finished || req->started || !c) return;
+    if (req->tap) req->tap(req, HTTP_TAP_START, status, content_type, NULL, 0);
     buf_t o;
     buf_init(&o, 0);
     resp_head(req, &o, status, content_type, true, 0);
@@ -567,6 +570,7 @@ int http_stream_write(http_req_t *req, const char *data, size_t len)
     http_conn_t *c = req->conn;
     if (!c || c->broken || req->finished) return -1;
     if (len == 0) return 0;
+    if (req->tap) req->tap(req, HTTP_TAP_DATA, 0, NULL, data, len);
     req->bytes_out += len;
     if (!req->chunked) return conn_write(c, data, len);
     char hdr[24];
@@ -595,6 +599,7 @@ void http_stream_end(http_req_t *req)
 {
     http_conn_t *c = req->conn;
     if (!c || req->finished) return;
+    if (req->tap) req->tap(req, HTTP_TAP_END, 0, NULL, NULL, 0);
     if (req->chunked) conn_write(c, "0\r\n\r\n", 5);
     req_finish(req);
 }

@@ -42,6 +42,22 @@ typedef struct http_req http_req_t;
 
 typedef void (*http_req_fn)(http_req_t *req);
 
+/* An observer of what a request sends to its client (req->tap; the response
+ * cache records answers with it). Called from the http_* functions below,
+ * before the bytes are queued: START (status, content type in data), DATA
+ * (one http_stream_write), END (http_stream_end), BODY (http_respond:
+ * status, content type in ctype, body in data), ABORT (the client went away,
+ * just before on_abort). */
+typedef enum {
+    HTTP_TAP_START,
+    HTTP_TAP_DATA,
+    HTTP_TAP_END,
+    HTTP_TAP_BODY,
+    HTTP_TAP_ABORT
+} http_tap_t;
+typedef void (*http_tap_fn)(http_req_t *req, http_tap_t ev, int status, const char *ctype,
+                            const char *data, size_t len);
+
 struct http_req {
     arena_t *arena;
     http_conn_t *conn;
@@ -56,6 +72,8 @@ struct http_req {
     void *udata;          /* handler state */
     http_req_fn on_abort; /* client went away before the final response */
     http_req_fn on_drain; /* queued output fell below the low watermark */
+    http_tap_fn tap;      /* observer of the response (cache/), or NULL */
+    void *tap_ud;
 
     /* response state, owned by the server */
     int status;

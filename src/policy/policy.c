@@ -19,6 +19,7 @@
  * English and JSON); max_tokens is the request's max_tokens or
  * max_completion_tokens, else limits.default_max_tokens.
  */
+#include "cache/cache.h"
 #include "policy/policy.h"
 
 #include <curl/curl.h>
@@ -657,7 +658,7 @@ static void pol_go(api_ctx_t *c, pol_req_t *p)
     json_t *body = p->body;
     p->body = NULL;
     c->req->on_abort = NULL;
-    api_relay_start(c, p->ep, body, p->stream, p->client_usage);
+    cache_dispatch(c, p->ep, body, p->stream, p->client_usage); /* cache, else the relay */
 }
 
 static void pol_fail(api_ctx_t *c, pol_req_t *p)
@@ -964,7 +965,7 @@ void policy_admit(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool c
 {
     pol_req_t *p = pol_req(c);
     if (!p) {
-        api_relay_start(c, ep, body, stream, client_usage);
+        cache_dispatch(c, ep, body, stream, client_usage); /* cache, else the relay */
         return;
     }
     p->admitting = true;

@@ -20,6 +20,8 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cache/cache.h"
+#include "cache/redis.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "core/log.h"
@@ -679,6 +681,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
     if (!gw.cfg) goto out;
     policy_start(gw.store, gw.cfg); /* issue 8: virtual keys, stored provider keys */
     cfg = gw.cfg;
+    cache_init(cfg, gw.store); /* response cache: memory tier, persistent tier loaded */
     gw.generation = 1;
     cfg->generation = 1;
     metrics_config_generation(1);
@@ -715,6 +718,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
 stop:
     for (int i = 0; i < started; i++) worker_stop(&gw.workers[i]);
     for (int i = 0; i < started; i++) worker_join(&gw.workers[i]);
+    cache_redis_close_all(); /* the loops are stopped, their bases still exist */
     /* Answer admin requests still queued; their workers are gone, so just free. */
     for (size_t i = 0; i < gw.n_queue; i++) ctl_ticket_free(gw.queue[i]);
     for (int i = 0; i < gw.n; i++) worker_cleanup(&gw.workers[i]);
@@ -727,6 +731,7 @@ out:
     if (gw.pipe_wr >= 0) close(gw.pipe_wr);
     if (gw.cfg) config_unref(gw.cfg);
     store_close(gw.store); /* after the workers: drains queued writes */
+    cache_shutdown();
     upstream_global_cleanup();
     metrics_shutdown();
     libevent_global_shutdown();

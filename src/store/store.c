@@ -535,8 +535,10 @@ static store__conn_t *store__reader(store_t *s)
  * the connection turns out dead (server restarted, idle connection killed),
  * reconnects and tries once more. */
 typedef struct store__read {
-    int kind; /* 0 ping, 1 models, 2 health, 3 keys, 4 secrets */
+    int kind; /* 0 ping, 1 models, 2 health, 3 keys, 4 secrets, 5 cache */
     void (*kfn)(void *ud, const char *id, const char *hash, const char *spec);
+    void (*cfn)(void *ud, const char *key, const char *value, int64_t expires_ms);
+    int64_t now_ms;
     void (*mfn)(void *ud, const char *name, const char *spec_json);
     void (*hfn)(void *ud, const store_health_t *h);
     void *ud;
@@ -558,6 +560,8 @@ static int store__read(store_t *s, const store__read_t *rd)
             rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
         else if (rd->kind == 3)
             rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
+        else if (rd->kind == 5)
+            rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, sizeof err);
         else
             rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
         if (rc == 0 || s->be->alive(c)) break;
@@ -730,6 +734,45 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
     op->num[3] = row->latency_ms;
     op->num[4] = row->status;
     op->cost_usd = row->cost_usd;
+    store__submit(s, op);
+}
+
+/* ---- response cache, persistent tier (src/cache) ---- */
+
+int store_cache_load(store_t *s, int64_t now_ms,
+                     void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
+                     void *ud)
+{
+    store__read_t rd = {.kind = 5, .cfn = fn, .ud = ud, .now_ms = now_ms};
+    return store__read(s, &rd);
+}
+
+void store_cache_put(store_t *s, const char *key, const char *value, int64_t expires_ms,
+                     struct event_base *base, store_done_fn done, void *ud)
+{
+    store__op_t *op =
+        store__op_new(STORE__OP_CACHE_PUT, key ? key : "", value ? value : "", base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    if (!key || !*key || !value) {
+        store__fail_now(op, "store: cache key and value are required");
+        return;
+    }
+    op->expires_ms = expires_ms;
+    store__submit(s, op);
+}
+
+void store_cache_purge(store_t *s, int64_t before_ms, struct event_base *base, store_done_fn done,
+                       void *ud)
+{
+    store__op_t *op = store__op_new(STORE__OP_CACHE_PURGE, "cache", NULL, base, done, ud);
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+        return;
+    }
+    op->expires_ms = before_ms;
     store__submit(s, op);
 }
 

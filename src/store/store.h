@@ -103,5 +103,17 @@ int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, con
 
 void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
                      store_done_fn done, void *ud);
+/* ---- response cache, persistent tier (src/cache) ---- */
+/* Upsert one entry: key (hex), value (base64 text), absolute expiry (wall ms).
+ * Fire-and-forget (done may be NULL). */
+void store_cache_put(store_t *s, const char *key, const char *value, int64_t expires_ms,
+                     struct event_base *base, store_done_fn done, void *ud);
+/* Delete every entry that expires at or before before_ms (INT64_MAX: all). */
+void store_cache_purge(store_t *s, int64_t before_ms, struct event_base *base, store_done_fn done,
+                       void *ud);
+/* Synchronous read of the entries still valid at now_ms (start-up). */
+int store_cache_load(store_t *s, int64_t now_ms,
+                     void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
+                     void *ud);
 
 #endif

@@ -32,6 +32,8 @@ typedef enum {
     STORE__OP_KEY_PUT,    /* name = id, spec = metadata, str[0] = hash */
     STORE__OP_SPEND_ADD,  /* str[0..4] = request_id, key_id, team, user, model */
     STORE__OP_SECRET_PUT, /* name = provider, spec = sealed text */
+    STORE__OP_CACHE_PUT,   /* response cache: name = key (hex), spec = value, expires_ms */
+    STORE__OP_CACHE_PURGE, /* response cache: delete entries with expires_ms <= op->expires_ms */
 } store__op_kind_t;
 
 /* One queued write. Allocated by the submitter in a single block (strings
@@ -48,6 +50,7 @@ typedef struct store__op {
     const char *str[5]; /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
     int64_t num[5];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
     double cost_usd;    /* SPEND_ADD */
+    int64_t expires_ms; /* CACHE_PUT, CACHE_PURGE */
     struct event_base *base;
     store_done_fn done;
     void *ud;
@@ -78,6 +81,9 @@ typedef struct store__backend {
     int (*key_load)(store__conn_t *c,
                     void (*fn)(void *ud, const char *id, const char *hash, const char *spec),
                     void *ud, char *err, size_t errlen);
+    int (*cache_load)(store__conn_t *c, int64_t now_ms,
+                      void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
+                      void *ud, char *err, size_t errlen);
 } store__backend_t;
 
 extern const store__backend_t store__sqlite;

@@ -68,7 +68,13 @@ static const store__migration_t store__pg_migrations[] = {
         "  provider TEXT PRIMARY KEY CHECK (provider <> ''),"
         "  sealed TEXT NOT NULL CHECK (left(sealed, 3) = 'v1:'),"
         "  updated_at BIGINT NOT NULL"
-        ");"},
+        ");"},    /* response cache, persistent tier (src/cache) */
+    {4, "CREATE TABLE cache_entries ("
+        "  key TEXT PRIMARY KEY CHECK (key <> ''),"
+        "  value TEXT NOT NULL,"
+        "  expires_ms BIGINT NOT NULL"
+        ");"
+        "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);"},
 };
 #define STORE__PG_NMIG (sizeof store__pg_migrations / sizeof store__pg_migrations[0])
 
@@ -299,6 +305,12 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
         {"skuld_model_put", STORE__PG_PUT, 3},   {"skuld_model_del", STORE__PG_DEL, 1},
         {"skuld_health_put", STORE__PG_HPUT, 5}, {"skuld_key_put", STORE__PG_KPUT, 4},
         {"skuld_spend_add", STORE__PG_SADD, 11}, {"skuld_secret_put", STORE__PG_SECPUT, 3},
+        {"skuld_cache_put",
+         "INSERT INTO cache_entries (key, value, expires_ms) VALUES ($1, $2, $3)"
+         " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_ms = "
+         "excluded.expires_ms",
+         3},
+        {"skuld_cache_purge", "DELETE FROM cache_entries WHERE expires_ms <= $1", 1},
     };
     if (c->prepared) return 0;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
@@ -385,6 +397,20 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         params[10] = b5;
         stmt = "skuld_spend_add";
         n = 11;
+        break;
+    case STORE__OP_CACHE_PUT:
+        snprintf(b1, sizeof b1, "%lld", (long long)op->expires_ms);
+        params[0] = op->name;
+        params[1] = op->spec;
+        params[2] = b1;
+        stmt = "skuld_cache_put";
+        n = 3;
+        break;
+    case STORE__OP_CACHE_PURGE:
+        snprintf(b1, sizeof b1, "%lld", (long long)op->expires_ms);
+        params[0] = b1;
+        stmt = "skuld_cache_purge";
+        n = 1;
         break;
     default:
         snprintf(err, errlen, "store: unknown op");
@@ -479,6 +505,28 @@ static int store__pg_secret_load(store__conn_t *c,
     return 0;
 }
 
+static int store__pg_cache_load(store__conn_t *c, int64_t now_ms,
+                                void (*fn)(void *ud, const char *key, const char *value,
+                                           int64_t expires_ms),
+                                void *ud, char *err, size_t errlen)
+{
+    char b1[24];
+    snprintf(b1, sizeof b1, "%lld", (long long)now_ms);
+    const char *params[1] = {b1};
+    PGresult *r = PQexecParams(
+        c->pg, "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > $1", 1, NULL,
+        params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
+        store__pg_fail(c, r, "loading cache", err, errlen);
+        PQclear(r);
+        return -1;
+    }
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), strtoll(PQgetvalue(r, i, 2), NULL, 10));
+    PQclear(r);
+    return 0;
+}
+
 static bool store__pg_ping(store__conn_t *c)
 {
     PGresult *r = PQexec(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1");
@@ -502,4 +550,5 @@ const store__backend_t store__pg = {
     .ping = store__pg_ping,
     .key_load = store__pg_key_load,
     .secret_load = store__pg_secret_load,
+    .cache_load = store__pg_cache_load,
 };

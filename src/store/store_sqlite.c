@@ -65,13 +65,19 @@ static const store__migration_t store__sqlite_migrations[] = {
         "  provider TEXT PRIMARY KEY CHECK (length(provider) > 0),"
         "  sealed TEXT NOT NULL CHECK (substr(sealed, 1, 3) = 'v1:'),"
         "  updated_at INTEGER NOT NULL"
-        ");"},
+        ");"},    /* response cache, persistent tier (src/cache) */
+    {4, "CREATE TABLE cache_entries ("
+        "  key TEXT PRIMARY KEY CHECK (length(key) > 0),"
+        "  value TEXT NOT NULL,"
+        "  expires_ms INTEGER NOT NULL"
+        ");"
+        "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);"},
 };
 #define STORE__SQLITE_NMIG (sizeof store__sqlite_migrations / sizeof store__sqlite_migrations[0])
 
 struct store__conn {
     sqlite3 *db;
-    sqlite3_stmt *put, *del, *hput, *kput, *sadd, *secput;
+    sqlite3_stmt *put, *del, *hput, *kput, *sadd, *secput, *cput, *cpurge;
 };
 
 static const char STORE__SQL_PUT[] =
@@ -91,6 +97,11 @@ static const char STORE__SQL_KPUT[] =
     " VALUES (?1, ?2, ?3, (SELECT COALESCE(MAX(seq), 0) + 1 FROM api_keys), ?4)"
     " ON CONFLICT (id) DO UPDATE SET hash = excluded.hash, spec = excluded.spec,"
     " updated_at = excluded.updated_at";
+
+static const char STORE__SQL_CPUT[] =
+    "INSERT INTO cache_entries (key, value, expires_ms) VALUES (?1, ?2, ?3)"
+    " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_ms = excluded.expires_ms";
+static const char STORE__SQL_CPURGE[] = "DELETE FROM cache_entries WHERE expires_ms <= ?1";
 static const char STORE__SQL_SADD[] =
     "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
     " completion_tokens, cost_usd, latency_ms, status)"
@@ -125,6 +136,8 @@ static void store__sq_disconnect(store__conn_t *c)
     sqlite3_finalize(c->kput);
     sqlite3_finalize(c->sadd);
     sqlite3_finalize(c->secput);
+    sqlite3_finalize(c->cput);
+    sqlite3_finalize(c->cpurge);
     sqlite3_close(c->db);
     free(c);
 }
@@ -323,6 +336,18 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
         sqlite3_bind_int64(st, 10, op->num[3]);
         sqlite3_bind_int64(st, 11, op->num[4]);
         break;
+    case STORE__OP_CACHE_PUT:
+        if (store__sq_prepare(c, &c->cput, STORE__SQL_CPUT, err, errlen)) return -1;
+        st = c->cput;
+        sqlite3_bind_text(st, 1, op->name, -1, SQLITE_STATIC);
+        sqlite3_bind_text(st, 2, op->spec, -1, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 3, (sqlite3_int64)op->expires_ms);
+        break;
+    case STORE__OP_CACHE_PURGE:
+        if (store__sq_prepare(c, &c->cpurge, STORE__SQL_CPURGE, err, errlen)) return -1;
+        st = c->cpurge;
+        sqlite3_bind_int64(st, 1, (sqlite3_int64)op->expires_ms);
+        break;
     default:
         snprintf(err, errlen, "store: unknown op");
         return -1;
@@ -414,6 +439,26 @@ static int store__sq_secret_load(store__conn_t *c,
     return ret;
 }
 
+static int store__sq_cache_load(store__conn_t *c, int64_t now_ms,
+                                void (*fn)(void *ud, const char *key, const char *value,
+                                           int64_t expires_ms),
+                                void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db,
+                           "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > ?1",
+                           -1, &st, NULL) != SQLITE_OK)
+        return store__sq_fail(c->db, "loading cache", err, errlen);
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           sqlite3_column_int64(st, 2));
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading cache", err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static bool store__sq_ping(store__conn_t *c)
 {
     sqlite3_stmt *st = NULL;
@@ -439,4 +484,5 @@ const store__backend_t store__sqlite = {
     .ping = store__sq_ping,
     .key_load = store__sq_key_load,
     .secret_load = store__sq_secret_load,
+    .cache_load = store__sq_cache_load,
 };

@@ -1417,6 +1417,83 @@ static void test_route_errors(void **state)
                 4, 44, "rpm must be between 0 and");
 }
 
+/* ---- cache and redis sections (issue 9) ---- */
+
+static void test_cache_section(void **state)
+{
+    (void)state;
+    cfg_errors_t errs = {0};
+    config_t *c = load("store: {url: 'sqlite:///tmp/x.db'}\n"
+                       "redis: {url: 'redis://127.0.0.1:6390', timeout: 20ms, on_failure: closed}\n"
+                       "cache:\n  enabled: true\n  ttl: 30s\n  max_bytes: 8MiB\n  shards: 4\n"
+                       "  cache_sampled: true\n  persistent: true\n  redis: true\n"
+                       "  dedupe: {window: 2s, max_joiners: 7}\n",
+                       &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_true(c->cache.present);
+    assert_true(c->cache.enabled);
+    assert_int_equal(c->cache.ttl_ms, 30000);
+    assert_int_equal(c->cache.max_bytes, 8u << 20);
+    assert_int_equal(c->cache.max_entry_bytes, 4u << 20);
+    assert_int_equal(c->cache.shards, 4);
+    assert_true(c->cache.cache_sampled);
+    assert_true(c->cache.persistent);
+    assert_true(c->cache.redis);
+    assert_true(c->cache.dedupe.enabled);
+    assert_int_equal(c->cache.dedupe.window_ms, 2000);
+    assert_int_equal(c->cache.dedupe.max_joiners, 7);
+    assert_string_equal(c->redis.url, "redis://127.0.0.1:6390");
+    assert_int_equal(c->redis.timeout_ms, 20);
+    assert_false(c->redis.fail_open);
+    config_unref(c);
+
+    c = load("cache: {}\n", &errs);
+    assert_non_null(c);
+    assert_true(c->cache.present);
+    assert_false(c->cache.enabled);
+    assert_int_equal(c->cache.ttl_ms, 60000);
+    assert_int_equal(c->cache.max_bytes, 64u << 20);
+    assert_int_equal(c->cache.shards, 16);
+    assert_false(c->cache.cache_sampled);
+    assert_true(c->cache.dedupe.enabled);
+    assert_int_equal(c->cache.dedupe.window_ms, 5000);
+    assert_int_equal(c->cache.dedupe.max_joiners, 1000);
+    assert_int_equal(c->redis.timeout_ms, 50);
+    assert_true(c->redis.fail_open);
+    config_unref(c);
+
+    /* the URL may hold a password: it is a secret reference like any other */
+    setenv("SKULD_TEST_REDIS_URL", "redis://:s3cret@127.0.0.1:6391/2", 1);
+    c = load("redis: {url: env:SKULD_TEST_REDIS_URL}\n", &errs);
+    assert_non_null(c);
+    assert_string_equal(c->redis.url, "redis://:s3cret@127.0.0.1:6391/2");
+    config_unref(c);
+    unsetenv("SKULD_TEST_REDIS_URL");
+
+    c = load("server: {}\n", &errs);
+    assert_non_null(c);
+    assert_false(c->cache.present);
+    assert_null(c->redis.url);
+    config_unref(c);
+}
+
+static void test_cache_errors(void **state)
+{
+    (void)state;
+    expect_only("cache: {enabled: true, redis: true}\n", 1, 31,
+                "cache.redis needs a top-level redis section");
+    expect_only("cache: {persistent: true}\n", 1, 21, "cache.persistent needs a store section");
+    expect_only("cache: {ttl: 0s}\n", 1, 14, "ttl");
+    expect_only("cache: {dedupe: {windw: 1s}}\n", 1, 18, "did you mean 'window'");
+    expect_only("cache: {max_bytes: 1MiB, max_entry_bytes: 2MiB}\n", 1, 43,
+                "max_entry_bytes is larger than max_bytes");
+    expect_only("redis: {url: 'http://x'}\n", 1, 14, "redis url must start with redis://");
+    expect_only("redis: {url: 'redis://x', on_failure: maybe}\n", 1, 39,
+                "on_failure must be open or closed");
+    expect_only("redis: {timeout: 1s}\n", 1, 8, "missing required key 'url'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1459,6 +1536,8 @@ int main(void)
         cmocka_unit_test(test_resilience_runtime_model_refs),
         cmocka_unit_test(test_policy_sections),
         cmocka_unit_test(test_policy_errors),
+        cmocka_unit_test(test_cache_section),
+        cmocka_unit_test(test_cache_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

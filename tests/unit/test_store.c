@@ -113,7 +113,7 @@ static int setup_pg(void **state)
     ctx_t *c = *state;
     snprintf(c->url, sizeof c->url, "%s", getenv("SKULD_TEST_PG_URL"));
     exec_sql(c, "DROP TABLE IF EXISTS models, health, api_keys, spend_log, provider_secrets, "
-                "schema_migrations");
+                "cache_entries, schema_migrations");
     return 0;
 }
 
@@ -261,9 +261,9 @@ static void test_open_migrate_reopen(void **state)
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        /* 2: keys and spend, 3: provider secrets (issue 8) */
-        assert_int_equal(sqlite3_column_int(st, 0), 3);
-        assert_int_equal(sqlite3_column_int(st, 1), 3);
+        /* 2: keys and spend, 3: provider secrets (issue 8), 4: cache_entries (cache) */
+        assert_int_equal(sqlite3_column_int(st, 0), 4);
+        assert_int_equal(sqlite3_column_int(st, 1), 4);
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
@@ -864,6 +864,76 @@ static void test_pg_error_hides_password(void **state)
     assert_null(strstr(err, "Pw-9f3k2"));
 }
 
+/* ---- response cache, persistent tier (src/cache) ---- */
+
+typedef struct clist {
+    int n;
+    char key[8][40];
+    char val[8][64];
+    int64_t exp[8];
+} clist_t;
+
+static void collect_cache(void *ud, const char *key, const char *value, int64_t expires_ms)
+{
+    clist_t *l = ud;
+    assert_true(l->n < 8);
+    snprintf(l->key[l->n], sizeof l->key[0], "%s", key);
+    snprintf(l->val[l->n], sizeof l->val[0], "%s", value);
+    l->exp[l->n] = expires_ms;
+    l->n++;
+}
+
+static int clist_find(const clist_t *l, const char *key)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->key[i], key)) return i;
+    return -1;
+}
+
+static void test_cache_put_load_purge(void **state)
+{
+    ctx_t *c = *state;
+    struct event_base *base = event_base_new();
+    store_t *s = open_ok(c);
+    atomic_int n = 0;
+    ack_t a1 = {.counter = &n}, a2 = {.counter = &n}, a3 = {.counter = &n};
+    store_cache_put(s, "k-old", "b2xk", 1000, base, on_done, &a1);
+    store_cache_put(s, "k-new", "bmV3", 5000, base, on_done, &a2);
+    store_cache_put(s, "k-new", "bmV3ZXI=", 6000, base, on_done, &a3); /* upsert */
+    store_cache_put(s, "k-later", "bGF0ZXI=", 9000, NULL, NULL, NULL);
+    run_until(base, &n, 3);
+    assert_int_equal(a1.rc + a2.rc + a3.rc, 0);
+    store_close(s); /* drains the fire-and-forget one */
+
+    s = open_ok(c);
+    clist_t l = {0};
+    assert_int_equal(store_cache_load(s, 2000, collect_cache, &l), 0);
+    assert_int_equal(l.n, 2); /* k-old expired at 1000 */
+    int i = clist_find(&l, "k-new");
+    assert_true(i >= 0);
+    assert_string_equal(l.val[i], "bmV3ZXI=");
+    assert_int_equal(l.exp[i], 6000);
+    assert_true(clist_find(&l, "k-later") >= 0);
+    /* purge what expires by 6000, then everything */
+    ack_t p1 = {.counter = &n}, p2 = {.counter = &n};
+    n = 0;
+    store_cache_purge(s, 6000, base, on_done, &p1);
+    run_until(base, &n, 1);
+    assert_int_equal(p1.rc, 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_cache_load(s, 0, collect_cache, &l), 0);
+    assert_int_equal(l.n, 1);
+    assert_string_equal(l.key[0], "k-later");
+    store_cache_purge(s, INT64_MAX, base, on_done, &p2);
+    run_until(base, &n, 2);
+    assert_int_equal(p2.rc, 0);
+    memset(&l, 0, sizeof l);
+    assert_int_equal(store_cache_load(s, 0, collect_cache, &l), 0);
+    assert_int_equal(l.n, 0);
+    store_close(s);
+    event_base_free(base);
+}
+
 /* ------------------------------------------------------------------------ */
 
 #define REGISTRY_SUITE(ctx, setup, teardown)                                                       \
@@ -881,7 +951,8 @@ static void test_pg_error_hides_password(void **state)
                                                  &ctx),                                            \
         cmocka_unit_test_prestate_setup_teardown(test_close_drains, setup, teardown, &ctx),        \
         cmocka_unit_test_prestate_setup_teardown(test_kill9_acknowledged_durable, setup, teardown, \
-                                                 &ctx)
+                                                 &ctx),                                            \
+        cmocka_unit_test_prestate_setup_teardown(test_cache_put_load_purge, setup, teardown, &ctx)
 
 int main(void)
 {

@@ -1,0 +1,1179 @@
+/*
+ * cache — the response cache and in-flight de-duplication; design in cache.h.
+ *
+ * Objects:
+ *   cache_flight_t  one upstream call and what its client was sent, shared
+ *                   by the leader (which records into it through the http
+ *                   tap) and its joiners. malloc'd, reference counted
+ *                   (atomic): the leader's tap, the flight table, the window
+ *                   queue and each joiner hold one. Its mutex guards state,
+ *                   frames, headers and the joiner list. Frames only grow
+ *                   while the flight runs and never change after, so a
+ *                   joiner keeps a byte offset into them.
+ *   cache_joiner_t  a request waiting on someone else's flight. malloc'd;
+ *                   references: its owner (until it answers, leaves, or
+ *                   re-dispatches) plus one per pending pump (loopcall).
+ *   cache_req_t     the leader's per-request state, in its request arena;
+ *                   reachable from req->tap_ud while the tap is set.
+ *
+ * Lock order: flight-table shard, then flight. Nothing else nests.
+ */
+#include "cache/cache.h"
+
+#include <openssl/evp.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "api/anthropic_shape.h"
+#include "api/internal.h"
+#include "cache/key.h"
+#include "cache/lru.h"
+#include "cache/redis.h"
+#include "core/log.h"
+#include "core/loopcall.h"
+#include "policy/cost.h"
+#include "store/store.h"
+
+/* ---------- state and metrics ---------- */
+
+enum { SRC_MEMORY = 0, SRC_REDIS, SRC_STORE, SRC_FLIGHT, SRC_WINDOW, SRC_N };
+static const char *const src_name[SRC_N] = {"memory", "redis", "store", "flight", "window"};
+
+#define FL_SHARDS 64
+#define FL_BUCKETS 1024
+
+typedef struct cache_flight cache_flight_t;
+
+typedef struct fl_shard {
+    pthread_mutex_t mu;
+    cache_flight_t *tab[FL_BUCKETS];
+    cache_flight_t *qhead, *qtail; /* finished flights serving their window, oldest first */
+} fl_shard_t;
+
+static struct {
+    bool on;
+    cache_lru_t *mem;
+    store_t *store;
+    fl_shard_t fl[FL_SHARDS];
+    atomic_uint_fast64_t hits[SRC_N];
+    atomic_uint_fast64_t miss_memory, miss_redis, bypass, stores[CACHE_TIER_N];
+    atomic_uint_fast64_t store_loaded, joined, rejected, orphaned, saved_calls;
+    atomic_uint_fast64_t saved_nanousd;
+} G;
+
+static void cnt(atomic_uint_fast64_t *a)
+{
+    atomic_fetch_add_explicit(a, 1, memory_order_relaxed);
+}
+
+/* ---------- flights ---------- */
+
+enum { F_RUNNING = 0, F_DONE, F_FAILED, F_ORPHANED };
+
+typedef struct cache_joiner cache_joiner_t;
+
+struct cache_flight {
+    cache_flight_t *hnext, *qnext; /* table chain, window queue (shard lock) */
+    cache_key_t key;
+    bool in_table; /* shard lock */
+    int64_t until_ms;
+    atomic_int refs;
+    pthread_mutex_t mu;
+    int state;
+    int shape;
+    bool stream_started, overflow;
+    int status;
+    char ctype[256];
+    size_t max_entry; /* cache.max_entry_bytes when the flight started */
+    buf_t hdrs;       /* "Name: value\r\n" to replay */
+    buf_t frames;     /* (u32 len | bytes)* as in the entry blob */
+    long ptok, ctok, cached;
+    cache_joiner_t *joiners;
+    size_t n_joiners;
+};
+
+struct cache_joiner {
+    cache_joiner_t *next; /* flight->joiners (flight lock) */
+    cache_flight_t *f;
+    api_ctx_t *c; /* NULL once the client left (own thread) */
+    struct event_base *base;
+    atomic_int refs;
+    bool pump_pending; /* flight lock */
+    bool started;      /* own thread */
+    size_t sent;       /* bytes of f->frames delivered (own thread) */
+    int src;           /* SRC_FLIGHT or SRC_WINDOW */
+    /* for a re-dispatch when the leader leaves */
+    json_t *body;
+    int ep;
+    bool stream, client_usage;
+};
+
+static cache_flight_t *flight_new(cache_key_t key, int shape, size_t max, size_t max_entry)
+{
+    cache_flight_t *f = calloc(1, sizeof *f);
+    if (!f) return NULL;
+    f->key = key;
+    f->shape = shape;
+    f->max_entry = max_entry;
+    atomic_init(&f->refs, 1);
+    pthread_mutex_init(&f->mu, NULL);
+    buf_init(&f->hdrs, 64 * 1024);
+    buf_init(&f->frames, max);
+    f->ptok = f->ctok = f->cached = -1;
+    return f;
+}
+
+static void flight_unref(cache_flight_t *f)
+{
+    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
+    buf_free(&f->hdrs);
+    buf_free(&f->frames);
+    pthread_mutex_destroy(&f->mu);
+    free(f);
+}
+
+static fl_shard_t *fl_shard(cache_key_t k)
+{
+    return &G.fl[(k.hi >> 40) % FL_SHARDS];
+}
+
+static size_t fl_bucket(cache_key_t k)
+{
+    return (size_t)(k.lo % FL_BUCKETS);
+}
+
+/* Shard lock held: unlink f from the table (drops the table's reference
+ * into *drop for the caller to release after unlocking). */
+static void fl_unlink_locked(fl_shard_t *s, cache_flight_t *f, cache_flight_t **drop)
+{
+    if (!f->in_table) return;
+    cache_flight_t **pp = &s->tab[fl_bucket(f->key)];
+    while (*pp && *pp != f) pp = &(*pp)->hnext;
+    if (*pp) *pp = f->hnext;
+    f->hnext = NULL;
+    f->in_table = false;
+    *drop = f;
+}
+
+/* Shard lock held: retire window flights whose time is up. Returns a chain
+ * (through qnext) of references to drop after unlocking. */
+static cache_flight_t *fl_expire_locked(fl_shard_t *s, int64_t now)
+{
+    cache_flight_t *dropq = NULL;
+    while (s->qhead && s->qhead->until_ms <= now) {
+        cache_flight_t *f = s->qhead;
+        s->qhead = f->qnext;
+        if (!s->qhead) s->qtail = NULL;
+        cache_flight_t *d = NULL;
+        fl_unlink_locked(s, f, &d);
+        if (d) flight_unref(d); /* the table's reference; the queue's is still held */
+        f->qnext = dropq;
+        dropq = f;
+    }
+    return dropq;
+}
+
+static void fl_drop_chain(cache_flight_t *f)
+{
+    while (f) {
+        cache_flight_t *next = f->qnext;
+        flight_unref(f);
+        f = next;
+    }
+}
+
+static cache_flight_t *fl_find_locked(fl_shard_t *s, cache_key_t k)
+{
+    for (cache_flight_t *f = s->tab[fl_bucket(k)]; f; f = f->hnext)
+        if (f->key.hi == k.hi && f->key.lo == k.lo) return f;
+    return NULL;
+}
+
+/* Take f out of the table (new arrivals will not find it). */
+static void fl_remove(cache_flight_t *f)
+{
+    fl_shard_t *s = fl_shard(f->key);
+    cache_flight_t *d = NULL;
+    pthread_mutex_lock(&s->mu);
+    fl_unlink_locked(s, f, &d);
+    pthread_mutex_unlock(&s->mu);
+    if (d) flight_unref(d);
+}
+
+/* A finished flight serves its result until until_ms, then leaves the table. */
+static void fl_retire(cache_flight_t *f, int64_t until_ms)
+{
+    fl_shard_t *s = fl_shard(f->key);
+    pthread_mutex_lock(&s->mu);
+    if (f->in_table) {
+        f->until_ms = until_ms;
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* the queue's */
+        f->qnext = NULL;
+        if (s->qtail)
+            s->qtail->qnext = f;
+        else
+            s->qhead = f;
+        s->qtail = f;
+    }
+    pthread_mutex_unlock(&s->mu);
+}
+
+/* ---------- replaying to a client ---------- */
+
+static bool hdr_skip(const char *name, size_t n)
+{
+    static const char *const skip[] = {"x-request-id",     "x-skuld-cache", "x-skuld-cache-source",
+                                       "x-skuld-cost-usd", "content-type",  "content-length"};
+    for (size_t i = 0; i < sizeof skip / sizeof skip[0]; i++)
+        if (strlen(skip[i]) == n && strncasecmp(name, skip[i], n) == 0) return true;
+    return false;
+}
+
+/* Copy the replayable lines of a "Name: value\r\n" block. */
+static void hdrs_filter(buf_t *out, const char *h, size_t len)
+{
+    const char *p = h, *end = h + len;
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        const char *colon = memchr(p, ':', (size_t)(next - p));
+        if (colon && !hdr_skip(p, (size_t)(colon - p))) buf_append(out, p, (size_t)(next - p));
+        p = next;
+    }
+}
+
+static void hdrs_replay(http_req_t *req, const char *h, size_t len)
+{
+    const char *p = h, *end = h + len;
+    char name[128], value[1024];
+    while (p < end) {
+        const char *eol = memchr(p, '\n', (size_t)(end - p));
+        const char *next = eol ? eol + 1 : end;
+        const char *colon = memchr(p, ':', (size_t)(next - p));
+        if (colon && (size_t)(colon - p) < sizeof name) {
+            size_t nl = (size_t)(colon - p);
+            memcpy(name, p, nl);
+            name[nl] = '\0';
+            const char *v = colon + 1;
+            while (v < next && *v == ' ') v++;
+            const char *ve = next;
+            while (ve > v && (ve[-1] == '\n' || ve[-1] == '\r')) ve--;
+            size_t vl = (size_t)(ve - v);
+            if (vl < sizeof value && !hdr_skip(name, nl)) {
+                memcpy(value, v, vl);
+                value[vl] = '\0';
+                http_resp_header(req, name, value);
+            }
+        }
+        p = next;
+    }
+}
+
+static void count_saved(api_ctx_t *c, long ptok, long cached, long ctok)
+{
+    cnt(&G.saved_calls);
+    if (!c->model || (ptok <= 0 && ctok <= 0)) return;
+    double usd = cost_usd(&c->model->price, ptok, cached, ctok);
+    if (usd > 0)
+        atomic_fetch_add_explicit(&G.saved_nanousd, (uint_fast64_t)(usd * 1e9 + 0.5),
+                                  memory_order_relaxed);
+}
+
+/* Answer c with a stored entry. */
+static void serve_view(api_ctx_t *c, const cache_view_t *v, int src)
+{
+    http_req_t *req = c->req;
+    cnt(&G.hits[src]);
+    count_saved(c, v->prompt_tokens, v->cached_tokens, v->completion_tokens);
+    hdrs_replay(req, v->hdrs, v->hdrs_len);
+    http_resp_header(req, "x-skuld-cache", "hit");
+    http_resp_header(req, "x-skuld-cache-source", src_name[src]);
+    size_t pos = 0;
+    const char *d;
+    size_t n;
+    if (!v->stream) {
+        if (!cache_view_next(v, &pos, &d, &n)) {
+            d = "";
+            n = 0;
+        }
+        api_send(c, v->status, v->ctype[0] ? v->ctype : "application/json", d, n);
+        return;
+    }
+    http_stream_start(req, v->status, v->ctype[0] ? v->ctype : "text/event-stream");
+    while (cache_view_next(v, &pos, &d, &n))
+        if (http_stream_write(req, d, n) != 0) break;
+    api_account(c, 200);
+    http_stream_end(req);
+}
+
+static void serve_entry(api_ctx_t *c, const cache_entry_t *e, int src)
+{
+    cache_view_t v;
+    if (cache_blob_parse(e->blob, e->len, &v) == 0) {
+        serve_view(c, &v, src);
+    } else {
+        api_send_error(c, 500, NULL, "cache_corrupt", NULL, "a cache entry could not be read");
+    }
+}
+
+/* ---------- joiners ---------- */
+
+static void joiner_unref(cache_joiner_t *j)
+{
+    if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1) return;
+    json_decref(j->body);
+    flight_unref(j->f);
+    free(j);
+}
+
+/* Flight lock held. */
+static void joiner_unlink_locked(cache_flight_t *f, cache_joiner_t *j)
+{
+    cache_joiner_t **pp = &f->joiners;
+    while (*pp && *pp != j) pp = &(*pp)->next;
+    if (*pp) {
+        *pp = j->next;
+        f->n_joiners--;
+    }
+    j->next = NULL;
+}
+
+static void joiner_pump(void *arg);
+
+/* Flight lock held: make every joiner look at the flight again, on its loop. */
+static void flight_notify_locked(cache_flight_t *f)
+{
+    for (cache_joiner_t *j = f->joiners; j; j = j->next) {
+        if (j->pump_pending) continue;
+        j->pump_pending = true;
+        atomic_fetch_add_explicit(&j->refs, 1, memory_order_relaxed);
+        if (loopcall(j->base, joiner_pump, j) != 0) {
+            j->pump_pending = false;
+            atomic_fetch_sub_explicit(&j->refs, 1, memory_order_relaxed);
+        }
+    }
+}
+
+static void stream_error_frame(buf_t *o, int shape, const char *msg)
+{
+    if (shape == API_SHAPE_ANTHROPIC) {
+        ashape_stream_error(o, 502, msg);
+        return;
+    }
+    buf_appends(o, "data: ");
+    api_error_json(o, 502, "server_error", "upstream_stream_error", NULL, msg);
+    buf_appends(o, "\n\n");
+}
+
+static void joiner_abort(http_req_t *req);
+static void joiner_drain(http_req_t *req);
+static void cache_dispatch_again(cache_joiner_t *j);
+
+/* On the joiner's loop: deliver whatever the flight has that j has not seen. */
+static void joiner_deliver(cache_joiner_t *j)
+{
+    cache_flight_t *f = j->f;
+    api_ctx_t *c = j->c;
+    if (!c) return;
+    http_req_t *req = c->req;
+    pthread_mutex_lock(&f->mu);
+    if (f->state == F_ORPHANED && !j->started) {
+        joiner_unlink_locked(f, j);
+        pthread_mutex_unlock(&f->mu);
+        cache_dispatch_again(j);
+        return;
+    }
+    bool finished = f->state != F_RUNNING;
+    if (f->stream_started) {
+        if (!j->started) {
+            j->started = true;
+            hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
+            http_resp_header(req, "x-skuld-cache", "hit");
+            http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
+            http_stream_start(req, f->status, f->ctype);
+        }
+        cache_view_t v = {.frames = (const unsigned char *)buf_data(&f->frames),
+                          .frames_len = f->frames.len};
+        size_t pos = j->sent;
+        const char *d;
+        size_t n;
+        bool blocked = false;
+        while (!(blocked = http_req_out_pending(req) > HTTP_OUT_HIGH_WATER) &&
+               cache_view_next(&v, &pos, &d, &n)) {
+            http_stream_write(req, d, n);
+            j->sent = pos;
+        }
+        if (blocked) { /* a slow reader: go on when its queue drains */
+            req->on_drain = joiner_drain;
+            pthread_mutex_unlock(&f->mu);
+            return;
+        }
+        req->on_drain = NULL;
+        if (finished) {
+            if (f->state == F_ORPHANED || (f->state == F_FAILED && f->overflow)) {
+                buf_t e;
+                buf_init(&e, 0);
+                stream_error_frame(&e, f->shape,
+                                   f->state == F_ORPHANED
+                                       ? "the shared upstream call was cancelled"
+                                       : "the shared answer was too large to relay");
+                http_stream_write(req, buf_data(&e), e.len);
+                buf_free(&e);
+                c->error = "shared upstream call failed";
+            } else if (f->state == F_FAILED) {
+                c->error = "shared upstream call failed";
+            }
+            joiner_unlink_locked(f, j);
+            long pt = f->ptok, ct = f->ctok, ca = f->cached;
+            int st = f->state;
+            pthread_mutex_unlock(&f->mu);
+            if (st == F_DONE) count_saved(c, pt, ca, ct);
+            req->on_abort = NULL;
+            req->on_drain = NULL;
+            j->c = NULL;
+            api_account(c, 200);
+            http_stream_end(req);
+            joiner_unref(j);
+            return;
+        }
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    if (!finished) {
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    /* a whole answer (or an error) */
+    joiner_unlink_locked(f, j);
+    cache_view_t v = {.frames = (const unsigned char *)buf_data(&f->frames),
+                      .frames_len = f->frames.len};
+    size_t pos = 0;
+    const char *d = NULL;
+    size_t n = 0;
+    bool have = cache_view_next(&v, &pos, &d, &n);
+    req->on_abort = NULL;
+    j->c = NULL;
+    if (f->state == F_DONE || (f->state == F_FAILED && have)) {
+        hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
+        http_resp_header(req, "x-skuld-cache", "hit");
+        http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
+        if (f->state == F_DONE)
+            count_saved(c, f->ptok, f->cached, f->ctok);
+        else
+            c->error = "shared upstream call failed";
+        api_send(c, f->status, f->ctype[0] ? f->ctype : "application/json", have ? d : "",
+                 have ? n : 0);
+    } else {
+        c->error = "shared upstream call failed";
+        http_resp_header(req, "x-skuld-cache", "hit");
+        api_send_error(c, 502, NULL, "upstream_error", NULL,
+                       "the shared upstream call failed before an answer");
+    }
+    pthread_mutex_unlock(&f->mu);
+    joiner_unref(j);
+}
+
+static void joiner_drain(http_req_t *req)
+{
+    joiner_deliver(req->tap_ud);
+}
+
+static void joiner_pump(void *arg)
+{
+    cache_joiner_t *j = arg;
+    pthread_mutex_lock(&j->f->mu);
+    j->pump_pending = false;
+    pthread_mutex_unlock(&j->f->mu);
+    joiner_deliver(j);
+    joiner_unref(j);
+}
+
+static void joiner_abort(http_req_t *req)
+{
+    api_ctx_t *c = req->udata;
+    cache_joiner_t *j = req->tap_ud;
+    pthread_mutex_lock(&j->f->mu);
+    joiner_unlink_locked(j->f, j);
+    pthread_mutex_unlock(&j->f->mu);
+    j->c = NULL;
+    c->error = "client closed the connection";
+    api_account(c, 499);
+    joiner_unref(j);
+}
+
+/* ---------- the leader ---------- */
+
+typedef struct cache_wait cache_wait_t;
+
+typedef struct cache_req {
+    api_ctx_t *c;
+    cache_key_t key;
+    cache_flight_t *f; /* recording (and, when registered, shared) */
+    bool registered;
+    bool store; /* store a complete answer in the tiers */
+    bool redis; /* Redis tier in use for this request */
+    uint64_t ttl_ms, window_ms;
+    int ep;
+    bool stream, client_usage;
+    json_t *body;       /* while the Redis lookup runs */
+    cache_wait_t *wait; /* the Redis lookup in progress */
+} cache_req_t;
+
+struct cache_wait {
+    cache_req_t *cr; /* NULL once the leader left */
+};
+
+static bool frame_is_error(const char *d, size_t n)
+{
+    return (n >= 15 && memcmp(d, "data: {\"error\"", 14) == 0) ||
+           (n >= 12 && memcmp(d, "event: error", 12) == 0);
+}
+
+/* A stream is complete when its last frame ends it and no frame is an error. */
+static bool stream_complete(const cache_flight_t *f)
+{
+    cache_view_t v = {.frames = (const unsigned char *)buf_data(&f->frames),
+                      .frames_len = f->frames.len};
+    size_t pos = 0;
+    const char *d, *last = NULL;
+    size_t n, last_n = 0;
+    while (cache_view_next(&v, &pos, &d, &n)) {
+        if (frame_is_error(d, n)) return false;
+        last = d;
+        last_n = n;
+    }
+    if (!last) return false;
+    return (last_n >= 12 && memmem(last, last_n, "data: [DONE]", 12)) ||
+           memmem(last, last_n, "event: message_stop", 19);
+}
+
+static void b64_put(cache_req_t *cr, const char *blob, size_t len, int64_t expires_ms)
+{
+    size_t out = 4 * ((len + 2) / 3) + 1;
+    char *b = malloc(out);
+    if (!b) return;
+    EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)blob, (int)len);
+    char hex[33];
+    cache_key_hex(cr->key, hex);
+    store_cache_put(G.store, hex, b, expires_ms, NULL, NULL, NULL);
+    cnt(&G.stores[CACHE_TIER_STORE]);
+    free(b);
+}
+
+/* A complete answer: into every tier this request may write. */
+static void store_answer(cache_req_t *cr, cache_flight_t *f)
+{
+    api_ctx_t *c = cr->c;
+    const config_t *cfg = c->cfg ? c->cfg : c->w->cfg;
+    buf_t blob;
+    buf_init(&blob, 0);
+    cache_blob_head(&blob, f->status, f->stream_started, f->ctype, f->ptok, f->ctok, f->cached,
+                    buf_data(&f->hdrs), f->hdrs.len);
+    buf_append(&blob, buf_data(&f->frames), f->frames.len);
+    if (blob.len <= cfg->cache.max_entry_bytes) {
+        int64_t now = (int64_t)time_wall_ms(), exp = now + (int64_t)cr->ttl_ms;
+        cache_entry_t *e =
+            cache_entry_new(cr->key, exp, CACHE_TIER_MEMORY, buf_data(&blob), blob.len);
+        if (e) {
+            cache_lru_put(G.mem, e, now);
+            cnt(&G.stores[CACHE_TIER_MEMORY]);
+        }
+        if (cr->redis) {
+            cache_redis_set(c->w->base, c->w->id, &cfg->redis, cr->key, buf_data(&blob), blob.len,
+                            cr->ttl_ms);
+            cnt(&G.stores[CACHE_TIER_REDIS]);
+        }
+        if (G.store && cfg->cache.persistent) b64_put(cr, buf_data(&blob), blob.len, exp);
+    }
+    buf_free(&blob);
+}
+
+/* The leader's answer is complete (END / BODY) or gone (ABORT). */
+static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
+{
+    cache_flight_t *f = cr->f;
+    api_ctx_t *c = cr->c;
+    req->tap = NULL;
+    cr->f = NULL;
+    pthread_mutex_lock(&f->mu);
+    if (f->overflow && state == F_DONE) state = F_FAILED; /* joiners missed frames */
+    f->state = state;
+    if (state != F_ORPHANED) {
+        f->ptok = c->prompt_tokens;
+        f->ctok = c->completion_tokens;
+        f->cached = c->cached_tokens;
+    }
+    bool ok = state == F_DONE && !f->overflow;
+    flight_notify_locked(f);
+    pthread_mutex_unlock(&f->mu);
+    if (ok && cr->store) store_answer(cr, f);
+    if (cr->registered) {
+        /* the window keeps what the cache would: answers up to max_entry_bytes */
+        if (ok && cr->window_ms && f->frames.len <= f->max_entry)
+            fl_retire(f, (int64_t)time_wall_ms() + (int64_t)cr->window_ms);
+        else
+            fl_remove(f);
+    }
+    flight_unref(f);
+}
+
+static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *ctype,
+                       const char *data, size_t len)
+{
+    cache_req_t *cr = req->tap_ud;
+    cache_flight_t *f = cr->f;
+    switch (ev) {
+    case HTTP_TAP_START:
+    case HTTP_TAP_BODY:
+        pthread_mutex_lock(&f->mu);
+        f->status = status;
+        snprintf(f->ctype, sizeof f->ctype, "%s", ctype ? ctype : "");
+        hdrs_filter(&f->hdrs, buf_data(&req->resp_headers), req->resp_headers.len);
+        if (ev == HTTP_TAP_START) {
+            f->stream_started = true;
+            flight_notify_locked(f);
+            pthread_mutex_unlock(&f->mu);
+            return;
+        }
+        size_t before = f->frames.len;
+        if (buf_append(&f->frames, "\0\0\0\0", 4) != BUF_OK ||
+            buf_append(&f->frames, data, len) != BUF_OK) {
+            f->frames.len = before; /* no half frame: joiners get a 502 */
+            f->overflow = true;
+        } else {
+            unsigned char *p = (unsigned char *)buf_data(&f->frames) + f->frames.len - len - 4;
+            p[0] = (unsigned char)(len >> 24);
+            p[1] = (unsigned char)(len >> 16);
+            p[2] = (unsigned char)(len >> 8);
+            p[3] = (unsigned char)len;
+        }
+        pthread_mutex_unlock(&f->mu);
+        leader_finish(req, cr, status >= 200 && status < 300 ? F_DONE : F_FAILED);
+        return;
+    case HTTP_TAP_DATA: {
+        pthread_mutex_lock(&f->mu);
+        if (!f->overflow && f->n_joiners == 0 && f->frames.len + len + 4 > f->max_entry) {
+            /* Too big to store and nobody to share it with: stop recording
+             * (and sharing), so a long stream costs no memory here. */
+            f->overflow = true;
+            buf_free(&f->frames);
+            pthread_mutex_unlock(&f->mu);
+            if (cr->registered) fl_remove(f);
+            return;
+        }
+        if (!f->overflow) {
+            unsigned char hdr[4] = {(unsigned char)(len >> 24), (unsigned char)(len >> 16),
+                                    (unsigned char)(len >> 8), (unsigned char)len};
+            size_t was = f->frames.len;
+            if (buf_append(&f->frames, hdr, 4) != BUF_OK ||
+                buf_append(&f->frames, data, len) != BUF_OK) {
+                /* Too big to share: joiners get what they have and an error. */
+                f->frames.len = was;
+                f->overflow = true;
+                f->state = F_FAILED;
+                flight_notify_locked(f);
+                pthread_mutex_unlock(&f->mu);
+                if (cr->registered) fl_remove(f);
+                return;
+            }
+        }
+        flight_notify_locked(f);
+        pthread_mutex_unlock(&f->mu);
+        return;
+    }
+    case HTTP_TAP_END: {
+        pthread_mutex_lock(&f->mu);
+        bool complete = f->status >= 200 && f->status < 300 && stream_complete(f);
+        pthread_mutex_unlock(&f->mu);
+        leader_finish(req, cr, complete ? F_DONE : F_FAILED);
+        return;
+    }
+    case HTTP_TAP_ABORT:
+        if (cr->wait) { /* left during the Redis lookup: no relay to account for it */
+            cr->wait->cr = NULL;
+            cr->wait = NULL;
+            json_decref(cr->body);
+            cr->body = NULL;
+            cr->c->error = "client closed the connection";
+            api_account(cr->c, 499);
+        }
+        cnt(&G.orphaned);
+        leader_finish(req, cr, F_ORPHANED);
+        return;
+    }
+}
+
+static void leader_relay(cache_req_t *cr)
+{
+    api_ctx_t *c = cr->c;
+    json_t *body = cr->body;
+    cr->body = NULL;
+    api_relay_start(c, (endpoint_t)cr->ep, body, cr->stream, cr->client_usage);
+}
+
+/* The Redis answer for a leader (on its loop). */
+static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
+{
+    cache_wait_t *w = ud;
+    cache_req_t *cr = w->cr;
+    free(w);
+    if (!cr) return; /* the leader's client left meanwhile */
+    cr->wait = NULL;
+    cache_view_t v;
+    if (rc == 1 && cache_blob_parse(val, len, &v) == 0) {
+        api_ctx_t *c = cr->c;
+        cache_flight_t *f = cr->f;
+        /* The flight finishes with this answer: joiners get it too. */
+        pthread_mutex_lock(&f->mu);
+        f->status = v.status;
+        snprintf(f->ctype, sizeof f->ctype, "%s", v.ctype);
+        f->stream_started = v.stream;
+        buf_append(&f->hdrs, v.hdrs, v.hdrs_len);
+        if (buf_append(&f->frames, v.frames, v.frames_len) != BUF_OK) f->overflow = true;
+        pthread_mutex_unlock(&f->mu);
+        c->req->tap = NULL;
+        cr->f = NULL;
+        pthread_mutex_lock(&f->mu);
+        f->state = f->overflow ? F_FAILED : F_DONE;
+        f->ptok = v.prompt_tokens;
+        f->ctok = v.completion_tokens;
+        f->cached = v.cached_tokens;
+        flight_notify_locked(f);
+        pthread_mutex_unlock(&f->mu);
+        if (cr->registered) {
+            if (cr->window_ms && !f->overflow)
+                fl_retire(f, (int64_t)time_wall_ms() + (int64_t)cr->window_ms);
+            else
+                fl_remove(f);
+        }
+        flight_unref(f);
+        int64_t now = (int64_t)time_wall_ms();
+        cache_entry_t *e =
+            cache_entry_new(cr->key, now + (int64_t)cr->ttl_ms, CACHE_TIER_REDIS, val, len);
+        if (e) cache_lru_put(G.mem, e, now);
+        json_decref(cr->body);
+        cr->body = NULL;
+        serve_view(c, &v, SRC_REDIS);
+        return;
+    }
+    cnt(&G.miss_redis);
+    http_resp_header(cr->c->req, "x-skuld-cache", "miss");
+    leader_relay(cr);
+}
+
+/* ---------- dispatch ---------- */
+
+typedef struct cache_hdr {
+    bool no_cache, no_store;
+    uint64_t ttl_ms; /* 0 = config */
+} cache_hdr_t;
+
+/* x-skuld-cache: no-cache | no-store | ttl=SECONDS (comma separated). -1 if malformed. */
+static int parse_req_header(http_slice_t v, cache_hdr_t *h)
+{
+    memset(h, 0, sizeof *h);
+    size_t i = 0;
+    while (i < v.n) {
+        while (i < v.n && (v.p[i] == ' ' || v.p[i] == ',' || v.p[i] == '\t')) i++;
+        size_t s = i;
+        while (i < v.n && v.p[i] != ',') i++;
+        size_t e = i;
+        while (e > s && (v.p[e - 1] == ' ' || v.p[e - 1] == '\t')) e--;
+        size_t n = e - s;
+        const char *t = v.p + s;
+        if (n == 0) continue;
+        if (n == 8 && strncasecmp(t, "no-cache", 8) == 0) {
+            h->no_cache = true;
+        } else if (n == 8 && strncasecmp(t, "no-store", 8) == 0) {
+            h->no_store = true;
+        } else if (n > 4 && strncasecmp(t, "ttl=", 4) == 0) {
+            uint64_t secs = 0;
+            for (size_t k = 4; k < n; k++) {
+                if (t[k] < '0' || t[k] > '9' || secs > 100000000) return -1;
+                secs = secs * 10 + (uint64_t)(t[k] - '0');
+            }
+            if (secs == 0) {
+                h->no_store = true; /* ttl=0: nothing to keep */
+            } else {
+                h->ttl_ms = secs * 1000;
+            }
+        } else {
+            return -1;
+        }
+    }
+    return 0;
+}
+
+/* The name the client asked for (a model or a route): requests for one route
+ * share entries whichever of its deployments the ranking puts first. */
+static const char *cache_asked_name(const api_ctx_t *c, const json_t *body)
+{
+    const char *n = json_string_value(json_object_get(body, "model"));
+    if (!n) n = c->cfg->server.default_model;
+    return n ? n : c->model->name;
+}
+
+void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client_usage)
+{
+    const cfg_cache_t *cc = &c->cfg->cache;
+    http_req_t *req = c->req;
+    if (!G.on || !cc->present || (!cc->enabled && !cc->dedupe.enabled) || ep == EP_MODELS) {
+        api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
+        return;
+    }
+    cache_hdr_t h;
+    http_slice_t hv = http_req_header(req, "x-skuld-cache");
+    if (parse_req_header(hv, &h) != 0) {
+        json_decref(body);
+        api_send_error(c, 400, NULL, "invalid_header", NULL,
+                       "x-skuld-cache must be no-cache, no-store or ttl=SECONDS");
+        return;
+    }
+    cache_key_t key;
+    cache_key_in_t kin = {
+        .endpoint = ep,
+        .shape = c->shape,
+        .mode = !stream        ? CACHE_MODE_WHOLE
+                : client_usage ? CACHE_MODE_STREAM_USAGE
+                               : CACHE_MODE_STREAM,
+        .model = cache_asked_name(c, body),
+        .deps = c->cands && c->n_cands ? c->cands : &c->model,
+        .n_deps = c->cands && c->n_cands ? c->n_cands : 1,
+    };
+    bool eligible =
+        cache_key_cacheable(body, cc->cache_sampled) && cache_key_make(&kin, body, &key) == 0;
+    if (!eligible) {
+        cnt(&G.bypass);
+        http_resp_header(req, "x-skuld-cache", "bypass");
+        api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
+        return;
+    }
+    int64_t now = (int64_t)time_wall_ms();
+    if (cc->enabled && !h.no_cache) {
+        cache_entry_t *e = cache_lru_get(G.mem, key, now);
+        if (e) {
+            json_decref(body);
+            serve_entry(c, e, e->origin == CACHE_TIER_STORE ? SRC_STORE : SRC_MEMORY);
+            cache_entry_unref(e);
+            return;
+        }
+        cnt(&G.miss_memory);
+    }
+
+    cache_req_t *cr = arena_calloc(req->arena, sizeof *cr);
+    if (!cr) {
+        json_decref(body);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+        return;
+    }
+    cr->c = c;
+    cr->key = key;
+    cr->ep = ep;
+    cr->stream = stream;
+    cr->client_usage = client_usage;
+    cr->body = body;
+    cr->store = cc->enabled && !h.no_store;
+    cr->ttl_ms = h.ttl_ms ? h.ttl_ms : cc->ttl_ms;
+    cr->window_ms = cc->dedupe.enabled && !h.no_store ? cc->dedupe.window_ms : 0;
+    if (cr->window_ms > cr->ttl_ms) cr->window_ms = cr->ttl_ms; /* never older than its ttl */
+    cr->redis = cc->enabled && cc->redis && c->cfg->redis.url;
+    size_t max = c->cfg->server.max_upstream_body_bytes;
+    if (cc->max_entry_bytes > max) max = cc->max_entry_bytes;
+
+    if (cc->dedupe.enabled && !h.no_cache) {
+        fl_shard_t *s = fl_shard(key);
+        pthread_mutex_lock(&s->mu);
+        cache_flight_t *dropq = fl_expire_locked(s, now);
+        cache_flight_t *f = fl_find_locked(s, key);
+        if (f) {
+            pthread_mutex_lock(&f->mu);
+            bool window = f->state == F_DONE && f->until_ms > now;
+            bool running = f->state == F_RUNNING && !f->overflow &&
+                           f->n_joiners < (size_t)cc->dedupe.max_joiners;
+            if (window || running) {
+                cache_joiner_t *j = calloc(1, sizeof *j);
+                if (j) {
+                    atomic_init(&j->refs, 1);
+                    atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
+                    j->f = f;
+                    j->c = c;
+                    j->base = c->w->base;
+                    j->src = window ? SRC_WINDOW : SRC_FLIGHT;
+                    j->body = body;
+                    j->ep = ep;
+                    j->stream = stream;
+                    j->client_usage = client_usage;
+                    j->next = f->joiners;
+                    f->joiners = j;
+                    f->n_joiners++;
+                    pthread_mutex_unlock(&f->mu);
+                    pthread_mutex_unlock(&s->mu);
+                    fl_drop_chain(dropq);
+                    cnt(&G.hits[window ? SRC_WINDOW : SRC_FLIGHT]);
+                    if (!window) cnt(&G.joined);
+                    req->tap_ud = j;
+                    req->on_abort = joiner_abort;
+                    joiner_deliver(j); /* the frames so far (or the whole result) now */
+                    return;
+                }
+            }
+            bool stale = f->state != F_RUNNING; /* window over, failed or orphaned */
+            if (!stale) cnt(&G.rejected); /* over max_joiners: this request calls on its own */
+            pthread_mutex_unlock(&f->mu);
+            if (stale) {
+                cache_flight_t *d = NULL;
+                fl_unlink_locked(s, f, &d);
+                if (d) atomic_fetch_sub_explicit(&d->refs, 1, memory_order_relaxed);
+                f = NULL;
+            }
+        }
+        if (!f) {
+            cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes);
+            if (cr->f) {
+                atomic_fetch_add_explicit(&cr->f->refs, 1, memory_order_relaxed); /* table's */
+                cr->f->in_table = true;
+                size_t b = fl_bucket(key);
+                cr->f->hnext = s->tab[b];
+                s->tab[b] = cr->f;
+                cr->registered = true;
+            }
+        }
+        pthread_mutex_unlock(&s->mu);
+        fl_drop_chain(dropq);
+    }
+    if (!cr->f && cr->store)
+        cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes); /* record only */
+    if (!cr->f) { /* nothing to record (or out of memory): a plain call */
+        http_resp_header(req, "x-skuld-cache", h.no_cache ? "bypass" : "miss");
+        if (h.no_cache) cnt(&G.bypass);
+        leader_relay(cr);
+        return;
+    }
+    req->tap = leader_tap;
+    req->tap_ud = cr;
+    if (cr->redis && !h.no_cache) {
+        cache_wait_t *w = calloc(1, sizeof *w);
+        if (w) {
+            w->cr = cr;
+            cr->wait = w;
+            if (cache_redis_get(c->w->base, c->w->id, &c->cfg->redis, key, leader_redis_done, w) ==
+                0)
+                return;
+            cr->wait = NULL;
+            free(w);
+        }
+        cnt(&G.miss_redis);
+    }
+    if (h.no_cache) cnt(&G.bypass);
+    http_resp_header(req, "x-skuld-cache", h.no_cache ? "bypass" : "miss");
+    leader_relay(cr);
+}
+
+/* The leader left before this joiner got anything: start over. */
+static void cache_dispatch_again(cache_joiner_t *j)
+{
+    api_ctx_t *c = j->c;
+    json_t *body = j->body;
+    j->body = NULL;
+    j->c = NULL;
+    c->req->on_abort = NULL;
+    c->req->on_drain = NULL;
+    c->req->tap_ud = NULL;
+    int ep = j->ep;
+    bool stream = j->stream, cu = j->client_usage;
+    joiner_unref(j);
+    cache_dispatch(c, ep, body, stream, cu);
+}
+
+/* ---------- admin ---------- */
+
+void cache_admin_purge(api_ctx_t *c)
+{
+    size_t mem = G.on ? cache_lru_purge(G.mem) : 0;
+    size_t win = 0;
+    if (G.on) {
+        for (int i = 0; i < FL_SHARDS; i++) {
+            fl_shard_t *s = &G.fl[i];
+            pthread_mutex_lock(&s->mu);
+            for (cache_flight_t *f = s->qhead; f; f = f->qnext) {
+                cache_flight_t *d = NULL;
+                fl_unlink_locked(s, f, &d);
+                /* the table's reference; the queue still holds one until it expires */
+                if (d) atomic_fetch_sub_explicit(&d->refs, 1, memory_order_relaxed);
+                win += d != NULL;
+            }
+            pthread_mutex_unlock(&s->mu);
+        }
+    }
+    const config_t *cfg = c->cfg;
+    bool redis = false, store = false;
+    if (G.on && cfg->cache.redis && cfg->redis.url)
+        redis = cache_redis_purge(c->w->base, c->w->id, &cfg->redis) == 0;
+    if (G.on && G.store && cfg->cache.persistent) {
+        store_cache_purge(G.store, INT64_MAX, NULL, NULL, NULL);
+        store = true;
+    }
+    buf_t o;
+    buf_init(&o, 0);
+    buf_printf(&o, "{\"purged\":{\"memory\":%zu,\"window\":%zu},\"redis\":\"%s\",\"store\":\"%s\"}",
+               mem, win, redis ? "queued" : "off", store ? "queued" : "off");
+    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+/* ---------- metrics ---------- */
+
+void cache_metrics_render(buf_t *o)
+{
+    if (!G.on) return;
+    cache_lru_stats_t st;
+    cache_lru_stats(G.mem, &st);
+#define LD(x) (unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed)
+    buf_appends(o, "# HELP skuld_cache_hits_total Requests answered from a stored or shared "
+                   "answer, by tier.\n# TYPE skuld_cache_hits_total counter\n");
+    for (int i = 0; i < SRC_N; i++)
+        buf_printf(o, "skuld_cache_hits_total{tier=\"%s\"} %llu\n", src_name[i], LD(G.hits[i]));
+    buf_printf(o,
+               "# HELP skuld_cache_misses_total Lookups that found nothing, by tier.\n"
+               "# TYPE skuld_cache_misses_total counter\n"
+               "skuld_cache_misses_total{tier=\"memory\"} %llu\n"
+               "skuld_cache_misses_total{tier=\"redis\"} %llu\n",
+               LD(G.miss_memory), LD(G.miss_redis));
+    buf_printf(o,
+               "# HELP skuld_cache_bypass_total Requests not looked up (no-cache, sampled, not "
+               "keyable).\n# TYPE skuld_cache_bypass_total counter\n"
+               "skuld_cache_bypass_total %llu\n",
+               LD(G.bypass));
+    buf_printf(o,
+               "# HELP skuld_cache_stores_total Answers written, by tier.\n"
+               "# TYPE skuld_cache_stores_total counter\n"
+               "skuld_cache_stores_total{tier=\"memory\"} %llu\n"
+               "skuld_cache_stores_total{tier=\"redis\"} %llu\n"
+               "skuld_cache_stores_total{tier=\"store\"} %llu\n",
+               LD(G.stores[CACHE_TIER_MEMORY]), LD(G.stores[CACHE_TIER_REDIS]),
+               LD(G.stores[CACHE_TIER_STORE]));
+    buf_printf(o,
+               "# HELP skuld_cache_bytes Bytes held, by tier.\n# TYPE skuld_cache_bytes gauge\n"
+               "skuld_cache_bytes{tier=\"memory\"} %llu\n"
+               "# HELP skuld_cache_entries Entries held, by tier.\n"
+               "# TYPE skuld_cache_entries gauge\n"
+               "skuld_cache_entries{tier=\"memory\"} %llu\n"
+               "# HELP skuld_cache_evictions_total Entries evicted to fit max_bytes, by tier.\n"
+               "# TYPE skuld_cache_evictions_total counter\n"
+               "skuld_cache_evictions_total{tier=\"memory\"} %llu\n"
+               "# HELP skuld_cache_expirations_total Entries dropped past their ttl, by tier.\n"
+               "# TYPE skuld_cache_expirations_total counter\n"
+               "skuld_cache_expirations_total{tier=\"memory\"} %llu\n"
+               "# HELP skuld_cache_loaded_total Entries loaded from the persistent tier at "
+               "start.\n# TYPE skuld_cache_loaded_total counter\n"
+               "skuld_cache_loaded_total{tier=\"store\"} %llu\n"
+               "# HELP skuld_cache_errors_total Tier failures (timeouts, refused connections).\n"
+               "# TYPE skuld_cache_errors_total counter\n"
+               "skuld_cache_errors_total{tier=\"redis\"} %llu\n",
+               (unsigned long long)st.bytes, (unsigned long long)st.entries,
+               (unsigned long long)st.evictions, (unsigned long long)st.expirations,
+               LD(G.store_loaded), (unsigned long long)cache_redis_errors());
+    buf_printf(o,
+               "# HELP skuld_dedupe_joined_total Requests that joined an identical call in "
+               "flight.\n# TYPE skuld_dedupe_joined_total counter\n"
+               "skuld_dedupe_joined_total %llu\n"
+               "# HELP skuld_dedupe_rejected_total Requests that found a call in flight with "
+               "max_joiners reached.\n# TYPE skuld_dedupe_rejected_total counter\n"
+               "skuld_dedupe_rejected_total %llu\n"
+               "# HELP skuld_dedupe_orphaned_total Shared calls whose leader's client left.\n"
+               "# TYPE skuld_dedupe_orphaned_total counter\n"
+               "skuld_dedupe_orphaned_total %llu\n"
+               "# HELP skuld_cache_saved_upstream_calls_total Upstream calls not made thanks "
+               "to a hit, a join or the window.\n"
+               "# TYPE skuld_cache_saved_upstream_calls_total counter\n"
+               "skuld_cache_saved_upstream_calls_total %llu\n"
+               "# HELP skuld_cache_saved_cost_usd_total What those calls would have cost.\n"
+               "# TYPE skuld_cache_saved_cost_usd_total counter\n"
+               "skuld_cache_saved_cost_usd_total %.9f\n",
+               LD(G.joined), LD(G.rejected), LD(G.orphaned), LD(G.saved_calls),
+               (double)LD(G.saved_nanousd) / 1e9);
+#undef LD
+}
+
+/* ---------- lifecycle ---------- */
+
+static void load_one(void *ud, const char *hex, const char *value, int64_t expires_ms)
+{
+    (void)ud;
+    if (strlen(hex) != 32) return;
+    cache_key_t k;
+    char part[17];
+    memcpy(part, hex, 16);
+    part[16] = '\0';
+    k.hi = strtoull(part, NULL, 16);
+    k.lo = strtoull(hex + 16, NULL, 16);
+    size_t vl = strlen(value);
+    if (vl % 4) return;
+    unsigned char *blob = malloc(vl / 4 * 3 + 1);
+    if (!blob) return;
+    int n = EVP_DecodeBlock(blob, (const unsigned char *)value, (int)vl);
+    if (n >= 0) {
+        if (vl >= 1 && value[vl - 1] == '=') n--;
+        if (vl >= 2 && value[vl - 2] == '=') n--;
+    }
+    cache_view_t v;
+    if (n > 0 && cache_blob_parse(blob, (size_t)n, &v) == 0) {
+        cache_entry_t *e = cache_entry_new(k, expires_ms, CACHE_TIER_STORE, blob, (size_t)n);
+        if (e) {
+            cache_lru_put(G.mem, e, (int64_t)time_wall_ms());
+            cnt(&G.store_loaded);
+        }
+    }
+    free(blob);
+}
+
+void cache_init(const config_t *cfg, store_t *store)
+{
+    if (G.on) return;
+    G.mem = cache_lru_new(cfg->cache.max_bytes, (unsigned)cfg->cache.shards);
+    if (!G.mem) {
+        log_error("cache: out of memory; the cache is off");
+        return;
+    }
+    for (int i = 0; i < FL_SHARDS; i++) pthread_mutex_init(&G.fl[i].mu, NULL);
+    G.on = true;
+    G.store = store; /* writes when a snapshot says cache.persistent */
+    if (store && cfg->cache.persistent && cfg->cache.enabled) {
+        int64_t now = (int64_t)time_wall_ms();
+        store_cache_purge(store, now, NULL, NULL, NULL); /* expired rows */
+        if (store_cache_load(store, now, load_one, NULL) != 0)
+            log_warn("cache: could not load the persistent tier");
+        log_info("cache: %llu entr%s loaded from the store",
+                 (unsigned long long)atomic_load(&G.store_loaded),
+                 atomic_load(&G.store_loaded) == 1 ? "y" : "ies");
+    }
+}
+
+void cache_shutdown(void)
+{
+    if (!G.on) return;
+    G.on = false;
+    for (int i = 0; i < FL_SHARDS; i++) {
+        fl_shard_t *s = &G.fl[i];
+        pthread_mutex_lock(&s->mu);
+        cache_flight_t *q = fl_expire_locked(s, INT64_MAX);
+        for (size_t b = 0; b < FL_BUCKETS; b++) {
+            cache_flight_t *f = s->tab[b], *next;
+            for (; f; f = next) {
+                next = f->hnext;
+                f->in_table = false;
+                flight_unref(f);
+            }
+            s->tab[b] = NULL;
+        }
+        pthread_mutex_unlock(&s->mu);
+        fl_drop_chain(q);
+        pthread_mutex_destroy(&s->mu);
+    }
+    cache_lru_free(G.mem);
+    G.mem = NULL;
+    G.store = NULL;
+}
