@@ -134,6 +134,9 @@ void route_api_account(api_ctx_t *c, int status)
     c->route_track = NULL;
     route_stats_leave(t->counted);
     if (status == 499 || !c->model) return; /* the client left: says nothing about the deployment */
+    /* Answered without an upstream attempt (a cache hit, a de-duplicated
+     * joiner, the gateway's own 400/429): nothing measured about the deployment. */
+    if (c->attempts == 0) return;
     uint64_t now = time_mono_ns();
     bool ok = status < 500 && status != 429 && !(status == 200 && c->error);
     long out = c->completion_tokens, total = 0;

@@ -454,6 +454,33 @@ class CacheSampled(unittest.TestCase):
         sk.stop()
 
 
+class CacheAndRouterStats(unittest.TestCase):
+    """Answers served without an upstream attempt (hits) are not latency
+    samples for the router: a deployment measured only once stays cold."""
+
+    def test_hits_are_not_router_samples(self):
+        mock = h.Mock()
+        cfg = cache_cfg(mock)
+        cfg["server"]["health_interval"] = "0s"
+        cfg["routes"] = [{"name": "auto", "candidates": ["gpt-test"]}]
+        sk = start(cfg)
+        try:
+            self.assertEqual(xc(h.chat(sk.port, "same question", model="auto")), "miss")
+            for _ in range(6):
+                self.assertEqual(xc(h.chat(sk.port, "same question", model="auto")), "hit")
+            self.assertEqual(mock.prompts()["same question"], 1)
+            r = h.request(sk.port, "POST", "/admin/route/explain",
+                          {"model": "auto", "messages": [{"role": "user", "content": "q"}]},
+                          {"Authorization": "Bearer " + MASTER})
+            self.assertEqual(r.status, 200, r.body)
+            cand = json.loads(r.body)["candidates"][0]
+            # one real upstream sample (cold needs 3): the 6 hits did not count
+            self.assertTrue(cand["cold"], cand)
+        finally:
+            sk.stop()
+            mock.stop()
+
+
 class CacheEntryCap(unittest.TestCase):
     def test_max_entry_bytes(self):
         mock = h.Mock()
