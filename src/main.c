@@ -52,11 +52,7 @@ static int parse_opts(int argc, char **argv, const char **file, const char **lis
 
 static config_t *load(const char *file)
 {
-    cfg_errors_t errs = {0};
-    config_t *cfg = file ? config_load_file(file, &errs) : config_default(&errs);
-    if (!cfg) config_errors_print(&errs, stderr);
-    config_errors_free(&errs);
-    return cfg;
+    return config_load_or_report(file, stderr);
 }
 
 int main(int argc, char **argv)

@@ -138,6 +138,21 @@ static void ak_commit(api_ctx_t *c, ak_pending_t *p, const char *id, const char 
     store_key_put(s, id, hex, spec, c->w->base, ak_written, p);
 }
 
+/* Persist key k (its stored spec) for the pending change p; answers 500 if
+ * the spec cannot be built. */
+static void ak_commit_key(api_ctx_t *c, ak_pending_t *p, const pol_key_t *k, const char *id)
+{
+    char *spec = pol_key_spec_json(k);
+    if (!spec) {
+        p->c = NULL;
+        ak_finish(p, -1, NULL);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+        return;
+    }
+    ak_commit(c, p, id, spec);
+    free(spec);
+}
+
 static void ak_create(api_ctx_t *c)
 {
     char err[160];
@@ -159,15 +174,7 @@ static void ak_create(api_ctx_t *c)
     memcpy(p->hash, k->hash, 32);
     snprintf(k->prefix, sizeof k->prefix, "%.11s", p->secret);
     p->fresh = k;
-    char *spec = pol_key_spec_json(k);
-    if (!spec) {
-        p->c = NULL;
-        ak_finish(p, -1, NULL);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
-    ak_commit(c, p, k->id, spec);
-    free(spec);
+    ak_commit_key(c, p, k, k->id);
 }
 
 static void ak_change(api_ctx_t *c, pol_key_t *k, int op)
@@ -195,15 +202,7 @@ static void ak_change(api_ctx_t *c, pol_key_t *k, int op)
         snprintf(p->prefix, sizeof p->prefix, "%.11s", p->secret);
         memcpy(tmp.prefix, p->prefix, sizeof tmp.prefix);
     }
-    char *spec = pol_key_spec_json(&tmp);
-    if (!spec) {
-        p->c = NULL;
-        ak_finish(p, -1, NULL);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
-    ak_commit(c, p, k->id, spec);
-    free(spec);
+    ak_commit_key(c, p, &tmp, k->id);
 }
 
 static bool ak_method(http_req_t *r, const char *m)

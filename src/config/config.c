@@ -2083,7 +2083,7 @@ static const char *const unsupported_sections[] = {
     "optimizer",
 };
 
-static const char *const top_sections[] = {"server", "providers", "models", "store",  "redis",
+static const char *const top_sections[] = {"server", "providers", "models",  "store",  "redis",
                                            "auth",   "limits",    "budgets", "routes", "cache"};
 enum {
     T_SERVER,
@@ -2468,6 +2468,15 @@ config_t *config_build(const char *yaml, size_t len, const char *name, const cha
         .file = name ? name : "<string>", .errs = errs, .extra = extra, .n_extra = n_extra};
     errs_reset(errs);
     return load(&L, yaml, len);
+}
+
+config_t *config_load_or_report(const char *path, FILE *out)
+{
+    cfg_errors_t errs = {0};
+    config_t *cfg = path ? config_load_file(path, &errs) : config_default(&errs);
+    if (!cfg) config_errors_print(&errs, out);
+    config_errors_free(&errs);
+    return cfg;
 }
 
 config_t *config_load_file(const char *path, cfg_errors_t *errs)

@@ -345,6 +345,9 @@ config_t *config_default(cfg_errors_t *errs);
 
 /* "FILE:LINE:COL: message\n" per error. */
 void config_errors_print(const cfg_errors_t *errs, FILE *out);
+/* For commands: load path (NULL = the embedded default); on failure print
+ * every error to out and return NULL. */
+config_t *config_load_or_report(const char *path, FILE *out);
 void config_errors_free(cfg_errors_t *errs);
 
 config_t *config_ref(config_t *c);

@@ -114,11 +114,8 @@ int policy_cli_keys(int argc, char **argv)
         fprintf(stderr, "skuld keys: -c FILE is required\n");
         return 2;
     }
-    cfg_errors_t errs = {0};
-    config_t *cfg = config_load_file(file, &errs);
+    config_t *cfg = config_load_or_report(file, stderr);
     if (!cfg) {
-        config_errors_print(&errs, stderr);
-        config_errors_free(&errs);
         json_decref(opts);
         return 1;
     }

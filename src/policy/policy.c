@@ -839,6 +839,22 @@ static void pol_pending_abort(http_req_t *req)
     api_account(c, 499);
 }
 
+/* Redis could not answer an admission (down, error, timeout): redis.on_failure
+ * decides. Nothing was reserved, so nothing is settled. */
+static void pol_redis_unavailable(api_ctx_t *c, pol_req_t *p)
+{
+    p->n = 0;
+    if (c->cfg->redis.fail_open) {
+        atomic_fetch_add(&pol_redis_policy[0], 1);
+        pol_go(c, p);
+    } else {
+        atomic_fetch_add(&pol_redis_policy[1], 1);
+        pol_fail(c, p);
+        api_send_error(c, 503, NULL, "limits_unavailable", NULL,
+                       "the shared limit store is unavailable (redis.on_failure: closed)");
+    }
+}
+
 static void pol_admit_done(predis_call_t *call, redisReply *r, bool late)
 {
     pol_pending_t *pp = (pol_pending_t *)call;
@@ -867,17 +883,7 @@ static void pol_admit_done(predis_call_t *call, redisReply *r, bool late)
         /* unavailable, error or timeout: the configured policy decides */
         pp->c = NULL;
         if (!call->timed_out) free(pp);
-        if (c->cfg->redis.fail_open) {
-            atomic_fetch_add(&pol_redis_policy[0], 1);
-            p->n = 0; /* nothing reserved: nothing to settle */
-            pol_go(c, p);
-        } else {
-            atomic_fetch_add(&pol_redis_policy[1], 1);
-            pol_fail(c, p);
-            p->n = 0;
-            api_send_error(c, 503, NULL, "limits_unavailable", NULL,
-                           "the shared limit store is unavailable (redis.on_failure: closed)");
-        }
+        pol_redis_unavailable(c, p);
         return;
     }
     bool admitted = r->element[0]->integer == 1;
@@ -927,17 +933,7 @@ static void pol_admit_redis(api_ctx_t *c, pol_req_t *p)
     if (predis_eval(c->w, &c->cfg->redis, &pp->call, POL_LUA_ADMIT, (int)p->n, keys,
                     (int)(4 * p->n), args) != 0) {
         free(pp);
-        if (c->cfg->redis.fail_open) {
-            atomic_fetch_add(&pol_redis_policy[0], 1);
-            p->n = 0;
-            pol_go(c, p);
-        } else {
-            atomic_fetch_add(&pol_redis_policy[1], 1);
-            pol_fail(c, p);
-            p->n = 0;
-            api_send_error(c, 503, NULL, "limits_unavailable", NULL,
-                           "the shared limit store is unavailable (redis.on_failure: closed)");
-        }
+        pol_redis_unavailable(c, p);
         return;
     }
     p->pending = pp;

@@ -265,13 +265,8 @@ int route_cli(int argc, char **argv)
         hk_usage(stderr);
         return 2;
     }
-    cfg_errors_t errs = {0};
-    config_t *cfg = config_load_file(file, &errs);
-    if (!cfg) {
-        config_errors_print(&errs, stderr);
-        config_errors_free(&errs);
-        return 1;
-    }
+    config_t *cfg = config_load_or_report(file, stderr);
+    if (!cfg) return 1;
     json_t *content =
         image ? json_pack("[{s:s,s:s},{s:s,s:{s:s}}]", "type", "text", "text", prompt, "type",
                           "image_url", "image_url", "url", "data:image/png;base64,AA==")
