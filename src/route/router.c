@@ -9,115 +9,178 @@
  * recovered one is noticed once its stats go stale -- then by total, then
  * config order) -> the strategy picks
  * the first deployment (score: the top one) -> route fallbacks appended.
- * Everything is allocated in the caller's arena.
+ * Everything is allocated in the caller's arena, except the prepared path's
+ * per-candidate scratch (rt_scratch: per thread, reused across selections).
+ *
+ * Data layout of the hot path: structure of arrays. A prepared (route, task)
+ * keeps each static field in its own array, and a selection writes each
+ * candidate's partial results (estimates, base score, ranking class) into
+ * parallel scratch arrays; ranking reads only those. No per-candidate record
+ * is assembled (building one forced store-to-load forwarding stalls).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/jsonw.h"
 #include "route/router.h"
 
-/* A compact record per eligible candidate (the hot path stores no more). */
-typedef struct rt_rec {
-    double base, est_lat, est_cost, total;
-    uint32_t i;
-    uint8_t cls; /* ranking class: under the load threshold first, then cold (explore) */
-} rt_rec_t;
+/* Per-candidate partial results of one selection, parallel to the candidates.
+ * cls: ranking class (0 under the load threshold and cold, 1 under and warm,
+ * 2 / 3 the same over the threshold), RT_OUT when filtered out; base, est_lat,
+ * est_cost are meaningful only when cls != RT_OUT. */
+#define RT_OUT 0xFF
+typedef struct rt_soa {
+    double *base, *lat, *cost;
+    uint8_t *cls;
+} rt_soa_t;
 
-static inline rt_rec_t rt_mkrec(double base, double lat, double cost, size_t i, bool cold,
-                                bool over)
+static inline uint8_t rt_cls(bool cold, bool over)
 {
-    return (rt_rec_t){.base = base,
-                      .est_lat = lat,
-                      .est_cost = cost,
-                      .i = (uint32_t)i,
-                      .cls = (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1))};
+    return (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1));
 }
 
-/* Totals of rec[0..k) and the best ones in order into d->order (at most kmax). */
-static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
-                    size_t *top_out);
+/* n entries carved from one block p (at least rt_soa_bytes(n) bytes, 16-aligned). */
+static size_t rt_soa_bytes(size_t n)
+{
+    return n * (3 * sizeof(double) + 1);
+}
+static void rt_soa_carve(rt_soa_t *s, void *p, size_t n)
+{
+    s->base = p;
+    s->lat = s->base + n;
+    s->cost = s->lat + n;
+    s->cls = (uint8_t *)(s->cost + n);
+}
+
+/* The prepared path's scratch: one block per thread, grown on demand, kept for
+ * the thread's life (freed by a key destructor at thread exit), so a selection
+ * allocates nothing. */
+static pthread_key_t rt_scratch_key;
+static pthread_once_t rt_scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *rt_scratch_p;
+static _Thread_local size_t rt_scratch_cap;
+
+static void rt_scratch_key_init(void)
+{
+    (void)pthread_key_create(&rt_scratch_key, free);
+}
+
+static bool rt_scratch(size_t n, rt_soa_t *s)
+{
+    size_t need = rt_soa_bytes(n);
+    if (need > rt_scratch_cap) {
+        pthread_once(&rt_scratch_once, rt_scratch_key_init);
+        size_t cap = need < 4096 ? 4096 : need + need / 2;
+        void *p = aligned_alloc(64, (cap + 63) / 64 * 64);
+        if (!p) return false;
+        free(rt_scratch_p);
+        rt_scratch_p = p;
+        rt_scratch_cap = cap;
+        (void)pthread_setspecific(rt_scratch_key, p);
+    }
+    rt_soa_carve(s, rt_scratch_p, n);
+    return true;
+}
 
 /* Ranking: under the load threshold first, then cold (explore: measure it),
  * then by total, then config order. */
-static inline bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
+static inline bool rt_better(unsigned ca, double ta, size_t ia, unsigned cb, double tb, size_t ib)
 {
-    if (a->cls != b->cls) return a->cls < b->cls;
-    if (a->total != b->total) return a->total > b->total;
-    return a->i < b->i;
+    if (ca != cb) return ca < cb;
+    if (ta != tb) return ta > tb;
+    return ia < ib;
 }
 
-static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
-                    size_t *top_out)
+/* Totals of the eligible entries of s[0..n) and the best ones in order into
+ * d->order (at most kmax); their indices into top_out when not NULL. */
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const rt_soa_t *s,
+                    size_t n, size_t kmax, double best_lat, double best_cost,
+                    const double w[ROUTE_F__COUNT], uint32_t *top_out)
 {
-    size_t top[ROUTE_RANK_MAX], nt = 0; /* insertion into a short sorted list */
+    /* the kept ones, best first: insertion into a short sorted list */
+    uint32_t ti[ROUTE_RANK_MAX];
+    double tt[ROUTE_RANK_MAX];
+    unsigned tc[ROUTE_RANK_MAX];
+    size_t nt = 0;
     const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
     const double wl_best = isfinite(best_lat) ? wl * best_lat : NAN;
     double t_last = 0; /* total and class of the last kept one, once the list is full */
     unsigned c_last = 0;
+    const double *base = s->base, *lat = s->lat, *cost = s->cost;
+    const uint8_t *cls = s->cls;
     /* two rounds: the fast ones (est_lat <= 2 x best, and cold ones) first, so the
      * list fills with strong totals early and the second round skips most */
     const double split = isfinite(best_lat) ? 2 * best_lat : INFINITY;
     for (size_t round = 0, j = 0; round < 2; j = 0, round++)
-        for (; j < k; j++) {
-            rt_rec_t *r = &rec[j];
-            if ((r->est_lat > split) != (round == 1)) continue;
+        for (; j < n; j++) {
+            unsigned c = cls[j];
+            if (c == RT_OUT) continue;
+            const double l = lat[j];
+            if ((l > split) != (round == 1)) continue;
+            const double b = base[j];
             if (nt == kmax) { /* can it beat the last kept one at all? */
-                if (r->cls != c_last) {
-                    if (r->cls > c_last) continue;
+                if (c != c_last) {
+                    if (c > c_last) continue;
                 } else {
                     /* the latency factor it needs, with the best cost factor (1): more than 1,
                      * or more than best_lat / est_lat (compared without dividing; a NaN
                      * estimate -- cold -- compares false and is not skipped) */
-                    double need = t_last - r->base - wc;
+                    double need = t_last - b - wc;
                     if (need > wl + 1e-9) continue;
-                    if (need > 1e-9 && r->est_lat * (need - 1e-9) > wl_best) continue;
+                    if (need > 1e-9 && l * (need - 1e-9) > wl_best) continue;
                 }
             }
             /* the divisions only for those that may make the list */
-            double fl = route_f_latency(r->est_lat, best_lat),
-                   fc = route_f_cost(r->est_cost, best_cost);
-            r->total = r->base + wl * fl + wc * fc;
-            if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
+            const double t =
+                b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(cost[j], best_cost);
+            if (nt == kmax && !rt_better(c, t, j, tc[nt - 1], tt[nt - 1], ti[nt - 1])) continue;
             size_t p = nt < kmax ? nt++ : nt - 1;
-            while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
-                top[p] = top[p - 1];
+            while (p > 0 && rt_better(c, t, j, tc[p - 1], tt[p - 1], ti[p - 1])) {
+                ti[p] = ti[p - 1];
+                tt[p] = tt[p - 1];
+                tc[p] = tc[p - 1];
                 p--;
             }
-            top[p] = j;
+            ti[p] = (uint32_t)j;
+            tt[p] = t;
+            tc[p] = c;
             if (nt == kmax) {
-                t_last = rec[top[nt - 1]].total;
-                c_last = rec[top[nt - 1]].cls;
+                t_last = tt[nt - 1];
+                c_last = tc[nt - 1];
             }
         }
-    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
-    if (top_out) memcpy(top_out, top, nt * sizeof *top);
+    for (size_t j = 0; j < nt; j++) d->order[j] = cands[ti[j]];
+    if (top_out) memcpy(top_out, ti, nt * sizeof *ti);
     d->n_order = d->n_ranked = nt;
-    d->chosen = nt ? (int)rec[top[0]].i : -1;
+    d->chosen = nt ? (int)ti[0] : -1;
 }
 
 /* ---------- prepared routes ---------- */
 
-typedef struct rp_ent { /* one cache line per candidate */
-    _Alignas(64) route_stats_t *rs;
-    const struct metrics_series *ms;
-    double static_base; /* route_static_sum() of the task's weights */
-    double price_in, price_out, quality;
-    int32_t ctx; /* context_window (config caps it at INT32_MAX) */
-    unsigned caps;
-    bool rates, capacity;
-} rp_ent_t;
+enum { RP_RATES = 1, RP_CAPACITY = 2 };
 
+/* Per (route, task): the candidates' static data, one array per field
+ * (parallel to cands), carved from the same allocation as the header. */
 typedef struct rp {
     uint64_t uid; /* unique per prepared array in this process (cache keys) */
     size_t n;
     const cfg_model_t **cands;
     double w[ROUTE_F__COUNT];
-    rp_ent_t e[];
+    route_stats_t **rs;
+    const struct metrics_series **ms;
+    double *static_base; /* route_static_sum() of the task's weights */
+    double *price_in, *price_out, *quality;
+    int32_t *ctx; /* context_window (config caps it at INT32_MAX) */
+    unsigned *caps;
+    uint8_t *flags; /* RP_* */
 } rp_t;
+
+static size_t rp_up64(size_t x)
+{
+    return (x + 63) / 64 * 64;
+}
 
 void route_prepare(cfg_route_t *r)
 {
@@ -129,9 +192,28 @@ void route_prepare(cfg_route_t *r)
         const cfg_task_rule_t *tr = &r->tasks[t];
         const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
-        size_t sz = sizeof(rp_t) + n * sizeof(rp_ent_t);
-        rp_t *p = aligned_alloc(64, (sz + 63) / 64 * 64);
-        if (!p) continue; /* the general path serves */
+        size_t sz = rp_up64(sizeof(rp_t)) + 2 * rp_up64(n * sizeof(void *)) +
+                    4 * rp_up64(n * sizeof(double)) + rp_up64(n * sizeof(int32_t)) +
+                    rp_up64(n * sizeof(unsigned)) + rp_up64(n);
+        unsigned char *blk = aligned_alloc(64, sz);
+        if (!blk) continue; /* the general path serves */
+        rp_t *p = (rp_t *)blk;
+        size_t off = rp_up64(sizeof(rp_t));
+#define RP_CARVE(field, elem)                                                                      \
+    do {                                                                                           \
+        p->field = (void *)(blk + off);                                                            \
+        off += rp_up64(n * sizeof(elem));                                                          \
+    } while (0)
+        RP_CARVE(rs, void *);
+        RP_CARVE(ms, void *);
+        RP_CARVE(static_base, double);
+        RP_CARVE(price_in, double);
+        RP_CARVE(price_out, double);
+        RP_CARVE(quality, double);
+        RP_CARVE(ctx, int32_t);
+        RP_CARVE(caps, unsigned);
+        RP_CARVE(flags, uint8_t);
+#undef RP_CARVE
         static _Atomic uint64_t uids = 1;
         p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
         p->n = n;
@@ -139,22 +221,20 @@ void route_prepare(cfg_route_t *r)
         route_weights_normalise(tr->has_weights ? &tr->weights : &r->weights, p->w);
         for (size_t i = 0; i < n; i++) {
             const cfg_model_t *m = cands[i];
-            rp_ent_t *e = &p->e[i];
             route_cand_t c = {.m = m};
             route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
-            *e = (rp_ent_t){
-                .rs = m->rstats,
-                .ms = m->stats,
-                .static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
-                                                c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]),
-                .price_in = m->price.input,
-                .price_out = m->price.output,
-                .quality = m->quality,
-                .ctx = (int32_t)m->context_window,
-                .caps = m->capabilities,
-                .rates = m->cap_rpm || m->cap_tpm,
-                .capacity = m->cap_rpm || m->cap_tpm || m->cap_concurrency,
-            };
+            p->rs[i] = m->rstats;
+            p->ms[i] = m->stats;
+            p->static_base[i] = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
+                                                 c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]);
+            p->price_in[i] = m->price.input;
+            p->price_out[i] = m->price.output;
+            p->quality[i] = m->quality;
+            p->ctx[i] = (int32_t)m->context_window;
+            p->caps[i] = m->capabilities;
+            p->flags[i] =
+                (uint8_t)((m->cap_rpm || m->cap_tpm ? RP_RATES : 0) |
+                          (m->cap_rpm || m->cap_tpm || m->cap_concurrency ? RP_CAPACITY : 0));
         }
         r->prep[t] = p;
     }
@@ -207,7 +287,7 @@ static bool rt_cache_key_eq(const rt_centry_t *e, const rp_t *p, const route_fea
 }
 
 static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_decision_t *d,
-                         const rt_rec_t *rec, const size_t *top, uint64_t now)
+                         const uint8_t *cls, const uint32_t *top, uint64_t now)
 {
     if (!route_cache_enabled || !d->n_order) return;
     rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
@@ -223,8 +303,8 @@ static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_d
     e->n = d->n_order;
     e->chosen = d->chosen;
     for (size_t j = 0; j < d->n_order; j++) {
-        e->idx[j] = rec[top[j]].i;
-        e->cls[j] = rec[top[j]].cls;
+        e->idx[j] = top[j];
+        e->cls[j] = cls[top[j]];
     }
 }
 
@@ -242,12 +322,12 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
     d->order = arena_alloc(a, (e->n + 1) * sizeof *d->order);
     if (!d->order) return false;
     for (size_t j = 0; j < e->n; j++) {
-        const rp_ent_t *pe = &p->e[e->idx[j]];
+        uint32_t i = e->idx[j];
         route_live_t l;
-        route_stats_read_from(pe->rs, pe->ms, pe->rates, now, &l);
-        bool over = pe->capacity && route_over_load_live(p->cands[e->idx[j]], &l, thr);
-        if (!l.healthy || (uint8_t)((over ? 2 : 0) + (l.cold ? 0 : 1)) != e->cls[j]) return false;
-        d->order[j] = p->cands[e->idx[j]];
+        route_stats_read_from(p->rs[i], p->ms[i], p->flags[i] & RP_RATES, now, &l);
+        bool over = (p->flags[i] & RP_CAPACITY) && route_over_load_live(p->cands[i], &l, thr);
+        if (!l.healthy || rt_cls(l.cold, over) != e->cls[j]) return false;
+        d->order[j] = p->cands[i];
     }
     memcpy(d->weights, p->w, sizeof d->weights);
     d->strategy = ROUTE_STRAT_SCORE;
@@ -260,75 +340,90 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
 
 /* The score strategy over a prepared (route, task) without details: the same
  * filters and arithmetic as route_check_code / route_score_base, on the
- * compact records. Returns false when nothing is eligible (the caller reruns
+ * prepared arrays. Returns false when nothing is eligible (the caller reruns
  * the general path for the reasons). */
 static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
                                route_decision_t *d)
 {
     uint64_t now = route_now_ms();
     size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
-    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    rt_soa_t s;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
-    if ((n && !rec) || !d->order) return false;
+    if (!d->order || !rt_scratch(n, &s)) return false;
     memcpy(d->weights, p->w, sizeof d->weights);
     d->strategy = ROUTE_STRAT_SCORE;
     d->n_cands = n;
+    /* locals: the stores into the scratch arrays could alias *f and *p for the compiler */
     const double w_rel = p->w[ROUTE_F_RELIABILITY];
-    const long pt = f->prompt_tokens > 0 ? f->prompt_tokens : 0;
+    const double pt = (double)(f->prompt_tokens > 0 ? f->prompt_tokens : 0);
     const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
+    const double otd = (double)ot;
     const long need_ctx = f->prompt_tokens + ot;
-    /* locals: the stores into rec[] could alias *f for the compiler */
     const unsigned needs = f->needs;
     const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
-    const rp_ent_t *ents = p->e;
+    route_stats_t *const *rsv = p->rs;
+    const struct metrics_series *const *msv = p->ms;
+    const double *sbase = p->static_base, *pin = p->price_in, *pout = p->price_out;
+    const double *qual = p->quality;
+    const int32_t *ctxv = p->ctx;
+    const unsigned *capv = p->caps;
+    const uint8_t *flv = p->flags;
+    double *o_base = s.base, *o_lat = s.lat, *o_cost = s.cost;
+    uint8_t *o_cls = s.cls;
     double best_lat = INFINITY, best_cost = INFINITY;
     size_t k = 0;
     for (size_t i = 0; i < n; i++) {
-        const rp_ent_t *e = &ents[i];
-        if (needs & ~e->caps) continue;
-        if (e->ctx > 0 && need_ctx > e->ctx) continue;
-        if (min_q >= 0 && e->quality < min_q) continue;
-        double cost = (e->price_in * (double)pt + e->price_out * (double)ot) * 1e-6;
-        if (max_cost >= 0 && cost > max_cost) continue;
-        /* live stats: the fields route_stats_read_from would copy, read in place */
+        /* the static filters first (bitwise: one branch), as route_est_cost computes the cost */
+        const double cost = (pin[i] * pt + pout[i] * otd) * 1e-6;
+        const int32_t ctx = ctxv[i];
+        o_cls[i] = RT_OUT;
+        if ((needs & ~capv[i]) | (ctx > 0 && need_ctx > ctx) | (min_q >= 0 && qual[i] < min_q) |
+            (max_cost >= 0 && cost > max_cost))
+            continue;
+        /* live stats: the fields route_stats_read_from would copy, read in place (relaxed) */
         double lat = NAN, success = 1, health = 1;
         bool cold = true;
-        route_stats_t *rs = e->rs;
+        route_stats_t *rs = rsv[i];
         if (rs) {
-            double l = route_stats__load(&rs->lat_ms);
             cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
             success = route_stats__load(&rs->success);
             if (!cold) {
-                double ttft = route_stats__load(&rs->ttft_ms);
-                double mpt = route_stats__load(&rs->ms_per_tok);
-                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + (double)ot * mpt : l;
+                const double l = route_stats__load(&rs->lat_ms);
+                const double ttft = route_stats__load(&rs->ttft_ms);
+                const double mpt = route_stats__load(&rs->ms_per_tok);
+                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + otd * mpt : l;
             }
         }
-        if (e->ms) {
-            uint64_t probes = atomic_load_explicit(&e->ms->health_probes, memory_order_relaxed);
+        const struct metrics_series *ms = msv[i];
+        if (ms) {
+            uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);
             if (probes) {
-                if (!atomic_load_explicit(&e->ms->health_up, memory_order_relaxed)) continue;
-                uint64_t okp = atomic_load_explicit(&e->ms->health_successes, memory_order_relaxed);
+                if (!atomic_load_explicit(&ms->health_up, memory_order_relaxed)) continue;
+                uint64_t okp = atomic_load_explicit(&ms->health_successes, memory_order_relaxed);
                 health = okp >= probes ? 1.0 : (double)okp / (double)probes;
             }
         }
         if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
         bool over = false;
-        if (e->capacity) {
+        if (flv[i] & RP_CAPACITY) {
             route_live_t l;
-            route_stats_read_from(rs, NULL, e->rates, now, &l);
+            route_stats_read_from(rs, NULL, flv[i] & RP_RATES, now, &l);
             over = route_over_load_live(p->cands[i], &l, thr);
         }
         double rel = success * health;
         rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
-        rec[k++] = rt_mkrec(e->static_base + w_rel * rel, lat, cost, i, cold, over);
-        if (isfinite(lat) && lat < best_lat) best_lat = lat;
-        if (cost < best_cost) best_cost = cost;
+        o_base[i] = sbase[i] + w_rel * rel;
+        o_lat[i] = lat;
+        o_cost[i] = cost;
+        o_cls[i] = rt_cls(cold, over);
+        k++;
+        best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
+        best_cost = cost < best_cost ? cost : best_cost;
     }
     if (!k) return false;
-    size_t top[ROUTE_RANK_MAX];
-    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w, top);
-    rt_cache_put(p, f, d, rec, top, now);
+    uint32_t top[ROUTE_RANK_MAX];
+    rt_rank(d, p->cands, &s, n, kmax, best_lat, best_cost, p->w, top);
+    rt_cache_put(p, f, d, s.cls, top, now);
     return true;
 }
 
@@ -392,10 +487,12 @@ again:
     d->n_cands = d->n_order = d->n_ranked = 0;
     d->detailed = detailed;
     d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
-    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    rt_soa_t s;
+    void *sblk = n ? arena_alloc(a, rt_soa_bytes(n)) : NULL;
+    if (sblk) rt_soa_carve(&s, sblk, n);
     size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
-    if ((n && (!rec || (detailed && !d->cands))) || !d->order) return;
+    if ((n && (!sblk || (detailed && !d->cands))) || !d->order) return;
     d->n_cands = n;
     size_t k = 0;
     double best_lat = INFINITY, best_cost = INFINITY;
@@ -413,9 +510,13 @@ again:
         c->over_load = route_over_load(c, load_threshold);
         double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
         if (detailed) route_reason_format(c);
+        s.cls[i] = RT_OUT;
         if (!ok) continue;
-        rec[k++] =
-            rt_mkrec(base, c->est_latency_ms, c->est_cost_usd, i, c->live.cold, c->over_load);
+        s.base[i] = base;
+        s.lat[i] = c->est_latency_ms;
+        s.cost[i] = c->est_cost_usd;
+        s.cls[i] = rt_cls(c->live.cold, c->over_load);
+        k++;
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
         if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
@@ -437,15 +538,15 @@ again:
         }
         return;
     }
-    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w, NULL);
+    rt_rank(d, cands, &s, n, kmax, best_lat, best_cost, w, NULL);
     if (strategy == ROUTE_STRAT_SCORE) return;
     /* balancing: the strategy picks among the eligible (under the threshold
      * when any is); the pick goes first, the ranking follows */
     bool *ok = arena_calloc(a, n * sizeof *ok);
     if (!ok) return;
     bool any_under = false;
-    for (size_t j = 0; j < k; j++) any_under |= rec[j].cls < 2;
-    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || rec[j].cls < 2;
+    for (size_t i = 0; i < n; i++) any_under |= s.cls[i] < 2;
+    for (size_t i = 0; i < n; i++) ok[i] = s.cls[i] != RT_OUT && (!any_under || s.cls[i] < 2);
     int pick = rt_pick(d, ok, strategy, bal, rng);
     if (pick < 0) return;
     size_t at = 0;
