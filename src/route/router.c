@@ -33,8 +33,25 @@
 #define RT_OUT 0xFF
 typedef struct rt_soa {
     double *base, *lat, *cost;
+    uint32_t *idx; /* the eligible: nf "fast" ones from the front, ns others from the back */
     uint8_t *cls;
+    size_t nf, ns;
 } rt_soa_t;
+
+/* Files eligible candidate i (estimate lat) after best_lat (the lowest finite
+ * estimate so far) took it into account. "Fast" (lat <= 2 x best so far, or
+ * cold) is only an order for rt_rank, whose result does not depend on it:
+ * a good guess ranks them first so that its list fills with strong totals
+ * early. Branch-free (the test is unpredictable); while fewer than n are
+ * filed, nf <= n - 1 - ns, so both stores stay in bounds. */
+static inline void rt_file(rt_soa_t *s, size_t n, size_t i, double lat, double best_lat)
+{
+    const size_t slow = lat > 2 * best_lat;
+    s->idx[s->nf] = (uint32_t)i;
+    s->idx[n - 1 - s->ns] = (uint32_t)i;
+    s->nf += 1 - slow;
+    s->ns += slow;
+}
 
 static inline uint8_t rt_cls(bool cold, bool over)
 {
@@ -44,14 +61,16 @@ static inline uint8_t rt_cls(bool cold, bool over)
 /* n entries carved from one block p (at least rt_soa_bytes(n) bytes, 16-aligned). */
 static size_t rt_soa_bytes(size_t n)
 {
-    return n * (3 * sizeof(double) + 1);
+    return n * (3 * sizeof(double) + sizeof(uint32_t) + 1);
 }
 static void rt_soa_carve(rt_soa_t *s, void *p, size_t n)
 {
     s->base = p;
     s->lat = s->base + n;
     s->cost = s->lat + n;
-    s->cls = (uint8_t *)(s->cost + n);
+    s->idx = (uint32_t *)(s->cost + n);
+    s->cls = (uint8_t *)(s->idx + n);
+    s->nf = s->ns = 0;
 }
 
 /* The prepared path's scratch: one block per thread, grown on demand, kept for
@@ -110,47 +129,45 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
     unsigned c_last = 0;
     const double *base = s->base, *lat = s->lat, *cost = s->cost;
     const uint8_t *cls = s->cls;
-    /* two rounds: the fast ones (est_lat <= 2 x best, and cold ones) first, so the
-     * list fills with strong totals early and the second round skips most */
-    const double split = isfinite(best_lat) ? 2 * best_lat : INFINITY;
-    for (size_t round = 0, j = 0; round < 2; j = 0, round++)
-        for (; j < n; j++) {
-            unsigned c = cls[j];
-            if (c == RT_OUT) continue;
-            const double l = lat[j];
-            if ((l > split) != (round == 1)) continue;
-            const double b = base[j];
-            if (nt == kmax) { /* can it beat the last kept one at all? */
-                if (c != c_last) {
-                    if (c > c_last) continue;
-                } else {
-                    /* the latency factor it needs, with the best cost factor (1): more than 1,
-                     * or more than best_lat / est_lat (compared without dividing; a NaN
-                     * estimate -- cold -- compares false and is not skipped) */
-                    double need = t_last - b - wc;
-                    if (need > wl + 1e-9) continue;
-                    if (need > 1e-9 && l * (need - 1e-9) > wl_best) continue;
-                }
-            }
-            /* the divisions only for those that may make the list */
-            const double t =
-                b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(cost[j], best_cost);
-            if (nt == kmax && !rt_better(c, t, j, tc[nt - 1], tt[nt - 1], ti[nt - 1])) continue;
-            size_t p = nt < kmax ? nt++ : nt - 1;
-            while (p > 0 && rt_better(c, t, j, tc[p - 1], tt[p - 1], ti[p - 1])) {
-                ti[p] = ti[p - 1];
-                tt[p] = tt[p - 1];
-                tc[p] = tc[p - 1];
-                p--;
-            }
-            ti[p] = (uint32_t)j;
-            tt[p] = t;
-            tc[p] = c;
-            if (nt == kmax) {
-                t_last = tt[nt - 1];
-                c_last = tc[nt - 1];
+    /* the fast ones in config order, then the others (from the back: config order too) */
+    const uint32_t *idx = s->idx;
+    const size_t nf = s->nf, ns = s->ns;
+    for (size_t q = 0; q < nf + ns; q++) {
+        const size_t j = q < nf ? idx[q] : idx[n - 1 - (q - nf)];
+        const unsigned c = cls[j];
+        const double l = lat[j];
+        const double b = base[j];
+        if (nt == kmax) { /* can it beat the last kept one at all? */
+            if (c != c_last) {
+                if (c > c_last) continue;
+            } else {
+                /* the latency factor it needs, with the best cost factor (1): more than 1,
+                 * or more than best_lat / est_lat (compared without dividing; a NaN
+                 * estimate -- cold -- compares false and is not skipped) */
+                double need = t_last - b - wc;
+                if (need > wl + 1e-9) continue;
+                if (need > 1e-9 && l * (need - 1e-9) > wl_best) continue;
             }
         }
+        /* the divisions only for those that may make the list */
+        const double t =
+            b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(cost[j], best_cost);
+        if (nt == kmax && !rt_better(c, t, j, tc[nt - 1], tt[nt - 1], ti[nt - 1])) continue;
+        size_t p = nt < kmax ? nt++ : nt - 1;
+        while (p > 0 && rt_better(c, t, j, tc[p - 1], tt[p - 1], ti[p - 1])) {
+            ti[p] = ti[p - 1];
+            tt[p] = tt[p - 1];
+            tc[p] = tc[p - 1];
+            p--;
+        }
+        ti[p] = (uint32_t)j;
+        tt[p] = t;
+        tc[p] = c;
+        if (nt == kmax) {
+            t_last = tt[nt - 1];
+            c_last = tc[nt - 1];
+        }
+    }
     for (size_t j = 0; j < nt; j++) d->order[j] = cands[ti[j]];
     if (top_out) memcpy(top_out, ti, nt * sizeof *ti);
     d->n_order = d->n_ranked = nt;
@@ -419,6 +436,7 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
         k++;
         best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
         best_cost = cost < best_cost ? cost : best_cost;
+        rt_file(&s, n, i, lat, best_lat);
     }
     if (!k) return false;
     uint32_t top[ROUTE_RANK_MAX];
@@ -520,6 +538,7 @@ again:
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
         if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
+        rt_file(&s, n, i, c->est_latency_ms, best_lat);
     }
     if (detailed) {
         for (size_t i = 0; i < n; i++) {
