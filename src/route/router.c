@@ -44,15 +44,15 @@ typedef struct rt_soa {
  * a good guess ranks them first so that its list fills with strong totals
  * early. Branch-free (the test is unpredictable); while fewer than n are
  * filed, nf <= n - 1 - ns, so both stores stay in bounds. */
-static inline void rt_file(rt_soa_t *s, size_t n, size_t i, double lat, double best_lat)
+static inline void rt_file(uint32_t *idx, size_t n, size_t i, double lat, double best_lat,
+                           size_t *nf, size_t *ns)
 {
     const size_t slow = lat > 2 * best_lat;
-    s->idx[s->nf] = (uint32_t)i;
-    s->idx[n - 1 - s->ns] = (uint32_t)i;
-    s->nf += 1 - slow;
-    s->ns += slow;
+    idx[*nf] = (uint32_t)i;
+    idx[n - 1 - *ns] = (uint32_t)i;
+    *nf += 1 - slow;
+    *ns += slow;
 }
-
 static inline uint8_t rt_cls(bool cold, bool over)
 {
     return (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1));
@@ -125,6 +125,9 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
     size_t nt = 0;
     const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
     const double wl_best = isfinite(best_lat) ? wl * best_lat : NAN;
+    /* the division-free bound below needs both best estimates finite and positive */
+    const double best_x = best_cost + ROUTE_COST_EPS_USD;
+    const bool both = isfinite(best_lat) && best_lat > 0 && isfinite(best_cost) && best_x > 0;
     double t_last = 0; /* total and class of the last kept one, once the list is full */
     unsigned c_last = 0;
     const double *base = s->base, *lat = s->lat, *cost = s->cost;
@@ -141,12 +144,24 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
             if (c != c_last) {
                 if (c > c_last) continue;
             } else {
-                /* the latency factor it needs, with the best cost factor (1): more than 1,
-                 * or more than best_lat / est_lat (compared without dividing; a NaN
-                 * estimate -- cold -- compares false and is not skipped) */
-                double need = t_last - b - wc;
-                if (need > wl + 1e-9) continue;
-                if (need > 1e-9 && l * (need - 1e-9) > wl_best) continue;
+                /* what the two relative factors must add: more than both at 1 can give? */
+                const double need = t_last - b;
+                if (need > wl + wc + 1e-9) continue;
+                const double x = cost[j] + ROUTE_COST_EPS_USD;
+                if (both && l > 0 && x > 0) {
+                    /* wl min(1, B/l) + wc min(1, C/x) < need, multiplied by l x > 0: no
+                     * division (B, C: the best estimates, C with the epsilon) */
+                    const double fl_l = wl * l < wl_best ? wl * l : wl_best; /* wl min(l, B) */
+                    const double fc_x = wc * (x < best_x ? x : best_x);      /* wc min(x, C) */
+                    if (fl_l * x + fc_x * l < (need - 1e-9) * l * x) continue;
+                } else {
+                    /* the latency factor it needs, with the best cost factor (1): more
+                     * than best_lat / est_lat (a NaN estimate -- cold -- compares false
+                     * and is not skipped) */
+                    const double need_l = need - wc;
+                    if (need_l > wl + 1e-9) continue;
+                    if (need_l > 1e-9 && l * (need_l - 1e-9) > wl_best) continue;
+                }
             }
         }
         /* the divisions only for those that may make the list */
@@ -387,8 +402,9 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
     const uint8_t *flv = p->flags;
     double *o_base = s.base, *o_lat = s.lat, *o_cost = s.cost;
     uint8_t *o_cls = s.cls;
+    uint32_t *idx = s.idx;
+    size_t nf = 0, ns = 0; /* locals: kept in registers */
     double best_lat = INFINITY, best_cost = INFINITY;
-    size_t k = 0;
     for (size_t i = 0; i < n; i++) {
         /* the static filters first (bitwise: one branch), as route_est_cost computes the cost */
         const double cost = (pin[i] * pt + pout[i] * otd) * 1e-6;
@@ -433,12 +449,13 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
         o_lat[i] = lat;
         o_cost[i] = cost;
         o_cls[i] = rt_cls(cold, over);
-        k++;
         best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
         best_cost = cost < best_cost ? cost : best_cost;
-        rt_file(&s, n, i, lat, best_lat);
+        rt_file(idx, n, i, lat, best_lat, &nf, &ns);
     }
-    if (!k) return false;
+    if (!(nf + ns)) return false;
+    s.nf = nf;
+    s.ns = ns;
     uint32_t top[ROUTE_RANK_MAX];
     rt_rank(d, p->cands, &s, n, kmax, best_lat, best_cost, p->w, top);
     rt_cache_put(p, f, d, s.cls, top, now);
@@ -538,7 +555,7 @@ again:
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
         if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
-        rt_file(&s, n, i, c->est_latency_ms, best_lat);
+        rt_file(s.idx, n, i, c->est_latency_ms, best_lat, &s.nf, &s.ns);
     }
     if (detailed) {
         for (size_t i = 0; i < n; i++) {
