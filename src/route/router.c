@@ -144,23 +144,20 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
             if (c != c_last) {
                 if (c > c_last) continue;
             } else {
-                /* what the two relative factors must add: more than both at 1 can give? */
-                const double need = t_last - b;
-                if (need > wl + wc + 1e-9) continue;
+                /* what the two relative factors must add: more than both at 1 can give?
+                 * Or the latency factor it needs with the best cost factor (1): more
+                 * than best_lat / est_lat (compared without dividing; a NaN estimate --
+                 * cold -- compares false and is not skipped)? */
+                const double need = t_last - b, need_l = need - wc;
+                if (need_l > wl + 1e-9) continue;
+                if (need_l > 1e-9 && l * (need_l - 1e-9) > wl_best) continue;
+                /* both factors as they are: wl min(1, B/l) + wc min(1, C/x) < need,
+                 * multiplied by l x > 0 (B, C: the best estimates, C with the epsilon) */
                 const double x = cost[j] + ROUTE_COST_EPS_USD;
                 if (both && l > 0 && x > 0) {
-                    /* wl min(1, B/l) + wc min(1, C/x) < need, multiplied by l x > 0: no
-                     * division (B, C: the best estimates, C with the epsilon) */
                     const double fl_l = wl * l < wl_best ? wl * l : wl_best; /* wl min(l, B) */
                     const double fc_x = wc * (x < best_x ? x : best_x);      /* wc min(x, C) */
                     if (fl_l * x + fc_x * l < (need - 1e-9) * l * x) continue;
-                } else {
-                    /* the latency factor it needs, with the best cost factor (1): more
-                     * than best_lat / est_lat (a NaN estimate -- cold -- compares false
-                     * and is not skipped) */
-                    const double need_l = need - wc;
-                    if (need_l > wl + 1e-9) continue;
-                    if (need_l > 1e-9 && l * (need_l - 1e-9) > wl_best) continue;
                 }
             }
         }
