@@ -204,6 +204,13 @@ typedef struct rp {
     int32_t *ctx; /* context_window (config caps it at INT32_MAX) */
     unsigned *caps;
     uint8_t *flags; /* RP_* */
+    /* summaries: every candidate has caps_all; the lowest positive context
+     * window (0: none limits) and the lowest quality */
+    unsigned caps_all;
+    int32_t ctx_min;
+    double quality_min;
+    uint32_t *cap_idx; /* the candidates with a capacity (RP_CAPACITY) */
+    size_t n_cap;
 } rp_t;
 
 static size_t rp_up64(size_t x)
@@ -223,7 +230,7 @@ void route_prepare(cfg_route_t *r)
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
         size_t sz = rp_up64(sizeof(rp_t)) + 2 * rp_up64(n * sizeof(void *)) +
                     4 * rp_up64(n * sizeof(double)) + rp_up64(n * sizeof(int32_t)) +
-                    rp_up64(n * sizeof(unsigned)) + rp_up64(n);
+                    rp_up64(n * sizeof(unsigned)) + rp_up64(n) + rp_up64(n * sizeof(uint32_t));
         unsigned char *blk = aligned_alloc(64, sz);
         if (!blk) continue; /* the general path serves */
         rp_t *p = (rp_t *)blk;
@@ -242,6 +249,7 @@ void route_prepare(cfg_route_t *r)
         RP_CARVE(ctx, int32_t);
         RP_CARVE(caps, unsigned);
         RP_CARVE(flags, uint8_t);
+        RP_CARVE(cap_idx, uint32_t);
 #undef RP_CARVE
         static _Atomic uint64_t uids = 1;
         p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
@@ -264,6 +272,17 @@ void route_prepare(cfg_route_t *r)
             p->flags[i] =
                 (uint8_t)((m->cap_rpm || m->cap_tpm ? RP_RATES : 0) |
                           (m->cap_rpm || m->cap_tpm || m->cap_concurrency ? RP_CAPACITY : 0));
+        }
+        p->caps_all = ~0u;
+        p->ctx_min = 0;
+        p->quality_min = INFINITY;
+        p->n_cap = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (p->flags[i] & RP_CAPACITY) p->cap_idx[p->n_cap++] = (uint32_t)i;
+            p->caps_all &= p->caps[i];
+            if (p->ctx[i] > 0 && (p->ctx_min == 0 || p->ctx[i] < p->ctx_min))
+                p->ctx_min = p->ctx[i];
+            if (!(p->quality[i] >= p->quality_min)) p->quality_min = p->quality[i];
         }
         r->prep[t] = p;
     }
@@ -367,22 +386,21 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
     return true;
 }
 
-/* The score strategy over a prepared (route, task) without details: the same
- * filters and arithmetic as route_check_code / route_score_base, on the
- * prepared arrays. Returns false when nothing is eligible (the caller reruns
- * the general path for the reasons). */
-static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
-                               route_decision_t *d)
+/* What the scan hands the ranking besides the scratch arrays. */
+typedef struct rt_scan_res {
+    double best_lat, best_cost; /* lowest finite estimates among the eligible */
+    size_t nf, ns;              /* rt_file's counts */
+} rt_scan_res_t;
+
+/* The candidates' estimates, filters and base scores into s. filt false: the
+ * request's needs, tokens and constraints cannot filter any candidate of p on
+ * static grounds (rp_t's summaries), so those tests are left out; called with
+ * a constant so the compiler makes two loops. */
+static inline __attribute__((always_inline)) rt_scan_res_t
+rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_soa_t *sv, const bool filt)
 {
-    uint64_t now = route_now_ms();
-    size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
-    rt_soa_t s;
-    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
-    if (!d->order || !rt_scratch(n, &s)) return false;
-    memcpy(d->weights, p->w, sizeof d->weights);
-    d->strategy = ROUTE_STRAT_SCORE;
-    d->n_cands = n;
     /* locals: the stores into the scratch arrays could alias *f and *p for the compiler */
+    const size_t n = p->n;
     const double w_rel = p->w[ROUTE_F_RELIABILITY];
     const double pt = (double)(f->prompt_tokens > 0 ? f->prompt_tokens : 0);
     const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
@@ -396,19 +414,18 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
     const double *qual = p->quality;
     const int32_t *ctxv = p->ctx;
     const unsigned *capv = p->caps;
-    const uint8_t *flv = p->flags;
-    double *o_base = s.base, *o_lat = s.lat, *o_cost = s.cost;
-    uint8_t *o_cls = s.cls;
-    uint32_t *idx = s.idx;
+    double *o_base = sv->base, *o_lat = sv->lat, *o_cost = sv->cost;
+    uint8_t *o_cls = sv->cls;
+    uint32_t *idx = sv->idx;
     size_t nf = 0, ns = 0; /* locals: kept in registers */
     double best_lat = INFINITY, best_cost = INFINITY;
     for (size_t i = 0; i < n; i++) {
         /* the static filters first (bitwise: one branch), as route_est_cost computes the cost */
         const double cost = (pin[i] * pt + pout[i] * otd) * 1e-6;
-        const int32_t ctx = ctxv[i];
+        const int32_t ctx = filt ? ctxv[i] : 0;
         o_cls[i] = RT_OUT;
-        if ((needs & ~capv[i]) | (ctx > 0 && need_ctx > ctx) | (min_q >= 0 && qual[i] < min_q) |
-            (max_cost >= 0 && cost > max_cost))
+        if (filt && ((needs & ~capv[i]) | (ctx > 0 && need_ctx > ctx) |
+                     (min_q >= 0 && qual[i] < min_q) | (max_cost >= 0 && cost > max_cost)))
             continue;
         /* live stats: the fields route_stats_read_from would copy, read in place (relaxed) */
         double lat = NAN, success = 1, health = 1;
@@ -434,22 +451,52 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
             }
         }
         if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
-        bool over = false;
-        if (flv[i] & RP_CAPACITY) {
-            route_live_t l;
-            route_stats_read_from(rs, NULL, flv[i] & RP_RATES, now, &l);
-            over = route_over_load_live(p->cands[i], &l, thr);
-        }
         double rel = success * health;
         rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
         o_base[i] = sbase[i] + w_rel * rel;
         o_lat[i] = lat;
         o_cost[i] = cost;
-        o_cls[i] = rt_cls(cold, over);
+        o_cls[i] = rt_cls(cold, false); /* over the load threshold: rt_decide_prepared */
         best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
         best_cost = cost < best_cost ? cost : best_cost;
         rt_file(idx, n, i, lat, best_lat, &nf, &ns);
     }
+    return (rt_scan_res_t){.best_lat = best_lat, .best_cost = best_cost, .nf = nf, .ns = ns};
+}
+
+/* The score strategy over a prepared (route, task) without details: the same
+ * filters and arithmetic as route_check_code / route_score_base, on the
+ * prepared arrays. Returns false when nothing is eligible (the caller reruns
+ * the general path for the reasons). */
+static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
+                               route_decision_t *d)
+{
+    uint64_t now = route_now_ms();
+    size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
+    rt_soa_t s;
+    d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
+    if (!d->order || !rt_scratch(n, &s)) return false;
+    memcpy(d->weights, p->w, sizeof d->weights);
+    d->strategy = ROUTE_STRAT_SCORE;
+    d->n_cands = n;
+    /* the static filters can only matter when the request asks more than some
+     * candidate offers (rp_t's summaries over the candidates) */
+    const long need_ctx = f->prompt_tokens + (f->out_tokens > 0 ? f->out_tokens : 0);
+    const bool filt = (f->needs & ~p->caps_all) || (p->ctx_min > 0 && need_ctx > p->ctx_min) ||
+                      (f->min_quality >= 0 && !(p->quality_min >= f->min_quality)) ||
+                      f->max_cost_usd >= 0;
+    const rt_scan_res_t r = filt ? rt_scan(p, f, now, &s, true) : rt_scan(p, f, now, &s, false);
+    /* the load threshold, for the few with a capacity (out of the scan: a call in
+     * its loop would make the compiler keep its constants in memory) */
+    for (size_t q = 0; q < p->n_cap; q++) {
+        const uint32_t i = p->cap_idx[q];
+        if (s.cls[i] == RT_OUT) continue;
+        route_live_t l;
+        route_stats_read_from(p->rs[i], NULL, p->flags[i] & RP_RATES, now, &l);
+        if (route_over_load_live(p->cands[i], &l, thr)) s.cls[i] += 2; /* rt_cls(cold, true) */
+    }
+    const size_t nf = r.nf, ns = r.ns;
+    const double best_lat = r.best_lat, best_cost = r.best_cost;
     if (!(nf + ns)) return false;
     s.nf = nf;
     s.ns = ns;
