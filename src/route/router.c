@@ -26,20 +26,25 @@
 #include "core/jsonw.h"
 #include "route/router.h"
 
-/* Per-candidate partial results of one selection, parallel to the candidates.
- * cls: ranking class (0 under the load threshold and cold, 1 under and warm,
- * 2 / 3 the same over the threshold), RT_OUT when filtered out; base, est_lat,
- * est_cost are meaningful only when cls != RT_OUT. */
+/* Per-candidate partial results of one selection (an array parallel to the
+ * candidates). cls: ranking class (0 under the load threshold and cold, 1
+ * under and warm, 2 / 3 the same over the threshold), RT_OUT when filtered
+ * out; base, lat (estimated latency), cost (estimated cost) are meaningful
+ * only when cls != RT_OUT. Stored field by field, read by rt_rank. */
 #define RT_OUT 0xFF
-typedef struct rt_soa {
-    double *base, *lat, *cost;
-    uint32_t *idx; /* the eligible: nf "fast" ones from the front, ns others from the back */
-    uint8_t *cls;
-    size_t nf, ns;
-} rt_soa_t;
+typedef struct rt_ent {
+    double base, lat, cost;
+    uint32_t cls;
+} rt_ent_t;
 
-/* Files eligible candidate i (estimate lat) after best_lat (the lowest finite
- * estimate so far) took it into account. "Fast" (lat <= 2 x best so far, or
+typedef struct rt_work {
+    rt_ent_t *e;
+    uint32_t *idx; /* the eligible: nf "fast" ones from the front, ns others from the back */
+    size_t nf, ns;
+} rt_work_t;
+
+/* Files eligible candidate i (estimate lat) given best_lat (the lowest finite
+ * estimate so far, with or without i). "Fast" (lat <= 2 x best_lat, or
  * cold) is only an order for rt_rank, whose result does not depend on it:
  * a good guess ranks them first so that its list fills with strong totals
  * early. Branch-free (the test is unpredictable); while fewer than n are
@@ -58,18 +63,15 @@ static inline uint8_t rt_cls(bool cold, bool over)
     return (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1));
 }
 
-/* n entries carved from one block p (at least rt_soa_bytes(n) bytes, 16-aligned). */
-static size_t rt_soa_bytes(size_t n)
+/* n entries carved from one block p (at least rt_work_bytes(n) bytes, 16-aligned). */
+static size_t rt_work_bytes(size_t n)
 {
-    return n * (3 * sizeof(double) + sizeof(uint32_t) + 1);
+    return n * (sizeof(rt_ent_t) + sizeof(uint32_t));
 }
-static void rt_soa_carve(rt_soa_t *s, void *p, size_t n)
+static void rt_work_carve(rt_work_t *s, void *p, size_t n)
 {
-    s->base = p;
-    s->lat = s->base + n;
-    s->cost = s->lat + n;
-    s->idx = (uint32_t *)(s->cost + n);
-    s->cls = (uint8_t *)(s->idx + n);
+    s->e = p;
+    s->idx = (uint32_t *)(s->e + n);
     s->nf = s->ns = 0;
 }
 
@@ -86,9 +88,9 @@ static void rt_scratch_key_init(void)
     (void)pthread_key_create(&rt_scratch_key, free);
 }
 
-static bool rt_scratch(size_t n, rt_soa_t *s)
+static bool rt_scratch(size_t n, rt_work_t *s)
 {
-    size_t need = rt_soa_bytes(n);
+    size_t need = rt_work_bytes(n);
     if (need > rt_scratch_cap) {
         pthread_once(&rt_scratch_once, rt_scratch_key_init);
         size_t cap = need < 4096 ? 4096 : need + need / 2;
@@ -99,7 +101,7 @@ static bool rt_scratch(size_t n, rt_soa_t *s)
         rt_scratch_cap = cap;
         (void)pthread_setspecific(rt_scratch_key, p);
     }
-    rt_soa_carve(s, rt_scratch_p, n);
+    rt_work_carve(s, rt_scratch_p, n);
     return true;
 }
 
@@ -114,7 +116,7 @@ static inline bool rt_better(unsigned ca, double ta, size_t ia, unsigned cb, dou
 
 /* Totals of the eligible entries of s[0..n) and the best ones in order into
  * d->order (at most kmax); their indices into top_out when not NULL. */
-static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const rt_soa_t *s,
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const rt_work_t *s,
                     size_t n, size_t kmax, double best_lat, double best_cost,
                     const double w[ROUTE_F__COUNT], uint32_t *top_out)
 {
@@ -130,16 +132,15 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
     const bool both = isfinite(best_lat) && best_lat > 0 && isfinite(best_cost) && best_x > 0;
     double t_last = 0; /* total and class of the last kept one, once the list is full */
     unsigned c_last = 0;
-    const double *base = s->base, *lat = s->lat, *cost = s->cost;
-    const uint8_t *cls = s->cls;
+    const rt_ent_t *e = s->e;
     /* the fast ones in config order, then the others (from the back: config order too) */
     const uint32_t *idx = s->idx;
     const size_t nf = s->nf, ns = s->ns;
     for (size_t q = 0; q < nf + ns; q++) {
         const size_t j = q < nf ? idx[q] : idx[n - 1 - (q - nf)];
-        const unsigned c = cls[j];
-        const double l = lat[j];
-        const double b = base[j];
+        const unsigned c = e[j].cls;
+        const double l = e[j].lat;
+        const double b = e[j].base;
         if (nt == kmax) { /* can it beat the last kept one at all? */
             if (c != c_last) {
                 if (c > c_last) continue;
@@ -153,7 +154,7 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
                 if (need_l > 1e-9 && l * (need_l - 1e-9) > wl_best) continue;
                 /* both factors as they are: wl min(1, B/l) + wc min(1, C/x) < need,
                  * multiplied by l x > 0 (B, C: the best estimates, C with the epsilon) */
-                const double x = cost[j] + ROUTE_COST_EPS_USD;
+                const double x = e[j].cost + ROUTE_COST_EPS_USD;
                 if (both && l > 0 && x > 0) {
                     const double fl_l = wl * l < wl_best ? wl * l : wl_best; /* wl min(l, B) */
                     const double fc_x = wc * (x < best_x ? x : best_x);      /* wc min(x, C) */
@@ -163,7 +164,7 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
         }
         /* the divisions only for those that may make the list */
         const double t =
-            b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(cost[j], best_cost);
+            b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(e[j].cost, best_cost);
         if (nt == kmax && !rt_better(c, t, j, tc[nt - 1], tt[nt - 1], ti[nt - 1])) continue;
         size_t p = nt < kmax ? nt++ : nt - 1;
         while (p > 0 && rt_better(c, t, j, tc[p - 1], tt[p - 1], ti[p - 1])) {
@@ -190,6 +191,15 @@ static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const 
 
 enum { RP_RATES = 1, RP_CAPACITY = 2 };
 
+/* What the scan reads for every candidate (one record: one pointer for the
+ * compiler to keep, not five). */
+typedef struct rp_hot {
+    route_stats_t *rs;
+    const struct metrics_series *ms;
+    double static_base; /* route_static_sum() of the task's weights */
+    double price_in, price_out;
+} rp_hot_t;
+
 /* Per (route, task): the candidates' static data, one array per field
  * (parallel to cands), carved from the same allocation as the header. */
 typedef struct rp {
@@ -197,10 +207,8 @@ typedef struct rp {
     size_t n;
     const cfg_model_t **cands;
     double w[ROUTE_F__COUNT];
-    route_stats_t **rs;
-    const struct metrics_series **ms;
-    double *static_base; /* route_static_sum() of the task's weights */
-    double *price_in, *price_out, *quality;
+    rp_hot_t *hot; /* what every selection reads */
+    double *quality;
     int32_t *ctx; /* context_window (config caps it at INT32_MAX) */
     unsigned *caps;
     uint8_t *flags; /* RP_* */
@@ -228,8 +236,8 @@ void route_prepare(cfg_route_t *r)
         const cfg_task_rule_t *tr = &r->tasks[t];
         const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
-        size_t sz = rp_up64(sizeof(rp_t)) + 2 * rp_up64(n * sizeof(void *)) +
-                    4 * rp_up64(n * sizeof(double)) + rp_up64(n * sizeof(int32_t)) +
+        size_t sz = rp_up64(sizeof(rp_t)) + rp_up64(n * sizeof(rp_hot_t)) +
+                    rp_up64(n * sizeof(double)) + rp_up64(n * sizeof(int32_t)) +
                     rp_up64(n * sizeof(unsigned)) + rp_up64(n) + rp_up64(n * sizeof(uint32_t));
         unsigned char *blk = aligned_alloc(64, sz);
         if (!blk) continue; /* the general path serves */
@@ -240,11 +248,7 @@ void route_prepare(cfg_route_t *r)
         p->field = (void *)(blk + off);                                                            \
         off += rp_up64(n * sizeof(elem));                                                          \
     } while (0)
-        RP_CARVE(rs, void *);
-        RP_CARVE(ms, void *);
-        RP_CARVE(static_base, double);
-        RP_CARVE(price_in, double);
-        RP_CARVE(price_out, double);
+        RP_CARVE(hot, rp_hot_t);
         RP_CARVE(quality, double);
         RP_CARVE(ctx, int32_t);
         RP_CARVE(caps, unsigned);
@@ -260,12 +264,12 @@ void route_prepare(cfg_route_t *r)
             const cfg_model_t *m = cands[i];
             route_cand_t c = {.m = m};
             route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
-            p->rs[i] = m->rstats;
-            p->ms[i] = m->stats;
-            p->static_base[i] = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
-                                                 c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]);
-            p->price_in[i] = m->price.input;
-            p->price_out[i] = m->price.output;
+            p->hot[i].rs = m->rstats;
+            p->hot[i].ms = m->stats;
+            p->hot[i].static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
+                                                     c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]);
+            p->hot[i].price_in = m->price.input;
+            p->hot[i].price_out = m->price.output;
             p->quality[i] = m->quality;
             p->ctx[i] = (int32_t)m->context_window;
             p->caps[i] = m->capabilities;
@@ -335,7 +339,7 @@ static bool rt_cache_key_eq(const rt_centry_t *e, const rp_t *p, const route_fea
 }
 
 static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_decision_t *d,
-                         const uint8_t *cls, const uint32_t *top, uint64_t now)
+                         const rt_ent_t *ent, const uint32_t *top, uint64_t now)
 {
     if (!route_cache_enabled || !d->n_order) return;
     rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
@@ -352,7 +356,7 @@ static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_d
     e->chosen = d->chosen;
     for (size_t j = 0; j < d->n_order; j++) {
         e->idx[j] = top[j];
-        e->cls[j] = cls[top[j]];
+        e->cls[j] = (uint8_t)ent[top[j]].cls;
     }
 }
 
@@ -372,7 +376,7 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
     for (size_t j = 0; j < e->n; j++) {
         uint32_t i = e->idx[j];
         route_live_t l;
-        route_stats_read_from(p->rs[i], p->ms[i], p->flags[i] & RP_RATES, now, &l);
+        route_stats_read_from(p->hot[i].rs, p->hot[i].ms, p->flags[i] & RP_RATES, now, &l);
         bool over = (p->flags[i] & RP_CAPACITY) && route_over_load_live(p->cands[i], &l, thr);
         if (!l.healthy || rt_cls(l.cold, over) != e->cls[j]) return false;
         d->order[j] = p->cands[i];
@@ -397,7 +401,8 @@ typedef struct rt_scan_res {
  * static grounds (rp_t's summaries), so those tests are left out; called with
  * a constant so the compiler makes two loops. */
 static inline __attribute__((always_inline)) rt_scan_res_t
-rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_soa_t *sv, const bool filt)
+rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_work_t *sv,
+        const bool filt)
 {
     /* locals: the stores into the scratch arrays could alias *f and *p for the compiler */
     const size_t n = p->n;
@@ -408,29 +413,27 @@ rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_soa_t *
     const long need_ctx = f->prompt_tokens + ot;
     const unsigned needs = f->needs;
     const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
-    route_stats_t *const *rsv = p->rs;
-    const struct metrics_series *const *msv = p->ms;
-    const double *sbase = p->static_base, *pin = p->price_in, *pout = p->price_out;
+    const rp_hot_t *hot = p->hot;
     const double *qual = p->quality;
     const int32_t *ctxv = p->ctx;
     const unsigned *capv = p->caps;
-    double *o_base = sv->base, *o_lat = sv->lat, *o_cost = sv->cost;
-    uint8_t *o_cls = sv->cls;
+    rt_ent_t *o = sv->e;
     uint32_t *idx = sv->idx;
     size_t nf = 0, ns = 0; /* locals: kept in registers */
     double best_lat = INFINITY, best_cost = INFINITY;
     for (size_t i = 0; i < n; i++) {
         /* the static filters first (bitwise: one branch), as route_est_cost computes the cost */
-        const double cost = (pin[i] * pt + pout[i] * otd) * 1e-6;
+        const rp_hot_t *h = &hot[i];
+        const double cost = (h->price_in * pt + h->price_out * otd) * 1e-6;
         const int32_t ctx = filt ? ctxv[i] : 0;
-        o_cls[i] = RT_OUT;
+        o[i].cls = RT_OUT;
         if (filt && ((needs & ~capv[i]) | (ctx > 0 && need_ctx > ctx) |
                      (min_q >= 0 && qual[i] < min_q) | (max_cost >= 0 && cost > max_cost)))
             continue;
         /* live stats: the fields route_stats_read_from would copy, read in place (relaxed) */
         double lat = NAN, success = 1, health = 1;
         bool cold = true;
-        route_stats_t *rs = rsv[i];
+        route_stats_t *rs = h->rs;
         if (rs) {
             cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
             success = route_stats__load(&rs->success);
@@ -441,7 +444,7 @@ rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_soa_t *
                 lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + otd * mpt : l;
             }
         }
-        const struct metrics_series *ms = msv[i];
+        const struct metrics_series *ms = h->ms;
         if (ms) {
             uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);
             if (probes) {
@@ -453,13 +456,13 @@ rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_soa_t *
         if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
         double rel = success * health;
         rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
-        o_base[i] = sbase[i] + w_rel * rel;
-        o_lat[i] = lat;
-        o_cost[i] = cost;
-        o_cls[i] = rt_cls(cold, false); /* over the load threshold: rt_decide_prepared */
+        o[i].base = h->static_base + w_rel * rel;
+        o[i].lat = lat;
+        o[i].cost = cost;
+        o[i].cls = rt_cls(cold, false); /* over the load threshold: rt_decide_prepared */
+        rt_file(idx, n, i, lat, best_lat, &nf, &ns); /* with the best before it: no wait */
         best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
         best_cost = cost < best_cost ? cost : best_cost;
-        rt_file(idx, n, i, lat, best_lat, &nf, &ns);
     }
     return (rt_scan_res_t){.best_lat = best_lat, .best_cost = best_cost, .nf = nf, .ns = ns};
 }
@@ -473,7 +476,7 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
 {
     uint64_t now = route_now_ms();
     size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
-    rt_soa_t s;
+    rt_work_t s;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
     if (!d->order || !rt_scratch(n, &s)) return false;
     memcpy(d->weights, p->w, sizeof d->weights);
@@ -490,10 +493,10 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
      * its loop would make the compiler keep its constants in memory) */
     for (size_t q = 0; q < p->n_cap; q++) {
         const uint32_t i = p->cap_idx[q];
-        if (s.cls[i] == RT_OUT) continue;
+        if (s.e[i].cls == RT_OUT) continue;
         route_live_t l;
-        route_stats_read_from(p->rs[i], NULL, p->flags[i] & RP_RATES, now, &l);
-        if (route_over_load_live(p->cands[i], &l, thr)) s.cls[i] += 2; /* rt_cls(cold, true) */
+        route_stats_read_from(p->hot[i].rs, NULL, p->flags[i] & RP_RATES, now, &l);
+        if (route_over_load_live(p->cands[i], &l, thr)) s.e[i].cls += 2; /* rt_cls(cold, true) */
     }
     const size_t nf = r.nf, ns = r.ns;
     const double best_lat = r.best_lat, best_cost = r.best_cost;
@@ -502,7 +505,7 @@ static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double 
     s.ns = ns;
     uint32_t top[ROUTE_RANK_MAX];
     rt_rank(d, p->cands, &s, n, kmax, best_lat, best_cost, p->w, top);
-    rt_cache_put(p, f, d, s.cls, top, now);
+    rt_cache_put(p, f, d, s.e, top, now);
     return true;
 }
 
@@ -566,9 +569,9 @@ again:
     d->n_cands = d->n_order = d->n_ranked = 0;
     d->detailed = detailed;
     d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
-    rt_soa_t s;
-    void *sblk = n ? arena_alloc(a, rt_soa_bytes(n)) : NULL;
-    if (sblk) rt_soa_carve(&s, sblk, n);
+    rt_work_t s;
+    void *sblk = n ? arena_alloc(a, rt_work_bytes(n)) : NULL;
+    if (sblk) rt_work_carve(&s, sblk, n);
     size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
     if ((n && (!sblk || (detailed && !d->cands))) || !d->order) return;
@@ -589,12 +592,12 @@ again:
         c->over_load = route_over_load(c, load_threshold);
         double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
         if (detailed) route_reason_format(c);
-        s.cls[i] = RT_OUT;
+        s.e[i].cls = RT_OUT;
         if (!ok) continue;
-        s.base[i] = base;
-        s.lat[i] = c->est_latency_ms;
-        s.cost[i] = c->est_cost_usd;
-        s.cls[i] = rt_cls(c->live.cold, c->over_load);
+        s.e[i].base = base;
+        s.e[i].lat = c->est_latency_ms;
+        s.e[i].cost = c->est_cost_usd;
+        s.e[i].cls = rt_cls(c->live.cold, c->over_load);
         k++;
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
@@ -625,8 +628,8 @@ again:
     bool *ok = arena_calloc(a, n * sizeof *ok);
     if (!ok) return;
     bool any_under = false;
-    for (size_t i = 0; i < n; i++) any_under |= s.cls[i] < 2;
-    for (size_t i = 0; i < n; i++) ok[i] = s.cls[i] != RT_OUT && (!any_under || s.cls[i] < 2);
+    for (size_t i = 0; i < n; i++) any_under |= s.e[i].cls < 2;
+    for (size_t i = 0; i < n; i++) ok[i] = s.e[i].cls != RT_OUT && (!any_under || s.e[i].cls < 2);
     int pick = rt_pick(d, ok, strategy, bal, rng);
     if (pick < 0) return;
     size_t at = 0;
