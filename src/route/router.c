@@ -12,11 +12,16 @@
  * Everything is allocated in the caller's arena, except the prepared path's
  * per-candidate scratch (rt_scratch: per thread, reused across selections).
  *
- * Data layout of the hot path: structure of arrays. A prepared (route, task)
- * keeps each static field in its own array, and a selection writes each
- * candidate's partial results (estimates, base score, ranking class) into
- * parallel scratch arrays; ranking reads only those. No per-candidate record
- * is assembled (building one forced store-to-load forwarding stalls).
+ * The hot path (a prepared route, score strategy, no explanation): a prepared
+ * (route, task) keeps what a selection reads for every candidate in one small
+ * record (rp_hot_t) and the filter data in separate arrays with summaries (so
+ * a request that no static filter can touch skips them); the scan reads the
+ * live stats in place (relaxed loads) and writes each candidate's partial
+ * results (estimates, base score, ranking class) field by field into
+ * per-thread scratch (rt_ent_t); the ranking keeps a pruned top-K from those,
+ * dividing only for the few that may make the list. No record is built as a
+ * value and copied (that forced store-to-load forwarding stalls) and no call
+ * sits in the scan loop (the compiler would keep its constants in memory).
  */
 #include <math.h>
 #include <pthread.h>
@@ -91,7 +96,7 @@ static void rt_scratch_key_init(void)
 static bool rt_scratch(size_t n, rt_work_t *s)
 {
     size_t need = rt_work_bytes(n);
-    if (need > rt_scratch_cap) {
+    if (need > rt_scratch_cap || !rt_scratch_p) {
         pthread_once(&rt_scratch_once, rt_scratch_key_init);
         size_t cap = need < 4096 ? 4096 : need + need / 2;
         void *p = aligned_alloc(64, (cap + 63) / 64 * 64);
@@ -569,7 +574,7 @@ again:
     d->n_cands = d->n_order = d->n_ranked = 0;
     d->detailed = detailed;
     d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
-    rt_work_t s;
+    rt_work_t s = {0};
     void *sblk = n ? arena_alloc(a, rt_work_bytes(n)) : NULL;
     if (sblk) rt_work_carve(&s, sblk, n);
     size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
