@@ -9,115 +9,227 @@
  * recovered one is noticed once its stats go stale -- then by total, then
  * config order) -> the strategy picks
  * the first deployment (score: the top one) -> route fallbacks appended.
- * Everything is allocated in the caller's arena.
+ * Everything is allocated in the caller's arena, except the prepared path's
+ * per-candidate scratch (rt_scratch: per thread, reused across selections).
+ *
+ * The hot path (a prepared route, score strategy, no explanation): a prepared
+ * (route, task) keeps what a selection reads for every candidate in one small
+ * record (rp_hot_t) and the filter data in separate arrays with summaries (so
+ * a request that no static filter can touch skips them); the scan reads the
+ * live stats in place (relaxed loads) and writes each candidate's partial
+ * results (estimates, base score, ranking class) field by field into
+ * per-thread scratch (rt_ent_t); the ranking keeps a pruned top-K from those,
+ * dividing only for the few that may make the list. No record is built as a
+ * value and copied (that forced store-to-load forwarding stalls) and no call
+ * sits in the scan loop (the compiler would keep its constants in memory).
  */
 #include <math.h>
+#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/jsonw.h"
 #include "route/router.h"
 
-/* A compact record per eligible candidate (the hot path stores no more). */
-typedef struct rt_rec {
-    double base, est_lat, est_cost, total;
-    uint32_t i;
-    uint8_t cls; /* ranking class: under the load threshold first, then cold (explore) */
-} rt_rec_t;
+/* Per-candidate partial results of one selection (an array parallel to the
+ * candidates). cls: ranking class (0 under the load threshold and cold, 1
+ * under and warm, 2 / 3 the same over the threshold), RT_OUT when filtered
+ * out; base, lat (estimated latency), cost (estimated cost) are meaningful
+ * only when cls != RT_OUT. Stored field by field, read by rt_rank. */
+#define RT_OUT 0xFF
+typedef struct rt_ent {
+    double base, lat, cost;
+    uint32_t cls;
+} rt_ent_t;
 
-static inline rt_rec_t rt_mkrec(double base, double lat, double cost, size_t i, bool cold,
-                                bool over)
+typedef struct rt_work {
+    rt_ent_t *e;
+    uint32_t *idx; /* the eligible: nf "fast" ones from the front, ns others from the back */
+    size_t nf, ns;
+} rt_work_t;
+
+/* Files eligible candidate i (estimate lat) given best_lat (the lowest finite
+ * estimate so far, with or without i). "Fast" (lat <= 2 x best_lat, or
+ * cold) is only an order for rt_rank, whose result does not depend on it:
+ * a good guess ranks them first so that its list fills with strong totals
+ * early. Branch-free (the test is unpredictable); while fewer than n are
+ * filed, nf <= n - 1 - ns, so both stores stay in bounds. */
+static inline void rt_file(uint32_t *idx, size_t n, size_t i, double lat, double best_lat,
+                           size_t *nf, size_t *ns)
 {
-    return (rt_rec_t){.base = base,
-                      .est_lat = lat,
-                      .est_cost = cost,
-                      .i = (uint32_t)i,
-                      .cls = (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1))};
+    const size_t slow = lat > 2 * best_lat;
+    idx[*nf] = (uint32_t)i;
+    idx[n - 1 - *ns] = (uint32_t)i;
+    *nf += 1 - slow;
+    *ns += slow;
+}
+static inline uint8_t rt_cls(bool cold, bool over)
+{
+    return (uint8_t)((over ? 2 : 0) + (cold ? 0 : 1));
 }
 
-/* Totals of rec[0..k) and the best ones in order into d->order (at most kmax). */
-static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
-                    size_t *top_out);
+/* n entries carved from one block p (at least rt_work_bytes(n) bytes, 16-aligned). */
+static size_t rt_work_bytes(size_t n)
+{
+    return n * (sizeof(rt_ent_t) + sizeof(uint32_t));
+}
+static void rt_work_carve(rt_work_t *s, void *p, size_t n)
+{
+    s->e = p;
+    s->idx = (uint32_t *)(s->e + n);
+    s->nf = s->ns = 0;
+}
+
+/* The prepared path's scratch: one block per thread, grown on demand, kept for
+ * the thread's life (freed by a key destructor at thread exit), so a selection
+ * allocates nothing. */
+static pthread_key_t rt_scratch_key;
+static pthread_once_t rt_scratch_once = PTHREAD_ONCE_INIT;
+static _Thread_local void *rt_scratch_p;
+static _Thread_local size_t rt_scratch_cap;
+
+static void rt_scratch_key_init(void)
+{
+    (void)pthread_key_create(&rt_scratch_key, free);
+}
+
+static bool rt_scratch(size_t n, rt_work_t *s)
+{
+    size_t need = rt_work_bytes(n);
+    if (need > rt_scratch_cap || !rt_scratch_p) {
+        pthread_once(&rt_scratch_once, rt_scratch_key_init);
+        size_t cap = need < 4096 ? 4096 : need + need / 2;
+        void *p = aligned_alloc(64, (cap + 63) / 64 * 64);
+        if (!p) return false;
+        free(rt_scratch_p);
+        rt_scratch_p = p;
+        rt_scratch_cap = cap;
+        (void)pthread_setspecific(rt_scratch_key, p);
+    }
+    rt_work_carve(s, rt_scratch_p, n);
+    return true;
+}
 
 /* Ranking: under the load threshold first, then cold (explore: measure it),
  * then by total, then config order. */
-static inline bool rt_better(const rt_rec_t *a, const rt_rec_t *b)
+static inline bool rt_better(unsigned ca, double ta, size_t ia, unsigned cb, double tb, size_t ib)
 {
-    if (a->cls != b->cls) return a->cls < b->cls;
-    if (a->total != b->total) return a->total > b->total;
-    return a->i < b->i;
+    if (ca != cb) return ca < cb;
+    if (ta != tb) return ta > tb;
+    return ia < ib;
 }
 
-static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, rt_rec_t *rec, size_t k,
-                    size_t kmax, double best_lat, double best_cost, const double w[ROUTE_F__COUNT],
-                    size_t *top_out)
+/* Totals of the eligible entries of s[0..n) and the best ones in order into
+ * d->order (at most kmax); their indices into top_out when not NULL. */
+static void rt_rank(route_decision_t *d, const cfg_model_t *const *cands, const rt_work_t *s,
+                    size_t n, size_t kmax, double best_lat, double best_cost,
+                    const double w[ROUTE_F__COUNT], uint32_t *top_out)
 {
-    size_t top[ROUTE_RANK_MAX], nt = 0; /* insertion into a short sorted list */
+    /* the kept ones, best first: insertion into a short sorted list */
+    uint32_t ti[ROUTE_RANK_MAX];
+    double tt[ROUTE_RANK_MAX];
+    unsigned tc[ROUTE_RANK_MAX];
+    size_t nt = 0;
     const double wl = w[ROUTE_F_LATENCY], wc = w[ROUTE_F_COST];
     const double wl_best = isfinite(best_lat) ? wl * best_lat : NAN;
+    /* the division-free bound below needs both best estimates finite and positive */
+    const double best_x = best_cost + ROUTE_COST_EPS_USD;
+    const bool both = isfinite(best_lat) && best_lat > 0 && isfinite(best_cost) && best_x > 0;
     double t_last = 0; /* total and class of the last kept one, once the list is full */
     unsigned c_last = 0;
-    /* two rounds: the fast ones (est_lat <= 2 x best, and cold ones) first, so the
-     * list fills with strong totals early and the second round skips most */
-    const double split = isfinite(best_lat) ? 2 * best_lat : INFINITY;
-    for (size_t round = 0, j = 0; round < 2; j = 0, round++)
-        for (; j < k; j++) {
-            rt_rec_t *r = &rec[j];
-            if ((r->est_lat > split) != (round == 1)) continue;
-            if (nt == kmax) { /* can it beat the last kept one at all? */
-                if (r->cls != c_last) {
-                    if (r->cls > c_last) continue;
-                } else {
-                    /* the latency factor it needs, with the best cost factor (1): more than 1,
-                     * or more than best_lat / est_lat (compared without dividing; a NaN
-                     * estimate -- cold -- compares false and is not skipped) */
-                    double need = t_last - r->base - wc;
-                    if (need > wl + 1e-9) continue;
-                    if (need > 1e-9 && r->est_lat * (need - 1e-9) > wl_best) continue;
+    const rt_ent_t *e = s->e;
+    /* the fast ones in config order, then the others (from the back: config order too) */
+    const uint32_t *idx = s->idx;
+    const size_t nf = s->nf, ns = s->ns;
+    for (size_t q = 0; q < nf + ns; q++) {
+        const size_t j = q < nf ? idx[q] : idx[n - 1 - (q - nf)];
+        const unsigned c = e[j].cls;
+        const double l = e[j].lat;
+        const double b = e[j].base;
+        if (nt == kmax) { /* can it beat the last kept one at all? */
+            if (c != c_last) {
+                if (c > c_last) continue;
+            } else {
+                /* what the two relative factors must add: more than both at 1 can give?
+                 * Or the latency factor it needs with the best cost factor (1): more
+                 * than best_lat / est_lat (compared without dividing; a NaN estimate --
+                 * cold -- compares false and is not skipped)? */
+                const double need = t_last - b, need_l = need - wc;
+                if (need_l > wl + 1e-9) continue;
+                if (need_l > 1e-9 && l * (need_l - 1e-9) > wl_best) continue;
+                /* both factors as they are: wl min(1, B/l) + wc min(1, C/x) < need,
+                 * multiplied by l x > 0 (B, C: the best estimates, C with the epsilon) */
+                const double x = e[j].cost + ROUTE_COST_EPS_USD;
+                if (both && l > 0 && x > 0) {
+                    const double fl_l = wl * l < wl_best ? wl * l : wl_best; /* wl min(l, B) */
+                    const double fc_x = wc * (x < best_x ? x : best_x);      /* wc min(x, C) */
+                    if (fl_l * x + fc_x * l < (need - 1e-9) * l * x) continue;
                 }
             }
-            /* the divisions only for those that may make the list */
-            double fl = route_f_latency(r->est_lat, best_lat),
-                   fc = route_f_cost(r->est_cost, best_cost);
-            r->total = r->base + wl * fl + wc * fc;
-            if (nt == kmax && !rt_better(r, &rec[top[nt - 1]])) continue;
-            size_t p = nt < kmax ? nt++ : nt - 1;
-            while (p > 0 && rt_better(r, &rec[top[p - 1]])) {
-                top[p] = top[p - 1];
-                p--;
-            }
-            top[p] = j;
-            if (nt == kmax) {
-                t_last = rec[top[nt - 1]].total;
-                c_last = rec[top[nt - 1]].cls;
-            }
         }
-    for (size_t j = 0; j < nt; j++) d->order[j] = cands[rec[top[j]].i];
-    if (top_out) memcpy(top_out, top, nt * sizeof *top);
+        /* the divisions only for those that may make the list */
+        const double t =
+            b + wl * route_f_latency(l, best_lat) + wc * route_f_cost(e[j].cost, best_cost);
+        if (nt == kmax && !rt_better(c, t, j, tc[nt - 1], tt[nt - 1], ti[nt - 1])) continue;
+        size_t p = nt < kmax ? nt++ : nt - 1;
+        while (p > 0 && rt_better(c, t, j, tc[p - 1], tt[p - 1], ti[p - 1])) {
+            ti[p] = ti[p - 1];
+            tt[p] = tt[p - 1];
+            tc[p] = tc[p - 1];
+            p--;
+        }
+        ti[p] = (uint32_t)j;
+        tt[p] = t;
+        tc[p] = c;
+        if (nt == kmax) {
+            t_last = tt[nt - 1];
+            c_last = tc[nt - 1];
+        }
+    }
+    for (size_t j = 0; j < nt; j++) d->order[j] = cands[ti[j]];
+    if (top_out) memcpy(top_out, ti, nt * sizeof *ti);
     d->n_order = d->n_ranked = nt;
-    d->chosen = nt ? (int)rec[top[0]].i : -1;
+    d->chosen = nt ? (int)ti[0] : -1;
 }
 
 /* ---------- prepared routes ---------- */
 
-typedef struct rp_ent { /* one cache line per candidate */
-    _Alignas(64) route_stats_t *rs;
+enum { RP_RATES = 1, RP_CAPACITY = 2 };
+
+/* What the scan reads for every candidate (one record: one pointer for the
+ * compiler to keep, not five). */
+typedef struct rp_hot {
+    route_stats_t *rs;
     const struct metrics_series *ms;
     double static_base; /* route_static_sum() of the task's weights */
-    double price_in, price_out, quality;
-    int32_t ctx; /* context_window (config caps it at INT32_MAX) */
-    unsigned caps;
-    bool rates, capacity;
-} rp_ent_t;
+    double price_in, price_out;
+} rp_hot_t;
 
+/* Per (route, task): the candidates' static data, one array per field
+ * (parallel to cands), carved from the same allocation as the header. */
 typedef struct rp {
     uint64_t uid; /* unique per prepared array in this process (cache keys) */
     size_t n;
     const cfg_model_t **cands;
     double w[ROUTE_F__COUNT];
-    rp_ent_t e[];
+    rp_hot_t *hot; /* what every selection reads */
+    double *quality;
+    int32_t *ctx; /* context_window (config caps it at INT32_MAX) */
+    unsigned *caps;
+    uint8_t *flags; /* RP_* */
+    /* summaries: every candidate has caps_all; the lowest positive context
+     * window (0: none limits) and the lowest quality */
+    unsigned caps_all;
+    int32_t ctx_min;
+    double quality_min;
+    uint32_t *cap_idx; /* the candidates with a capacity (RP_CAPACITY) */
+    size_t n_cap;
 } rp_t;
+
+static size_t rp_up64(size_t x)
+{
+    return (x + 63) / 64 * 64;
+}
 
 void route_prepare(cfg_route_t *r)
 {
@@ -129,9 +241,25 @@ void route_prepare(cfg_route_t *r)
         const cfg_task_rule_t *tr = &r->tasks[t];
         const cfg_model_t *const *cands = tr->cands ? tr->cands : r->cands;
         size_t n = tr->cands ? tr->n_cands : r->n_cands;
-        size_t sz = sizeof(rp_t) + n * sizeof(rp_ent_t);
-        rp_t *p = aligned_alloc(64, (sz + 63) / 64 * 64);
-        if (!p) continue; /* the general path serves */
+        size_t sz = rp_up64(sizeof(rp_t)) + rp_up64(n * sizeof(rp_hot_t)) +
+                    rp_up64(n * sizeof(double)) + rp_up64(n * sizeof(int32_t)) +
+                    rp_up64(n * sizeof(unsigned)) + rp_up64(n) + rp_up64(n * sizeof(uint32_t));
+        unsigned char *blk = aligned_alloc(64, sz);
+        if (!blk) continue; /* the general path serves */
+        rp_t *p = (rp_t *)blk;
+        size_t off = rp_up64(sizeof(rp_t));
+#define RP_CARVE(field, elem)                                                                      \
+    do {                                                                                           \
+        p->field = (void *)(blk + off);                                                            \
+        off += rp_up64(n * sizeof(elem));                                                          \
+    } while (0)
+        RP_CARVE(hot, rp_hot_t);
+        RP_CARVE(quality, double);
+        RP_CARVE(ctx, int32_t);
+        RP_CARVE(caps, unsigned);
+        RP_CARVE(flags, uint8_t);
+        RP_CARVE(cap_idx, uint32_t);
+#undef RP_CARVE
         static _Atomic uint64_t uids = 1;
         p->uid = atomic_fetch_add_explicit(&uids, 1, memory_order_relaxed);
         p->n = n;
@@ -139,22 +267,31 @@ void route_prepare(cfg_route_t *r)
         route_weights_normalise(tr->has_weights ? &tr->weights : &r->weights, p->w);
         for (size_t i = 0; i < n; i++) {
             const cfg_model_t *m = cands[i];
-            rp_ent_t *e = &p->e[i];
             route_cand_t c = {.m = m};
             route_score_base(&c, p->w, r->region, rh, ah); /* the static factors */
-            *e = (rp_ent_t){
-                .rs = m->rstats,
-                .ms = m->stats,
-                .static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
-                                                c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]),
-                .price_in = m->price.input,
-                .price_out = m->price.output,
-                .quality = m->quality,
-                .ctx = (int32_t)m->context_window,
-                .caps = m->capabilities,
-                .rates = m->cap_rpm || m->cap_tpm,
-                .capacity = m->cap_rpm || m->cap_tpm || m->cap_concurrency,
-            };
+            p->hot[i].rs = m->rstats;
+            p->hot[i].ms = m->stats;
+            p->hot[i].static_base = route_static_sum(p->w, c.f[ROUTE_F_QUALITY], c.f[ROUTE_F_SIZE],
+                                                     c.f[ROUTE_F_HARDWARE], c.f[ROUTE_F_DISTANCE]);
+            p->hot[i].price_in = m->price.input;
+            p->hot[i].price_out = m->price.output;
+            p->quality[i] = m->quality;
+            p->ctx[i] = (int32_t)m->context_window;
+            p->caps[i] = m->capabilities;
+            p->flags[i] =
+                (uint8_t)((m->cap_rpm || m->cap_tpm ? RP_RATES : 0) |
+                          (m->cap_rpm || m->cap_tpm || m->cap_concurrency ? RP_CAPACITY : 0));
+        }
+        p->caps_all = ~0u;
+        p->ctx_min = 0;
+        p->quality_min = INFINITY;
+        p->n_cap = 0;
+        for (size_t i = 0; i < n; i++) {
+            if (p->flags[i] & RP_CAPACITY) p->cap_idx[p->n_cap++] = (uint32_t)i;
+            p->caps_all &= p->caps[i];
+            if (p->ctx[i] > 0 && (p->ctx_min == 0 || p->ctx[i] < p->ctx_min))
+                p->ctx_min = p->ctx[i];
+            if (!(p->quality[i] >= p->quality_min)) p->quality_min = p->quality[i];
         }
         r->prep[t] = p;
     }
@@ -207,7 +344,7 @@ static bool rt_cache_key_eq(const rt_centry_t *e, const rp_t *p, const route_fea
 }
 
 static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_decision_t *d,
-                         const rt_rec_t *rec, const size_t *top, uint64_t now)
+                         const rt_ent_t *ent, const uint32_t *top, uint64_t now)
 {
     if (!route_cache_enabled || !d->n_order) return;
     rt_centry_t *e = &rt_cache[rt_cache_slot(p, f)];
@@ -223,8 +360,8 @@ static void rt_cache_put(const rp_t *p, const route_features_t *f, const route_d
     e->n = d->n_order;
     e->chosen = d->chosen;
     for (size_t j = 0; j < d->n_order; j++) {
-        e->idx[j] = rec[top[j]].i;
-        e->cls[j] = rec[top[j]].cls;
+        e->idx[j] = top[j];
+        e->cls[j] = (uint8_t)ent[top[j]].cls;
     }
 }
 
@@ -242,12 +379,12 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
     d->order = arena_alloc(a, (e->n + 1) * sizeof *d->order);
     if (!d->order) return false;
     for (size_t j = 0; j < e->n; j++) {
-        const rp_ent_t *pe = &p->e[e->idx[j]];
+        uint32_t i = e->idx[j];
         route_live_t l;
-        route_stats_read_from(pe->rs, pe->ms, pe->rates, now, &l);
-        bool over = pe->capacity && route_over_load_live(p->cands[e->idx[j]], &l, thr);
-        if (!l.healthy || (uint8_t)((over ? 2 : 0) + (l.cold ? 0 : 1)) != e->cls[j]) return false;
-        d->order[j] = p->cands[e->idx[j]];
+        route_stats_read_from(p->hot[i].rs, p->hot[i].ms, p->flags[i] & RP_RATES, now, &l);
+        bool over = (p->flags[i] & RP_CAPACITY) && route_over_load_live(p->cands[i], &l, thr);
+        if (!l.healthy || rt_cls(l.cold, over) != e->cls[j]) return false;
+        d->order[j] = p->cands[i];
     }
     memcpy(d->weights, p->w, sizeof d->weights);
     d->strategy = ROUTE_STRAT_SCORE;
@@ -258,77 +395,122 @@ static bool rt_cache_get(const rp_t *p, const route_features_t *f, double thr, a
     return true;
 }
 
+/* What the scan hands the ranking besides the scratch arrays. */
+typedef struct rt_scan_res {
+    double best_lat, best_cost; /* lowest finite estimates among the eligible */
+    size_t nf, ns;              /* rt_file's counts */
+} rt_scan_res_t;
+
+/* The candidates' estimates, filters and base scores into s. filt false: the
+ * request's needs, tokens and constraints cannot filter any candidate of p on
+ * static grounds (rp_t's summaries), so those tests are left out; called with
+ * a constant so the compiler makes two loops. */
+static inline __attribute__((always_inline)) rt_scan_res_t
+rt_scan(const rp_t *p, const route_features_t *f, uint64_t now, const rt_work_t *sv,
+        const bool filt)
+{
+    /* locals: the stores into the scratch arrays could alias *f and *p for the compiler */
+    const size_t n = p->n;
+    const double w_rel = p->w[ROUTE_F_RELIABILITY];
+    const double pt = (double)(f->prompt_tokens > 0 ? f->prompt_tokens : 0);
+    const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
+    const double otd = (double)ot;
+    const long need_ctx = f->prompt_tokens + ot;
+    const unsigned needs = f->needs;
+    const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
+    const rp_hot_t *hot = p->hot;
+    const double *qual = p->quality;
+    const int32_t *ctxv = p->ctx;
+    const unsigned *capv = p->caps;
+    rt_ent_t *o = sv->e;
+    uint32_t *idx = sv->idx;
+    size_t nf = 0, ns = 0; /* locals: kept in registers */
+    double best_lat = INFINITY, best_cost = INFINITY;
+    for (size_t i = 0; i < n; i++) {
+        /* the static filters first (bitwise: one branch), as route_est_cost computes the cost */
+        const rp_hot_t *h = &hot[i];
+        const double cost = (h->price_in * pt + h->price_out * otd) * 1e-6;
+        const int32_t ctx = filt ? ctxv[i] : 0;
+        o[i].cls = RT_OUT;
+        if (filt && ((needs & ~capv[i]) | (ctx > 0 && need_ctx > ctx) |
+                     (min_q >= 0 && qual[i] < min_q) | (max_cost >= 0 && cost > max_cost)))
+            continue;
+        /* live stats: the fields route_stats_read_from would copy, read in place (relaxed) */
+        double lat = NAN, success = 1, health = 1;
+        bool cold = true;
+        route_stats_t *rs = h->rs;
+        if (rs) {
+            cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
+            success = route_stats__load(&rs->success);
+            if (!cold) {
+                const double l = route_stats__load(&rs->lat_ms);
+                const double ttft = route_stats__load(&rs->ttft_ms);
+                const double mpt = route_stats__load(&rs->ms_per_tok);
+                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + otd * mpt : l;
+            }
+        }
+        const struct metrics_series *ms = h->ms;
+        if (ms) {
+            uint64_t probes = atomic_load_explicit(&ms->health_probes, memory_order_relaxed);
+            if (probes) {
+                if (!atomic_load_explicit(&ms->health_up, memory_order_relaxed)) continue;
+                uint64_t okp = atomic_load_explicit(&ms->health_successes, memory_order_relaxed);
+                health = okp >= probes ? 1.0 : (double)okp / (double)probes;
+            }
+        }
+        if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
+        double rel = success * health;
+        rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
+        o[i].base = h->static_base + w_rel * rel;
+        o[i].lat = lat;
+        o[i].cost = cost;
+        o[i].cls = rt_cls(cold, false); /* over the load threshold: rt_decide_prepared */
+        rt_file(idx, n, i, lat, best_lat, &nf, &ns); /* with the best before it: no wait */
+        best_lat = isfinite(lat) && lat < best_lat ? lat : best_lat;
+        best_cost = cost < best_cost ? cost : best_cost;
+    }
+    return (rt_scan_res_t){.best_lat = best_lat, .best_cost = best_cost, .nf = nf, .ns = ns};
+}
+
 /* The score strategy over a prepared (route, task) without details: the same
  * filters and arithmetic as route_check_code / route_score_base, on the
- * compact records. Returns false when nothing is eligible (the caller reruns
+ * prepared arrays. Returns false when nothing is eligible (the caller reruns
  * the general path for the reasons). */
 static bool rt_decide_prepared(const rp_t *p, const route_features_t *f, double thr, arena_t *a,
                                route_decision_t *d)
 {
     uint64_t now = route_now_ms();
     size_t n = p->n, kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
-    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    rt_work_t s;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
-    if ((n && !rec) || !d->order) return false;
+    if (!d->order || !rt_scratch(n, &s)) return false;
     memcpy(d->weights, p->w, sizeof d->weights);
     d->strategy = ROUTE_STRAT_SCORE;
     d->n_cands = n;
-    const double w_rel = p->w[ROUTE_F_RELIABILITY];
-    const long pt = f->prompt_tokens > 0 ? f->prompt_tokens : 0;
-    const long ot = f->out_tokens > 0 ? f->out_tokens : 0;
-    const long need_ctx = f->prompt_tokens + ot;
-    /* locals: the stores into rec[] could alias *f for the compiler */
-    const unsigned needs = f->needs;
-    const double min_q = f->min_quality, max_cost = f->max_cost_usd, max_lat = f->max_latency_ms;
-    const rp_ent_t *ents = p->e;
-    double best_lat = INFINITY, best_cost = INFINITY;
-    size_t k = 0;
-    for (size_t i = 0; i < n; i++) {
-        const rp_ent_t *e = &ents[i];
-        if (needs & ~e->caps) continue;
-        if (e->ctx > 0 && need_ctx > e->ctx) continue;
-        if (min_q >= 0 && e->quality < min_q) continue;
-        double cost = (e->price_in * (double)pt + e->price_out * (double)ot) * 1e-6;
-        if (max_cost >= 0 && cost > max_cost) continue;
-        /* live stats: the fields route_stats_read_from would copy, read in place */
-        double lat = NAN, success = 1, health = 1;
-        bool cold = true;
-        route_stats_t *rs = e->rs;
-        if (rs) {
-            double l = route_stats__load(&rs->lat_ms);
-            cold = now >= atomic_load_explicit(&rs->warm_until_ms, memory_order_relaxed);
-            success = route_stats__load(&rs->success);
-            if (!cold) {
-                double ttft = route_stats__load(&rs->ttft_ms);
-                double mpt = route_stats__load(&rs->ms_per_tok);
-                lat = ot > 0 && isfinite(ttft) && isfinite(mpt) ? ttft + (double)ot * mpt : l;
-            }
-        }
-        if (e->ms) {
-            uint64_t probes = atomic_load_explicit(&e->ms->health_probes, memory_order_relaxed);
-            if (probes) {
-                if (!atomic_load_explicit(&e->ms->health_up, memory_order_relaxed)) continue;
-                uint64_t okp = atomic_load_explicit(&e->ms->health_successes, memory_order_relaxed);
-                health = okp >= probes ? 1.0 : (double)okp / (double)probes;
-            }
-        }
-        if (max_lat >= 0 && isfinite(lat) && lat > max_lat) continue;
-        bool over = false;
-        if (e->capacity) {
-            route_live_t l;
-            route_stats_read_from(rs, NULL, e->rates, now, &l);
-            over = route_over_load_live(p->cands[i], &l, thr);
-        }
-        double rel = success * health;
-        rel = rel < 0 ? 0 : rel > 1 ? 1 : rel;
-        rec[k++] = rt_mkrec(e->static_base + w_rel * rel, lat, cost, i, cold, over);
-        if (isfinite(lat) && lat < best_lat) best_lat = lat;
-        if (cost < best_cost) best_cost = cost;
+    /* the static filters can only matter when the request asks more than some
+     * candidate offers (rp_t's summaries over the candidates) */
+    const long need_ctx = f->prompt_tokens + (f->out_tokens > 0 ? f->out_tokens : 0);
+    const bool filt = (f->needs & ~p->caps_all) || (p->ctx_min > 0 && need_ctx > p->ctx_min) ||
+                      (f->min_quality >= 0 && !(p->quality_min >= f->min_quality)) ||
+                      f->max_cost_usd >= 0;
+    const rt_scan_res_t r = filt ? rt_scan(p, f, now, &s, true) : rt_scan(p, f, now, &s, false);
+    /* the load threshold, for the few with a capacity (out of the scan: a call in
+     * its loop would make the compiler keep its constants in memory) */
+    for (size_t q = 0; q < p->n_cap; q++) {
+        const uint32_t i = p->cap_idx[q];
+        if (s.e[i].cls == RT_OUT) continue;
+        route_live_t l;
+        route_stats_read_from(p->hot[i].rs, NULL, p->flags[i] & RP_RATES, now, &l);
+        if (route_over_load_live(p->cands[i], &l, thr)) s.e[i].cls += 2; /* rt_cls(cold, true) */
     }
-    if (!k) return false;
-    size_t top[ROUTE_RANK_MAX];
-    rt_rank(d, p->cands, rec, k, kmax, best_lat, best_cost, p->w, top);
-    rt_cache_put(p, f, d, rec, top, now);
+    const size_t nf = r.nf, ns = r.ns;
+    const double best_lat = r.best_lat, best_cost = r.best_cost;
+    if (!(nf + ns)) return false;
+    s.nf = nf;
+    s.ns = ns;
+    uint32_t top[ROUTE_RANK_MAX];
+    rt_rank(d, p->cands, &s, n, kmax, best_lat, best_cost, p->w, top);
+    rt_cache_put(p, f, d, s.e, top, now);
     return true;
 }
 
@@ -392,10 +574,12 @@ again:
     d->n_cands = d->n_order = d->n_ranked = 0;
     d->detailed = detailed;
     d->cands = detailed && n ? arena_alloc(a, n * sizeof *d->cands) : NULL;
-    rt_rec_t *rec = n ? arena_alloc(a, n * sizeof *rec) : NULL;
+    rt_work_t s = {0};
+    void *sblk = n ? arena_alloc(a, rt_work_bytes(n)) : NULL;
+    if (sblk) rt_work_carve(&s, sblk, n);
     size_t kmax = n < ROUTE_RANK_MAX ? n : ROUTE_RANK_MAX;
     d->order = arena_alloc(a, (kmax + 1) * sizeof *d->order);
-    if ((n && (!rec || (detailed && !d->cands))) || !d->order) return;
+    if ((n && (!sblk || (detailed && !d->cands))) || !d->order) return;
     d->n_cands = n;
     size_t k = 0;
     double best_lat = INFINITY, best_cost = INFINITY;
@@ -413,12 +597,17 @@ again:
         c->over_load = route_over_load(c, load_threshold);
         double base = detailed || ok ? route_score_base(c, w, region, rh, ah) : 0;
         if (detailed) route_reason_format(c);
+        s.e[i].cls = RT_OUT;
         if (!ok) continue;
-        rec[k++] =
-            rt_mkrec(base, c->est_latency_ms, c->est_cost_usd, i, c->live.cold, c->over_load);
+        s.e[i].base = base;
+        s.e[i].lat = c->est_latency_ms;
+        s.e[i].cost = c->est_cost_usd;
+        s.e[i].cls = rt_cls(c->live.cold, c->over_load);
+        k++;
         if (isfinite(c->est_latency_ms) && c->est_latency_ms < best_lat)
             best_lat = c->est_latency_ms;
         if (c->est_cost_usd < best_cost) best_cost = c->est_cost_usd;
+        rt_file(s.idx, n, i, c->est_latency_ms, best_lat, &s.nf, &s.ns);
     }
     if (detailed) {
         for (size_t i = 0; i < n; i++) {
@@ -437,15 +626,15 @@ again:
         }
         return;
     }
-    rt_rank(d, cands, rec, k, kmax, best_lat, best_cost, w, NULL);
+    rt_rank(d, cands, &s, n, kmax, best_lat, best_cost, w, NULL);
     if (strategy == ROUTE_STRAT_SCORE) return;
     /* balancing: the strategy picks among the eligible (under the threshold
      * when any is); the pick goes first, the ranking follows */
     bool *ok = arena_calloc(a, n * sizeof *ok);
     if (!ok) return;
     bool any_under = false;
-    for (size_t j = 0; j < k; j++) any_under |= rec[j].cls < 2;
-    for (size_t j = 0; j < k; j++) ok[rec[j].i] = !any_under || rec[j].cls < 2;
+    for (size_t i = 0; i < n; i++) any_under |= s.e[i].cls < 2;
+    for (size_t i = 0; i < n; i++) ok[i] = s.e[i].cls != RT_OUT && (!any_under || s.e[i].cls < 2);
     int pick = rt_pick(d, ok, strategy, bal, rng);
     if (pick < 0) return;
     size_t at = 0;

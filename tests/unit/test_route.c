@@ -825,6 +825,134 @@ static void test_fast_path_and_cache(void **state)
     config_unref(c);
 }
 
+/* The ranking against a reference: for many random configurations and live
+ * stats, the prepared fast path's ranked deployments are exactly the first
+ * ROUTE_RANK_MAX of every eligible candidate of the detailed decision sorted
+ * by (under the load threshold, cold first, total descending, config order)
+ * -- the full sort the pruned top-K selection must reproduce. Candidates
+ * include cold ones, unhealthy and partly healthy ones (health probes),
+ * over-capacity ones, filtered ones and exact ties of total. */
+static const route_decision_t *ref_d;
+static int ref_rank_cls(const route_cand_t *c)
+{
+    return (c->over_load ? 2 : 0) + (c->live.cold ? 0 : 1);
+}
+/* The total as the ranking sums it (the static factors, reliability, then
+ * latency and cost); the explanation's total adds the factors in another
+ * order and may differ from it in the last bit. */
+static double ref_total(const route_cand_t *c)
+{
+    const double *w = ref_d->weights, *f = c->f;
+    double base = route_static_sum(w, f[ROUTE_F_QUALITY], f[ROUTE_F_SIZE], f[ROUTE_F_HARDWARE],
+                                   f[ROUTE_F_DISTANCE]) +
+                  w[ROUTE_F_RELIABILITY] * f[ROUTE_F_RELIABILITY];
+    return base + w[ROUTE_F_LATENCY] * f[ROUTE_F_LATENCY] + w[ROUTE_F_COST] * f[ROUTE_F_COST];
+}
+static int ref_cmp(const void *pa, const void *pb)
+{
+    const route_cand_t *a = &ref_d->cands[*(const size_t *)pa],
+                       *b = &ref_d->cands[*(const size_t *)pb];
+    int ca = ref_rank_cls(a), cb = ref_rank_cls(b);
+    if (ca != cb) return ca < cb ? -1 : 1;
+    double ta = ref_total(a), tb = ref_total(b);
+    if (ta != tb) return ta > tb ? -1 : 1;
+    size_t ia = *(const size_t *)pa, ib = *(const size_t *)pb;
+    return ia < ib ? -1 : ia > ib;
+}
+
+static void test_rank_reference(void **state)
+{
+    (void)state;
+    uint64_t seed = 12345;
+    for (int round = 0; round < 12; round++) {
+        int n = round < 4 ? 5 + round * 6 : 40 + round * 37; /* up to ~450 */
+        buf_t y;
+        buf_init(&y, 0);
+        buf_appends(&y, "providers:\n  - {name: p, type: openai, base_url: 'http://h:1/v1'}\n"
+                        "  - {name: l, type: echo}\nmodels:\n");
+        for (int i = 0; i < n; i++) {
+            uint64_t r = route_rand(&seed);
+            /* few distinct values: ties of total happen */
+            buf_printf(&y,
+                       "  - {name: r%dd%d, provider: %s, quality: %.2f, params_b: %d, "
+                       "hardware: %s, region: %s, price: {input: %d, output: %d}%s%s}\n",
+                       round, i, r % 9 ? "p" : "l", 0.5 + (double)(r % 4) / 10,
+                       (int)((r >> 8) % 3) * 50, (r >> 12) % 2 ? "gpu" : "cpu",
+                       (r >> 14) % 2 ? "eu-west" : "us-east", (int)((r >> 16) % 3),
+                       (int)((r >> 20) % 4), (r >> 24) % 13 == 0 ? ", capabilities: [chat]" : "",
+                       (r >> 28) % 7 == 0 ? ", capacity: {concurrency: 4}" : "");
+        }
+        buf_printf(&y, "routes:\n  - name: auto\n    region: eu-central\n    candidates: [");
+        for (int i = 0; i < n; i++) buf_printf(&y, "%sr%dd%d", i ? ", " : "", round, i);
+        buf_appends(&y, "]\n");
+        config_t *c = cfg_ok(buf_data(&y));
+        buf_free(&y);
+        for (size_t i = 0; i < c->n_models; i++)
+            c->models[i].stats = metrics_series_get(c->models[i].id, c->models[i].provider->name);
+        route_stats_attach(c);
+        uint64_t now = route_now_ms(), rng = 9;
+        for (int i = 0; i < n; i++) {
+            cfg_model_t *m = &c->models[i];
+            route_stats_reset(m->rstats);
+            uint64_t r = route_rand(&seed);
+            int samples = r % 6 == 0 ? 1 : 3 + (int)((r >> 4) % 3); /* some stay cold */
+            for (int k = 0; k < samples; k++) /* few distinct latencies: ties */
+                route_stats_end(m->rstats, (r >> 8) % 5 != 0, 100.0 * (double)(1 + (r >> 10) % 8),
+                                (r >> 14) % 4 ? 20.0 * (double)(1 + (r >> 16) % 3) : -1, 40, 60,
+                                now);
+            atomic_store(&m->rstats->in_flight, (int64_t)((r >> 20) % 5));
+            atomic_store(&m->stats->health_probes, 0);
+            atomic_store(&m->stats->health_successes, 0);
+            atomic_store(&m->stats->health_up, true);
+            if ((r >> 24) % 5 == 0) { /* probed: some down, some partly successful */
+                atomic_store(&m->stats->health_probes, 8);
+                atomic_store(&m->stats->health_successes, 3 + (r >> 28) % 6);
+                atomic_store(&m->stats->health_up, (r >> 32) % 4 != 0);
+            }
+        }
+        arena_t *a = arena_create(1 << 16);
+        route_cache_enabled = false;
+        for (int variant = 0; variant < 4; variant++) {
+            route_features_t f;
+            route_features_init(&f);
+            f.prompt_tokens = 200 + 100 * variant;
+            f.out_tokens = variant == 3 ? 0 : 50 * (variant + 1);
+            f.needs = CAP_CHAT | (variant & 1 ? CAP_TOOLS : 0);
+            if (variant == 2) f.max_cost_usd = 0.0008;
+            if (variant == 3) f.max_latency_ms = 450;
+            route_decision_t fast, slow;
+            assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &fast), 0);
+            f.explain = true;
+            assert_int_equal(route_decide(c, "auto", 4, &f, a, 0, &rng, &slow), 0);
+            assert_true(slow.detailed);
+            size_t *idx = malloc((size_t)n * sizeof *idx), k = 0;
+            assert_non_null(idx);
+            for (int i = 0; i < n; i++)
+                if (slow.cands[i].eligible) idx[k++] = (size_t)i;
+            ref_d = &slow;
+            qsort(idx, k, sizeof *idx, ref_cmp);
+            size_t want = k < ROUTE_RANK_MAX ? k : ROUTE_RANK_MAX;
+            if (!k) { /* nothing eligible: both answer with the reasons */
+                assert_int_equal(fast.n_order, 0);
+                assert_int_equal(slow.n_order, 0);
+            } else {
+                assert_false(fast.detailed);
+                assert_int_equal(fast.n_ranked, want);
+                assert_int_equal(slow.n_ranked, want);
+                for (size_t j = 0; j < want; j++) {
+                    assert_ptr_equal(fast.order[j], slow.cands[idx[j]].m);
+                    assert_ptr_equal(slow.order[j], slow.cands[idx[j]].m);
+                }
+                assert_int_equal(fast.chosen, (int)idx[0]);
+            }
+            free(idx);
+        }
+        route_cache_enabled = true;
+        arena_destroy(a);
+        config_unref(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -852,6 +980,7 @@ int main(void)
         cmocka_unit_test(test_stats),
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_fast_path_and_cache),
+        cmocka_unit_test(test_rank_reference),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     route_balance_shutdown();
