@@ -18,6 +18,9 @@ max_attempts 1, so the gateway's own retries never hide what the client did.
      a fresh connection closed without a reply are 502s.
   6. A chunked event stream flows event by event (the first event reaches the
      client while the upstream still holds the rest).
+  7. Connect timeout (a listener whose accept queue is full drops the SYN):
+     504 upstream_timeout after ~connect_timeout; a refused connect: 502
+     upstream_unreachable at once.
 """
 
 import json
@@ -137,12 +140,34 @@ class UpstreamH1Test(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         cls.up = RawUpstream()
+        # A listener that never accepts, its queue filled: further SYNs are dropped.
+        cls.hole = socket.socket()
+        cls.hole.bind((H.HOST, 0))
+        cls.hole.listen(0)
+        hole_port = cls.hole.getsockname()[1]
+        cls.fillers = []
+        for _ in range(4):
+            f = socket.socket()
+            f.setblocking(False)
+            try:
+                f.connect((H.HOST, hole_port))
+            except BlockingIOError:
+                pass
+            cls.fillers.append(f)
+        closed_port = H.free_port()
         cfg = {
-            "server": {"workers": 1, "resilience": {"max_attempts": 1}},
+            "server": {"workers": 1, "resilience": {"max_attempts": 1},
+                       "connect_timeout": "300ms"},
             "providers": [{"name": "raw", "type": "openai",
                            "base_url": "http://127.0.0.1:%d/v1" % cls.up.port,
-                           "api_key": "env:SKULD_IT_H1_KEY"}],
-            "models": [{"name": "gpt-test", "provider": "raw", "model": "up-model"}],
+                           "api_key": "env:SKULD_IT_H1_KEY"},
+                          {"name": "hole", "type": "openai",
+                           "base_url": "http://127.0.0.1:%d/v1" % hole_port},
+                          {"name": "closed", "type": "openai",
+                           "base_url": "http://127.0.0.1:%d/v1" % closed_port}],
+            "models": [{"name": "gpt-test", "provider": "raw", "model": "up-model"},
+                       {"name": "gpt-hole", "provider": "hole", "model": "m"},
+                       {"name": "gpt-closed", "provider": "closed", "model": "m"}],
         }
         cls.gw = H.Skuld(cfg, env={"SKULD_IT_H1_KEY": "sk-h1-test"})
 
@@ -269,6 +294,18 @@ class UpstreamH1Test(unittest.TestCase):
                  if d != "[DONE]" and json.loads(d).get("choices")]
         self.assertEqual([t for t in texts if t], ["t0", "t1", "t2"])
         self.assertTrue(r.complete)
+
+    def test_7_connect_timeout_and_refused(self):
+        t0 = time.monotonic()
+        r = H.chat(self.gw.port, model="gpt-hole", timeout=20)
+        took = time.monotonic() - t0
+        H.check_error_shape(self, r, 504, "upstream_timeout")
+        self.assertGreater(took, 0.25)
+        self.assertLess(took, 5.0)
+        t0 = time.monotonic()
+        r = H.chat(self.gw.port, model="gpt-closed", timeout=20)
+        H.check_error_shape(self, r, 502, "upstream_unreachable")
+        self.assertLess(time.monotonic() - t0, 5.0)
 
 
 if __name__ == "__main__":
