@@ -9,42 +9,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-
-#define UP_MAX_RESPONSE_HEAD (64 * 1024)
-#define UP_EASY_POOL_MAX 4 /* idle easy handles kept for reuse (each holds buffers) */
-
-struct up_call {
-    upstream_t *up;
-    up_call_t *prev, *next;
-    CURL *easy;
-    struct curl_slist *headers;
-    up_callbacks_t cb;
-    void *ud;
-    int status;
-    bool head_done;
-    bool cancelled;
-    bool paused;
-    bool deferred; /* cancelled while curl was running: removed once it returns */
-    int in_callback;
-    buf_t resp_head; /* raw response header lines of the final response */
-    char errbuf[CURL_ERROR_SIZE];
-    struct event *idle_ev; /* fires when no byte arrived for idle_ms (not while paused) */
-    uint64_t idle_ms;
-};
-
-struct upstream {
-    struct event_base *base;
-    CURLM *multi;
-    struct event *timer;
-    up_call_t *calls;
-    size_t n_calls;
-    CURL *pool[UP_EASY_POOL_MAX];
-    int n_pool;
-    long max_idle;     /* CURLMOPT_MAXCONNECTS */
-    size_t peak_calls; /* most calls at once since the pool was last reset */
-    int in_action;     /* inside curl_multi_socket_action / curl_easy_pause */
-    size_t n_deferred; /* calls cancelled meanwhile, waiting for up_sweep */
-};
+#include "upstream/internal.h"
 
 typedef struct up_sock {
     struct event *ev;
@@ -162,15 +127,29 @@ static int up_timer_cb(CURLM *multi, long timeout_ms, void *userp)
 
 /* ---------- calls ---------- */
 
-static void up_call_unlink_free(up_call_t *c)
+void up_link(upstream_t *u, up_call_t *c)
 {
-    upstream_t *u = c->up;
+    c->next = u->calls;
+    if (u->calls) u->calls->prev = c;
+    u->calls = c;
+    u->n_calls++;
+    if (u->n_calls > u->peak_calls) u->peak_calls = u->n_calls;
+}
+
+void up_unlink(upstream_t *u, up_call_t *c)
+{
     if (c->prev)
         c->prev->next = c->next;
     else
         u->calls = c->next;
     if (c->next) c->next->prev = c->prev;
     u->n_calls--;
+}
+
+static void up_call_unlink_free(up_call_t *c)
+{
+    upstream_t *u = c->up;
+    up_unlink(u, c);
     curl_slist_free_all(c->headers);
     buf_free(&c->resp_head);
     if (c->idle_ev) event_free(c->idle_ev);
@@ -307,6 +286,9 @@ static void up_on_idle(evutil_socket_t fd, short what, void *arg)
 up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
                                void *ud)
 {
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    if (!u->force_curl && h1_url_ok(req->url, &addr, &alen)) return h1_call_start(u, req, cb, ud);
     up_call_t *c = calloc(1, sizeof *c);
     if (!c) return NULL;
     c->up = u;
@@ -359,11 +341,7 @@ up_call_t *upstream_call_start(upstream_t *u, const up_request_t *req, const up_
         up_idle_arm(c);
     }
 
-    c->next = u->calls;
-    if (u->calls) u->calls->prev = c;
-    u->calls = c;
-    u->n_calls++;
-    if (u->n_calls > u->peak_calls) u->peak_calls = u->n_calls;
+    up_link(u, c);
     if (curl_multi_add_handle(u->multi, e) != CURLM_OK) {
         up_call_unlink_free(c);
         return NULL;
@@ -380,6 +358,10 @@ fail:
 void upstream_call_cancel(up_call_t *c)
 {
     if (!c || c->cancelled) return;
+    if (c->native) {
+        h1_call_cancel(c);
+        return;
+    }
     c->cancelled = true;
     if (c->in_callback) {
         /* Inside a callback: it returns an error to curl, and the done handler
@@ -400,6 +382,10 @@ void upstream_call_cancel(up_call_t *c)
 void upstream_call_resume(up_call_t *c)
 {
     if (!c || c->cancelled || !c->paused) return;
+    if (c->native) {
+        h1_call_resume(c);
+        return;
+    }
     c->paused = false;
     up_idle_arm(c);
     upstream_t *u = c->up;
@@ -461,6 +447,8 @@ upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p)
     if (!u) return NULL;
     u->base = base;
     u->max_idle = p->max_idle_connections;
+    const char *mode = getenv("SKULD_UPSTREAM");
+    u->force_curl = mode && strcmp(mode, "curl") == 0;
     u->multi = up_multi_new(u);
     u->timer = evtimer_new(base, up_on_timer, u);
     if (!u->multi || !u->timer) {
@@ -475,6 +463,7 @@ upstream_t *upstream_create(struct event_base *base, const upstream_params_t *p)
 bool upstream_shed_idle(upstream_t *u, size_t peak_over)
 {
     if (u->n_calls || u->peak_calls <= peak_over) return false;
+    h1_close_idle(u);
     CURLM *fresh = up_multi_new(u);
     if (!fresh) return false;
     curl_multi_cleanup(u->multi); /* closes the idle connections; no transfer is left */
@@ -496,10 +485,15 @@ void upstream_destroy(upstream_t *u)
     if (!u) return;
     while (u->calls) {
         up_call_t *c = u->calls;
+        if (c->native) {
+            h1_call_cancel(c);
+            continue;
+        }
         c->cancelled = true;
         curl_multi_remove_handle(u->multi, c->easy);
         up_call_unlink_free(c);
     }
+    h1_close_idle(u);
     for (int i = 0; i < u->n_pool; i++) curl_easy_cleanup(u->pool[i]);
     curl_multi_cleanup(u->multi);
     event_free(u->timer);

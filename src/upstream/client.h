@@ -1,7 +1,10 @@
 /*
- * upstream client — outbound HTTP(S) calls through libcurl's multi-socket API,
- * driven by the worker's libevent loop (one upstream_t per worker, so each
- * worker keeps its own keep-alive pool to every provider).
+ * upstream client — outbound HTTP(S) calls driven by the worker's libevent loop
+ * (one upstream_t per worker, so each worker keeps its own keep-alive pool to
+ * every provider). Two engines behind this one interface, picked per call:
+ * the native HTTP/1.1 client (h1.c) for http:// URLs to a numeric address or
+ * localhost, libcurl's multi-socket API (client.c) for everything else, or for
+ * every call when the environment has SKULD_UPSTREAM=curl.
  *
  * The callbacks take only the caller's pointer, so an in-process provider
  * (provider/echo.c, later llama.cpp) can drive a relay through the same

@@ -1,0 +1,103 @@
+/*
+ * upstream internals shared by client.c (the interface, libcurl calls) and
+ * h1.c (native HTTP/1.1 calls). Worker-loop thread only.
+ *
+ * A call is one up_call_t whichever engine runs it (c->native says which); the
+ * fields above "curl" are common: list links, callbacks, status, the final
+ * response's header lines (for upstream_call_header), the cancel/callback
+ * bookkeeping.
+ */
+#ifndef SKULD_UPSTREAM_INTERNAL_H
+#define SKULD_UPSTREAM_INTERNAL_H
+
+#include <curl/curl.h>
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "upstream/client.h"
+#include "upstream/h1parse.h"
+
+#define UP_MAX_RESPONSE_HEAD (64 * 1024)
+#define UP_EASY_POOL_MAX 4 /* idle easy handles kept for reuse (each holds buffers) */
+
+typedef struct h1_conn h1_conn_t;
+
+/* Native call state (h1.c). */
+typedef struct h1_state {
+    h1_conn_t *conn;
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    buf_t req; /* request head, built once */
+    const char *body;
+    size_t body_len;
+    size_t sent; /* bytes of head + body written on the current connection */
+    h1p_t parser;
+    struct event total_ev, connect_ev, idle_ev, kick_ev;
+    uint64_t connect_ms, total_ms, idle_ms;
+    bool reused;    /* the current connection came from the pool */
+    bool retried;   /* already retried once on a fresh connection */
+    bool got_bytes; /* some response byte arrived on the current connection */
+    bool starting;  /* inside upstream_call_start: failures are reported later */
+    bool fail_pending;
+    up_result_t fail_res;
+    char detail[160];
+} h1_state_t;
+
+struct up_call {
+    upstream_t *up;
+    up_call_t *prev, *next;
+    up_callbacks_t cb;
+    void *ud;
+    int status;
+    bool head_done;
+    bool cancelled;
+    bool paused;
+    bool native;   /* run by h1.c */
+    bool deferred; /* curl: cancelled while curl was running: removed once it returns */
+    int in_callback;
+    buf_t resp_head; /* header lines of the final response, "Name: value\r\n" */
+    /* curl */
+    CURL *easy;
+    struct curl_slist *headers;
+    char errbuf[CURL_ERROR_SIZE];
+    struct event *idle_ev; /* fires when no byte arrived for idle_ms (not while paused) */
+    uint64_t idle_ms;
+    /* native */
+    h1_state_t h1;
+};
+
+struct upstream {
+    struct event_base *base;
+    CURLM *multi;
+    struct event *timer;
+    up_call_t *calls;
+    size_t n_calls;
+    CURL *pool[UP_EASY_POOL_MAX];
+    int n_pool;
+    long max_idle;     /* CURLMOPT_MAXCONNECTS; also the native idle pool's cap */
+    size_t peak_calls; /* most calls at once since the pool was last reset */
+    int in_action;     /* inside curl_multi_socket_action / curl_easy_pause */
+    size_t n_deferred; /* calls cancelled meanwhile, waiting for up_sweep */
+    /* native */
+    bool force_curl;    /* SKULD_UPSTREAM=curl */
+    h1_conn_t *h1_idle; /* idle keep-alive connections, most recent first */
+    size_t h1_n_idle;
+};
+
+/* client.c */
+void up_link(upstream_t *u, up_call_t *c);
+void up_unlink(upstream_t *u, up_call_t *c);
+
+/* h1.c */
+/* Can the native client take this URL? Fills the connect address. http:// with
+ * a numeric IPv4/IPv6 host or "localhost" only. */
+bool h1_url_ok(const char *url, struct sockaddr_storage *addr, socklen_t *alen);
+up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
+                         void *ud);
+void h1_call_cancel(up_call_t *c);
+void h1_call_resume(up_call_t *c);
+void h1_close_idle(upstream_t *u); /* every pooled connection */
+
+#endif
