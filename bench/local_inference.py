@@ -27,7 +27,8 @@ Each round measures, one after the other, with nothing else of ours running:
             completion tokens / wall time from sending the first request to the
             last [DONE] (prompt processing included).
 Interleaving the four per round makes load from other processes hit all of
-them alike; ratios are taken per round, then the median over --runs rounds.
+them alike; ratios are taken per round, then the median over --runs rounds
+(also printed: the best round of each figure, since load only slows down).
 Prints a table and a JSON line; exits 1 if a target is missed (median of
 skuld single / raw single >= 0.9; of skuld 8 streams / skuld single >= 3).
 Python standard library only.
@@ -206,6 +207,13 @@ def main():
           % (med("single"), med("single_vs_raw")))
     print("  skuld, 8 concurrent streams, total %8.1f tokens/s  (%.2fx single, %.2fx raw batched)"
           % (med("agg"), med("eight_vs_single"), med("eight_vs_raw8")))
+    # Load from other processes only ever slows a measurement down: the best
+    # round of each figure is the other robust view on a shared machine.
+    best = {k: max(x[k] for x in rounds) for k in ("raw", "raw8", "single", "agg")}
+    print("  best round of each: raw %.1f, raw 8 %.1f, skuld %.1f (%.2fx raw), skuld 8 %.1f "
+          "(%.2fx skuld single)" % (best["raw"], best["raw8"], best["single"],
+                                    best["single"] / best["raw"], best["agg"],
+                                    best["agg"] / best["single"]))
     print(json.dumps({"model": a.model, "shape": shape, "tokens": tokens,
                       "raw_tps": round(med("raw"), 1), "raw_8_batched_tps": round(med("raw8"), 1),
                       "skuld_single_tps": round(med("single"), 1),
@@ -214,6 +222,8 @@ def main():
                       "eight_vs_single": round(med("eight_vs_single"), 2),
                       "eight_vs_raw8": round(med("eight_vs_raw8"), 2),
                       "raw8_vs_raw": round(med("raw8_vs_raw"), 2),
+                      "best": {k: round(v, 1) for k, v in best.items()},
+                      "load_avg": [round(load_before[0], 2), round(load_after[0], 2)],
                       "rounds": [{k: round(v, 3 if "_vs_" in k else 1) for k, v in x.items()}
                                  for x in rounds]}))
     ok = med("single_vs_raw") >= 0.9 and med("eight_vs_single") >= 3.0
