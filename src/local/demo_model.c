@@ -181,10 +181,18 @@ int demo_model_write_shape(const char *path, const demo_shape_t *shape, char *er
     }
 
     const int64_t E = shape->n_embd, F = shape->n_ff, L = shape->n_layer;
-    size_t floats = (size_t)(2 * n_vocab * E + E + L * (2 * E + 4 * E * E + 3 * E * F));
+    /* Room for every tensor's data at its stored type (the +1 MiB covers alignment). */
+    const enum ggml_type lt = shape->wtype == DEMO_W_F32    ? GGML_TYPE_F32
+                              : shape->wtype == DEMO_W_Q8_0 ? GGML_TYPE_Q8_0
+                                                            : GGML_TYPE_Q4_0;
+    size_t data = 2 * ggml_row_size(GGML_TYPE_Q8_0, E) * (size_t)n_vocab +
+                  (size_t)L * (4 * ggml_row_size(lt, E) * (size_t)E + /* q, k, v, output */
+                               2 * ggml_row_size(lt, E) * (size_t)F + /* gate, up */
+                               ggml_row_size(lt, F) * (size_t)E) +    /* down */
+                  (size_t)(E + 2 * L * E) * sizeof(float);
     size_t n_tensors = 3 + 9 * (size_t)L;
     struct ggml_init_params gp = {
-        .mem_size = floats * sizeof(float) + (n_tensors + 8) * ggml_tensor_overhead() + 1024 * 1024,
+        .mem_size = data + (n_tensors + 8) * ggml_tensor_overhead() + 1024 * 1024,
         .mem_buffer = NULL,
         .no_alloc = false,
     };
