@@ -4,6 +4,7 @@ Local inference benchmark: embedded llama.cpp through skuld vs a raw libllama
 decode loop, on the same model, in one run.
 
   python3 bench/local_inference.py [--build DIR] [--model bench|demo] [--tokens N] [--runs N]
+                                   [--threads N] [--shape L,W,FF,HEADS,TYPE] [--keep]
 
 Models (written with `skuld demo-model` to a temporary directory, deleted after):
   bench (default): --layers 10 --width 1024 --ff 2816 --heads 16 (F32 layer
@@ -94,8 +95,10 @@ def stream(port, content, max_tokens, out):
                 "tokens": tokens, "done": done})
 
 
-def raw_tps(raw, model, tokens, parallel):
+def raw_tps(raw, model, tokens, parallel, threads):
     args = [raw, model, "--tokens", str(tokens), "--runs", "1", "--warmup", "16"]
+    if threads > 0:
+        args += ["--threads", str(threads)]
     if parallel > 1:
         args += ["--parallel", str(parallel)]
     p = subprocess.run(args, check=True, capture_output=True, text=True)
@@ -132,6 +135,9 @@ def main():
     ap.add_argument("--tokens", type=int, default=0,
                     help="tokens per stream (default 256 bench, 512 demo)")
     ap.add_argument("--runs", type=int, default=3, help="rounds (medians over them)")
+    ap.add_argument("--threads", type=int, default=0,
+                    help="compute threads on both sides (llama-raw --threads, skuld "
+                         "SKULD_LLAMA_THREADS); default: the cores available")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     a = ap.parse_args()
     tokens = a.tokens or (256 if a.model == "bench" else 512)
@@ -158,8 +164,14 @@ def main():
                 % model)
     port = free_port()
     load_before = os.getloadavg()
+    env = dict(os.environ)
+    if a.threads > 0:
+        env["SKULD_LLAMA_THREADS"] = str(a.threads)
+    else:
+        env.pop("SKULD_LLAMA_THREADS", None)
     gw = subprocess.Popen([skuld, "serve", "-c", cfg, "--listen", "127.0.0.1:%d" % port],
-                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "err"), "w"))
+                          stdout=subprocess.DEVNULL, stderr=open(os.path.join(tmp, "err"), "w"),
+                          env=env)
     rounds = []
     try:
         for _ in range(1200):
@@ -174,9 +186,9 @@ def main():
         stream(port, "warm up", 16, out)      # first touches of weights and buffers
         skuld_concurrent(port, 16, 8)         # every slot's KV cells once
         for r in range(a.runs):
-            x = {"raw": raw_tps(raw, model, tokens, 1)}
+            x = {"raw": raw_tps(raw, model, tokens, 1, a.threads)}
             x["single"] = skuld_single(port, tokens)
-            x["raw8"] = raw_tps(raw, model, tokens, 8)
+            x["raw8"] = raw_tps(raw, model, tokens, 8, a.threads)
             x["agg"] = skuld_concurrent(port, tokens, 8)
             x["single_vs_raw"] = x["single"] / x["raw"]
             x["eight_vs_single"] = x["agg"] / x["single"]
@@ -197,9 +209,9 @@ def main():
         return statistics.median(x[k] for x in rounds)
 
     print("local inference, %s model (%s, %.0f MB), %d tokens per stream, median of %d rounds, "
-          "%d cores, load average %.1f before / %.1f after"
-          % (a.model, shape, size_mb, tokens, a.runs, os.cpu_count(), load_before[0],
-             load_after[0]))
+          "%d cores, %s compute threads, load average %.1f before / %.1f after"
+          % (a.model, shape, size_mb, tokens, a.runs, os.cpu_count(),
+             a.threads if a.threads > 0 else "all", load_before[0], load_after[0]))
     print("  raw libllama loop, single stream   %8.1f tokens/s" % med("raw"))
     print("  raw libllama loop, 8 seqs batched  %8.1f tokens/s  (%.2fx raw single)"
           % (med("raw8"), med("raw8_vs_raw")))
