@@ -3,6 +3,7 @@
  * reference that bench/local_inference.py compares skuld against.
  *
  *   llama-raw MODEL.gguf [--tokens N] [--threads N] [--prompt TEXT] [--runs N] [--parallel N]
+ *             [--warmup N]
  *
  * Loads MODEL like the engine does (CPU backends from the library directory,
  * n_threads = cores available unless given), decodes the prompt, then
@@ -14,6 +15,9 @@
  * --parallel N (N > 1): N sequences decoded together, one batch of N tokens
  * per step, greedy (argmax) each: the engine's batching ceiling without the
  * gateway; tokens counts all sequences.
+ * --warmup N: first an untimed, unprinted run of N tokens (first touches of
+ * the weights, KV cells and thread start-up), so one process can give one
+ * steady figure.
  */
 #include <dlfcn.h>
 #include <ggml-backend.h>
@@ -47,12 +51,13 @@ static int32_t argmax(struct llama_context *ctx, const struct llama_vocab *vocab
 }
 
 static int parallel_runs(struct llama_context *ctx, const struct llama_vocab *vocab,
-                         const int32_t *toks, int n_prompt, int n_gen, int par, int runs,
-                         int threads)
+                         const int32_t *toks, int n_prompt, int n_gen_arg, int par, int runs,
+                         int threads, int warm)
 {
     struct llama_batch b = llama_batch_init(n_prompt > par ? n_prompt : par, 0, 1);
     int32_t *next = calloc((size_t)par, sizeof *next);
-    for (int r = 0; r < runs; r++) {
+    for (int r = warm > 0 ? -1 : 0; r < runs; r++) {
+        int n_gen = r < 0 ? warm : n_gen_arg;
         llama_memory_clear(llama_get_memory(ctx), true);
         for (int s = 0; s < par; s++) {
             b.n_tokens = 0;
@@ -84,6 +89,7 @@ static int parallel_runs(struct llama_context *ctx, const struct llama_vocab *vo
             for (int s = 0; s < par; s++) next[s] = argmax(ctx, vocab, s);
         }
         double dt = now_s() - t0;
+        if (r < 0) continue;
         printf("{\"tokens\":%d,\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%d,"
                "\"parallel\":%d}\n",
                n_gen * par, dt, (double)(n_gen - 1) * par / dt, threads, par);
@@ -97,11 +103,11 @@ int main(int argc, char **argv)
 {
     if (argc < 2) {
         fprintf(stderr, "usage: llama-raw MODEL.gguf [--tokens N] [--threads N] [--prompt TEXT] "
-                        "[--runs N]\n");
+                        "[--runs N] [--parallel N] [--warmup N]\n");
         return 2;
     }
     const char *path = argv[1], *prompt = "Hello, tell me a story about a gateway.";
-    int n_gen = 256, threads = 0, runs = 1, par = 1;
+    int n_gen = 256, threads = 0, runs = 1, par = 1, warm = 0;
     for (int i = 2; i + 1 < argc; i += 2) {
         if (!strcmp(argv[i], "--tokens"))
             n_gen = atoi(argv[i + 1]);
@@ -113,6 +119,8 @@ int main(int argc, char **argv)
             runs = atoi(argv[i + 1]);
         else if (!strcmp(argv[i], "--parallel"))
             par = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--warmup"))
+            warm = atoi(argv[i + 1]);
     }
     if (threads <= 0) {
         cpu_set_t set;
@@ -152,11 +160,13 @@ int main(int argc, char **argv)
     int n_prompt = llama_tokenize(vocab, prompt, (int32_t)strlen(prompt), toks, 1024, true, false);
     if (n_prompt <= 0) return 1;
     if (n_gen + n_prompt > 4096) n_gen = 4096 - n_prompt;
+    if (warm + n_prompt > 4096) warm = 4096 - n_prompt;
 
-    if (par > 1) return parallel_runs(ctx, vocab, toks, n_prompt, n_gen, par, runs, threads);
+    if (par > 1) return parallel_runs(ctx, vocab, toks, n_prompt, n_gen, par, runs, threads, warm);
     struct llama_sampler *smpl = llama_sampler_chain_init(llama_sampler_chain_default_params());
     llama_sampler_chain_add(smpl, llama_sampler_init_greedy());
-    for (int r = 0; r < runs; r++) {
+    for (int r = warm > 0 ? -1 : 0; r < runs; r++) {
+        int n = r < 0 ? warm : n_gen;
         llama_memory_clear(llama_get_memory(ctx), true);
         llama_sampler_reset(smpl);
         struct llama_batch b = llama_batch_get_one(toks, n_prompt);
@@ -165,7 +175,7 @@ int main(int argc, char **argv)
         double t0 = now_s();
         int produced = 1;
         char piece[256];
-        while (produced < n_gen && !llama_vocab_is_eog(vocab, tok)) {
+        while (produced < n && !llama_vocab_is_eog(vocab, tok)) {
             llama_token_to_piece(vocab, tok, piece, sizeof piece, 0, false);
             b = llama_batch_get_one(&tok, 1);
             if (llama_decode(ctx, b) != 0) return 1;
@@ -173,6 +183,7 @@ int main(int argc, char **argv)
             produced++;
         }
         double dt = now_s() - t0;
+        if (r < 0) continue;
         printf("{\"tokens\":%d,\"seconds\":%.6f,\"tokens_per_s\":%.1f,\"threads\":%d}\n", produced,
                dt, (produced - 1) / dt, threads);
     }

@@ -25,6 +25,8 @@ static void usage(FILE *out)
         "  skuld serve [-c FILE] [--listen ADDR]  run the gateway (embedded default without -c)\n"
         "  skuld check -c FILE                    validate a config; errors as FILE:LINE:COL\n"
         "  skuld demo-model -o PATH               write the small random-weight demo model\n"
+        "    [--layers N] [--width N] [--ff N] [--heads N] [--type f32|q8_0|q4_0]\n"
+        "                                         of another shape (default 2, 64, 256, 4, f32)\n"
         "  skuld pull URL [-o DIR] [--sha256 HEX] download a GGUF model (resume, checksum)\n"
         "  skuld pull --catalog FILE auto [-o DIR] pick from a catalog by available memory\n"
         "  skuld keys create|list|revoke [ID] -c FILE [options]  virtual API keys in the store\n"

@@ -1,6 +1,6 @@
 /*
  * local cli — the command-line verbs for local models, called from main():
- *   skuld demo-model -o PATH
+ *   skuld demo-model -o PATH [--layers N] [--width N] [--ff N] [--heads N]
  *   skuld pull URL [-o DIR] [--sha256 HEX]
  *   skuld pull --catalog FILE auto [-o DIR]
  * and the embedded default's first-run step (write the demo model if absent).

@@ -4,8 +4,9 @@ written by `skuld demo-model`: streamed and whole answers with real token
 counts, 8 concurrent requests over 4 slots, a cancelled stream freeing its
 slot, fixed-seed determinism, stop strings, max_tokens, the context limit
 (400 naming it), embeddings, the config rule that a llamacpp model needs a
-path, and the embedded default (`skuld serve` without -c writes and serves
-the demo model).
+path, the embedded default (`skuld serve` without -c writes and serves
+the demo model), and `skuld demo-model` shape options (a model of another
+shape and weight type loads and generates; bad shapes are refused).
 """
 import json
 import math
@@ -300,6 +301,85 @@ class LocalConfigTest(H.unittest.TestCase):
         self.assertFalse(os.path.exists(p + ".tmp"))
         rc, _, err = H.run_skuld(["demo-model"])
         self.assertEqual(rc, 2)
+
+
+def gguf_metadata(path):
+    """The key/value section of a GGUF file (v2/v3), scalars and arrays of scalars/strings."""
+    import struct
+    scalar = {0: "<B", 1: "<b", 2: "<H", 3: "<h", 4: "<I", 5: "<i", 6: "<f", 7: "<?",
+              10: "<Q", 11: "<q", 12: "<d"}
+    with open(path, "rb") as f:
+        def rd(fmt):
+            return struct.unpack(fmt, f.read(struct.calcsize(fmt)))[0]
+
+        def rstr():
+            return f.read(rd("<Q")).decode("utf-8", "replace")
+
+        def rval(t):
+            if t == 8:
+                return rstr()
+            if t == 9:
+                et, n = rd("<I"), rd("<Q")
+                return [rval(et) for _ in range(n)]
+            return rd(scalar[t])
+        assert f.read(4) == b"GGUF"
+        rd("<I")  # version
+        rd("<Q")  # tensors
+        kv = {}
+        for _ in range(rd("<Q")):
+            k = rstr()
+            kv[k] = rval(rd("<I"))
+        return kv
+
+
+class DemoModelShapeTest(H.unittest.TestCase):
+    def test_other_shape_loads_and_generates(self):
+        d = H.mkdtemp()
+        p = os.path.join(d, "shaped.gguf")
+        rc, out, err = H.run_skuld(["demo-model", "-o", p, "--layers", "3", "--width", "96",
+                                    "--ff", "160", "--heads", "6", "--type", "q8_0"])
+        self.assertEqual(rc, 0, err)
+        self.assertIn("3 layers, 96 wide, ff 160, 6 heads, q8_0", out)
+        kv = gguf_metadata(p)
+        self.assertEqual(kv["llama.block_count"], 3)
+        self.assertEqual(kv["llama.embedding_length"], 96)
+        self.assertEqual(kv["llama.feed_forward_length"], 160)
+        self.assertEqual(kv["llama.attention.head_count"], 6)
+        self.assertEqual(kv["llama.rope.dimension_count"], 16)
+        default = gguf_metadata(DEMO)
+        self.assertEqual((default["llama.block_count"], default["llama.embedding_length"],
+                          default["llama.feed_forward_length"],
+                          default["llama.attention.head_count"]), (2, 64, 256, 4))
+        cfg = local_config(parallel=2)
+        cfg["models"][0]["path"] = p
+        gw = H.Skuld(cfg, ready_timeout=60)
+        try:
+            r = gen(gw.port, max_tokens=10, temperature=0)
+            self.assertEqual(r.status, 200, r.body)
+            b = r.json()
+            self.assertEqual(b["usage"]["completion_tokens"], 10)
+            self.assertEqual(b["choices"][0]["finish_reason"], "length")
+            e = H.post_json(gw.port, "/v1/embeddings", {"model": "tiny", "input": "hello"})
+            self.assertEqual(e.status, 200, e.body)
+            self.assertEqual(len(e.json()["data"][0]["embedding"]), 96)  # the model's width
+        finally:
+            self.assertEqual(gw.stop(), 0)
+
+    def test_bad_shapes_are_refused(self):
+        p = os.path.join(H.mkdtemp(), "bad.gguf")
+        for args, msg in ((["--width", "100"], "multiple of 32"),
+                          (["--heads", "3"], "heads must divide"),
+                          (["--width", "64", "--heads", "64"], "even size"),
+                          (["--layers", "0"], "positive whole number"),
+                          (["--layers", "2x"], "positive whole number"),
+                          (["--ff", "100", "--type", "q4_0"], "multiple of 32"),
+                          (["--type", "q5_k"], "--type is f32, q8_0 or q4_0"),
+                          (["--layers", "128", "--width", "8192"], "GiB"),
+                          (["--width"], "unexpected argument")):
+            rc, out, err = H.run_skuld(["demo-model", "-o", p] + args)
+            self.assertEqual(rc, 2, (args, err))
+            self.assertIn(msg, err, args)
+            self.assertFalse(os.path.exists(p), args)
 
 
 class EmbeddedDefaultLocalTest(H.unittest.TestCase):
