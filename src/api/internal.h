@@ -48,6 +48,10 @@ typedef struct api_ctx {
      * pending, the reservations to settle in api_account. NULL = none. */
     struct pol_req *pol;
     void *pol_admin; /* api/admin_keys.c: a key change waiting for the store */
+    /* ---- fast path (api/openai.c): set when the body was only scanned
+     * (core/jscan.h), not parsed; the relay then has body == NULL and parses
+     * req->body lazily if an attempt needs the tree. */
+    const struct jscan *fast;
 } api_ctx_t;
 
 api_ctx_t *api_ctx_new(http_req_t *req);

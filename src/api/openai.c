@@ -5,6 +5,8 @@
 #include <string.h>
 
 #include "api/internal.h"
+#include "cache/cache.h"
+#include "core/jscan.h"
 #include "core/jsonw.h"
 #include "policy/policy.h"
 #include "route/hooks.h"
@@ -35,9 +37,56 @@ static const char *api_ep_name(endpoint_t ep)
     return ep == EP_CHAT ? "chat" : ep == EP_COMPLETIONS ? "completions" : "embeddings";
 }
 
+/* The fast path: a plain pass-through request (explicit model, no route, no
+ * explain, cache and dedupe off) whose body the scanner accepted goes through
+ * the same checks as api_openai_dispatch from the scan, with no tree; the
+ * relay splices the body (build_raw) or parses it lazily. false: nothing was
+ * done, take the general path. */
+static bool api_openai_fast(api_ctx_t *c, endpoint_t ep)
+{
+    const http_req_t *req = c->req;
+    jscan_t s;
+    if (c->shape != API_SHAPE_OPENAI ||
+        (ep != EP_CHAT && ep != EP_COMPLETIONS && ep != EP_EMBEDDINGS) ||
+        jscan_body(req->body, req->body_len, &s) != 0 || s.model != JS_STRING ||
+        cache_needs_body(c, ep) || route_api_needs_body(c, s.model_p, s.model_len))
+        return false;
+    jscan_t *f = arena_alloc(req->arena, sizeof *f);
+    char *name = f ? arena_alloc(req->arena, s.model_len + 1) : NULL;
+    if (!name) return false;
+    *f = s;
+    memcpy(name, s.model_p, s.model_len);
+    name[s.model_len] = '\0';
+    f->model_p = name;
+    if (route_api_resolve(c, ep, NULL, name, s.model_len) != 0) return true;
+    resil_candidates(c, c->model);
+
+    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
+    jscan_type_t v = ep == EP_CHAT ? s.messages : ep == EP_COMPLETIONS ? s.prompt : s.input;
+    bool ok = ep == EP_CHAT ? v == JS_ARRAY : (v == JS_STRING || v == JS_ARRAY);
+    if (!ok) {
+        api_send_error(c, 400, NULL, v != JS_ABSENT ? "invalid_type" : "missing_required_parameter",
+                       need, "%s requests need '%s' (%s)", api_ep_name(ep), need,
+                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
+        return true;
+    }
+    if (s.stream != JS_ABSENT && s.stream != JS_TRUE && s.stream != JS_FALSE &&
+        s.stream != JS_NULL) {
+        api_send_error(c, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
+        return true;
+    }
+    bool stream = ep != EP_EMBEDDINGS && s.stream == JS_TRUE;
+    bool client_usage = s.include_usage == JS_TRUE;
+    c->stream = stream;
+    c->fast = f;
+    policy_admit(c, ep, NULL, stream, client_usage);
+    return true;
+}
+
 void api_openai_inference(api_ctx_t *c, endpoint_t ep)
 {
     const http_req_t *req = c->req;
+    if (api_openai_fast(c, ep)) return;
     json_error_t jerr;
     json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
     if (!body || !json_is_object(body)) {

@@ -50,6 +50,7 @@
 
 #include "api/anthropic_shape.h"
 #include "api/internal.h"
+#include "core/jscan.h"
 #include "core/log.h"
 #include "policy/cost.h"
 #include "route/hooks.h"
@@ -125,6 +126,7 @@ struct relay {
     struct event *next_ev, *hedge_ev, *deadline_ev, *queue_ev;
 };
 
+static json_t *relay_tree(struct relay *r);
 static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail);
 static void relay_teardown(relay_t *r);
 static void relay_on_done_cb(void *ud, up_result_t res, const char *detail);
@@ -674,11 +676,14 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     /* With a top-level "model" present, the one "model" key build_raw accepts
      * can only be that one. */
     if (a->ops && a->ops->build_raw && c->shape == API_SHAPE_OPENAI &&
-        json_is_string(json_object_get(r->body, "model")))
+        (r->body ? json_is_string(json_object_get(r->body, "model"))
+                 : c->fast && c->fast->model == JS_STRING))
         brc = a->ops->build_raw(req->arena, r->ep, req->body, req->body_len, m, r->stream,
                                 r->client_usage, &call);
     if (brc == 1)
-        brc = a->ops ? a->ops->build(req->arena, r->ep, r->body, m, r->stream, &call) : -1;
+        brc = a->ops && relay_tree(r)
+                  ? a->ops->build(req->arena, r->ep, r->body, m, r->stream, &call)
+                  : -1;
     if (brc != 0) {
         relay_attempt_release(a);
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
@@ -1138,6 +1143,18 @@ static void relay_teardown(relay_t *r)
     r->cfg = NULL;
 }
 
+/* The request as a tree: on the fast path (api/openai.c) the body was only
+ * scanned, so the first attempt that needs the tree parses it here (the
+ * scanner accepted it, so jansson does too). NULL only when out of memory. */
+static json_t *relay_tree(relay_t *r)
+{
+    if (!r->body) {
+        const http_req_t *req = r->c->req;
+        r->body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
+    }
+    return r->body;
+}
+
 /* Does an OpenAI chat request carry image content? */
 static bool relay_has_image(const json_t *body)
 {
@@ -1175,7 +1192,11 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
     buf_init(&r->frame, 0);
     if (!c->cands || !c->n_cands) resil_candidates(c, m);
 
-    if (ep == EP_CHAT && !(m->capabilities & CAP_VISION) && relay_has_image(body)) {
+    /* Fast path: only a body that could name an image part is parsed here. */
+    if (ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
+        (body ||
+         (c->fast && (c->fast->u_escape || memmem(req->body, req->body_len, "image", 5)))) &&
+        relay_has_image(relay_tree(r))) {
         relay_teardown(r);
         api_send_error(c, 400, NULL, "model_capability_missing", "messages",
                        "the model '%s' cannot take image input: it lacks the capability 'vision'",

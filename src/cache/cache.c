@@ -816,6 +816,12 @@ static const char *cache_asked_name(const api_ctx_t *c, const json_t *body)
     return n ? n : c->model->name;
 }
 
+bool cache_needs_body(const api_ctx_t *c, int ep)
+{
+    const cfg_cache_t *cc = &c->cfg->cache;
+    return !(!G.on || !cc->present || (!cc->enabled && !cc->dedupe.enabled) || ep == EP_MODELS);
+}
+
 void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client_usage)
 {
     const cfg_cache_t *cc = &c->cfg->cache;

@@ -64,6 +64,9 @@ void cache_init(const config_t *cfg, struct store *store);
 void cache_shutdown(void);
 
 /* The hook: takes ownership of body; always answers or starts the relay. */
+/* Would cache_dispatch read the body (cache or dedupe on)? If not, it only
+ * passes a NULL body on to api_relay_start. */
+bool cache_needs_body(const struct api_ctx *c, int endpoint);
 void cache_dispatch(struct api_ctx *c, int endpoint, json_t *body, bool stream, bool client_usage);
 
 /* POST /admin/cache/purge (already authenticated). */

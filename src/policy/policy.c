@@ -36,6 +36,7 @@
 #include <time.h>
 
 #include "api/internal.h"
+#include "core/jscan.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/secure.h"
@@ -586,11 +587,19 @@ static void pol_build_checks(api_ctx_t *c, pol_req_t *p)
 {
     const config_t *cfg = c->cfg;
     const cfg_model_t *m = c->model;
-    json_t *mt = json_object_get(p->body, "max_tokens");
-    if (!json_is_integer(mt)) mt = json_object_get(p->body, "max_completion_tokens");
-    int64_t max_out = json_is_integer(mt) && json_integer_value(mt) > 0
-                          ? json_integer_value(mt)
-                          : cfg->limits.default_max_tokens;
+    int64_t mtv = 0;
+    bool mt_int = false;
+    if (!p->body && c->fast) { /* the fast path: only scanned (core/jscan.h) */
+        mt_int = c->fast->max_tokens == JS_INT || c->fast->max_completion_tokens == JS_INT;
+        mtv = c->fast->max_tokens == JS_INT ? c->fast->max_tokens_v
+                                            : c->fast->max_completion_tokens_v;
+    } else {
+        json_t *mt = json_object_get(p->body, "max_tokens");
+        if (!json_is_integer(mt)) mt = json_object_get(p->body, "max_completion_tokens");
+        mt_int = json_is_integer(mt);
+        mtv = mt_int ? json_integer_value(mt) : 0;
+    }
+    int64_t max_out = mt_int && mtv > 0 ? mtv : cfg->limits.default_max_tokens;
     if (p->ep == EP_EMBEDDINGS) max_out = 0;
     if (max_out > 100000000) max_out = 100000000;
     int64_t prompt_est = (int64_t)(c->req->body_len / 4) + 8;

@@ -57,6 +57,11 @@ static bool hk_explain_wanted(api_ctx_t *c)
     return v.n == 1 && (v.p[0] == '1');
 }
 
+bool route_api_needs_body(api_ctx_t *c, const char *name, size_t name_len)
+{
+    return !name || config_find_route(c->cfg, name, name_len) != NULL || hk_explain_wanted(c);
+}
+
 int route_api_resolve(api_ctx_t *c, int ep, const json_t *body, const char *name, size_t name_len)
 {
     if (!name) {

@@ -24,6 +24,8 @@ struct api_ctx;
 /* 0: c->cands/n_cands/model set. -1: an error was sent (body not freed). */
 int route_api_resolve(struct api_ctx *c, int endpoint, const json_t *body, const char *name,
                       size_t name_len);
+/* Would route_api_resolve read the body (a route, or x-skuld-explain)? */
+bool route_api_needs_body(struct api_ctx *c, const char *name, size_t name_len);
 void route_api_first_byte(struct api_ctx *c);
 void route_api_account(struct api_ctx *c, int status);
 /* POST /admin/route/explain (already authenticated). */
