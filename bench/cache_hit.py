@@ -285,10 +285,9 @@ def record(res, a):
         % res["errors"],
         "respond) and the same POST naming an unknown model (JSON parsed, 404, no cache work).",
         "Latency is h2load's (request written to response read), so it includes the client's",
-        "own time and both processes' wake-ups. Median of %d runs. The machine is a noisy"
-        % a.runs,
-        "2-core VM shared with three other build-and-test sessions while this ran (load",
-        "average %.1f at the end)%s." % (os.getloadavg()[0],
+        "own time and both processes' wake-ups. Median of %d runs. Machine: %d cores, load"
+        % (a.runs, os.cpu_count() or 0),
+        "average %.1f at the end%s." % (os.getloadavg()[0],
                                          "; --rt ran skuld and h2load under SCHED_FIFO priority"
                                          " 10 (chrt) to keep the other processes' scheduling"
                                          " out of the tail as far as possible" if a.rt else ""),
