@@ -79,7 +79,8 @@ typedef struct attempt {
     bool bad_event;
     bool too_large;
     bool untranslatable;
-    bool big_event; /* a stream event over RELAY_MAX_EVENT */
+    bool big_event;       /* a stream event over RELAY_MAX_EVENT */
+    bool deadline_capped; /* its total timeout is what was left of the request's deadline */
     int status;
     up_result_t res;
     char retry_after[32];
@@ -571,7 +572,10 @@ static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
     relay_model_headers(r);
     c->error = arena_strdup(c->req->arena, detail ? detail : "upstream failure");
     up_result_t res = a ? a->res : UP_PROTOCOL_ERROR;
-    if (res == UP_TIMEOUT && r->deadline_ms && relay_remaining_ms(r) == 0) {
+    /* A timeout the deadline imposed is the deadline's, even if the timer fired
+     * a millisecond early (clocks are read at different moments). */
+    if (res == UP_TIMEOUT && r->deadline_ms &&
+        (relay_remaining_ms(r) == 0 || (a && a->deadline_capped))) {
         api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
                        "the request deadline passed before an upstream answered");
     } else if (res == UP_TIMEOUT) {
@@ -711,8 +715,10 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         uint64_t total = r->stream ? 0 : sc->request_timeout_ms;
         if (!r->stream && m->resil.per_try_timeout_ms && m->resil.per_try_timeout_ms < total)
             total = m->resil.per_try_timeout_ms;
-        if (remaining != UINT64_MAX && (total == 0 || remaining < total))
+        if (remaining != UINT64_MAX && (total == 0 || remaining < total)) {
             total = remaining ? remaining : 1;
+            a->deadline_capped = true;
+        }
         uint64_t idle = 0;
         if (r->stream)
             idle = m->resil.idle_gap_timeout_ms ? m->resil.idle_gap_timeout_ms
