@@ -708,21 +708,23 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     static const up_callbacks_t cbs = {relay_on_head, relay_on_data, relay_on_done_cb};
     if (ms) atomic_fetch_add_explicit(&ms->upstream_requests, 1, memory_order_relaxed);
     uint64_t remaining = relay_remaining_ms(r);
+    /* Per-attempt timings: the route's settings when the client named a route
+     * with its own (c->resil), else this deployment's. */
+    const cfg_resilience_t *tr = c->resil ? c->resil : &m->resil;
     a->live = true;
     if (a->ops->local_start) {
         a->local = a->ops->local_start(c->w->base, r->ep, &call, &cbs, a);
     } else {
         uint64_t total = r->stream ? 0 : sc->request_timeout_ms;
-        if (!r->stream && m->resil.per_try_timeout_ms && m->resil.per_try_timeout_ms < total)
-            total = m->resil.per_try_timeout_ms;
+        if (!r->stream && tr->per_try_timeout_ms && tr->per_try_timeout_ms < total)
+            total = tr->per_try_timeout_ms;
         if (remaining != UINT64_MAX && (total == 0 || remaining < total)) {
             total = remaining ? remaining : 1;
             a->deadline_capped = true;
         }
         uint64_t idle = 0;
         if (r->stream)
-            idle = m->resil.idle_gap_timeout_ms ? m->resil.idle_gap_timeout_ms
-                                                : sc->stream_idle_timeout_ms;
+            idle = tr->idle_gap_timeout_ms ? tr->idle_gap_timeout_ms : sc->stream_idle_timeout_ms;
         up_request_t ur = {
             .url = call.url,
             .body = call.body,
@@ -744,11 +746,11 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         relay_teardown(r);
         return;
     }
-    if (r->stream && m->resil.first_chunk_timeout_ms) {
+    if (r->stream && tr->first_chunk_timeout_ms) {
         a->fc_ev = evtimer_new(c->w->base, relay_on_first_chunk_timeout, a);
         if (a->fc_ev) {
-            struct timeval tv = {(time_t)(m->resil.first_chunk_timeout_ms / 1000),
-                                 (suseconds_t)(m->resil.first_chunk_timeout_ms % 1000) * 1000};
+            struct timeval tv = {(time_t)(tr->first_chunk_timeout_ms / 1000),
+                                 (suseconds_t)(tr->first_chunk_timeout_ms % 1000) * 1000};
             evtimer_add(a->fc_ev, &tv);
         }
     }

@@ -419,6 +419,39 @@ class RouteSettings(H.unittest.TestCase):
         self.assertEqual(rc, 0, "skuld exit status")
 
 
+class RouteTimeouts(H.unittest.TestCase):
+    """A route's per-try timeout applies to the attempts of requests to it."""
+
+    def test_route_per_try_timeout(self):
+        a, b = two_mocks()
+        try:
+            cfg = config(a, b)
+            cfg["routes"] = [{"name": "quick", "candidates": ["gpt-a"], "fallbacks": ["gpt-b"],
+                              "resilience": {"per_try_timeout": "200ms"}}]
+            gw = H.Skuld(cfg)
+        except Exception:
+            a.stop()
+            b.stop()
+            raise
+        try:
+            a.set_config({"latency_ms": 1500})
+            t0 = time.monotonic()
+            r = H.chat(gw.port, content="x", model="quick")
+            took = time.monotonic() - t0
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["x-skuld-model"], "gpt-b")  # A timed out at 200 ms
+            self.assertLess(took, 1.0)
+            # by model name (no per-try timeout), A is waited for
+            r = H.chat(gw.port, content="x", model="gpt-a")
+            self.assertEqual(r.status, 200)
+            self.assertEqual(r.headers["x-skuld-model"], "gpt-a")
+        finally:
+            rc = gw.stop()
+            a.stop()
+            b.stop()
+        self.assertEqual(rc, 0, "skuld exit status")
+
+
 class Streams(H.unittest.TestCase):
     """Must show 4."""
 
