@@ -816,17 +816,18 @@ static const char *cache_asked_name(const api_ctx_t *c, const json_t *body)
     return n ? n : c->model->name;
 }
 
+/* The one condition for "the cache or de-duplication looks at this request". */
 bool cache_needs_body(const api_ctx_t *c, int ep)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
-    return !(!G.on || !cc->present || (!cc->enabled && !cc->dedupe.enabled) || ep == EP_MODELS);
+    return G.on && cc->present && (cc->enabled || cc->dedupe.enabled) && ep != EP_MODELS;
 }
 
 void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client_usage)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
     http_req_t *req = c->req;
-    if (!G.on || !cc->present || (!cc->enabled && !cc->dedupe.enabled) || ep == EP_MODELS) {
+    if (!cache_needs_body(c, ep)) {
         api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
         return;
     }

@@ -1725,8 +1725,6 @@ static const field_t redis_fields[] = {
 static void parse_redis(loader_t *L, config_t *c, const ynode_t *map)
 {
     const ynode_t *keys[COUNTOF(redis_fields)], *vals[COUNTOF(redis_fields)];
-    c->redis.timeout_ms = 50;
-    c->redis.fail_open = true;
     walk_map(L, map, "redis", redis_fields, COUNTOF(redis_fields), &c->redis, keys, vals);
     /* The URL may carry a password: env:NAME / file:PATH like any secret. */
     char *raw = c->redis.url;
@@ -2037,7 +2035,7 @@ static const field_t dedupe_fields[] = {
 };
 #undef DDP
 
-static void set_cache_defaults(cfg_cache_t *k, cfg_redis_t *r)
+static void set_cache_defaults(cfg_cache_t *k)
 {
     k->ttl_ms = 60000;
     k->max_bytes = 64u << 20;
@@ -2046,8 +2044,6 @@ static void set_cache_defaults(cfg_cache_t *k, cfg_redis_t *r)
     k->dedupe.enabled = true;
     k->dedupe.window_ms = 5000;
     k->dedupe.max_joiners = 1000;
-    r->timeout_ms = 50;
-    r->fail_open = true;
 }
 
 static void parse_cache(loader_t *L, config_t *c, const ynode_t *map, const ynode_t **redis_at,
@@ -2393,10 +2389,10 @@ static config_t *load(loader_t *L, const char *data, size_t len)
         set_server_defaults(&c->server) < 0) {
         err_pos(L, 0, 0, "out of memory");
     } else {
-        set_cache_defaults(&c->cache, &c->redis);
+        set_cache_defaults(&c->cache);
         c->text_len = len;
         c->limits.default_max_tokens = 1024; /* issue 8 defaults */
-        c->redis.timeout_ms = 50;
+        c->redis.timeout_ms = 50; /* redis: 50 ms per command, fail open */
         c->redis.fail_open = true;
         c->auth.hmac_window_ms = 300000;
         atomic_init(&c->refs, 1);

@@ -73,10 +73,10 @@ int route_api_resolve(api_ctx_t *c, int ep, const json_t *body, const char *name
     route_features_t f;
     route_features_init(&f);
     if (hk_headers(c, &f) < 0) return -1;
-    bool is_route = config_find_route(c->cfg, name, name_len) != NULL;
-    bool explain = hk_explain_wanted(c);
-    if (is_route || explain) route_features_from_body(&f, c->req->arena, ep, body);
-    f.explain = explain;
+    /* the features come from the body only when the router will score */
+    if (route_api_needs_body(c, name, name_len))
+        route_features_from_body(&f, c->req->arena, ep, body);
+    f.explain = hk_explain_wanted(c);
     route_decision_t d;
     if (route_decide(c->cfg, name, name_len, &f, c->req->arena, 0, hk_rng(), &d) < 0) {
         api_ctx_set_model(c, NULL);
@@ -84,7 +84,7 @@ int route_api_resolve(api_ctx_t *c, int ep, const json_t *body, const char *name
                        (int)(name_len > 200 ? 200 : name_len), name);
         return -1;
     }
-    if (explain) {
+    if (f.explain) {
         buf_t o;
         buf_init(&o, 0);
         route_explain_json(&d, &o, EXPLAIN_HEADER_CANDS);

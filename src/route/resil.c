@@ -45,6 +45,7 @@ void resil_candidates(api_ctx_t *c, const cfg_model_t *m)
     const cfg_model_t *const *base = c->cands && c->n_cands ? c->cands : &m;
     size_t nb = c->cands && c->n_cands ? c->n_cands : 1, cap = nb;
     for (size_t i = 0; i < nb; i++) cap += base[i]->fallbacks.n;
+    if (cap == nb && c->cands && c->n_cands) return; /* the router's list as it is */
     const cfg_model_t **v = arena_calloc(c->req->arena, cap * sizeof *v);
     if (!v) {
         c->cands = NULL;

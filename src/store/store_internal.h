@@ -29,9 +29,9 @@ typedef enum {
     STORE__OP_MODEL_PUT = 1,
     STORE__OP_MODEL_DELETE,
     STORE__OP_HEALTH_PUT,
-    STORE__OP_KEY_PUT,    /* name = id, spec = metadata, str[0] = hash */
-    STORE__OP_SPEND_ADD,  /* str[0..4] = request_id, key_id, team, user, model */
-    STORE__OP_SECRET_PUT, /* name = provider, spec = sealed text */
+    STORE__OP_KEY_PUT,     /* name = id, spec = metadata, str[0] = hash */
+    STORE__OP_SPEND_ADD,   /* str[0..4] = request_id, key_id, team, user, model */
+    STORE__OP_SECRET_PUT,  /* name = provider, spec = sealed text */
     STORE__OP_CACHE_PUT,   /* response cache: name = key (hex), spec = value, expires_ms */
     STORE__OP_CACHE_PURGE, /* response cache: delete entries with expires_ms <= op->expires_ms */
 } store__op_kind_t;

@@ -68,7 +68,7 @@ static const store__migration_t store__pg_migrations[] = {
         "  provider TEXT PRIMARY KEY CHECK (provider <> ''),"
         "  sealed TEXT NOT NULL CHECK (left(sealed, 3) = 'v1:'),"
         "  updated_at BIGINT NOT NULL"
-        ");"},    /* response cache, persistent tier (src/cache) */
+        ");"}, /* response cache, persistent tier (src/cache) */
     {4, "CREATE TABLE cache_entries ("
         "  key TEXT PRIMARY KEY CHECK (key <> ''),"
         "  value TEXT NOT NULL,"
@@ -302,9 +302,12 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
         const char *name, *sql;
         int n;
     } stmts[] = {
-        {"skuld_model_put", STORE__PG_PUT, 3},   {"skuld_model_del", STORE__PG_DEL, 1},
-        {"skuld_health_put", STORE__PG_HPUT, 5}, {"skuld_key_put", STORE__PG_KPUT, 4},
-        {"skuld_spend_add", STORE__PG_SADD, 11}, {"skuld_secret_put", STORE__PG_SECPUT, 3},
+        {"skuld_model_put", STORE__PG_PUT, 3},
+        {"skuld_model_del", STORE__PG_DEL, 1},
+        {"skuld_health_put", STORE__PG_HPUT, 5},
+        {"skuld_key_put", STORE__PG_KPUT, 4},
+        {"skuld_spend_add", STORE__PG_SADD, 11},
+        {"skuld_secret_put", STORE__PG_SECPUT, 3},
         {"skuld_cache_put",
          "INSERT INTO cache_entries (key, value, expires_ms) VALUES ($1, $2, $3)"
          " ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_ms = "

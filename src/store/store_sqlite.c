@@ -65,7 +65,7 @@ static const store__migration_t store__sqlite_migrations[] = {
         "  provider TEXT PRIMARY KEY CHECK (length(provider) > 0),"
         "  sealed TEXT NOT NULL CHECK (substr(sealed, 1, 3) = 'v1:'),"
         "  updated_at INTEGER NOT NULL"
-        ");"},    /* response cache, persistent tier (src/cache) */
+        ");"}, /* response cache, persistent tier (src/cache) */
     {4, "CREATE TABLE cache_entries ("
         "  key TEXT PRIMARY KEY CHECK (length(key) > 0),"
         "  value TEXT NOT NULL,"
