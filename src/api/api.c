@@ -93,6 +93,9 @@ void api_account(api_ctx_t *c, int status)
         .path_len = r->path.n,
         .status = status,
         .model = c->model ? c->model->name : NULL,
+        .deployment = c->model && c->model->id && strcmp(c->model->id, c->model->name) != 0
+                          ? c->model->id
+                          : NULL,
         .provider = c->model ? c->model->provider->name : NULL,
         .stream = c->stream,
         .duration_us = dur / 1000,
@@ -108,6 +111,8 @@ void api_account(api_ctx_t *c, int status)
                         ? cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens,
                                    c->completion_tokens)
                         : -1,
+        .attempts = c->attempts,
+        .cache = c->cache_status,
     };
     accesslog_write(c->w->log, &rec);
     config_unref(c->cfg);

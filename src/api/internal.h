@@ -52,6 +52,9 @@ typedef struct api_ctx {
      * (core/jscan.h), not parsed; the relay then has body == NULL and parses
      * req->body lazily if an attempt needs the tree. */
     const struct jscan *fast;
+    /* ---- response cache (cache/cache.h): "hit", "miss" or "bypass" once the
+     * cache looked at the request (the x-skuld-cache header), else NULL */
+    const char *cache_status;
 } api_ctx_t;
 
 api_ctx_t *api_ctx_new(http_req_t *req);

@@ -282,6 +282,14 @@ static void count_saved(api_ctx_t *c, long ptok, long cached, long ctok)
                                   memory_order_relaxed);
 }
 
+/* The request's cache outcome: the x-skuld-cache response header and the
+ * access log's "cache" field. */
+static void cache_mark(api_ctx_t *c, const char *outcome)
+{
+    c->cache_status = outcome;
+    http_resp_header(c->req, "x-skuld-cache", outcome);
+}
+
 /* Answer c with a stored entry. */
 static void serve_view(api_ctx_t *c, const cache_view_t *v, int src)
 {
@@ -289,7 +297,7 @@ static void serve_view(api_ctx_t *c, const cache_view_t *v, int src)
     cnt(&G.hits[src]);
     count_saved(c, v->prompt_tokens, v->cached_tokens, v->completion_tokens);
     hdrs_replay(req, v->hdrs, v->hdrs_len);
-    http_resp_header(req, "x-skuld-cache", "hit");
+    cache_mark(c, "hit");
     http_resp_header(req, "x-skuld-cache-source", src_name[src]);
     size_t pos = 0;
     const char *d;
@@ -391,7 +399,7 @@ static void joiner_deliver(cache_joiner_t *j)
         if (!j->started) {
             j->started = true;
             hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
-            http_resp_header(req, "x-skuld-cache", "hit");
+            cache_mark(c, "hit");
             http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
             http_stream_start(req, f->status, f->ctype);
         }
@@ -458,7 +466,7 @@ static void joiner_deliver(cache_joiner_t *j)
     j->c = NULL;
     if (f->state == F_DONE || (f->state == F_FAILED && have)) {
         hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
-        http_resp_header(req, "x-skuld-cache", "hit");
+        cache_mark(c, "hit");
         http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
         if (f->state == F_DONE)
             count_saved(c, f->ptok, f->cached, f->ctok);
@@ -468,7 +476,7 @@ static void joiner_deliver(cache_joiner_t *j)
                  have ? n : 0);
     } else {
         c->error = "shared upstream call failed";
-        http_resp_header(req, "x-skuld-cache", "hit");
+        cache_mark(c, "hit");
         api_send_error(c, 502, NULL, "upstream_error", NULL,
                        "the shared upstream call failed before an answer");
     }
@@ -760,7 +768,7 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
         return;
     }
     cnt(&G.miss_redis);
-    http_resp_header(cr->c->req, "x-skuld-cache", "miss");
+    cache_mark(cr->c, "miss");
     leader_relay(cr);
 }
 
@@ -854,7 +862,7 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
         cache_key_cacheable(body, cc->cache_sampled) && cache_key_make(&kin, body, &key) == 0;
     if (!eligible) {
         cnt(&G.bypass);
-        http_resp_header(req, "x-skuld-cache", "bypass");
+        cache_mark(c, "bypass");
         api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
         return;
     }
@@ -954,7 +962,7 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
     if (!cr->f && cr->store)
         cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes); /* record only */
     if (!cr->f) { /* nothing to record (or out of memory): a plain call */
-        http_resp_header(req, "x-skuld-cache", h.no_cache ? "bypass" : "miss");
+        cache_mark(c, h.no_cache ? "bypass" : "miss");
         if (h.no_cache) cnt(&G.bypass);
         leader_relay(cr);
         return;
@@ -975,7 +983,7 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
         cnt(&G.miss_redis);
     }
     if (h.no_cache) cnt(&G.bypass);
-    http_resp_header(req, "x-skuld-cache", h.no_cache ? "bypass" : "miss");
+    cache_mark(c, h.no_cache ? "bypass" : "miss");
     leader_relay(cr);
 }
 

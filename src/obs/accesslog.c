@@ -67,6 +67,7 @@ void accesslog_write(accesslog_t *l, const accesslog_rec_t *r)
     buf_appends(b, ",\"status\":");
     buf_append_i64(b, r->status);
     if (r->model) buf_appends(b, ",\"model\":"), jsonw_cstr(b, r->model);
+    if (r->deployment) buf_appends(b, ",\"deployment\":"), jsonw_cstr(b, r->deployment);
     if (r->provider) buf_appends(b, ",\"provider\":"), jsonw_cstr(b, r->provider);
     buf_appends(b, r->stream ? ",\"stream\":true,\"duration_ms\":"
                              : ",\"stream\":false,\"duration_ms\":");
@@ -88,6 +89,8 @@ void accesslog_write(accesslog_t *l, const accesslog_rec_t *r)
         buf_append_i64(b, r->completion_tokens);
     }
     if (r->cost_usd >= 0) buf_printf(b, ",\"cost_usd\":%.10f", r->cost_usd);
+    if (r->attempts > 0) buf_printf(b, ",\"attempts\":%d", r->attempts);
+    if (r->cache) buf_appends(b, ",\"cache\":"), jsonw_cstr(b, r->cache);
     if (r->key_id) buf_appends(b, ",\"key_id\":"), jsonw_cstr(b, r->key_id);
     if (r->team) buf_appends(b, ",\"team\":"), jsonw_cstr(b, r->team);
     if (r->user) buf_appends(b, ",\"user\":"), jsonw_cstr(b, r->user);

@@ -23,8 +23,9 @@ typedef struct accesslog_rec {
     const char *path;
     size_t path_len;
     int status;
-    const char *model;    /* public deployment name, or NULL */
-    const char *provider; /* or NULL */
+    const char *model;      /* public deployment name, or NULL */
+    const char *deployment; /* its id when it differs from the name (model groups), or NULL */
+    const char *provider;   /* or NULL */
     bool stream;
     uint64_t duration_us;
     uint64_t bytes_in, bytes_out;
@@ -32,6 +33,8 @@ typedef struct accesslog_rec {
     const char *error;                     /* short reason when the request failed, or NULL */
     const char *key_id, *team, *user;      /* attribution (issue 8); NULL = anonymous */
     double cost_usd;                       /* < 0 when unknown */
+    int attempts;                          /* upstream attempts; 0 = none made */
+    const char *cache;                     /* "hit", "miss", "bypass", or NULL */
 } accesslog_rec_t;
 
 accesslog_t *accesslog_create(struct event_base *base, int fd, bool enabled);

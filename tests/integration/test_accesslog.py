@@ -111,6 +111,12 @@ class AccessLogTest(H.unittest.TestCase):
         self.assertEqual(chat["completion_tokens"], len(REPLY_CANARY.split()))
         self.assertEqual(by_id[rid("stream")][0]["completion_tokens"], len(REPLY_CANARY.split()))
         self.assertGreaterEqual(by_id[rid("timeout")][0]["duration_ms"], 900)
+        self.assertEqual(chat.get("attempts"), 1, chat)
+        for k in ("unknown", "badjson", "models", "404", "405"):
+            self.assertNotIn("attempts", by_id[rid(k)][0], k)
+        for e in lines:  # no cache configured, no model group here
+            self.assertNotIn("cache", e)
+            self.assertNotIn("deployment", e)
         for k in ("cut", "timeout", "up500", "left"):
             self.assertTrue(by_id[k if k.startswith(pfx) else rid(k)][0].get("error"), k)
 
@@ -170,6 +176,47 @@ class AccessLogTest(H.unittest.TestCase):
         r = H.chat(self.port)
         rid = r.headers["x-request-id"]
         self.assertEqual(self.gw.log_for(rid)[0]["status"], 200)
+
+
+class AccessLogCacheGroupTest(H.unittest.TestCase):
+    """The deployment id of a model group, the upstream attempts and the cache
+    outcome are in each line."""
+
+    def test_deployment_attempts_cache(self):
+        mock = H.Mock()
+        gw = None
+        try:
+            cfg = H.base_config(mock, models=[
+                {"name": "grp", "id": "grp-a", "provider": "mock", "model": "mock-model-1"},
+                {"name": "grp", "id": "grp-b", "provider": "mock", "model": "mock-model-1"},
+                {"name": "solo", "provider": "mock", "model": "mock-model-1"},
+            ])
+            cfg["cache"] = {"enabled": True, "ttl": "60s"}
+            gw = H.Skuld(cfg)
+            pfx = "alc-%d-" % int(time.time() * 1000)
+            for name, model, hdrs in (("miss", "grp", {}), ("hit", "grp", {}),
+                                      ("bypass", "grp", {"x-skuld-cache": "no-cache"}),
+                                      ("solo", "solo", {})):
+                hdrs = dict(hdrs, **{"X-Request-Id": pfx + name})
+                r = H.chat(gw.port, "the same prompt", model=model, headers=hdrs)
+                self.assertEqual(r.status, 200)
+                self.assertEqual(r.headers["x-skuld-cache"], name if name != "solo" else "miss")
+            miss, hit, bypass, solo = (gw.log_for(pfx + n)[0]
+                                       for n in ("miss", "hit", "bypass", "solo"))
+            self.assertEqual(miss["cache"], "miss")
+            self.assertEqual(hit["cache"], "hit")
+            self.assertEqual(bypass["cache"], "bypass")
+            self.assertIn(miss["deployment"], ("grp-a", "grp-b"))
+            self.assertEqual(miss["model"], "grp")
+            self.assertEqual(miss["attempts"], 1)
+            self.assertEqual(bypass["attempts"], 1)
+            self.assertNotIn("attempts", hit)  # served from the cache: no upstream call
+            self.assertNotIn("deployment", solo)  # its id is its name
+            self.assertEqual(solo["attempts"], 1)
+        finally:
+            rc = gw.stop() if gw else 0
+            mock.stop()
+        self.assertEqual(rc, 0)
 
 
 class AccessLogOffTest(H.unittest.TestCase):
