@@ -39,7 +39,8 @@ struct prov_local {
     struct event *ev;
     up_callbacks_t cb;
     void *ud;
-    engine_t *engine;
+    local_model_t *lm; /* held for the call's life: a reload never frees it under us */
+    engine_t *engine;  /* lm's */
     engine_job_t *job;
     endpoint_t ep;
     bool stream;
@@ -62,8 +63,9 @@ struct prov_local {
 
 static void llamacpp__free(prov_local_t *h)
 {
-    engine_job_release(h->job);
+    engine_job_release(h->job); /* before the model's reference: no job may outlive it */
     h->job = NULL;
+    local_release(h->lm);
     if (h->ev) event_free(h->ev);
     buf_free(&h->out);
     buf_free(&h->text);
@@ -84,7 +86,7 @@ static int llamacpp_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_mod
     json_object_set_new(body, "model", json_string(m->name));
     char *url = arena_concat(a, "llamacpp:", m->name);
     if (!url || provider_body(a, body, out) != 0) return -1;
-    out->url = url; /* names the engine: local_engine(model name) */
+    out->url = url; /* names the engine: local_acquire(model name) */
     out->headers = NULL;
     return 0;
 }
@@ -517,9 +519,10 @@ static prov_local_t *llamacpp_start(struct event_base *base, endpoint_t ep, cons
                                     const up_callbacks_t *cb, void *ud)
 {
     const char *name = strncmp(call->url, "llamacpp:", 9) == 0 ? call->url + 9 : "";
-    engine_t *e = local_engine(name);
     prov_local_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
+    h->lm = local_acquire(name);
+    engine_t *e = local_model_engine(h->lm);
     h->cb = *cb;
     h->ud = ud;
     h->ep = ep;

@@ -2,7 +2,6 @@
 
 #include <errno.h>
 #include <stdatomic.h>
-#include <stdatomic.h>
 #include <event2/event.h>
 #include <event2/thread.h>
 #include <fcntl.h>
@@ -26,6 +25,7 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/loopcall.h"
+#include "local/local.h"
 #include "obs/metrics.h"
 #include "policy/policy.h"
 #include "route/health.h"
@@ -143,6 +143,15 @@ static config_t *gw_build(gateway_t *gw, const char *text, size_t len, gw_runtim
     config_t *c = config_build(text, len, gw->path ? gw->path : "<embedded>", specs, n_rt, &errs);
     free(specs);
     if (c) policy_prepare_snapshot(c); /* issue 8: provider keys rotated through the admin API */
+    if (c) { /* llamacpp models it adds or changes: loaded now, current at gw_publish */
+        char lerr[640];
+        if (local_prepare(c, lerr, sizeof lerr) != 0) {
+            log_error("config: %s", lerr);
+            *errors = strdup(lerr);
+            config_unref(c);
+            return NULL;
+        }
+    }
     if (!c) {
         buf_t b;
         buf_init(&b, 0);
@@ -179,6 +188,7 @@ static void gw_publish(gateway_t *gw, config_t *c)
         log_warn("config: listen, workers, request limits, client_idle_timeout and access_log "
                  "take effect at the next restart");
     c->generation = ++gw->generation;
+    local_commit(); /* the engines c names (prepared by gw_build) before any worker sees c */
     api_init(c);
     metrics_config_generation(c->generation);
     pthread_mutex_lock(&gw->alock);
@@ -358,6 +368,7 @@ static void gw_model_put(gateway_t *gw, ctl_ticket_t *t)
     }
     if (gw_persist_put(gw, rt[slot].name, rt[slot].spec) != 0) {
         config_unref(c);
+        local_abort();
         gw_rt_free(rt, n);
         gw_answer(t, 503, gw_error_body(503, "store_unavailable", "the model could not be stored"));
         return;
@@ -400,6 +411,7 @@ static void gw_model_delete(gateway_t *gw, ctl_ticket_t *t)
     }
     if (gw_persist_delete(gw, t->name) != 0) {
         config_unref(c);
+        local_abort();
         gw_rt_free(rt, n);
         gw_answer(t, 503,
                   gw_error_body(503, "store_unavailable", "the removal could not be stored"));
@@ -628,6 +640,13 @@ static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
     }
     gw_rt_free(stored, n_stored);
     if (gw->n_rt) log_info("store: restored %zu registered model(s)", gw->n_rt);
+    /* The local models of the snapshot the workers start with (those of the
+     * file are loaded already; registered ones are loaded here). */
+    char lerr[640];
+    if (local_prepare(cur, lerr, sizeof lerr) == 0)
+        local_commit();
+    else
+        log_error("store: %s; that model is not served", lerr);
     api_init(cur);
     store_health_load(gw->store, gw__restore_health, cur);
     return cur;

@@ -126,14 +126,27 @@ static void *worker_main(void *arg)
  * which is expected: the slot exists anyway. */
 #define WORKER_FD_SLOTS 4096
 
+/* libevent's own messages go to our log as warnings, except the expected
+ * failures of the prewarm (one per fd number that is not open). */
+static __thread bool worker__quiet;
+
+static void worker__libevent_log(int severity, const char *msg)
+{
+    if (worker__quiet || severity < EVENT_LOG_WARN) return;
+    log_warn("libevent: %s", msg);
+}
+
 static void worker_prewarm(struct event_base *base, int upto)
 {
+    event_set_log_callback(worker__libevent_log);
+    worker__quiet = true;
     for (int fd = 0; fd < upto; fd++) {
         struct event *ev = event_new(base, fd, EV_READ, NULL, NULL);
-        if (!ev) return;
+        if (!ev) break;
         if (event_add(ev, NULL) == 0) event_del(ev);
         event_free(ev);
     }
+    worker__quiet = false;
 }
 
 int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t *cfg)

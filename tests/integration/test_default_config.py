@@ -79,6 +79,15 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
         self.assertEqual(H.request(self.port, "GET", "/readyz").status, 200)
         self.assertIn("skuld_requests_total", self.gw.metrics())
 
+    def test_clean_start_log(self):
+        # stderr after a start holds our own lines only: no library noise
+        # (the workers' fd-slot prewarm once printed 4,000 libevent warnings)
+        err = self.gw.stderr()
+        self.assertIn("listening on", err)
+        for line in err.splitlines():
+            self.assertRegex(line, r"^(INFO|WARN|ERROR|DEBUG) \d{4}-", line)
+        self.assertNotIn("[warn]", err)
+
 
 class CliTest(H.unittest.TestCase):
     def test_version(self):

@@ -303,6 +303,99 @@ class LocalConfigTest(H.unittest.TestCase):
         self.assertEqual(rc, 2)
 
 
+class LocalReloadTest(H.unittest.TestCase):
+    """A reload loads, replaces and unloads local models without a restart; a
+    stream running on a replaced model finishes on it; a model file that does
+    not load rejects the reload and the old model keeps serving."""
+
+    MASTER = "test-master-local-reload"
+
+    def write(self, sk, models):
+        cfg = local_config(parallel=2)
+        cfg["server"]["master_key"] = "env:SKULD_TEST_MASTER"
+        cfg["models"] = [{"name": n, "provider": "local", "path": p, "parallel": 2}
+                         for n, p in models]
+        tmp = sk.config_path + ".tmp"
+        with open(tmp, "w") as f:
+            f.write(H.to_yaml(cfg))
+        os.rename(tmp, sk.config_path)
+
+    def reload(self, sk):
+        return H.request(sk.port, "POST", "/admin/reload",
+                         headers={"Authorization": "Bearer " + self.MASTER}, timeout=120)
+
+    def answer(self, sk, model):
+        r = H.post_json(sk.port, "/v1/chat/completions",
+                        {"model": model, "max_tokens": 12, "temperature": 0,
+                         "messages": [{"role": "user", "content": "the same question"}]},
+                        timeout=120)
+        self.assertEqual(r.status, 200, r.body)
+        return r.json()["choices"][0]["message"]["content"]
+
+    def test_reload_local_models(self):
+        other = os.path.join(H.mkdtemp(), "other.gguf")
+        rc, _, err = H.run_skuld(["demo-model", "-o", other, "--layers", "3", "--width", "96"])
+        self.assertEqual(rc, 0, err)
+        missing = os.path.join(H.mkdtemp(), "missing.gguf")
+        cfg = local_config(parallel=2)
+        cfg["server"]["master_key"] = "env:SKULD_TEST_MASTER"
+        sk = H.Skuld(cfg, env={"SKULD_TEST_MASTER": self.MASTER}, ready_timeout=60)
+        try:
+            first = self.answer(sk, "tiny")
+            # a stream on tiny that is still running while tiny is replaced
+            started = threading.Event()
+            holder = {}
+
+            def stream():
+                holder["res"] = H.sse_request(
+                    sk.port, {"model": "tiny", "stream": True, "max_tokens": 1900,
+                              "temperature": 0, "stream_options": {"include_usage": True},
+                              "messages": [{"role": "user", "content": "go on"}]},
+                    timeout=120, on_event=on_event)
+
+            def on_event(res, ev):
+                holder["last"] = time.monotonic()
+                started.set()
+            t = threading.Thread(target=stream)
+            t.start()
+            self.assertTrue(started.wait(60), "the stream did not start")
+            # tiny now comes from another file; tiny2 is the old file
+            self.write(sk, [("tiny", other), ("tiny2", DEMO)])
+            r = self.reload(sk)
+            reloaded = time.monotonic()
+            self.assertEqual(r.status, 200, r.body)
+            t.join(120)
+            self.assertGreater(holder["last"], reloaded, "the stream ended before the reload")
+            res = holder["res"]
+            self.assertTrue(res.done, res)  # [DONE]: not cut by the reload
+            self.assertFalse(any("error" in (ev.json() or {}) for ev in res.events
+                                 if ev.data != "[DONE]"), res)
+            usage = [ev.json()["usage"] for ev in res.events
+                     if ev.data != "[DONE]" and (ev.json() or {}).get("usage")]
+            self.assertEqual(usage[-1]["completion_tokens"], 1900, usage)
+            self.assertIn("local model tiny: reloaded from " + other, sk.stderr())
+            self.assertEqual(self.answer(sk, "tiny2"), first)  # same file, same settings
+            second = self.answer(sk, "tiny")
+            self.assertNotEqual(second, first)  # another model answers under the name
+            # a file that does not load: rejected whole, the old models keep serving
+            self.write(sk, [("tiny", missing), ("tiny2", DEMO)])
+            r = self.reload(sk)
+            H.check_error_shape(self, r, 400, "invalid_config")
+            self.assertIn("model tiny", r.json()["error"]["message"])
+            self.assertEqual(self.answer(sk, "tiny"), second)
+            # a model removed from the file is unloaded
+            self.write(sk, [("tiny", other)])
+            self.assertEqual(self.reload(sk).status, 200)
+            r = H.post_json(sk.port, "/v1/chat/completions",
+                            {"model": "tiny2", "messages": [{"role": "user", "content": "x"}]})
+            H.check_error_shape(self, r, 404)
+            self.assertIn("local model tiny2: unloaded", sk.stderr())
+            self.assertEqual(self.answer(sk, "tiny"), second)
+        finally:
+            rc = sk.stop()
+        self.assertEqual(rc, 0, sk.describe())
+
+
 def gguf_metadata(path):
     """The key/value section of a GGUF file (v2/v3), scalars and arrays of scalars/strings."""
     import struct
