@@ -1744,15 +1744,23 @@ static void parse_redis(loader_t *L, config_t *c, const ynode_t *map)
 }
 
 #define JWT(f) offsetof(cfg_jwt_t, f)
-enum { J_ALGS, J_ISSUER, J_AUDIENCE, J_KEYS_FILE, J_TEAM_CLAIM, J_USER_CLAIM };
+enum {
+    J_ALGS,
+    J_ISSUER,
+    J_AUDIENCE,
+    J_KEYS_FILE,
+    J_JWKS_URL,
+    J_JWKS_REFRESH,
+    J_TEAM_CLAIM,
+    J_USER_CLAIM
+};
 static const field_t jwt_fields[] = {
     [J_ALGS] = {.key = "algorithms", .type = FT_STRLIST, .off = JWT(algorithms), .required = true},
     [J_ISSUER] = {.key = "issuer", .type = FT_STRING, .off = JWT(issuer)},
     [J_AUDIENCE] = {.key = "audience", .type = FT_STRING, .off = JWT(audience)},
-    [J_KEYS_FILE] = {.key = "keys_file",
-                     .type = FT_STRING,
-                     .off = JWT(keys_file),
-                     .required = true},
+    [J_KEYS_FILE] = {.key = "keys_file", .type = FT_STRING, .off = JWT(keys_file)},
+    [J_JWKS_URL] = {.key = "jwks_url", .type = FT_STRING, .off = JWT(jwks_url)},
+    [J_JWKS_REFRESH] = {.key = "jwks_refresh", .type = FT_DURATION, .off = JWT(jwks_refresh_ms)},
     [J_TEAM_CLAIM] = {.key = "team_claim", .type = FT_STRING, .off = JWT(team_claim)},
     [J_USER_CLAIM] = {.key = "user_claim", .type = FT_STRING, .off = JWT(user_claim)},
 };
@@ -1775,6 +1783,14 @@ static void parse_jwt(loader_t *L, cfg_jwt_t *j, const ynode_t *map)
     }
     if (vals[J_ALGS] && !j->algorithms.n)
         err_at(L, vals[J_ALGS], "auth.jwt.algorithms must name at least one algorithm");
+    if (!!j->keys_file == !!j->jwks_url)
+        err_at(L, map, "auth.jwt needs exactly one of keys_file and jwks_url");
+    if (j->jwks_url && strncmp(j->jwks_url, "https://", 8) != 0 &&
+        strncmp(j->jwks_url, "http://", 7) != 0)
+        err_at(L, vals[J_JWKS_URL], "auth.jwt.jwks_url must be an http:// or https:// URL");
+    if (vals[J_JWKS_REFRESH] && j->jwks_refresh_ms < 1000)
+        err_at(L, vals[J_JWKS_REFRESH], "auth.jwt.jwks_refresh must be at least 1s");
+    if (!j->jwks_refresh_ms) j->jwks_refresh_ms = 10 * 60 * 1000;
     if (j->keys_file) {
         FILE *f = fopen(j->keys_file, "rb");
         if (!f) {
@@ -1983,6 +1999,7 @@ static void config_policy_free(config_t *c)
     free(c->auth.jwt.issuer);
     free(c->auth.jwt.audience);
     free(c->auth.jwt.keys_file);
+    free(c->auth.jwt.jwks_url);
     free_secret(c->auth.jwt.key);
     free(c->auth.jwt.team_claim);
     free(c->auth.jwt.user_claim);
@@ -2392,7 +2409,7 @@ static config_t *load(loader_t *L, const char *data, size_t len)
         set_cache_defaults(&c->cache);
         c->text_len = len;
         c->limits.default_max_tokens = 1024; /* issue 8 defaults */
-        c->redis.timeout_ms = 50; /* redis: 50 ms per command, fail open */
+        c->redis.timeout_ms = 50;            /* redis: 50 ms per command, fail open */
         c->redis.fail_open = true;
         c->auth.hmac_window_ms = 300000;
         atomic_init(&c->refs, 1);

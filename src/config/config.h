@@ -226,9 +226,11 @@ typedef struct cfg_redis {
 typedef struct cfg_jwt {
     cfg_strlist_t algorithms; /* allowlist, e.g. HS256, RS256; "none" is never accepted */
     char *issuer, *audience;  /* checked when set */
-    char *keys_file;          /* HMAC secret or PEM public key */
+    char *keys_file;          /* HMAC secret, PEM public key or JWKS; or: */
     char *key;                /* the file's content, read at load; never logged */
     size_t key_len;
+    char *jwks_url;                /* a JWKS fetched and refreshed (policy/jwks.h); http(s) */
+    uint64_t jwks_refresh_ms;      /* default 10m */
     char *team_claim, *user_claim; /* default "team" and "sub" */
 } cfg_jwt_t;
 

@@ -6,8 +6,8 @@
  * listed is refused without trusting libjwt's defaults); then the signature
  * with the configured key (HMAC secret or PEM public key, libjwt/OpenSSL);
  * (auth.jwt.keys_file: an HMAC secret, a PEM public key, or a JWKS document
- * {"keys":[...]} with RSA ("n","e") or "oct" ("k") keys chosen by the
- * token's "kid"; a JWKS is parsed once per distinct file text and cached);
+ * {"keys":[...]}; or auth.jwt.jwks_url, a JWKS kept fresh by policy/jwks.h;
+ * a JWKS key is chosen by the token's "kid");
  * then exp (required, and in the future), nbf, iss and aud (string or array)
  * when configured. Claims auth.jwt.team_claim / user_claim give the team and
  * user. Pure apart from libjwt; any thread.

@@ -42,6 +42,7 @@
 #include "core/secure.h"
 #include "policy/cost.h"
 #include "policy/counters.h"
+#include "policy/jwks.h"
 #include "policy/jwt.h"
 #include "policy/keys.h"
 #include "policy/redis.h"
@@ -95,11 +96,18 @@ void policy_start(store_t *store, config_t *cfg)
     if (pol_keys_count()) log_info("keys: %zu virtual key(s) loaded", pol_keys_count());
     if (store) psec_load(store, cfg->store.encryption_key);
     psec_apply(cfg);
+    pol_jwks_configure(cfg);
 }
 
 void policy_prepare_snapshot(config_t *cfg)
 {
     psec_apply(cfg);
+    pol_jwks_configure(cfg); /* auth.jwt.jwks_url: fetched now if new, then kept fresh */
+}
+
+void policy_stop(void)
+{
+    pol_jwks_shutdown();
 }
 
 void policy_refresh(store_t *store)

@@ -34,8 +34,11 @@ struct api_ctx;
  * stored provider keys (applied to cfg, not yet published). */
 void policy_start(store_t *store, config_t *cfg);
 /* Control thread, for every snapshot built before it is published: stored
- * provider keys override the config's (policy/secrets.h). */
+ * provider keys override the config's (policy/secrets.h); a new
+ * auth.jwt.jwks_url is fetched (policy/jwks.h). */
 void policy_prepare_snapshot(config_t *cfg);
+/* After the workers stopped: the JWKS fetcher ends. */
+void policy_stop(void);
 /* Control thread, every few seconds: refresh keys from the store (blocking). */
 void policy_refresh(store_t *store);
 store_t *policy_store(void);

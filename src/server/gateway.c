@@ -749,6 +749,7 @@ out:
     if (gw.pipe_rd >= 0) close(gw.pipe_rd);
     if (gw.pipe_wr >= 0) close(gw.pipe_wr);
     if (gw.cfg) config_unref(gw.cfg);
+    policy_stop(); /* the JWKS fetcher */
     store_close(gw.store); /* after the workers: drains queued writes */
     cache_shutdown();
     upstream_global_cleanup();

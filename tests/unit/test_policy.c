@@ -382,6 +382,94 @@ static void test_jwks(void **state)
     arena_destroy(a);
 }
 
+static char *bn_b64_pad(EVP_PKEY *pk, const char *name, int size)
+{
+    BIGNUM *bn = NULL;
+    assert_int_equal(EVP_PKEY_get_bn_param(pk, name, &bn), 1);
+    unsigned char buf[80];
+    assert_int_equal(BN_bn2binpad(bn, buf, size), size);
+    BN_free(bn);
+    char *out = malloc(200);
+    b64url(buf, (size_t)size, out);
+    return out;
+}
+
+/* JWKS EC keys (P-256 and P-384), chosen by kid; a P-256 key does not verify
+ * a token signed by another P-256 key; an EC key is never an HMAC secret */
+static void test_jwks_ec(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *crv;
+        int size;
+        jwt_alg_t alg;
+    } curves[] = {{"P-256", 32, JWT_ALG_ES256}, {"P-384", 48, JWT_ALG_ES384}};
+    EVP_PKEY *pk[2], *other = EVP_EC_gen("P-256");
+    char *priv[2], *x[2], *y[2];
+    long pl[2];
+    BIO *bio[2];
+    for (int i = 0; i < 2; i++) {
+        pk[i] = EVP_EC_gen(curves[i].crv);
+        assert_non_null(pk[i]);
+        bio[i] = BIO_new(BIO_s_mem());
+        PEM_write_bio_PrivateKey(bio[i], pk[i], NULL, NULL, 0, NULL, NULL);
+        pl[i] = BIO_get_mem_data(bio[i], &priv[i]);
+        x[i] = bn_b64_pad(pk[i], OSSL_PKEY_PARAM_EC_PUB_X, curves[i].size);
+        y[i] = bn_b64_pad(pk[i], OSSL_PKEY_PARAM_EC_PUB_Y, curves[i].size);
+    }
+    char jwks[2048];
+    snprintf(jwks, sizeof jwks,
+             "{\"keys\":[{\"kty\":\"EC\",\"kid\":\"e256\",\"crv\":\"P-256\",\"x\":\"%s\","
+             "\"y\":\"%s\"},{\"kty\":\"EC\",\"kid\":\"e384\",\"crv\":\"P-384\",\"x\":\"%s\","
+             "\"y\":\"%s\"},{\"kty\":\"EC\",\"kid\":\"bad\",\"crv\":\"P-999\",\"x\":\"%s\","
+             "\"y\":\"%s\"}]}",
+             x[0], y[0], x[1], y[1], x[0], y[0]);
+    cfg_jwt_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    char *algs[] = {"ES256", "ES384", "HS256"};
+    cfg.algorithms.v = algs;
+    cfg.algorithms.n = 3;
+    cfg.key = jwks;
+    cfg.key_len = strlen(jwks);
+    arena_t *a = arena_create(1024);
+    const char *team, *user, *why = NULL;
+    char *t256 = sign(curves[0].alg, (const unsigned char *)priv[0], (int)pl[0], "e256");
+    char *t384 = sign(curves[1].alg, (const unsigned char *)priv[1], (int)pl[1], "e384");
+    char *wrong = sign(curves[0].alg, (const unsigned char *)priv[0], (int)pl[0], "e384");
+    char *bad = sign(curves[0].alg, (const unsigned char *)priv[0], (int)pl[0], "bad");
+    assert_int_equal(pol_jwt_verify(&cfg, t256, strlen(t256), a, &team, &user, &why), 0);
+    assert_string_equal(user, "bob");
+    assert_int_equal(pol_jwt_verify(&cfg, t384, strlen(t384), a, &team, &user, &why), 0);
+    assert_int_equal(pol_jwt_verify(&cfg, wrong, strlen(wrong), a, &team, &user, &why), -1);
+    assert_int_equal(pol_jwt_verify(&cfg, bad, strlen(bad), a, &team, &user, &why), -1);
+    assert_string_equal(why, "JWT key id unknown"); /* an unknown curve is skipped */
+    BIO *ob = BIO_new(BIO_s_mem());
+    PEM_write_bio_PrivateKey(ob, other, NULL, NULL, 0, NULL, NULL);
+    char *opriv;
+    long opl = BIO_get_mem_data(ob, &opriv);
+    char *forged = sign(JWT_ALG_ES256, (const unsigned char *)opriv, (int)opl, "e256");
+    assert_int_equal(pol_jwt_verify(&cfg, forged, strlen(forged), a, &team, &user, &why), -1);
+    assert_string_equal(why, "JWT signature invalid");
+    char *conf = sign(JWT_ALG_HS256, (const unsigned char *)"e256-as-secret", 14, "e256");
+    assert_int_equal(pol_jwt_verify(&cfg, conf, strlen(conf), a, &team, &user, &why), -1);
+    assert_string_equal(why, "JWT algorithm does not match the key");
+    free(t256);
+    free(t384);
+    free(wrong);
+    free(bad);
+    free(forged);
+    free(conf);
+    for (int i = 0; i < 2; i++) {
+        free(x[i]);
+        free(y[i]);
+        BIO_free(bio[i]);
+        EVP_PKEY_free(pk[i]);
+    }
+    BIO_free(ob);
+    EVP_PKEY_free(other);
+    arena_destroy(a);
+}
+
 static void test_seal(void **state)
 {
     (void)state;
@@ -423,6 +511,7 @@ int main(void)
         cmocka_unit_test(test_jwt),
         cmocka_unit_test(test_seal),
         cmocka_unit_test(test_jwks),
+        cmocka_unit_test(test_jwks_ec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
