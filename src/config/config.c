@@ -1170,6 +1170,11 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
             m->cap_concurrency = cr.concurrency;
         }
     }
+    /* The slots resilience enforces are the router's capacity too, unless
+     * capacity.concurrency says otherwise: the router then steers new work
+     * away before the slots run out (and requests queue). */
+    if (!m->cap_concurrency && m->resil.max_concurrency > 0)
+        m->cap_concurrency = m->resil.max_concurrency;
     if (raw.balance) {
         m->balance = name_index(strategy_names + 1, ROUTE_STRAT__COUNT - 1, raw.balance);
         if (m->balance < 0) {

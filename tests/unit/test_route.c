@@ -953,6 +953,30 @@ static void test_rank_reference(void **state)
     }
 }
 
+/* max_concurrency (resilience) is the router's concurrency capacity unless
+ * capacity.concurrency is set; the load threshold applies to it */
+static void test_capacity_from_max_concurrency(void **state)
+{
+    (void)state;
+    config_t *c =
+        cfg_ok("providers:\n  - {name: p, type: openai, base_url: 'http://127.0.0.1:1/v1'}\n"
+               "models:\n"
+               "  - {name: a, provider: p, resilience: {max_concurrency: 10}}\n"
+               "  - {name: b, provider: p, resilience: {max_concurrency: 10},"
+               " capacity: {concurrency: 4}}\n"
+               "  - {name: c, provider: p}\n");
+    assert_int_equal(c->models[0].cap_concurrency, 10);
+    assert_int_equal(c->models[1].cap_concurrency, 4);
+    assert_int_equal(c->models[2].cap_concurrency, 0);
+    route_live_t l = warm(100);
+    l.in_flight = 7;
+    assert_false(route_over_load_live(&c->models[0], &l, 0.8));
+    l.in_flight = 8;
+    assert_true(route_over_load_live(&c->models[0], &l, 0.8));
+    assert_false(route_over_load_live(&c->models[2], &l, 0.8));
+    config_unref(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -981,6 +1005,7 @@ int main(void)
         cmocka_unit_test(test_explain),
         cmocka_unit_test(test_fast_path_and_cache),
         cmocka_unit_test(test_rank_reference),
+        cmocka_unit_test(test_capacity_from_max_concurrency),
     };
     int rc = cmocka_run_group_tests(tests, NULL, NULL);
     route_balance_shutdown();
