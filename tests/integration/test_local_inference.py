@@ -391,6 +391,21 @@ class LocalReloadTest(H.unittest.TestCase):
             H.check_error_shape(self, r, 404)
             self.assertIn("local model tiny2: unloaded", sk.stderr())
             self.assertEqual(self.answer(sk, "tiny"), second)
+            # registered through the admin API: loaded, served, and removed again
+            admin = {"Authorization": "Bearer " + self.MASTER}
+            r = H.request(sk.port, "POST", "/admin/models", json.dumps(
+                {"name": "tiny3", "provider": "local", "path": DEMO, "parallel": 2}).encode(),
+                headers=admin, timeout=120)
+            self.assertEqual(r.status, 201, r.body)
+            self.assertEqual(self.answer(sk, "tiny3"), first)
+            r = H.request(sk.port, "POST", "/admin/models", json.dumps(
+                {"name": "tiny4", "provider": "local", "path": missing}).encode(),
+                headers=admin, timeout=120)
+            H.check_error_shape(self, r, 400)
+            self.assertIn("model tiny4", r.json()["error"]["message"])
+            r = H.request(sk.port, "DELETE", "/admin/models/tiny3", headers=admin)
+            self.assertEqual(r.status, 200, r.body)
+            self.assertIn("local model tiny3: unloaded", sk.stderr())
         finally:
             rc = sk.stop()
         self.assertEqual(rc, 0, sk.describe())
