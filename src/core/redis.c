@@ -38,6 +38,8 @@ typedef struct rds_conn {
     uint64_t progress_ms; /* last reply (or first command after an idle spell) */
     uint64_t err_log_ms;  /* last error-reply log line (one a second at most) */
     char url[512];        /* what ac is (or will be) connected to; has the password */
+    char host[256];       /* of url, for log lines */
+    int port;
 } rds_conn_t;
 
 static rds_conn_t *rds_conns[RDS_MAX_WORKERS];
@@ -88,15 +90,6 @@ static int rds_url_parse(const char *url, rds_url_t *u)
     return u->port > 0 && u->port < 65536 ? 0 : -1;
 }
 
-static void rds_connect(rds_conn_t *c);
-
-static void rds_retry_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd;
-    (void)what;
-    rds_connect(arg);
-}
-
 static void rds_schedule(rds_conn_t *c)
 {
     c->backoff_ms = c->backoff_ms ? c->backoff_ms * 2 : RDS_BACKOFF_MIN_MS;
@@ -110,12 +103,13 @@ static void rds_on_connect(const redisAsyncContext *ac, int status)
     rds_conn_t *c = ac->data;
     if (c->ac != ac) return; /* dropped meanwhile */
     if (status != REDIS_OK) {
-        log_warn("redis: cannot connect: %s; retrying", ac->errstr[0] ? ac->errstr : "error");
+        log_warn("redis: cannot connect to %s:%d: %s; retrying", c->host, c->port,
+                 ac->errstr[0] ? ac->errstr : "error");
         c->ac = NULL; /* hiredis frees it after this callback */
         rds_schedule(c);
         return;
     }
-    if (c->backoff_ms) log_info("redis: connected");
+    if (c->backoff_ms) log_info("redis: connected to %s:%d", c->host, c->port);
     c->backoff_ms = 0;
 }
 
@@ -125,12 +119,15 @@ static void rds_on_disconnect(const redisAsyncContext *ac, int status)
     rds_conn_t *c = ac->data;
     if (c->ac != ac) return; /* our own drop or close */
     c->ac = NULL;
-    log_warn("redis: connection lost; reconnecting");
+    log_warn("redis: connection to %s:%d lost; reconnecting", c->host, c->port);
     rds_schedule(c);
 }
 
-static void rds_connect(rds_conn_t *c)
+/* Open c->ac now (also the retry timer's callback: fd and what unused). */
+static void rds_connect(evutil_socket_t fd, short what, void *arg)
 {
+    (void)fd, (void)what;
+    rds_conn_t *c = arg;
     rds_url_t u;
     if (rds_url_parse(c->url, &u) != 0) {
         log_error("redis: cannot parse url (expected redis://[:PASSWORD@]HOST[:PORT][/DB])");
@@ -138,6 +135,8 @@ static void rds_connect(rds_conn_t *c)
         rds_schedule(c);
         return;
     }
+    snprintf(c->host, sizeof c->host, "%s", u.host);
+    c->port = u.port;
     redisAsyncContext *ac = redisAsyncConnect(u.host, u.port);
     if (!ac || ac->err) {
         if (ac) redisAsyncFree(ac);
@@ -159,8 +158,7 @@ static void rds_connect(rds_conn_t *c)
  * pending commands get their NULL reply; then reconnect. */
 static void rds_drop_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd;
-    (void)what;
+    (void)fd, (void)what;
     rds_conn_t *c = arg;
     c->drop_pending = false;
     redisAsyncContext *ac = c->ac;
@@ -170,7 +168,7 @@ static void rds_drop_cb(evutil_socket_t fd, short what, void *arg)
     if (c->drop_reconnect) {
         c->drop_reconnect = false;
         c->backoff_ms = 0;
-        rds_connect(c);
+        rds_connect(-1, 0, c);
     } else {
         rds_schedule(c);
     }
@@ -188,20 +186,25 @@ static void rds_drop(rds_conn_t *c, bool reconnect)
 static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url)
 {
     if (wid < 0 || wid >= RDS_MAX_WORKERS) return NULL;
+    if (url && strlen(url) >= sizeof((rds_conn_t *)0)->url) {
+        static atomic_bool said;
+        if (!atomic_exchange(&said, true)) log_error("redis: url too long");
+        return NULL;
+    }
     rds_conn_t *c = rds_conns[wid];
     if (!c) {
         if (!url) return NULL;
         c = calloc(1, sizeof *c);
         if (!c) return NULL;
         c->base = base;
-        c->retry = evtimer_new(base, rds_retry_cb, c);
+        c->retry = evtimer_new(base, rds_connect, c);
         if (!c->retry) {
             free(c);
             return NULL;
         }
         snprintf(c->url, sizeof c->url, "%s", url);
         rds_conns[wid] = c;
-        rds_connect(c);
+        rds_connect(-1, 0, c);
     } else if (url && strcmp(c->url, url) != 0) { /* a reload changed redis.url */
         snprintf(c->url, sizeof c->url, "%s", url);
         if (c->ac) {
@@ -209,13 +212,14 @@ static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url)
         } else {
             evtimer_del(c->retry);
             c->backoff_ms = 0;
-            rds_connect(c);
+            rds_connect(-1, 0, c);
         }
         return NULL;
     }
     if (!c->ac || c->drop_pending || c->outstanding >= RDS_MAX_OUTSTANDING) return NULL;
     if (c->outstanding && rds_now_ms() - c->progress_ms >= RDS_STALL_MS) {
-        log_warn("redis: no reply for %d s; reconnecting", RDS_STALL_MS / 1000);
+        log_warn("redis: no reply from %s:%d for %d s; reconnecting", c->host, c->port,
+                 RDS_STALL_MS / 1000);
         rds_drop(c, false);
         return NULL;
     }
