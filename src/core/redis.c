@@ -1,7 +1,7 @@
 /*
- * redis.c — see redis.h. One rds_conn_t per worker id (rds_conns[wid]),
- * touched only on that worker's thread until rds_close_all (main thread,
- * after the workers stopped). A connection's state:
+ * redis.c — see redis.h. One rds_conn_t per client and worker id
+ * (client->conns[wid]), touched only on that worker's thread until
+ * rds_close_all (main thread, after the workers stopped). Its state:
  *   ac != NULL  connecting or connected: commands are sent (or queued);
  *   ac == NULL  down: the retry timer is armed, commands fail at once.
  * The context is never freed inside one of its own callbacks: a drop is
@@ -13,13 +13,13 @@
 #include <hiredis/adapters/libevent.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/log.h"
 
-#define RDS_MAX_WORKERS 256
 #define RDS_MAX_OUTSTANDING 10000 /* commands per connection */
 #define RDS_STALL_MS 10000        /* no reply for this long with commands outstanding: lost */
 #define RDS_BACKOFF_MIN_MS 100
@@ -29,6 +29,7 @@
 typedef struct rds_conn {
     redisAsyncContext *ac;
     struct event_base *base;
+    const char *name;     /* the client's, for log lines */
     struct event *retry;  /* reconnect timer */
     bool drop_pending;    /* rds_drop_cb is scheduled */
     bool drop_reconnect;  /* ... and reconnects at once (the URL changed) */
@@ -42,7 +43,10 @@ typedef struct rds_conn {
     int port;
 } rds_conn_t;
 
-static rds_conn_t *rds_conns[RDS_MAX_WORKERS];
+/* Clients that opened a connection (for rds_close_all); pushed by the worker
+ * that opens a client's first one. */
+static pthread_mutex_t rds_clients_mu = PTHREAD_MUTEX_INITIALIZER;
+static rds_client_t *rds_clients;
 
 uint64_t rds_failures(const rds_client_t *client)
 {
@@ -103,13 +107,13 @@ static void rds_on_connect(const redisAsyncContext *ac, int status)
     rds_conn_t *c = ac->data;
     if (c->ac != ac) return; /* dropped meanwhile */
     if (status != REDIS_OK) {
-        log_warn("redis: cannot connect to %s:%d: %s; retrying", c->host, c->port,
+        log_warn("redis (%s): cannot connect to %s:%d: %s; retrying", c->name, c->host, c->port,
                  ac->errstr[0] ? ac->errstr : "error");
         c->ac = NULL; /* hiredis frees it after this callback */
         rds_schedule(c);
         return;
     }
-    if (c->backoff_ms) log_info("redis: connected to %s:%d", c->host, c->port);
+    if (c->backoff_ms) log_info("redis (%s): connected to %s:%d", c->name, c->host, c->port);
     c->backoff_ms = 0;
 }
 
@@ -119,7 +123,7 @@ static void rds_on_disconnect(const redisAsyncContext *ac, int status)
     rds_conn_t *c = ac->data;
     if (c->ac != ac) return; /* our own drop or close */
     c->ac = NULL;
-    log_warn("redis: connection to %s:%d lost; reconnecting", c->host, c->port);
+    log_warn("redis (%s): connection to %s:%d lost; reconnecting", c->name, c->host, c->port);
     rds_schedule(c);
 }
 
@@ -130,9 +134,9 @@ static void rds_connect(evutil_socket_t fd, short what, void *arg)
     rds_conn_t *c = arg;
     rds_url_t u;
     if (rds_url_parse(c->url, &u) != 0) {
-        log_error("redis: cannot parse url (expected redis://[:PASSWORD@]HOST[:PORT][/DB])");
-        c->backoff_ms = RDS_BACKOFF_MAX_MS / 2;
-        rds_schedule(c);
+        /* no retry: only a reload with another url (rds_get) tries again */
+        log_error("redis (%s): cannot parse url (expected redis://[:PASSWORD@]HOST[:PORT][/DB])",
+                  c->name);
         return;
     }
     snprintf(c->host, sizeof c->host, "%s", u.host);
@@ -183,7 +187,7 @@ static void rds_drop(rds_conn_t *c, bool reconnect)
 }
 
 /* wid's connection, ready for a command, or NULL (unavailable right now). */
-static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url)
+static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url, rds_client_t *client)
 {
     if (wid < 0 || wid >= RDS_MAX_WORKERS) return NULL;
     if (url && strlen(url) >= sizeof((rds_conn_t *)0)->url) {
@@ -191,19 +195,27 @@ static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url)
         if (!atomic_exchange(&said, true)) log_error("redis: url too long");
         return NULL;
     }
-    rds_conn_t *c = rds_conns[wid];
+    rds_conn_t *c = client->conns[wid];
     if (!c) {
         if (!url) return NULL;
         c = calloc(1, sizeof *c);
         if (!c) return NULL;
         c->base = base;
+        c->name = client->name;
         c->retry = evtimer_new(base, rds_connect, c);
         if (!c->retry) {
             free(c);
             return NULL;
         }
         snprintf(c->url, sizeof c->url, "%s", url);
-        rds_conns[wid] = c;
+        client->conns[wid] = c;
+        pthread_mutex_lock(&rds_clients_mu);
+        if (!client->listed) {
+            client->listed = true;
+            client->next = rds_clients;
+            rds_clients = client;
+        }
+        pthread_mutex_unlock(&rds_clients_mu);
         rds_connect(-1, 0, c);
     } else if (url && strcmp(c->url, url) != 0) { /* a reload changed redis.url */
         snprintf(c->url, sizeof c->url, "%s", url);
@@ -218,8 +230,8 @@ static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url)
     }
     if (!c->ac || c->drop_pending || c->outstanding >= RDS_MAX_OUTSTANDING) return NULL;
     if (c->outstanding && rds_now_ms() - c->progress_ms >= RDS_STALL_MS) {
-        log_warn("redis: no reply from %s:%d for %d s; reconnecting", c->host, c->port,
-                 RDS_STALL_MS / 1000);
+        log_warn("redis (%s): no reply from %s:%d for %d s; reconnecting", c->name, c->host,
+                 c->port, RDS_STALL_MS / 1000);
         rds_drop(c, false);
         return NULL;
     }
@@ -237,7 +249,7 @@ static void rds_reply(redisAsyncContext *ac, void *reply, void *ud)
         uint64_t now = time_wall_ms();
         if (now - c->err_log_ms >= 1000) {
             c->err_log_ms = now;
-            log_warn("redis: %s command failed: %.200s", call->client->name, r->str);
+            log_warn("redis (%s): command failed: %.200s", c->name, r->str);
         }
         r = NULL;
     }
@@ -279,7 +291,7 @@ int rds_command(struct event_base *base, int wid, const char *url, rds_client_t 
                 rds_call_t *call, uint64_t timeout_ms, int argc, const char *const *argv,
                 const size_t *lens)
 {
-    rds_conn_t *c = rds_get(base, wid, url);
+    rds_conn_t *c = rds_get(base, wid, url, client);
     size_t lenbuf[RDS_MAX_ARGC_NOLENS];
     if (!lens && argc <= RDS_MAX_ARGC_NOLENS) {
         for (int i = 0; i < argc; i++) lenbuf[i] = strlen(argv[i]);
@@ -318,18 +330,31 @@ int rds_command(struct event_base *base, int wid, const char *url, rds_client_t 
     return 0;
 }
 
+static void rds_close(rds_conn_t *c)
+{
+    c->closing = true;
+    redisAsyncContext *ac = c->ac;
+    c->ac = NULL;
+    if (ac) redisAsyncFree(ac); /* pending calls: done(NULL, true) */
+    event_free(c->retry);
+    explicit_bzero(c->url, sizeof c->url);
+    free(c);
+}
+
 void rds_close_all(void)
 {
-    for (int i = 0; i < RDS_MAX_WORKERS; i++) {
-        rds_conn_t *c = rds_conns[i];
-        if (!c) continue;
-        rds_conns[i] = NULL;
-        c->closing = true;
-        redisAsyncContext *ac = c->ac;
-        c->ac = NULL;
-        if (ac) redisAsyncFree(ac); /* pending calls: done(NULL, true) */
-        event_free(c->retry);
-        explicit_bzero(c->url, sizeof c->url);
-        free(c);
+    pthread_mutex_lock(&rds_clients_mu);
+    rds_client_t *list = rds_clients;
+    rds_clients = NULL;
+    pthread_mutex_unlock(&rds_clients_mu);
+    for (rds_client_t *cl = list, *next; cl; cl = next) {
+        next = cl->next;
+        for (int i = 0; i < RDS_MAX_WORKERS; i++) {
+            rds_conn_t *c = cl->conns[i];
+            cl->conns[i] = NULL;
+            if (c) rds_close(c);
+        }
+        cl->next = NULL;
+        cl->listed = false;
     }
 }

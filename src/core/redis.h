@@ -1,20 +1,25 @@
 /*
- * redis — the gateway's one Redis connection manager: a hiredis async
- * connection per worker, on that worker's libevent loop, shared by every
- * user (policy counters in src/policy, the response cache's Redis tier in
- * src/cache). Users keep their own command logic (scripts, key names, value
- * formats); this module owns the connection and the life of a command.
+ * redis — the gateway's one Redis connection manager: hiredis async
+ * connections on each worker's libevent loop, for every user (policy
+ * counters in src/policy, the response cache's Redis tier in src/cache).
+ * Users keep their own command logic (scripts, key names, value formats);
+ * this module owns the connections and the life of a command.
  *
- * Connection. One per worker id, created lazily by the first command issued
- * on that worker (on its thread; only that thread touches it afterwards, until
- * rds_close_all). redis.url is redis://[:PASSWORD@]HOST[:PORT][/DB]; AUTH and
- * SELECT are sent first on every new connection. Commands issued while the
- * connection is being made queue behind it (each bounded by its own timeout).
- * A refused or lost connection is retried in the background, 100 ms doubling
- * to 2 s (reset by a successful connect); meanwhile commands fail at once
- * (-1), so the gateway starts and serves with Redis down. A command issued
- * with a different redis.url (a reload changed it) fails and makes the
- * connection reopen to the new URL at once.
+ * Connection. One per client (a user: the policy, the cache) and worker id,
+ * created lazily by the client's first command on that worker (on its
+ * thread; only that thread touches it afterwards, until rds_close_all). A
+ * client per connection keeps users apart: the policy's admissions, bounded
+ * by redis.timeout, never queue behind a multi-megabyte cache value, and
+ * the cache's fire-and-forget writes never use up the policy's share of the
+ * bound on outstanding commands below. redis.url is
+ * redis://[:PASSWORD@]HOST[:PORT][/DB]; AUTH and SELECT are sent first on
+ * every new connection. Commands issued while the connection is being made
+ * queue behind it (each bounded by its own timeout). A refused or lost
+ * connection is retried in the background, 100 ms doubling to 2 s (reset by
+ * a successful connect); meanwhile commands fail at once (-1), so the
+ * gateway starts and serves with Redis down. A command issued with a
+ * different redis.url (a reload changed it) fails and makes the connection
+ * reopen to the new URL at once.
  *
  * Commands. rds_command() sends one command (argv form). With a call, done()
  * runs exactly once with late == false: with the reply, or with r == NULL on
@@ -29,10 +34,10 @@
  * Stalled server. A server that accepts and never answers (SIGSTOP, a hung
  * host) would let commands pile up. Two bounds, neither of which drops a
  * reply that is merely late:
- *   - at most RDS_MAX_OUTSTANDING commands (answered or not, timed out or
- *     not) per connection; beyond that new commands fail at once (-1), so a
+ *   - at most RDS_MAX_OUTSTANDING (10,000) commands (timed out or not) wait
+ *     for their reply per connection; beyond that new commands fail at once (-1), so a
  *     stall costs each later request nothing, not redis.timeout;
- *   - if no reply at all arrived for RDS_STALL_MS while commands were
+ *   - if no reply at all arrived for RDS_STALL_MS (10 s) while commands were
  *     outstanding, the next command drops the connection (pending calls get
  *     r == NULL: late ones just free themselves) and reconnects with the
  *     backoff above — a server stalled that long is treated as lost.
@@ -42,8 +47,7 @@
  *
  * Failures. Every command counts in its client's failure counter when it
  * fails: unavailable (-1), error reply, lost connection, or timeout (a late
- * reply after a timeout is not counted again). Clients are static
- * rds_client_t objects, one per user (metrics read rds_failures()).
+ * reply after a timeout is not counted again); metrics read rds_failures().
  */
 #ifndef SKULD_CORE_REDIS_H
 #define SKULD_CORE_REDIS_H
@@ -57,11 +61,18 @@ struct event_base;
 struct event;
 struct redisReply;
 
-/* A user of the connections (its name is used in log lines). */
-typedef struct rds_client {
+#define RDS_MAX_WORKERS 256
+
+/* A user of the connections: a static object, {.name = "..."} (the name is
+ * used in log lines); the rest is the module's. */
+typedef struct rds_client rds_client_t;
+struct rds_client {
     const char *name;
     _Atomic uint64_t failures;
-} rds_client_t;
+    struct rds_conn *conns[RDS_MAX_WORKERS]; /* by worker id */
+    rds_client_t *next;                      /* clients with connections */
+    bool listed;
+};
 
 typedef struct rds_call rds_call_t;
 struct rds_call {
@@ -74,8 +85,8 @@ struct rds_call {
     rds_client_t *client;
 };
 
-/* Send argv[0..argc) (lens[i] bytes each; NULL lens = strlen) on worker wid's
- * connection, on its loop base. url: the caller's redis.url; NULL uses the
+/* Send argv[0..argc) (lens[i] bytes each; NULL lens = strlen) on client's
+ * connection of worker wid, on its loop base. url: the caller's redis.url; NULL uses the
  * connection as it is and never opens one (calls that outlive a request's
  * config snapshot). call == NULL: fire and forget (the reply is discarded;
  * an error reply still counts). timeout_ms == 0: no timer (done() runs when
