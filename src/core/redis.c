@@ -186,7 +186,7 @@ static void rds_drop(rds_conn_t *c, bool reconnect)
     c->drop_pending = event_base_once(c->base, -1, EV_TIMEOUT, rds_drop_cb, c, &zero) == 0;
 }
 
-/* wid's connection, ready for a command, or NULL (unavailable right now). */
+/* client's connection on worker wid, ready for a command, or NULL (unavailable now). */
 static rds_conn_t *rds_get(struct event_base *base, int wid, const char *url, rds_client_t *client)
 {
     if (wid < 0 || wid >= RDS_MAX_WORKERS) return NULL;
@@ -303,7 +303,6 @@ int rds_command(struct event_base *base, int wid, const char *url, rds_client_t 
     }
     if (call) {
         call->timed_out = false;
-        call->conn = c;
         call->client = client;
         call->timer = timeout_ms ? evtimer_new(c->base, rds_timeout, call) : NULL;
         if (timeout_ms && !call->timer) {

@@ -81,16 +81,16 @@ struct rds_call {
     /* set by rds_command */
     bool timed_out;
     struct event *timer;
-    struct rds_conn *conn;
     rds_client_t *client;
 };
 
-/* Send argv[0..argc) (lens[i] bytes each; NULL lens = strlen) on client's
- * connection of worker wid, on its loop base. url: the caller's redis.url; NULL uses the
- * connection as it is and never opens one (calls that outlive a request's
- * config snapshot). call == NULL: fire and forget (the reply is discarded;
- * an error reply still counts). timeout_ms == 0: no timer (done() runs when
- * the reply or the connection's end arrives).
+/* Send argv[0..argc) (lens[i] bytes each; lens NULL: strlen, for argc <=
+ * 128) on client's connection of worker wid, whose loop is base.
+ * url: the caller's redis.url; NULL uses the connection as it is and never
+ * opens one (calls that outlive a request's config snapshot).
+ * call == NULL: fire and forget (the reply is discarded; an error reply
+ * still counts). timeout_ms == 0: no timer (done() runs when the reply or
+ * the connection's end arrives).
  * 0: queued (done() runs later, never inside this call); -1: Redis
  * unavailable right now (done() never runs; counted as a failure). */
 int rds_command(struct event_base *base, int wid, const char *url, rds_client_t *client,
