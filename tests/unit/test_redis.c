@@ -291,6 +291,37 @@ static void test_outstanding_cap(void **state)
     assert_int_equal(x->t.early_ok, 1);
 }
 
+/* A stall of 10 s with commands waiting: the next command drops the
+ * connection (waiting calls get NULL, a timed-out one its late NULL) and it
+ * reopens; a shorter stall keeps it (late replies still due). */
+static void test_stall_drop(void **state)
+{
+    fx_t *x = *state;
+    x->f.hold = true;
+    assert_int_equal(ping(x, &x->cl, x->url, &x->t, 50), 0);
+    run_until(x->base, &x->t.early, 1, 2000);
+    assert_true(x->t.call.timed_out);
+    run_until(x->base, NULL, 0, 5000);
+    tcall_t u = {.call.done = tcall_done}, v = {.call.done = tcall_done};
+    assert_int_equal(ping(x, &x->cl, x->url, &u, 20000), 0); /* 5 s: still the same one */
+    run_until(x->base, NULL, 0, 5500);
+    assert_int_equal(x->t.late + u.early, 0);
+    assert_int_equal(x->f.accepted, 1);
+    assert_int_equal(ping(x, &x->cl, x->url, &v, 1000), -1); /* 10.5 s: dropped */
+    run_until(x->base, &x->t.late, 1, 2000);
+    assert_int_equal(x->t.late, 1);
+    assert_int_equal(x->t.late_ok, 0);
+    assert_int_equal(u.early, 1);
+    assert_int_equal(u.early_ok, 0);
+    assert_false(u.call.timed_out);
+    x->f.hold = false;
+    run_until(x->base, &x->f.accepted, 2, 3000);
+    assert_int_equal(x->f.accepted, 2);
+    assert_int_equal(ping(x, &x->cl, x->url, &v, 1000), 0);
+    run_until(x->base, &v.early, 1, 2000);
+    assert_int_equal(v.early_ok, 1);
+}
+
 /* Redis down: the first command waits for the connect and fails with it;
  * then calls fail at once until the backoff reconnects to a server that is up. */
 static void test_down_then_up(void **state)
@@ -395,8 +426,8 @@ int main(void)
     log_set_level(LOG_ERROR);
     const struct CMUnitTest tests[] = {
         T(test_reply_auth_select), T(test_timeout_then_late), T(test_outstanding_cap),
-        T(test_down_then_up),      T(test_url_change),        T(test_clients_apart),
-        T(test_close_all_pending),
+        T(test_stall_drop),        T(test_down_then_up),      T(test_url_change),
+        T(test_clients_apart),     T(test_close_all_pending),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
