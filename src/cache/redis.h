@@ -1,15 +1,13 @@
 /*
- * cache redis — the Redis tier of the response cache.
+ * cache redis — the Redis tier of the response cache, over the worker's
+ * Redis connection (core/redis.h owns the connection: lazy connect, AUTH and
+ * SELECT, reconnects, the bound on commands behind a stalled server).
  *
- * One hiredis async connection per worker loop (libevent adapter), opened
- * lazily on first use and touched only by that worker's thread (slot = the
- * worker id). Nothing waits on Redis: a GET has its own timer of
- * redis.timeout; when it fires the caller is answered "error" at once (the
- * gateway then proceeds as on a miss), and the connection is dropped so
- * commands cannot pile up behind a stalled server. A refused or lost
- * connection is retried at most once a second. Keys are
- * "skuld:cache:<32 hex>", values the entry blob (cache/lru.h), written with
- * SET ... PX ttl.
+ * Nothing waits on Redis: a GET has its own timer of redis.timeout; when it
+ * fires the caller is answered "error" at once (the gateway then proceeds as
+ * on a miss). Keys are "skuld:cache:<32 hex>", values the entry blob
+ * (cache/lru.h), written with SET ... PX ttl (fire and forget). A purge is
+ * SCAN + UNLINK, one step after the other, on the connection it started on.
  */
 #ifndef SKULD_CACHE_REDIS_H
 #define SKULD_CACHE_REDIS_H
@@ -33,10 +31,8 @@ void cache_redis_set(struct event_base *base, int wid, const cfg_redis_t *rc, ca
                      const void *val, size_t len, uint64_t ttl_ms);
 /* Delete every skuld:cache:* key (SCAN + UNLINK, asynchronously). 0 if started. */
 int cache_redis_purge(struct event_base *base, int wid, const cfg_redis_t *rc);
-/* After the workers stopped (their loops no longer run): free every connection. */
-void cache_redis_close_all(void);
 
-/* Counters for metrics. */
+/* Failures (timeouts, errors, Redis unavailable), for metrics. */
 uint64_t cache_redis_errors(void);
 
 #endif

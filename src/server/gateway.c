@@ -20,11 +20,11 @@
 
 #include "api/api.h"
 #include "cache/cache.h"
-#include "cache/redis.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "core/loopcall.h"
+#include "core/redis.h"
 #include "local/local.h"
 #include "obs/metrics.h"
 #include "policy/policy.h"
@@ -737,7 +737,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
 stop:
     for (int i = 0; i < started; i++) worker_stop(&gw.workers[i]);
     for (int i = 0; i < started; i++) worker_join(&gw.workers[i]);
-    cache_redis_close_all(); /* the loops are stopped, their bases still exist */
+    rds_close_all(); /* the loops are stopped, their bases still exist */
     /* Answer admin requests still queued; their workers are gone, so just free. */
     for (size_t i = 0; i < gw.n_queue; i++) ctl_ticket_free(gw.queue[i]);
     for (int i = 0; i < gw.n; i++) worker_cleanup(&gw.workers[i]);
