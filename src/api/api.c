@@ -13,6 +13,7 @@
 #include "core/jsonw.h"
 #include "policy/cost.h"
 #include "policy/policy.h"
+#include "provider/xlate.h"
 #include "core/log.h"
 #include "route/hooks.h"
 #include "route/resil.h"
@@ -121,29 +122,13 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
     http_respond(c->req, status, ctype, body, len);
 }
 
-static const char *api_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "invalid_request_error";
-    case 429:
-        return "rate_limit_error";
-    default:
-        return status >= 500 ? "server_error" : "invalid_request_error";
-    }
-}
-
 void api_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
                     const char *message)
 {
     buf_appends(o, "{\"error\":{\"message\":");
     jsonw_cstr(o, message);
     buf_appends(o, ",\"type\":");
-    jsonw_cstr(o, type ? type : api_error_type(status));
+    jsonw_cstr(o, type ? type : xl_error_type(status));
     buf_appends(o, ",\"param\":");
     if (param)
         jsonw_cstr(o, param);
