@@ -1,7 +1,13 @@
 /*
  * xlate — helpers shared by the translating providers (anthropic, gemini,
  * ollama): they turn a provider's answer into OpenAI chat.completion(.chunk)
- * JSON and its errors into the OpenAI error object.
+ * JSON and its errors into the OpenAI error object, and hold the request-side
+ * pieces the three build()s have in common (refusing non-chat endpoints, the
+ * function declarations, merged role turns, tool calls with their id -> name
+ * map, and the end of build(): body, headers and translator state, described
+ * per provider by a static xl_wire_t). xl_call and xl_error_type also serve
+ * the API layer (api/anthropic_shape.c, api/api.c), so an OpenAI tool call
+ * and an OpenAI error type are built in one place.
  *
  * xl_stream_t is the part of a per-call translator state that every stream
  * needs: the chunk id/model/created stamp, whether the role chunk went out,
