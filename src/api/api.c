@@ -174,18 +174,6 @@ static void api_metrics(api_ctx_t *c)
     buf_free(&o);
 }
 
-static bool api_path_is(http_req_t *r, const char *p)
-{
-    size_t n = strlen(p);
-    return r->path.n == n && memcmp(r->path.p, p, n) == 0;
-}
-
-static bool api_method_is(http_req_t *r, const char *m)
-{
-    size_t n = strlen(m);
-    return r->method.n == n && memcmp(r->method.p, m, n) == 0;
-}
-
 typedef struct api_route {
     const char *method;
     const char *path;
@@ -231,10 +219,11 @@ void api_handle(http_req_t *req)
     const api_route_t *route = NULL;
     bool path_known = false;
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
-        if (!api_path_is(req, api_routes[i].path)) continue;
+        if (!http_slice_eq(req->path, api_routes[i].path)) continue;
         path_known = true;
-        bool head_ok = api_method_is(req, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
-        if (api_method_is(req, api_routes[i].method) || head_ok) route = &api_routes[i];
+        bool head_ok =
+            http_slice_eq(req->method, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
+        if (http_slice_eq(req->method, api_routes[i].method) || head_ok) route = &api_routes[i];
     }
     if (!route) {
         if (path_known) {
@@ -254,9 +243,9 @@ void api_handle(http_req_t *req)
         api_messages(c);
     } else if (route->ep >= 0) {
         api_openai_inference(c, (endpoint_t)route->ep);
-    } else if (api_path_is(req, "/healthz")) {
+    } else if (http_slice_eq(req->path, "/healthz")) {
         api_send(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    } else if (api_path_is(req, "/readyz")) {
+    } else if (http_slice_eq(req->path, "/readyz")) {
         if (c->w->draining)
             api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
         else if (!gateway_store_ready(c->w->gw))
