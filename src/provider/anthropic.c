@@ -339,14 +339,9 @@ static int anth_event(prov_xlate_t *x, const char *event, const char *data, size
 
 static int anth_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 {
-    const char **h = arena_calloc(a, 4 * sizeof *h);
     out->url = arena_printf(a, "%s/models", m->provider->base_url);
-    if (!h || !out->url) return -1;
-    int n = 0;
-    h[n++] = "anthropic-version: 2023-06-01";
-    if (m->provider->api_key) h[n++] = arena_printf(a, "x-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    return 0;
+    out->headers = xl_probe_headers(a, m, &anth_wire);
+    return out->url && out->headers ? 0 : -1;
 }
 
 const prov_ops_t provider_anthropic = {

@@ -306,12 +306,9 @@ static int gem_event(prov_xlate_t *x, const char *event, const char *data, size_
 /* The deployment's own model resource: cheap, and proves the key may use it. */
 static int gem_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 {
-    const char **h = arena_calloc(a, 3 * sizeof *h);
     out->url = arena_printf(a, "%s/models/%s", m->provider->base_url, m->upstream_model);
-    if (!h || !out->url) return -1;
-    if (m->provider->api_key) h[0] = arena_printf(a, "x-goog-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    return 0;
+    out->headers = xl_probe_headers(a, m, &gem_wire);
+    return out->url && out->headers ? 0 : -1;
 }
 
 const prov_ops_t provider_gemini = {

@@ -210,6 +210,23 @@ int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out
     return PROV_EBADREQ;
 }
 
+/* w's version header and m's key header into h from index n; the new count. */
+static int xl_auth_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w, const char **h,
+                           int n)
+{
+    if (w->version) h[n++] = w->version;
+    if (w->key_header && m->provider->api_key)
+        h[n++] = arena_concat(a, w->key_header, m->provider->api_key);
+    return n;
+}
+
+const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w)
+{
+    const char **h = arena_calloc(a, 3 * sizeof *h);
+    if (h) xl_auth_headers(a, m, w, h, 0);
+    return h;
+}
+
 int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
                  size_t xsize, prov_call_t *out)
 {
@@ -222,9 +239,7 @@ int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, con
     int n = 0;
     h[n++] = "Content-Type: application/json";
     h[n++] = stream ? w->stream_accept : "Accept: application/json";
-    if (w->version) h[n++] = w->version;
-    if (w->key_header && m->provider->api_key)
-        h[n++] = arena_concat(a, w->key_header, m->provider->api_key);
+    xl_auth_headers(a, m, w, h, n);
     out->headers = h;
     xl_stream_init(s, a, w->id_prefix);
     s->model = m->upstream_model;

@@ -94,6 +94,8 @@ int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out
  * w->id_prefix and m's upstream model. out->url is the caller's. 0 or -1. */
 int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
                  size_t xsize, prov_call_t *out);
+/* The headers of a health probe: w->version and the key (when the provider has one). */
+const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w);
 /* Append items (stolen) as the turn {"role": role, key: items} to turns,
  * merged into the last turn when that has the same role (the APIs want roles
  * alternating). Empty items add nothing. */

@@ -209,6 +209,45 @@ static void test_build_end(void **state)
     arena_destroy(a);
 }
 
+/* The probes of the two providers that authenticate them, through their ops tables. */
+static void test_probe_headers(void **state)
+{
+    (void)state;
+    arena_t *a = arena_create(0);
+    cfg_provider_t prov = {.name = "p", .type = "anthropic", .api_key = "K2"};
+    cfg_model_t m = {.name = "pub", .provider = &prov, .upstream_model = "up-model"};
+
+    const char *const *h = xl_probe_headers(a, &m, &test_wire);
+    assert_int_equal(count_headers(h), 2);
+    assert_string_equal(h[0], "test-version: 1");
+    assert_string_equal(h[1], "x-test-key: K2");
+
+    prov.base_url = "https://api.anthropic.test/v1";
+    prov_call_t c = {0};
+    assert_int_equal(provider_anthropic.build_probe(a, &m, &c), 0);
+    assert_string_equal(c.url, "https://api.anthropic.test/v1/models");
+    assert_int_equal(count_headers(c.headers), 2);
+    assert_string_equal(c.headers[0], "anthropic-version: 2023-06-01");
+    assert_string_equal(c.headers[1], "x-api-key: K2");
+
+    prov.base_url = "https://gemini.test/v1beta";
+    prov_call_t g = {0};
+    assert_int_equal(provider_gemini.build_probe(a, &m, &g), 0);
+    assert_string_equal(g.url, "https://gemini.test/v1beta/models/up-model");
+    assert_int_equal(count_headers(g.headers), 1);
+    assert_string_equal(g.headers[0], "x-goog-api-key: K2");
+
+    prov.api_key = NULL; /* no key: no key header, the version header stays */
+    prov_call_t c2 = {0};
+    assert_int_equal(provider_anthropic.build_probe(a, &m, &c2), 0);
+    assert_int_equal(count_headers(c2.headers), 1);
+    assert_string_equal(c2.headers[0], "anthropic-version: 2023-06-01");
+    prov_call_t g2 = {0};
+    assert_int_equal(provider_gemini.build_probe(a, &m, &g2), 0);
+    assert_int_equal(count_headers(g2.headers), 0);
+    arena_destroy(a);
+}
+
 static void test_error_type(void **state)
 {
     (void)state;
@@ -227,7 +266,8 @@ int main(void)
         cmocka_unit_test(test_content_text), cmocka_unit_test(test_turn_merges_same_role),
         cmocka_unit_test(test_tool_decls),   cmocka_unit_test(test_calls_append),
         cmocka_unit_test(test_call),         cmocka_unit_test(test_chat_only),
-        cmocka_unit_test(test_build_end),    cmocka_unit_test(test_error_type),
+        cmocka_unit_test(test_build_end),    cmocka_unit_test(test_probe_headers),
+        cmocka_unit_test(test_error_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
