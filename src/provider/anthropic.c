@@ -253,16 +253,8 @@ static int anth_response(prov_xlate_t *x, int status, const char *body, size_t l
             free(args);
         }
     }
-    json_t *msg = json_pack("{s:s}", "role", "assistant");
-    if (text.len || !json_array_size(calls))
-        json_object_set_new(msg, "content", json_stringn(buf_data(&text), text.len));
-    else
-        json_object_set_new(msg, "content", json_null());
+    json_t *msg = xl_message(buf_data(&text), text.len, calls, false);
     buf_free(&text);
-    if (json_array_size(calls))
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
     xl_stream_t u = {.prompt = 0, .completion = 0};
     anth_usage(&u, json_object_get(o, "usage"));
     const char *id = json_string_value(json_object_get(o, "id"));

@@ -232,18 +232,9 @@ static int gem_response(prov_xlate_t *x, int status, const char *body, size_t le
         if (json_is_object(fc))
             json_array_append_new(calls, gem_call(fc, (int)json_array_size(calls), false));
     }
-    json_t *msg = json_pack("{s:s}", "role", "assistant");
-    if (text.len || !json_array_size(calls))
-        json_object_set_new(msg, "content",
-                            text.len ? json_stringn(buf_data(&text), text.len) : json_null());
-    else
-        json_object_set_new(msg, "content", json_null());
-    buf_free(&text);
     bool has_calls = json_array_size(calls) > 0;
-    if (has_calls)
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
+    json_t *msg = xl_message(buf_data(&text), text.len, calls, true);
+    buf_free(&text);
     const char *fin =
         gem_finish(json_string_value(json_object_get(cand, "finishReason")), has_calls);
     if (json_object_get(json_object_get(o, "promptFeedback"), "blockReason") || (!cand && !fin))

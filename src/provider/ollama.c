@@ -161,14 +161,7 @@ static int oll_response(prov_xlate_t *x, int status, const char *body, size_t le
         json_array_append_new(calls, oll_call(tc, (int)i, false));
     json_t *text = json_object_get(m, "content");
     bool has_calls = json_array_size(calls) > 0;
-    json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                            has_calls && !json_string_length(text) ? json_null()
-                            : json_is_string(text)                 ? json_incref(text)
-                                                                   : json_string(""));
-    if (has_calls)
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
+    json_t *msg = xl_message(json_string_value(text), json_string_length(text), calls, false);
     const char *model = json_string_value(json_object_get(o, "model"));
     json_t *c =
         xl_completion(x->s.id, x->s.created, model ? model : x->s.model, msg,

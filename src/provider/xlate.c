@@ -91,6 +91,21 @@ json_t *xl_usage(long prompt, long completion, long cached)
     return u;
 }
 
+json_t *xl_message(const char *text, size_t len, json_t *calls, bool null_when_empty)
+{
+    bool has_calls = json_array_size(calls) > 0;
+    json_t *msg = json_pack("{s:s}", "role", "assistant");
+    json_object_set_new(msg, "content",
+                        len                            ? json_stringn(text, len)
+                        : has_calls || null_when_empty ? json_null()
+                                                       : json_string(""));
+    if (has_calls)
+        json_object_set_new(msg, "tool_calls", calls);
+    else
+        json_decref(calls);
+    return msg;
+}
+
 json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
                       const char *finish, json_t *usage)
 {

@@ -49,6 +49,11 @@ int xl_emit_error(int status, const char *code, const char *message, prov_emit_f
 
 /* {"prompt_tokens","completion_tokens","total_tokens"[,"prompt_tokens_details"]} */
 json_t *xl_usage(long prompt, long completion, long cached);
+/* The assistant message {"role","content"[,"tool_calls"]} of a whole answer:
+ * content is the text (len bytes), or when there is none null if there are
+ * tool calls or null_when_empty, else ""; calls (stolen) are attached when
+ * not empty. */
+json_t *xl_message(const char *text, size_t len, json_t *calls, bool null_when_empty);
 /* A whole chat.completion; message is stolen. */
 json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
                       const char *finish, json_t *usage);

@@ -138,6 +138,22 @@ static void test_call(void **state)
                                            "{\"name\":\"\",\"arguments\":\"{}\"}}");
 }
 
+static void test_message(void **state)
+{
+    (void)state;
+    assert_json(xl_message("hi", 2, json_array(), false),
+                "{\"role\":\"assistant\",\"content\":\"hi\"}");
+    /* no text: "" without calls, null with calls or when asked */
+    assert_json(xl_message(NULL, 0, json_array(), false),
+                "{\"role\":\"assistant\",\"content\":\"\"}");
+    assert_json(xl_message(NULL, 0, json_array(), true),
+                "{\"role\":\"assistant\",\"content\":null}");
+    assert_json(xl_message("", 0, parse("[{\"id\":\"c\"}]"), false),
+                "{\"role\":\"assistant\",\"content\":null,\"tool_calls\":[{\"id\":\"c\"}]}");
+    assert_json(xl_message("ab", 1, parse("[1]"), true),
+                "{\"role\":\"assistant\",\"content\":\"a\",\"tool_calls\":[1]}");
+}
+
 static const xl_wire_t test_wire = {
     .type = "testprov",
     .stream_accept = "Accept: text/x-test",
@@ -267,7 +283,7 @@ int main(void)
         cmocka_unit_test(test_tool_decls),   cmocka_unit_test(test_calls_append),
         cmocka_unit_test(test_call),         cmocka_unit_test(test_chat_only),
         cmocka_unit_test(test_build_end),    cmocka_unit_test(test_probe_headers),
-        cmocka_unit_test(test_error_type),
+        cmocka_unit_test(test_error_type),   cmocka_unit_test(test_message),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
