@@ -28,18 +28,6 @@
 #include "route/hooks.h"
 #include "server/gateway.h"
 
-static bool admin_path_is(http_req_t *r, const char *p)
-{
-    size_t n = strlen(p);
-    return r->path.n == n && memcmp(r->path.p, p, n) == 0;
-}
-
-static bool admin_method_is(http_req_t *r, const char *m)
-{
-    size_t n = strlen(m);
-    return r->method.n == n && memcmp(r->method.p, m, n) == 0;
-}
-
 /* Percent-decode s[0..n) into the arena; NULL on a malformed escape. */
 static char *admin_unescape(arena_t *a, const char *s, size_t n)
 {
@@ -226,22 +214,22 @@ void api_admin(api_ctx_t *c)
     }
     static const char models_prefix[] = "/admin/models/";
     size_t plen = sizeof models_prefix - 1;
-    if (admin_path_is(r, "/admin/reload") && admin_method_is(r, "POST")) {
+    if (http_slice_eq(r->path, "/admin/reload") && http_slice_eq(r->method, "POST")) {
         admin_submit(c, CTL_RELOAD, NULL, NULL);
-    } else if (admin_path_is(r, "/admin/route/explain") && admin_method_is(r, "POST")) {
+    } else if (http_slice_eq(r->path, "/admin/route/explain") && http_slice_eq(r->method, "POST")) {
         route_api_explain(c);
-    } else if (admin_path_is(r, "/admin/cache/purge") && admin_method_is(r, "POST")) {
+    } else if (http_slice_eq(r->path, "/admin/cache/purge") && http_slice_eq(r->method, "POST")) {
         cache_admin_purge(c); /* response cache (cache/) */
-    } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "GET")) {
+    } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "GET")) {
         admin_list_models(c);
-    } else if (admin_path_is(r, "/admin/models") && admin_method_is(r, "POST")) {
+    } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "POST")) {
         admin_submit(c, CTL_MODEL_PUT, NULL, r->body);
     } else if (r->path.n > plen && memcmp(r->path.p, models_prefix, plen) == 0 &&
-               (admin_method_is(r, "GET") || admin_method_is(r, "DELETE"))) {
+               (http_slice_eq(r->method, "GET") || http_slice_eq(r->method, "DELETE"))) {
         char *name = admin_unescape(r->arena, r->path.p + plen, r->path.n - plen);
         if (!name) {
             api_send_error(c, 400, NULL, "invalid_path", NULL, "malformed model name in path");
-        } else if (admin_method_is(r, "DELETE")) {
+        } else if (http_slice_eq(r->method, "DELETE")) {
             admin_submit(c, CTL_MODEL_DELETE, name, NULL);
         } else {
             const cfg_model_t *m = config_find_model(c->cfg, name, strlen(name));

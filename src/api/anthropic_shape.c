@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/jsonw.h"
+#include "provider/xlate.h"
 
 /* ---------- request: Anthropic -> OpenAI ---------- */
 
@@ -12,15 +13,7 @@ static const char *as_text_of(const json_t *content, buf_t *tmp)
 {
     if (json_is_string(content)) return json_string_value(content);
     buf_reset(tmp);
-    size_t i;
-    json_t *b;
-    json_array_foreach(content, i, b)
-    {
-        json_t *t = json_object_get(b, "text");
-        if (!json_is_string(t)) continue;
-        if (tmp->len) buf_append(tmp, "\n", 1);
-        buf_append(tmp, json_string_value(t), json_string_length(t));
-    }
+    provider_content_text(tmp, content, "\n");
     return buf_data(tmp);
 }
 
@@ -77,12 +70,8 @@ static void as_message(json_t *out, const json_t *m, buf_t *tmp)
             if (p) json_array_append_new(parts, p);
         } else if (!strcmp(t, "tool_use") && assistant) {
             char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
-            json_t *id = json_object_get(b, "id"), *name = json_object_get(b, "name");
-            json_array_append_new(calls, json_pack("{s:o, s:s, s:{s:o, s:s}}", "id",
-                                                   id ? json_incref(id) : json_string(""), "type",
-                                                   "function", "function", "name",
-                                                   name ? json_incref(name) : json_string(""),
-                                                   "arguments", args ? args : "{}"));
+            json_array_append_new(calls, xl_call(json_incref(json_object_get(b, "id")),
+                                                 json_object_get(b, "name"), args));
             free(args);
         } else if (!strcmp(t, "tool_result") && !assistant) {
             json_t *id = json_object_get(b, "tool_use_id");

@@ -13,6 +13,7 @@
 #include "core/jsonw.h"
 #include "policy/cost.h"
 #include "policy/policy.h"
+#include "provider/xlate.h"
 #include "core/log.h"
 #include "route/hooks.h"
 #include "route/resil.h"
@@ -126,29 +127,13 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
     http_respond(c->req, status, ctype, body, len);
 }
 
-static const char *api_error_type(int status)
-{
-    switch (status) {
-    case 401:
-        return "authentication_error";
-    case 403:
-        return "permission_error";
-    case 404:
-        return "invalid_request_error";
-    case 429:
-        return "rate_limit_error";
-    default:
-        return status >= 500 ? "server_error" : "invalid_request_error";
-    }
-}
-
 void api_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
                     const char *message)
 {
     buf_appends(o, "{\"error\":{\"message\":");
     jsonw_cstr(o, message);
     buf_appends(o, ",\"type\":");
-    jsonw_cstr(o, type ? type : api_error_type(status));
+    jsonw_cstr(o, type ? type : xl_error_type(status));
     buf_appends(o, ",\"param\":");
     if (param)
         jsonw_cstr(o, param);
@@ -192,18 +177,6 @@ static void api_metrics(api_ctx_t *c)
     cache_metrics_render(&o); /* skuld_cache_*, skuld_dedupe_* (cache/) */
     api_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_data(&o), o.len);
     buf_free(&o);
-}
-
-static bool api_path_is(http_req_t *r, const char *p)
-{
-    size_t n = strlen(p);
-    return r->path.n == n && memcmp(r->path.p, p, n) == 0;
-}
-
-static bool api_method_is(http_req_t *r, const char *m)
-{
-    size_t n = strlen(m);
-    return r->method.n == n && memcmp(r->method.p, m, n) == 0;
 }
 
 typedef struct api_route {
@@ -251,10 +224,11 @@ void api_handle(http_req_t *req)
     const api_route_t *route = NULL;
     bool path_known = false;
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
-        if (!api_path_is(req, api_routes[i].path)) continue;
+        if (!http_slice_eq(req->path, api_routes[i].path)) continue;
         path_known = true;
-        bool head_ok = api_method_is(req, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
-        if (api_method_is(req, api_routes[i].method) || head_ok) route = &api_routes[i];
+        bool head_ok =
+            http_slice_eq(req->method, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
+        if (http_slice_eq(req->method, api_routes[i].method) || head_ok) route = &api_routes[i];
     }
     if (!route) {
         if (path_known) {
@@ -274,9 +248,9 @@ void api_handle(http_req_t *req)
         api_messages(c);
     } else if (route->ep >= 0) {
         api_openai_inference(c, (endpoint_t)route->ep);
-    } else if (api_path_is(req, "/healthz")) {
+    } else if (http_slice_eq(req->path, "/healthz")) {
         api_send(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    } else if (api_path_is(req, "/readyz")) {
+    } else if (http_slice_eq(req->path, "/readyz")) {
         if (c->w->draining)
             api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
         else if (!gateway_store_ready(c->w->gw))

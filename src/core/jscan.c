@@ -171,6 +171,38 @@ static int js_lit(js_t *s, const char *w, size_t n)
 
 static int js_value(js_t *s, int depth, jscan_type_t *t, int64_t *iv, int top);
 
+/* The framing shared by objects and arrays. Both return 1 when a member
+ * follows (whitespace skipped), 0 when the container is closed (close
+ * consumed), -1 when the body is not valid (or nested too deep). */
+
+/* At the opening '{' or '['. */
+static inline int js_open(js_t *s, int depth, char close)
+{
+    if (depth > JSCAN_MAX_DEPTH) return -1;
+    s->p++;
+    js_ws(s);
+    if (s->p < s->end && *s->p == close) {
+        s->p++;
+        return 0;
+    }
+    return 1;
+}
+
+/* After a member's value. */
+static inline int js_next(js_t *s, char close)
+{
+    js_ws(s);
+    if (s->p >= s->end) return -1;
+    if (*s->p == ',') {
+        s->p++;
+        js_ws(s);
+        return 1;
+    }
+    if (*s->p != close) return -1;
+    s->p++;
+    return 0;
+}
+
 /* At '{'. top: 1 for the body, 2 for the body's stream_options. */
 static int js_object(js_t *s, int depth, int top)
 {
@@ -179,14 +211,8 @@ static int js_object(js_t *s, int depth, int top)
         size_t n;
     } keys[JSCAN_MAX_KEYS];
     size_t nk = 0;
-    if (depth > JSCAN_MAX_DEPTH) return -1;
-    s->p++;
-    js_ws(s);
-    if (s->p < s->end && *s->p == '}') {
-        s->p++;
-        return 0;
-    }
-    for (;;) {
+    int more = js_open(s, depth, '}');
+    while (more > 0) {
         if (s->p >= s->end || *s->p != '"') return -1;
         const char *k = s->p + 1;
         bool esc;
@@ -236,43 +262,21 @@ static int js_object(js_t *s, int depth, int top)
             o->model_p = vstart + 1;
             o->model_len = (size_t)(s->p - vstart - 2);
         }
-        js_ws(s);
-        if (s->p >= s->end) return -1;
-        if (*s->p == ',') {
-            s->p++;
-            js_ws(s);
-            continue;
-        }
-        if (*s->p != '}') return -1;
-        s->p++;
-        return 0;
+        more = js_next(s, '}');
     }
+    return more;
 }
 
 static int js_array(js_t *s, int depth)
 {
-    if (depth > JSCAN_MAX_DEPTH) return -1;
-    s->p++;
-    js_ws(s);
-    if (s->p < s->end && *s->p == ']') {
-        s->p++;
-        return 0;
-    }
-    for (;;) {
+    int more = js_open(s, depth, ']');
+    while (more > 0) {
         jscan_type_t t;
         int64_t iv;
         if (js_value(s, depth, &t, &iv, 0)) return -1;
-        js_ws(s);
-        if (s->p >= s->end) return -1;
-        if (*s->p == ',') {
-            s->p++;
-            js_ws(s);
-            continue;
-        }
-        if (*s->p != ']') return -1;
-        s->p++;
-        return 0;
+        more = js_next(s, ']');
     }
+    return more;
 }
 
 /* At the first byte of a value (whitespace skipped). */

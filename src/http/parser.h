@@ -17,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/buf.h"
 
@@ -77,5 +78,12 @@ http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_
 const char *http_status_reason(int status);
 
 bool http_slice_eq_ci(http_slice_t s, const char *lit);
+
+/* s is exactly lit (case-sensitive: paths, methods). Inline: on the dispatch path. */
+static inline bool http_slice_eq(http_slice_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && memcmp(s.p, lit, n) == 0;
+}
 
 #endif

@@ -33,8 +33,16 @@
 #define ANTH_DEFAULT_MAX_TOKENS 4096
 
 struct prov_xlate {
-    xl_stream_t s;
-    int cur_tool; /* OpenAI tool_calls index of the open tool_use block */
+    xl_stream_t s; /* first (xl_build_end) */
+    int cur_tool;  /* OpenAI tool_calls index of the open tool_use block */
+};
+
+static const xl_wire_t anth_wire = {
+    .type = "anthropic",
+    .stream_accept = "Accept: text/event-stream",
+    .version = "anthropic-version: 2023-06-01",
+    .key_header = "x-api-key: ",
+    .id_prefix = "msg",
 };
 
 static json_t *anth_image(arena_t *a, const char *url)
@@ -71,24 +79,6 @@ static json_t *anth_blocks(arena_t *a, const json_t *content)
         }
     }
     return out;
-}
-
-/* Append blocks (stolen) as a turn of role, merged into the last turn when it has that role. */
-static void anth_turn(json_t *msgs, const char *role, json_t *blocks)
-{
-    if (json_array_size(blocks) == 0) {
-        json_decref(blocks);
-        return;
-    }
-    size_t n = json_array_size(msgs);
-    json_t *last = n ? json_array_get(msgs, n - 1) : NULL;
-    const char *lr = json_string_value(json_object_get(last, "role"));
-    if (lr && strcmp(lr, role) == 0) {
-        json_array_extend(json_object_get(last, "content"), blocks);
-        json_decref(blocks);
-        return;
-    }
-    json_array_append_new(msgs, json_pack("{s:s, s:o}", "role", role, "content", blocks));
 }
 
 static void anth_tool_uses(json_t *blocks, const json_t *calls)
@@ -128,10 +118,8 @@ static json_t *anth_tool_choice(const json_t *tc)
 static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                       prov_call_t *out)
 {
-    if (ep != EP_CHAT) {
-        out->error = "this deployment (provider type anthropic) serves chat completions only";
-        return PROV_EBADREQ;
-    }
+    int bad = xl_chat_only(a, ep, &anth_wire, out);
+    if (bad) return bad;
     json_t *req = json_object(), *system = json_array(), *msgs = json_array();
     json_object_set_new(req, "model", json_string(m->upstream_model));
     long maxt =
@@ -152,15 +140,15 @@ static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
         } else if (!strcmp(role, "assistant")) {
             json_t *blocks = anth_blocks(a, content);
             anth_tool_uses(blocks, json_object_get(msg, "tool_calls"));
-            anth_turn(msgs, "assistant", blocks);
+            xl_turn(msgs, "assistant", "content", blocks);
         } else if (!strcmp(role, "tool")) {
             json_t *id = json_object_get(msg, "tool_call_id");
             const char *t = xl_content_text(a, content);
-            anth_turn(msgs, "user",
-                      json_pack("[{s:s, s:o, s:s}]", "type", "tool_result", "tool_use_id",
-                                id ? json_incref(id) : json_string(""), "content", t ? t : ""));
+            xl_turn(msgs, "user", "content",
+                    json_pack("[{s:s, s:o, s:s}]", "type", "tool_result", "tool_use_id",
+                              id ? json_incref(id) : json_string(""), "content", t ? t : ""));
         } else {
-            anth_turn(msgs, "user", anth_blocks(a, content));
+            xl_turn(msgs, "user", "content", anth_blocks(a, content));
         }
     }
     if (json_array_size(system) == 1)
@@ -179,22 +167,9 @@ static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
     }
     if (stream) json_object_set_new(req, "stream", json_true());
 
-    json_t *tools = json_object_get(body, "tools"), *tool;
+    json_t *tools = json_object_get(body, "tools");
     if (json_is_array(tools) && json_array_size(tools)) {
-        json_t *at = json_array();
-        json_array_foreach(tools, i, tool)
-        {
-            json_t *fn = json_object_get(tool, "function");
-            json_t *t = json_pack("{s:O}", "name", json_object_get(fn, "name"));
-            if (!t) continue;
-            json_t *d = json_object_get(fn, "description"), *p = json_object_get(fn, "parameters");
-            if (json_is_string(d)) json_object_set(t, "description", d);
-            json_object_set_new(t, "input_schema",
-                                json_is_object(p) ? json_incref(p)
-                                                  : json_pack("{s:s}", "type", "object"));
-            json_array_append_new(at, t);
-        }
-        json_object_set_new(req, "tools", at);
+        json_object_set_new(req, "tools", xl_tool_decls(tools, "input_schema", true));
         json_t *tc = anth_tool_choice(json_object_get(body, "tool_choice"));
         if (json_is_false(json_object_get(body, "parallel_tool_calls"))) {
             if (!tc) tc = json_pack("{s:s}", "type", "auto");
@@ -206,23 +181,9 @@ static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
     if (json_is_string(user))
         json_object_set_new(req, "metadata", json_pack("{s:O}", "user_id", user));
 
-    int rc = provider_body(a, req, out);
-    json_decref(req);
-    if (rc) return -1;
+    if (xl_build_end(a, req, m, stream, &anth_wire, sizeof(struct prov_xlate), out)) return -1;
     out->url = arena_printf(a, "%s/messages", m->provider->base_url);
-    const char **h = arena_calloc(a, 5 * sizeof *h);
-    struct prov_xlate *x = arena_calloc(a, sizeof *x);
-    if (!h || !x || !out->url) return -1;
-    int n = 0;
-    h[n++] = "Content-Type: application/json";
-    h[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
-    h[n++] = "anthropic-version: 2023-06-01";
-    if (m->provider->api_key) h[n++] = arena_printf(a, "x-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    xl_stream_init(&x->s, a, "msg");
-    x->s.model = m->upstream_model;
-    out->xlate = x;
-    return 0;
+    return out->url ? 0 : -1;
 }
 
 static const char *anth_finish(const char *stop_reason)
@@ -287,25 +248,13 @@ static int anth_response(prov_xlate_t *x, int status, const char *body, size_t l
             buf_append(&text, json_string_value(tx), json_string_length(tx));
         } else if (!strcmp(t, "tool_use")) {
             char *args = json_dumps(json_object_get(blk, "input"), JSON_COMPACT);
-            json_t *id = json_object_get(blk, "id"), *name = json_object_get(blk, "name");
-            json_array_append_new(calls, json_pack("{s:o, s:s, s:{s:o, s:s}}", "id",
-                                                   id ? json_incref(id) : json_string(""), "type",
-                                                   "function", "function", "name",
-                                                   name ? json_incref(name) : json_string(""),
-                                                   "arguments", args ? args : "{}"));
+            json_array_append_new(calls, xl_call(json_incref(json_object_get(blk, "id")),
+                                                 json_object_get(blk, "name"), args));
             free(args);
         }
     }
-    json_t *msg = json_pack("{s:s}", "role", "assistant");
-    if (text.len || !json_array_size(calls))
-        json_object_set_new(msg, "content", json_stringn(buf_data(&text), text.len));
-    else
-        json_object_set_new(msg, "content", json_null());
+    json_t *msg = xl_message(buf_data(&text), text.len, calls, false);
     buf_free(&text);
-    if (json_array_size(calls))
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
     xl_stream_t u = {.prompt = 0, .completion = 0};
     anth_usage(&u, json_object_get(o, "usage"));
     const char *id = json_string_value(json_object_get(o, "id"));
@@ -382,14 +331,9 @@ static int anth_event(prov_xlate_t *x, const char *event, const char *data, size
 
 static int anth_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 {
-    const char **h = arena_calloc(a, 4 * sizeof *h);
     out->url = arena_printf(a, "%s/models", m->provider->base_url);
-    if (!h || !out->url) return -1;
-    int n = 0;
-    h[n++] = "anthropic-version: 2023-06-01";
-    if (m->provider->api_key) h[n++] = arena_printf(a, "x-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    return 0;
+    out->headers = xl_probe_headers(a, m, &anth_wire);
+    return out->url && out->headers ? 0 : -1;
 }
 
 const prov_ops_t provider_anthropic = {

@@ -41,25 +41,6 @@ static long echo_words(const char *s)
     return n;
 }
 
-/* Text of a message "content": a string, or the text parts of an array. */
-static void echo_content_text(json_t *content, buf_t *out)
-{
-    if (json_is_string(content)) {
-        buf_append(out, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part)
-    {
-        json_t *t = json_object_get(part, "text");
-        if (json_is_string(t)) {
-            if (out->len) buf_append(out, " ", 1);
-            buf_append(out, json_string_value(t), json_string_length(t));
-        }
-    }
-}
-
 static int echo_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                       prov_call_t *out)
 {
@@ -86,7 +67,7 @@ static void echo_chat(json_t *req, bool stream, buf_t *o)
     json_array_foreach(json_object_get(req, "messages"), i, msg)
     {
         buf_reset(&last);
-        echo_content_text(json_object_get(msg, "content"), &last);
+        provider_content_text(&last, json_object_get(msg, "content"), " ");
         buf_append(&all, buf_data(&last), last.len);
         buf_append(&all, " ", 1);
     }

@@ -34,7 +34,14 @@
 #include "provider/xlate.h"
 
 struct prov_xlate {
-    xl_stream_t s;
+    xl_stream_t s; /* first (xl_build_end) */
+};
+
+static const xl_wire_t gem_wire = {
+    .type = "gemini",
+    .stream_accept = "Accept: text/event-stream",
+    .key_header = "x-goog-api-key: ",
+    .id_prefix = "chatcmpl-gemini",
 };
 
 static const char *gem_mime_of(const char *url)
@@ -72,23 +79,6 @@ static json_t *gem_parts(arena_t *a, const json_t *content)
     return parts;
 }
 
-static void gem_turn(json_t *contents, const char *role, json_t *parts)
-{
-    if (!json_array_size(parts)) {
-        json_decref(parts);
-        return;
-    }
-    size_t n = json_array_size(contents);
-    json_t *last = n ? json_array_get(contents, n - 1) : NULL;
-    const char *lr = json_string_value(json_object_get(last, "role"));
-    if (lr && !strcmp(lr, role)) {
-        json_array_extend(json_object_get(last, "parts"), parts);
-        json_decref(parts);
-        return;
-    }
-    json_array_append_new(contents, json_pack("{s:s, s:o}", "role", role, "parts", parts));
-}
-
 static json_t *gem_tool_config(const json_t *tc)
 {
     const char *s = json_string_value(tc);
@@ -106,14 +96,12 @@ static json_t *gem_tool_config(const json_t *tc)
 static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    if (ep != EP_CHAT) {
-        out->error = "this deployment (provider type gemini) serves chat completions only";
-        return PROV_EBADREQ;
-    }
+    int bad = xl_chat_only(a, ep, &gem_wire, out);
+    if (bad) return bad;
     json_t *req = json_object(), *contents = json_array(), *sys = json_array();
     json_t *names = json_object(); /* tool_call id -> function name */
-    size_t i, j;
-    json_t *msg, *tc;
+    size_t i;
+    json_t *msg;
     json_array_foreach(json_object_get(body, "messages"), i, msg)
     {
         const char *role = json_string_value(json_object_get(msg, "role"));
@@ -124,17 +112,9 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
             if (t && *t) json_array_append_new(sys, json_pack("{s:s}", "text", t));
         } else if (!strcmp(role, "assistant")) {
             json_t *parts = gem_parts(a, content);
-            json_array_foreach(json_object_get(msg, "tool_calls"), j, tc)
-            {
-                json_t *name;
-                const char *id;
-                json_t *av = xl_tool_call(tc, &name, &id);
-                if (!av) continue;
-                if (id) json_object_set(names, id, name);
-                json_array_append_new(
-                    parts, json_pack("{s:{s:O, s:o}}", "functionCall", "name", name, "args", av));
-            }
-            gem_turn(contents, "model", parts);
+            xl_calls_append(parts, json_object_get(msg, "tool_calls"), names, "functionCall",
+                            "args");
+            xl_turn(contents, "model", "parts", parts);
         } else if (!strcmp(role, "tool")) {
             const char *id = json_string_value(json_object_get(msg, "tool_call_id"));
             json_t *name = id ? json_object_get(names, id) : NULL;
@@ -144,12 +124,12 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
                 json_decref(resp);
                 resp = json_pack("{s:s}", "content", t ? t : "");
             }
-            gem_turn(contents, "user",
-                     json_pack("[{s:{s:o, s:o}}]", "functionResponse", "name",
-                               name ? json_incref(name) : json_string(id ? id : "tool"), "response",
-                               resp));
+            xl_turn(contents, "user", "parts",
+                    json_pack("[{s:{s:o, s:o}}]", "functionResponse", "name",
+                              name ? json_incref(name) : json_string(id ? id : "tool"), "response",
+                              resp));
         } else {
-            gem_turn(contents, "user", gem_parts(a, content));
+            xl_turn(contents, "user", "parts", gem_parts(a, content));
         }
     }
     json_decref(names);
@@ -159,21 +139,11 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else
         json_decref(sys);
 
-    json_t *tools = json_object_get(body, "tools"), *tool;
+    json_t *tools = json_object_get(body, "tools");
     if (json_is_array(tools) && json_array_size(tools)) {
-        json_t *decls = json_array();
-        json_array_foreach(tools, i, tool)
-        {
-            json_t *fn = json_object_get(tool, "function");
-            json_t *d = json_pack("{s:O}", "name", json_object_get(fn, "name"));
-            if (!d) continue;
-            json_t *desc = json_object_get(fn, "description"),
-                   *p = json_object_get(fn, "parameters");
-            if (json_is_string(desc)) json_object_set(d, "description", desc);
-            if (json_is_object(p)) json_object_set(d, "parameters", p);
-            json_array_append_new(decls, d);
-        }
-        json_object_set_new(req, "tools", json_pack("[{s:o}]", "functionDeclarations", decls));
+        json_object_set_new(req, "tools",
+                            json_pack("[{s:o}]", "functionDeclarations",
+                                      xl_tool_decls(tools, "parameters", false)));
         json_t *cfg = gem_tool_config(json_object_get(body, "tool_choice"));
         if (cfg) json_object_set_new(req, "toolConfig", cfg);
     }
@@ -195,23 +165,10 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else
         json_decref(gc);
 
-    int rc = provider_body(a, req, out);
-    json_decref(req);
-    if (rc) return -1;
+    if (xl_build_end(a, req, m, stream, &gem_wire, sizeof(struct prov_xlate), out)) return -1;
     out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model,
                             stream ? "streamGenerateContent?alt=sse" : "generateContent");
-    const char **h = arena_calloc(a, 4 * sizeof *h);
-    struct prov_xlate *x = arena_calloc(a, sizeof *x);
-    if (!h || !x || !out->url) return -1;
-    int n = 0;
-    h[n++] = "Content-Type: application/json";
-    h[n++] = stream ? "Accept: text/event-stream" : "Accept: application/json";
-    if (m->provider->api_key) h[n++] = arena_printf(a, "x-goog-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    xl_stream_init(&x->s, a, "chatcmpl-gemini");
-    x->s.model = m->upstream_model;
-    out->xlate = x;
-    return 0;
+    return out->url ? 0 : -1;
 }
 
 static const char *gem_finish(const char *r, bool calls)
@@ -240,10 +197,7 @@ static json_t *gem_call(const json_t *fc, int index, bool with_index)
     snprintf(id, sizeof id, "call_%d", index);
     json_t *av = json_object_get(fc, "args");
     char *args = av ? json_dumps(av, JSON_COMPACT) : NULL;
-    json_t *name = json_object_get(fc, "name");
-    json_t *c = json_pack("{s:s, s:s, s:{s:o, s:s}}", "id", gid ? gid : id, "type", "function",
-                          "function", "name", name ? json_incref(name) : json_string(""),
-                          "arguments", args ? args : "{}");
+    json_t *c = xl_call(json_string(gid ? gid : id), json_object_get(fc, "name"), args);
     free(args);
     if (with_index) json_object_set_new(c, "index", json_integer(index));
     return c;
@@ -278,18 +232,9 @@ static int gem_response(prov_xlate_t *x, int status, const char *body, size_t le
         if (json_is_object(fc))
             json_array_append_new(calls, gem_call(fc, (int)json_array_size(calls), false));
     }
-    json_t *msg = json_pack("{s:s}", "role", "assistant");
-    if (text.len || !json_array_size(calls))
-        json_object_set_new(msg, "content",
-                            text.len ? json_stringn(buf_data(&text), text.len) : json_null());
-    else
-        json_object_set_new(msg, "content", json_null());
-    buf_free(&text);
     bool has_calls = json_array_size(calls) > 0;
-    if (has_calls)
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
+    json_t *msg = xl_message(buf_data(&text), text.len, calls, true);
+    buf_free(&text);
     const char *fin =
         gem_finish(json_string_value(json_object_get(cand, "finishReason")), has_calls);
     if (json_object_get(json_object_get(o, "promptFeedback"), "blockReason") || (!cand && !fin))
@@ -352,12 +297,9 @@ static int gem_event(prov_xlate_t *x, const char *event, const char *data, size_
 /* The deployment's own model resource: cheap, and proves the key may use it. */
 static int gem_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 {
-    const char **h = arena_calloc(a, 3 * sizeof *h);
     out->url = arena_printf(a, "%s/models/%s", m->provider->base_url, m->upstream_model);
-    if (!h || !out->url) return -1;
-    if (m->provider->api_key) h[0] = arena_printf(a, "x-goog-api-key: %s", m->provider->api_key);
-    out->headers = h;
-    return 0;
+    out->headers = xl_probe_headers(a, m, &gem_wire);
+    return out->url && out->headers ? 0 : -1;
 }
 
 const prov_ops_t provider_gemini = {

@@ -117,22 +117,6 @@ static void llamacpp__error(prov_local_t *h, int status, const char *code, const
     buf_appends(&h->out, "}}");
 }
 
-/* Text of a message "content": a string, or the text parts of an array. */
-static void llamacpp__content(json_t *content, buf_t *out)
-{
-    if (json_is_string(content)) {
-        buf_append(out, json_string_value(content), json_string_length(content));
-        return;
-    }
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part)
-    {
-        json_t *t = json_object_get(part, "text");
-        if (json_is_string(t)) buf_append(out, json_string_value(t), json_string_length(t));
-    }
-}
-
 /* Sampling parameters; false (and an error set) on a wrong type or range. */
 static bool llamacpp__sampling(prov_local_t *h, json_t *req, engine_sampling_t *s)
 {
@@ -232,7 +216,7 @@ static void llamacpp__prepare_generate(prov_local_t *h, json_t *req)
             json_t *msg = json_array_get(msgs, i);
             const char *role = json_string_value(json_object_get(msg, "role"));
             buf_init(&texts[i], 0);
-            llamacpp__content(json_object_get(msg, "content"), &texts[i]);
+            provider_content_text(&texts[i], json_object_get(msg, "content"), NULL);
             m[i].role = role ? role : "user";
             m[i].content = buf_data(&texts[i]);
         }

@@ -29,16 +29,21 @@
 #include "provider/xlate.h"
 
 struct prov_xlate {
-    xl_stream_t s;
+    xl_stream_t s; /* first (xl_build_end) */
+};
+
+static const xl_wire_t oll_wire = {
+    .type = "ollama",
+    .stream_accept = "Accept: application/x-ndjson",
+    .key_header = "Authorization: Bearer ",
+    .id_prefix = "chatcmpl-ollama",
 };
 
 static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    if (ep != EP_CHAT) {
-        out->error = "this deployment (provider type ollama) serves chat completions only";
-        return PROV_EBADREQ;
-    }
+    int bad = xl_chat_only(a, ep, &oll_wire, out);
+    if (bad) return bad;
     json_t *req = json_pack("{s:s, s:b}", "model", m->upstream_model, "stream", stream);
     json_t *msgs = json_array(), *names = json_object(), *msg, *v;
     size_t i, j;
@@ -70,19 +75,10 @@ static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
             json_object_set_new(om, "images", images);
         else
             json_decref(images);
-        json_t *calls = json_object_get(msg, "tool_calls"), *tc;
+        json_t *calls = json_object_get(msg, "tool_calls");
         if (json_array_size(calls)) {
             json_t *oc = json_array();
-            json_array_foreach(calls, j, tc)
-            {
-                json_t *name;
-                const char *id;
-                json_t *av = xl_tool_call(tc, &name, &id);
-                if (!av) continue;
-                if (id) json_object_set(names, id, name);
-                json_array_append_new(
-                    oc, json_pack("{s:{s:O, s:o}}", "function", "name", name, "arguments", av));
-            }
+            xl_calls_append(oc, calls, names, "function", "arguments");
             json_object_set_new(om, "tool_calls", oc);
         }
         const char *tid = json_string_value(json_object_get(msg, "tool_call_id"));
@@ -117,24 +113,10 @@ static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else if (rft && !strcmp(rft, "json_object"))
         json_object_set_new(req, "format", json_string("json"));
 
-    int rc = provider_body(a, req, out);
-    json_decref(req);
-    if (rc) return -1;
-    out->url = arena_printf(a, "%s/api/chat", m->provider->base_url);
-    const char **h = arena_calloc(a, 4 * sizeof *h);
-    struct prov_xlate *x = arena_calloc(a, sizeof *x);
-    if (!h || !x || !out->url) return -1;
-    int n = 0;
-    h[n++] = "Content-Type: application/json";
-    h[n++] = stream ? "Accept: application/x-ndjson" : "Accept: application/json";
-    if (m->provider->api_key)
-        h[n++] = arena_printf(a, "Authorization: Bearer %s", m->provider->api_key);
-    out->headers = h;
+    if (xl_build_end(a, req, m, stream, &oll_wire, sizeof(struct prov_xlate), out)) return -1;
     out->framing = PROV_FRAME_NDJSON;
-    xl_stream_init(&x->s, a, "chatcmpl-ollama");
-    x->s.model = m->upstream_model;
-    out->xlate = x;
-    return 0;
+    out->url = arena_printf(a, "%s/api/chat", m->provider->base_url);
+    return out->url ? 0 : -1;
 }
 
 static json_t *oll_call(const json_t *tc, int index, bool with_index)
@@ -146,9 +128,7 @@ static json_t *oll_call(const json_t *tc, int index, bool with_index)
     char *args = json_is_string(av) ? strdup(json_string_value(av))
                  : av               ? json_dumps(av, JSON_COMPACT)
                                     : NULL;
-    json_t *c =
-        json_pack("{s:s, s:s, s:{s:o, s:s}}", "id", id, "type", "function", "function", "name",
-                  name ? json_incref(name) : json_string(""), "arguments", args ? args : "{}");
+    json_t *c = xl_call(json_string(id), name, args);
     free(args);
     if (with_index) json_object_set_new(c, "index", json_integer(index));
     return c;
@@ -181,14 +161,7 @@ static int oll_response(prov_xlate_t *x, int status, const char *body, size_t le
         json_array_append_new(calls, oll_call(tc, (int)i, false));
     json_t *text = json_object_get(m, "content");
     bool has_calls = json_array_size(calls) > 0;
-    json_t *msg = json_pack("{s:s, s:o}", "role", "assistant", "content",
-                            has_calls && !json_string_length(text) ? json_null()
-                            : json_is_string(text)                 ? json_incref(text)
-                                                                   : json_string(""));
-    if (has_calls)
-        json_object_set_new(msg, "tool_calls", calls);
-    else
-        json_decref(calls);
+    json_t *msg = xl_message(json_string_value(text), json_string_length(text), calls, false);
     const char *model = json_string_value(json_object_get(o, "model"));
     json_t *c =
         xl_completion(x->s.id, x->s.created, model ? model : x->s.model, msg,

@@ -38,6 +38,23 @@ int provider_body(arena_t *a, const json_t *v, prov_call_t *out)
     return 0;
 }
 
+void provider_content_text(buf_t *out, const json_t *content, const char *sep)
+{
+    if (json_is_string(content)) {
+        buf_append(out, json_string_value(content), json_string_length(content));
+        return;
+    }
+    size_t i;
+    json_t *part;
+    json_array_foreach(content, i, part)
+    {
+        json_t *t = json_object_get(part, "text");
+        if (!json_is_string(t)) continue;
+        if (sep && out->len) buf_appends(out, sep);
+        buf_append(out, json_string_value(t), json_string_length(t));
+    }
+}
+
 const char *provider_openai_path(endpoint_t ep)
 {
     switch (ep) {

@@ -93,6 +93,11 @@ int provider_body(arena_t *a, const json_t *v, prov_call_t *out);
 /* Append v as compact JSON to b in one pass. 0 or -1. */
 int provider_dump(buf_t *b, const json_t *v);
 
+/* Append the text of a message "content" to out: a string as it is, or the
+ * "text" of each part of an array (OpenAI content parts, Anthropic text
+ * blocks), each one after sep once out holds text (sep NULL: none). */
+void provider_content_text(buf_t *out, const json_t *content, const char *sep);
+
 /* Path suffix per endpoint, appended to an OpenAI-style base_url ("/chat/completions"). */
 const char *provider_openai_path(endpoint_t ep);
 

@@ -91,6 +91,21 @@ json_t *xl_usage(long prompt, long completion, long cached)
     return u;
 }
 
+json_t *xl_message(const char *text, size_t len, json_t *calls, bool null_when_empty)
+{
+    bool has_calls = json_array_size(calls) > 0;
+    json_t *msg = json_pack("{s:s}", "role", "assistant");
+    json_object_set_new(msg, "content",
+                        len                            ? json_stringn(text, len)
+                        : has_calls || null_when_empty ? json_null()
+                                                       : json_string(""));
+    if (has_calls)
+        json_object_set_new(msg, "tool_calls", calls);
+    else
+        json_decref(calls);
+    return msg;
+}
+
 json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
                       const char *finish, json_t *usage)
 {
@@ -141,15 +156,7 @@ const char *xl_content_text(arena_t *a, const json_t *content)
     if (json_is_string(content)) return json_string_value(content);
     buf_t b;
     buf_init(&b, 0);
-    size_t i;
-    json_t *part;
-    json_array_foreach(content, i, part)
-    {
-        json_t *t = json_object_get(part, "text");
-        if (!json_is_string(t)) continue;
-        if (b.len) buf_append(&b, "\n", 1);
-        buf_append(&b, json_string_value(t), json_string_length(t));
-    }
+    provider_content_text(&b, content, "\n");
     char *s = arena_strndup(a, buf_data(&b), b.len);
     buf_free(&b);
     return s;
@@ -201,6 +208,111 @@ json_t *xl_load_object(const char *data, size_t len)
     if (json_is_object(o)) return o;
     json_decref(o);
     return NULL;
+}
+
+json_t *xl_call(json_t *id, json_t *name, const char *args)
+{
+    return json_pack("{s:o, s:s, s:{s:o, s:s}}", "id", id ? id : json_string(""), "type",
+                     "function", "function", "name", name ? json_incref(name) : json_string(""),
+                     "arguments", args ? args : "{}");
+}
+
+int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out)
+{
+    if (ep == EP_CHAT) return 0;
+    out->error =
+        arena_printf(a, "this deployment (provider type %s) serves chat completions only", w->type);
+    return PROV_EBADREQ;
+}
+
+/* w's version header and m's key header into h from index n; the new count. */
+static int xl_auth_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w, const char **h,
+                           int n)
+{
+    if (w->version) h[n++] = w->version;
+    if (w->key_header && m->provider->api_key)
+        h[n++] = arena_concat(a, w->key_header, m->provider->api_key);
+    return n;
+}
+
+const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w)
+{
+    const char **h = arena_calloc(a, 3 * sizeof *h);
+    if (h) xl_auth_headers(a, m, w, h, 0);
+    return h;
+}
+
+int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
+                 size_t xsize, prov_call_t *out)
+{
+    int rc = provider_body(a, req, out);
+    json_decref(req);
+    if (rc) return -1;
+    const char **h = arena_calloc(a, 5 * sizeof *h);
+    xl_stream_t *s = arena_calloc(a, xsize);
+    if (!h || !s) return -1;
+    int n = 0;
+    h[n++] = "Content-Type: application/json";
+    h[n++] = stream ? w->stream_accept : "Accept: application/json";
+    xl_auth_headers(a, m, w, h, n);
+    out->headers = h;
+    xl_stream_init(s, a, w->id_prefix);
+    s->model = m->upstream_model;
+    out->xlate = (prov_xlate_t *)s;
+    return 0;
+}
+
+void xl_turn(json_t *turns, const char *role, const char *key, json_t *items)
+{
+    if (json_array_size(items) == 0) {
+        json_decref(items);
+        return;
+    }
+    size_t n = json_array_size(turns);
+    json_t *last = n ? json_array_get(turns, n - 1) : NULL;
+    const char *lr = json_string_value(json_object_get(last, "role"));
+    if (lr && strcmp(lr, role) == 0) {
+        json_array_extend(json_object_get(last, key), items);
+        json_decref(items);
+        return;
+    }
+    json_array_append_new(turns, json_pack("{s:s, s:o}", "role", role, key, items));
+}
+
+json_t *xl_tool_decls(const json_t *tools, const char *params_key, bool params_required)
+{
+    json_t *decls = json_array(), *tool;
+    size_t i;
+    json_array_foreach(tools, i, tool)
+    {
+        json_t *fn = json_object_get(tool, "function");
+        json_t *d = json_pack("{s:O}", "name", json_object_get(fn, "name"));
+        if (!d) continue;
+        json_t *desc = json_object_get(fn, "description"), *p = json_object_get(fn, "parameters");
+        if (json_is_string(desc)) json_object_set(d, "description", desc);
+        if (json_is_object(p))
+            json_object_set(d, params_key, p);
+        else if (params_required)
+            json_object_set_new(d, params_key, json_pack("{s:s}", "type", "object"));
+        json_array_append_new(decls, d);
+    }
+    return decls;
+}
+
+void xl_calls_append(json_t *out, const json_t *calls, json_t *names, const char *wrap,
+                     const char *args_key)
+{
+    size_t i;
+    json_t *tc;
+    json_array_foreach(calls, i, tc)
+    {
+        json_t *name;
+        const char *id;
+        json_t *av = xl_tool_call(tc, &name, &id);
+        if (!av) continue;
+        if (id) json_object_set(names, id, name);
+        json_array_append_new(out, json_pack("{s:{s:O, s:o}}", wrap, "name", name, args_key, av));
+    }
 }
 
 json_t *xl_tool_call(const json_t *tc, json_t **name, const char **id)

@@ -1,7 +1,13 @@
 /*
  * xlate — helpers shared by the translating providers (anthropic, gemini,
  * ollama): they turn a provider's answer into OpenAI chat.completion(.chunk)
- * JSON and its errors into the OpenAI error object.
+ * JSON and its errors into the OpenAI error object, and hold the request-side
+ * pieces the three build()s have in common (refusing non-chat endpoints, the
+ * function declarations, merged role turns, tool calls with their id -> name
+ * map, and the end of build(): body, headers and translator state, described
+ * per provider by a static xl_wire_t). xl_call and xl_error_type also serve
+ * the API layer (api/anthropic_shape.c, api/api.c), so an OpenAI tool call
+ * and an OpenAI error type are built in one place.
  *
  * xl_stream_t is the part of a per-call translator state that every stream
  * needs: the chunk id/model/created stamp, whether the role chunk went out,
@@ -43,11 +49,18 @@ int xl_emit_error(int status, const char *code, const char *message, prov_emit_f
 
 /* {"prompt_tokens","completion_tokens","total_tokens"[,"prompt_tokens_details"]} */
 json_t *xl_usage(long prompt, long completion, long cached);
+/* The assistant message {"role","content"[,"tool_calls"]} of a whole answer:
+ * content is the text (len bytes), or when there is none null if there are
+ * tool calls or null_when_empty, else ""; calls (stolen) are attached when
+ * not empty. */
+json_t *xl_message(const char *text, size_t len, json_t *calls, bool null_when_empty);
 /* A whole chat.completion; message is stolen. */
 json_t *xl_completion(const char *id, long long created, const char *model, json_t *message,
                       const char *finish, json_t *usage);
 /* OpenAI error object into out; type derived from status. */
 void xl_error(buf_t *out, int status, const char *code, const char *message);
+/* The OpenAI error "type" of an HTTP status: the one map, also used by the
+ * gateway's own errors (api_error_json). */
 const char *xl_error_type(int status);
 /* Dump v compactly into out; 0 or -1. */
 int xl_dump(buf_t *out, const json_t *v);
@@ -60,6 +73,47 @@ int xl_finish(buf_t *out, json_t *c, json_t *src, int status);
 json_t *xl_tool_call(const json_t *tc, json_t **name, const char **id);
 /* Parse data as a JSON object; NULL when it is not one. */
 json_t *xl_load_object(const char *data, size_t len);
+/* An OpenAI tool call {"id","type":"function","function":{"name","arguments"}}:
+ * id stolen (NULL = ""), name borrowed (NULL = ""), args the arguments as
+ * JSON text (NULL = "{}"). */
+json_t *xl_call(json_t *id, json_t *name, const char *args);
+
+/* ---------- request side (OpenAI chat -> the provider's shape) ---------- */
+
+/* What a translating provider's calls carry besides the body. */
+typedef struct xl_wire {
+    const char *type;          /* provider type, named in the chat-only refusal */
+    const char *stream_accept; /* the Accept header of a streamed call */
+    const char *version;       /* a header every call carries, or NULL */
+    const char *key_header;    /* the API key header up to the key ("x-api-key: "), or NULL */
+    const char *id_prefix;     /* chunk id until the upstream names one */
+} xl_wire_t;
+
+/* build() for any endpoint but chat: PROV_EBADREQ with out->error set; 0 for chat. */
+int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out);
+/* The end of every translating build(): req serialised as out->body, then
+ * released; out->headers = Content-Type: application/json, Accept
+ * (w->stream_accept when streaming, else application/json), w->version, the
+ * key (when the provider has one); out->xlate = a zeroed state of xsize bytes
+ * from the arena whose first member is an xl_stream_t, initialised with
+ * w->id_prefix and m's upstream model. out->url is the caller's. 0 or -1. */
+int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
+                 size_t xsize, prov_call_t *out);
+/* The headers of a health probe: w->version and the key (when the provider has one). */
+const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w);
+/* Append items (stolen) as the turn {"role": role, key: items} to turns,
+ * merged into the last turn when that has the same role (the APIs want roles
+ * alternating). Empty items add nothing. */
+void xl_turn(json_t *turns, const char *role, const char *key, json_t *items);
+/* OpenAI tools (a non-empty array) as function declarations {"name",
+ * "description", params_key: parameters}; tools without a function name are
+ * left out. parameters that are not an object are left out, or with
+ * params_required given as {"type":"object"}. New reference. */
+json_t *xl_tool_decls(const json_t *tools, const char *params_key, bool params_required);
+/* Append each OpenAI tool call of calls that has a function name to out as
+ * {wrap: {"name", args_key: arguments parsed}}, and note id -> name in names. */
+void xl_calls_append(json_t *out, const json_t *calls, json_t *names, const char *wrap,
+                     const char *args_key);
 
 /* Text of an OpenAI message content (string, or text parts joined by "\n"); arena copy. */
 const char *xl_content_text(arena_t *a, const json_t *content);

@@ -8,7 +8,9 @@
  * op and append it; they never wait on the database, only on the queue mutex
  * for a pointer append. The queue is capped (STORE__QUEUE_MAX ops): past it a
  * write fails at once with "store queue full" instead of growing memory
- * without bound.
+ * without bound. Every public write enters through store__enqueue, which
+ * also fails it at once when it could not be allocated or its arguments are
+ * invalid.
  *
  * Wake-ups: an op someone waits for (it has a callback) wakes the writer at
  * once; a fire-and-forget op (no callback: spend-log rows, cache entries,
@@ -285,6 +287,23 @@ static void store__fail_now(store__op_t *op, const char *why)
     snprintf(op->err, sizeof op->err, "%s", why);
     op->next = NULL;
     store__deliver(op);
+}
+
+static void store__submit(store_t *s, store__op_t *op);
+
+/* Every public write ends here: op (NULL when it could not be allocated:
+ * done hears "out of memory") is queued, or failed now with why when the
+ * caller's arguments were not valid. */
+static void store__enqueue(store_t *s, store__op_t *op, bool valid, const char *why,
+                           store_done_fn done, void *ud)
+{
+    if (!op) {
+        if (done) done(ud, -1, "store: out of memory");
+    } else if (!valid) {
+        store__fail_now(op, why);
+    } else {
+        store__submit(s, op);
+    }
 }
 
 static void store__submit(store_t *s, store__op_t *op)
@@ -627,30 +646,15 @@ void store_model_put(store_t *s, const char *name, const char *spec_json, struct
 {
     store__op_t *op = store__op_new(STORE__OP_MODEL_PUT, name ? name : "",
                                     spec_json ? spec_json : "", base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    if (!name || !*name || !spec_json) {
-        store__fail_now(op, "store: model name and spec are required");
-        return;
-    }
-    store__submit(s, op);
+    store__enqueue(s, op, name && *name && spec_json, "store: model name and spec are required",
+                   done, ud);
 }
 
 void store_model_delete(store_t *s, const char *name, struct event_base *base, store_done_fn done,
                         void *ud)
 {
     store__op_t *op = store__op_new(STORE__OP_MODEL_DELETE, name ? name : "", NULL, base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    if (!name || !*name) {
-        store__fail_now(op, "store: model name is required");
-        return;
-    }
-    store__submit(s, op);
+    store__enqueue(s, op, name && *name, "store: model name is required", done, ud);
 }
 
 void store_health_put(store_t *s, const store_health_t *h, struct event_base *base,
@@ -658,19 +662,13 @@ void store_health_put(store_t *s, const store_health_t *h, struct event_base *ba
 {
     const char *model = h && h->model ? h->model : "";
     store__op_t *op = store__op_new(STORE__OP_HEALTH_PUT, model, NULL, base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
+    if (op && *model) {
+        op->probes = h->probes;
+        op->successes = h->successes;
+        op->last_probe_ms = h->last_probe_ms;
+        op->up = h->up;
     }
-    if (!*model) {
-        store__fail_now(op, "store: health needs a model name");
-        return;
-    }
-    op->probes = h->probes;
-    op->successes = h->successes;
-    op->last_probe_ms = h->last_probe_ms;
-    op->up = h->up;
-    store__submit(s, op);
+    store__enqueue(s, op, *model, "store: health needs a model name", done, ud);
 }
 
 /* ---- keys and spend (issue 8) ---- */
@@ -709,15 +707,8 @@ void store_key_put(store_t *s, const char *id, const char *hash_hex, const char 
     const char *strs[1] = {hash_hex};
     store__op_t *op = store__op_strs(STORE__OP_KEY_PUT, id ? id : "", spec_json ? spec_json : "{}",
                                      strs, 1, base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    if (!id || !*id || !hash_hex || !*hash_hex) {
-        store__fail_now(op, "store: a key needs an id and a hash");
-        return;
-    }
-    store__submit(s, op);
+    store__enqueue(s, op, id && *id && hash_hex && *hash_hex, "store: a key needs an id and a hash",
+                   done, ud);
 }
 
 int store_key_load(store_t *s,
@@ -733,15 +724,8 @@ void store_secret_put(store_t *s, const char *provider, const char *sealed, stru
 {
     store__op_t *op = store__op_new(STORE__OP_SECRET_PUT, provider ? provider : "",
                                     sealed ? sealed : "", base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    if (!provider || !*provider || !sealed || !*sealed) {
-        store__fail_now(op, "store: a secret needs a provider and a sealed value");
-        return;
-    }
-    store__submit(s, op);
+    store__enqueue(s, op, provider && *provider && sealed && *sealed,
+                   "store: a secret needs a provider and a sealed value", done, ud);
 }
 
 int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
@@ -756,17 +740,15 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
 {
     const char *strs[5] = {row->request_id, row->key_id, row->team, row->user, row->model};
     store__op_t *op = store__op_strs(STORE__OP_SPEND_ADD, NULL, NULL, strs, 5, base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
+    if (op) {
+        op->num[0] = row->ts_ms;
+        op->num[1] = row->prompt_tokens;
+        op->num[2] = row->completion_tokens;
+        op->num[3] = row->latency_ms;
+        op->num[4] = row->status;
+        op->cost_usd = row->cost_usd;
     }
-    op->num[0] = row->ts_ms;
-    op->num[1] = row->prompt_tokens;
-    op->num[2] = row->completion_tokens;
-    op->num[3] = row->latency_ms;
-    op->num[4] = row->status;
-    op->cost_usd = row->cost_usd;
-    store__submit(s, op);
+    store__enqueue(s, op, true, NULL, done, ud);
 }
 
 /* ---- response cache, persistent tier (src/cache) ---- */
@@ -784,28 +766,17 @@ void store_cache_put(store_t *s, const char *key, const char *value, int64_t exp
 {
     store__op_t *op =
         store__op_new(STORE__OP_CACHE_PUT, key ? key : "", value ? value : "", base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    if (!key || !*key || !value) {
-        store__fail_now(op, "store: cache key and value are required");
-        return;
-    }
-    op->expires_ms = expires_ms;
-    store__submit(s, op);
+    if (op) op->expires_ms = expires_ms;
+    store__enqueue(s, op, key && *key && value, "store: cache key and value are required", done,
+                   ud);
 }
 
 void store_cache_purge(store_t *s, int64_t before_ms, struct event_base *base, store_done_fn done,
                        void *ud)
 {
     store__op_t *op = store__op_new(STORE__OP_CACHE_PURGE, "cache", NULL, base, done, ud);
-    if (!op) {
-        if (done) done(ud, -1, "store: out of memory");
-        return;
-    }
-    op->expires_ms = before_ms;
-    store__submit(s, op);
+    if (op) op->expires_ms = before_ms;
+    store__enqueue(s, op, true, NULL, done, ud);
 }
 
 /* ------------------------------------------------------------------------ */

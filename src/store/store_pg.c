@@ -7,8 +7,9 @@
  * that returned is durable on the server whatever the server default is.
  * Write statements are prepared once per connection (lazily, after the
  * migration made the tables) and run with PQexecPrepared; reads use
- * PQexecParams. Values are always parameters. Without connect_timeout in
- * the URL, 10 s is added, so a blackholed server cannot wedge the writer.
+ * PQexecParams through store__pg_select (one error path for every load).
+ * Values are always parameters. Without connect_timeout in the URL, 10 s is
+ * added, so a blackholed server cannot wedge the writer.
  *
  * Secrets: the URL may carry a password. No message built here contains the
  * URL unredacted, and libpq's own messages are scrubbed of the password (both
@@ -140,6 +141,19 @@ static int store__pg_fail(store__conn_t *c, PGresult *r, const char *what, char 
     snprintf(prefix, sizeof prefix, "postgres: %s: ", what);
     store__pg_msg(c, prefix, m ? m : PQerrorMessage(c->pg), err, errlen);
     return -1;
+}
+
+/* Runs a read (values as parameters): the rows, or NULL with err set
+ * ("postgres: <what>: ...") when the query failed. */
+static PGresult *store__pg_select(store__conn_t *c, const char *sql, int n,
+                                  const char *const *params, const char *what, char *err,
+                                  size_t errlen)
+{
+    PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
+    store__pg_fail(c, r, what, err, errlen);
+    PQclear(r);
+    return NULL;
 }
 
 static int store__pg_exec(store__conn_t *c, const char *sql, const char *what, char *err,
@@ -343,11 +357,12 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
     int n;
     switch (op->kind) {
     case STORE__OP_MODEL_PUT:
+    case STORE__OP_SECRET_PUT: /* (name, spec, updated_at) */
         snprintf(b1, sizeof b1, "%llu", (unsigned long long)time_wall_ms());
         params[0] = op->name;
         params[1] = op->spec;
         params[2] = b1;
-        stmt = "skuld_model_put";
+        stmt = op->kind == STORE__OP_MODEL_PUT ? "skuld_model_put" : "skuld_secret_put";
         n = 3;
         break;
     case STORE__OP_MODEL_DELETE:
@@ -375,14 +390,6 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         params[3] = b1;
         stmt = "skuld_key_put";
         n = 4;
-        break;
-    case STORE__OP_SECRET_PUT:
-        snprintf(b1, sizeof b1, "%llu", (unsigned long long)time_wall_ms());
-        params[0] = op->name;
-        params[1] = op->spec;
-        params[2] = b1;
-        stmt = "skuld_secret_put";
-        n = 3;
         break;
     case STORE__OP_SPEND_ADD:
         snprintf(b1, sizeof b1, "%lld", (long long)op->num[0]);
@@ -436,13 +443,9 @@ static int store__pg_model_load(store__conn_t *c,
                                 void (*fn)(void *ud, const char *name, const char *spec), void *ud,
                                 char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(c->pg, "SELECT name, spec FROM models ORDER BY seq", 0, NULL, NULL,
-                               NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store__pg_fail(c, r, "loading models", err, errlen);
-        PQclear(r);
-        return -1;
-    }
+    PGresult *r = store__pg_select(c, "SELECT name, spec FROM models ORDER BY seq", 0, NULL,
+                                   "loading models", err, errlen);
+    if (!r) return -1;
     for (int i = 0, n = PQntuples(r); i < n; i++) fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     PQclear(r);
     return 0;
@@ -451,15 +454,11 @@ static int store__pg_model_load(store__conn_t *c,
 static int store__pg_health_load(store__conn_t *c, void (*fn)(void *ud, const store_health_t *h),
                                  void *ud, char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(c->pg,
-                               "SELECT model, probes, successes, last_probe_ms, up FROM health"
-                               " ORDER BY model",
-                               0, NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store__pg_fail(c, r, "loading health", err, errlen);
-        PQclear(r);
-        return -1;
-    }
+    PGresult *r = store__pg_select(c,
+                                   "SELECT model, probes, successes, last_probe_ms, up FROM health"
+                                   " ORDER BY model",
+                                   0, NULL, "loading health", err, errlen);
+    if (!r) return -1;
     for (int i = 0, n = PQntuples(r); i < n; i++) {
         store_health_t h = {
             .model = PQgetvalue(r, i, 0),
@@ -479,13 +478,9 @@ static int store__pg_key_load(store__conn_t *c,
                                          const char *spec),
                               void *ud, char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(c->pg, "SELECT id, hash, spec FROM api_keys ORDER BY seq", 0, NULL,
-                               NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store__pg_fail(c, r, "loading keys", err, errlen);
-        PQclear(r);
-        return -1;
-    }
+    PGresult *r = store__pg_select(c, "SELECT id, hash, spec FROM api_keys ORDER BY seq", 0, NULL,
+                                   "loading keys", err, errlen);
+    if (!r) return -1;
     for (int i = 0, n = PQntuples(r); i < n; i++)
         fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2));
     PQclear(r);
@@ -496,13 +491,9 @@ static int store__pg_secret_load(store__conn_t *c,
                                  void (*fn)(void *ud, const char *name, const char *sealed),
                                  void *ud, char *err, size_t errlen)
 {
-    PGresult *r = PQexecParams(c->pg, "SELECT provider, sealed FROM provider_secrets ORDER BY 1", 0,
-                               NULL, NULL, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store__pg_fail(c, r, "loading secrets", err, errlen);
-        PQclear(r);
-        return -1;
-    }
+    PGresult *r = store__pg_select(c, "SELECT provider, sealed FROM provider_secrets ORDER BY 1", 0,
+                                   NULL, "loading secrets", err, errlen);
+    if (!r) return -1;
     for (int i = 0, n = PQntuples(r); i < n; i++) fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1));
     PQclear(r);
     return 0;
@@ -516,14 +507,10 @@ static int store__pg_cache_load(store__conn_t *c, int64_t now_ms,
     char b1[24];
     snprintf(b1, sizeof b1, "%lld", (long long)now_ms);
     const char *params[1] = {b1};
-    PGresult *r = PQexecParams(
-        c->pg, "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > $1", 1, NULL,
-        params, NULL, NULL, 0);
-    if (PQresultStatus(r) != PGRES_TUPLES_OK) {
-        store__pg_fail(c, r, "loading cache", err, errlen);
-        PQclear(r);
-        return -1;
-    }
+    PGresult *r = store__pg_select(
+        c, "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > $1", 1, params,
+        "loading cache", err, errlen);
+    if (!r) return -1;
     for (int i = 0, n = PQntuples(r); i < n; i++)
         fn(ud, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), strtoll(PQgetvalue(r, i, 2), NULL, 10));
     PQclear(r);

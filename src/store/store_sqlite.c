@@ -11,8 +11,10 @@
  * IMMEDIATE so they take the write lock up front (no deadlock on upgrade).
  *
  * Statements are prepared once per connection (lazily: the tables must exist)
- * and values are always bound, never formatted into SQL. ":memory:" is
- * refused: the writer and the readers would each see a different database.
+ * and values are always bound, never formatted into SQL. Loads go through
+ * store__sq_select / store__sq_done (one error path for every load).
+ * ":memory:" is refused: the writer and the readers would each see a
+ * different database.
  *
  * Migrations: store__sqlite_migrations, versions 1..n, applied in one
  * IMMEDIATE transaction with their schema_migrations rows; a database whose
@@ -364,31 +366,45 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
     return ret;
 }
 
+/* A read: the prepared statement, or NULL with err set ("sqlite: <what>: ..."). */
+static sqlite3_stmt *store__sq_select(store__conn_t *c, const char *sql, const char *what,
+                                      char *err, size_t errlen)
+{
+    sqlite3_stmt *st = NULL;
+    if (sqlite3_prepare_v2(c->db, sql, -1, &st, NULL) == SQLITE_OK) return st;
+    store__sq_fail(c->db, what, err, errlen);
+    return NULL;
+}
+
+/* The end of a read whose last sqlite3_step() returned rc: 0 once every row was read. */
+static int store__sq_done(store__conn_t *c, sqlite3_stmt *st, int rc, const char *what, char *err,
+                          size_t errlen)
+{
+    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, what, err, errlen);
+    sqlite3_finalize(st);
+    return ret;
+}
+
 static int store__sq_model_load(store__conn_t *c,
                                 void (*fn)(void *ud, const char *name, const char *spec), void *ud,
                                 char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT name, spec FROM models ORDER BY seq", -1, &st, NULL) !=
-        SQLITE_OK)
-        return store__sq_fail(c->db, "loading models", err, errlen);
+    sqlite3_stmt *st = store__sq_select(c, "SELECT name, spec FROM models ORDER BY seq",
+                                        "loading models", err, errlen);
+    if (!st) return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
-    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading models", err, errlen);
-    sqlite3_finalize(st);
-    return ret;
+    return store__sq_done(c, st, rc, "loading models", err, errlen);
 }
 
 static int store__sq_health_load(store__conn_t *c, void (*fn)(void *ud, const store_health_t *h),
                                  void *ud, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT model, probes, successes, last_probe_ms, up FROM health"
-                           " ORDER BY model",
-                           -1, &st, NULL) != SQLITE_OK)
-        return store__sq_fail(c->db, "loading health", err, errlen);
+    sqlite3_stmt *st = store__sq_select(
+        c, "SELECT model, probes, successes, last_probe_ms, up FROM health ORDER BY model",
+        "loading health", err, errlen);
+    if (!st) return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
         store_health_t h = {
@@ -400,9 +416,7 @@ static int store__sq_health_load(store__conn_t *c, void (*fn)(void *ud, const st
         };
         fn(ud, &h);
     }
-    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading health", err, errlen);
-    sqlite3_finalize(st);
-    return ret;
+    return store__sq_done(c, st, rc, "loading health", err, errlen);
 }
 
 static int store__sq_key_load(store__conn_t *c,
@@ -410,33 +424,28 @@ static int store__sq_key_load(store__conn_t *c,
                                          const char *spec),
                               void *ud, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT id, hash, spec FROM api_keys ORDER BY seq", -1, &st,
-                           NULL) != SQLITE_OK)
-        return store__sq_fail(c->db, "loading keys", err, errlen);
+    sqlite3_stmt *st = store__sq_select(c, "SELECT id, hash, spec FROM api_keys ORDER BY seq",
+                                        "loading keys", err, errlen);
+    if (!st) return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            (const char *)sqlite3_column_text(st, 2));
-    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading keys", err, errlen);
-    sqlite3_finalize(st);
-    return ret;
+    return store__sq_done(c, st, rc, "loading keys", err, errlen);
 }
 
 static int store__sq_secret_load(store__conn_t *c,
                                  void (*fn)(void *ud, const char *name, const char *sealed),
                                  void *ud, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db, "SELECT provider, sealed FROM provider_secrets ORDER BY provider",
-                           -1, &st, NULL) != SQLITE_OK)
-        return store__sq_fail(c->db, "loading secrets", err, errlen);
+    sqlite3_stmt *st =
+        store__sq_select(c, "SELECT provider, sealed FROM provider_secrets ORDER BY provider",
+                         "loading secrets", err, errlen);
+    if (!st) return -1;
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1));
-    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading secrets", err, errlen);
-    sqlite3_finalize(st);
-    return ret;
+    return store__sq_done(c, st, rc, "loading secrets", err, errlen);
 }
 
 static int store__sq_cache_load(store__conn_t *c, int64_t now_ms,
@@ -444,19 +453,16 @@ static int store__sq_cache_load(store__conn_t *c, int64_t now_ms,
                                            int64_t expires_ms),
                                 void *ud, char *err, size_t errlen)
 {
-    sqlite3_stmt *st = NULL;
-    if (sqlite3_prepare_v2(c->db,
-                           "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > ?1",
-                           -1, &st, NULL) != SQLITE_OK)
-        return store__sq_fail(c->db, "loading cache", err, errlen);
+    sqlite3_stmt *st = store__sq_select(
+        c, "SELECT key, value, expires_ms FROM cache_entries WHERE expires_ms > ?1",
+        "loading cache", err, errlen);
+    if (!st) return -1;
     sqlite3_bind_int64(st, 1, (sqlite3_int64)now_ms);
     int rc;
     while ((rc = sqlite3_step(st)) == SQLITE_ROW)
         fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
            sqlite3_column_int64(st, 2));
-    int ret = rc == SQLITE_DONE ? 0 : store__sq_fail(c->db, "loading cache", err, errlen);
-    sqlite3_finalize(st);
-    return ret;
+    return store__sq_done(c, st, rc, "loading cache", err, errlen);
 }
 
 static bool store__sq_ping(store__conn_t *c)

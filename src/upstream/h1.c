@@ -521,28 +521,32 @@ static void h1_process(up_call_t *c)
 
 /* ---------- timers ---------- */
 
+/* Every timer ends the call with UP_TIMEOUT; fmt words the detail around the limit in ms. */
+static void h1_timed_out(up_call_t *c, const char *fmt, uint64_t ms)
+    __attribute__((format(printf, 2, 0)));
+
+static void h1_timed_out(up_call_t *c, const char *fmt, uint64_t ms)
+{
+    snprintf(c->h1.detail, sizeof c->h1.detail, fmt, (unsigned long long)ms);
+    h1_finish(c, UP_TIMEOUT, c->h1.detail, false);
+}
+
 static void h1_on_total(evutil_socket_t fd, short what, void *arg)
 {
     up_call_t *c = arg;
-    snprintf(c->h1.detail, sizeof c->h1.detail, "operation timed out after %llu ms",
-             (unsigned long long)c->h1.total_ms);
-    h1_finish(c, UP_TIMEOUT, c->h1.detail, false);
+    h1_timed_out(c, "operation timed out after %llu ms", c->h1.total_ms);
 }
 
 static void h1_on_connect_timeout(evutil_socket_t fd, short what, void *arg)
 {
     up_call_t *c = arg;
-    snprintf(c->h1.detail, sizeof c->h1.detail, "connection timed out after %llu ms",
-             (unsigned long long)c->h1.connect_ms);
-    h1_finish(c, UP_TIMEOUT, c->h1.detail, false);
+    h1_timed_out(c, "connection timed out after %llu ms", c->h1.connect_ms);
 }
 
 static void h1_on_idle(evutil_socket_t fd, short what, void *arg)
 {
     up_call_t *c = arg;
-    snprintf(c->h1.detail, sizeof c->h1.detail, "no data from the upstream for %llu ms",
-             (unsigned long long)c->h1.idle_ms);
-    h1_finish(c, UP_TIMEOUT, c->h1.detail, false);
+    h1_timed_out(c, "no data from the upstream for %llu ms", c->h1.idle_ms);
 }
 
 /* A deferred failure, or delivery after a resume. */
