@@ -17,24 +17,7 @@ import harness as H  # noqa: E402
 PROMPT = 1.5  # seconds allowed for the upstream cancel to reach the mock ("~1 s")
 
 
-class DisconnectTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        try:
-            cls.gw = H.Skuld(H.base_config(cls.mock))
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
-
+class DisconnectTest(H.GatewayTest):  # config: H.base_config(cls.mock)
     def setUp(self):
         # earlier tests' upstream calls must be over before counters are read
         H.wait_until(lambda: self.mock.stats()["in_flight"] == 0, 10, what="mock idle")

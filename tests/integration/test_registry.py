@@ -41,15 +41,7 @@ def config(mock, store_url, extra=""):
 
 
 class RegistryCases:
-    """Mixed into one TestCase per backend; subclasses set store_url()."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mock.stop()
+    """Mixed into one H.MockTest per backend; subclasses set store_url()."""
 
     def start(self, extra=""):
         return H.Skuld(config(self.mock, self.store_url(), extra),
@@ -212,14 +204,14 @@ class RegistryCases:
         self.assertEqual(sk.stop(), 0)
 
 
-class SqliteRegistryTest(RegistryCases, H.unittest.TestCase):
+class SqliteRegistryTest(RegistryCases, H.MockTest):
     def store_url(self):
         if not hasattr(self.__class__, "_db"):
             self.__class__._db = os.path.join(H.mkdtemp("skuld-reg-"), "skuld.db")
         return "sqlite://" + self._db
 
 
-class PostgresRegistryTest(RegistryCases, H.unittest.TestCase):
+class PostgresRegistryTest(RegistryCases, H.MockTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
