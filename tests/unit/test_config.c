@@ -3,8 +3,10 @@
  *
  * Each test loads an inline YAML string (or a temporary file) and checks
  * either the resulting snapshot or the exact errors, positions included.
- * Value parsers are tested as data tables. Every config and error list is
- * freed so the tests run clean under ASan/LSan.
+ * Value parsers are tested as data tables, and so are the documents that
+ * must fail with exactly one error (err_case_t, expect_cases(): a failing
+ * case quotes its document). Every config and error list is freed so the
+ * tests run clean under ASan/LSan.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -110,6 +112,15 @@ static void expect_cases_n(const err_case_t *cases, size_t n, const char *prefix
 }
 
 #define expect_cases(cases, prefix) expect_cases_n(cases, sizeof(cases) / sizeof(cases[0]), prefix)
+
+/* Creates the file named by the mkstemp() template `path` holding `content`. */
+static void write_temp(char *path, const char *content)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
+}
 
 static const char *PROVIDERS_OK = "providers:\n"
                                   "  - name: local\n"
@@ -273,11 +284,8 @@ static void test_secret_file(void **state)
 {
     (void)state;
     char path[] = "/tmp/skuld_test_secret_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *content = "sk-from-file-7 \n\n";
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
+    write_temp(path, content);
 
     char yaml[256];
     snprintf(yaml, sizeof(yaml),
@@ -789,11 +797,8 @@ static void test_load_file(void **state)
 {
     (void)state;
     char path[] = "/tmp/skuld_test_config_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *yaml = "server:\n  listen: :0\n  bogus: 1\n";
-    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-    close(fd);
+    write_temp(path, yaml);
 
     cfg_errors_t errs = {0};
     assert_null(config_load_file(path, &errs));
@@ -803,7 +808,7 @@ static void test_load_file(void **state)
     assert_int_equal(errs.v[0].col, 3);
     config_errors_free(&errs);
 
-    fd = open(path, O_WRONLY | O_TRUNC);
+    int fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     yaml = "server:\n  listen: :0\n";
     assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
@@ -833,11 +838,8 @@ static void test_secret_never_in_errors(void **state)
     setenv("SKULD_TEST_SECRET", secret, 1);
     setenv("SKULD_TEST_SECRET_CTL", "sk-SUPERSECRET-0123456789\r\nX-Evil: 1", 1);
     char path[] = "/tmp/skuld_test_secret_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *fcontent = "sk-SUPERSECRET-0123456789\nsecond line\n";
-    assert_int_equal(write(fd, fcontent, strlen(fcontent)), (ssize_t)strlen(fcontent));
-    close(fd);
+    write_temp(path, fcontent);
 
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
@@ -1232,10 +1234,7 @@ static void test_policy_sections(void **state)
 {
     (void)state;
     char kf[] = "/tmp/skuld-jwtkey-XXXXXX";
-    int fd = mkstemp(kf);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "sekret\n", 7), 7);
-    close(fd);
+    write_temp(kf, "sekret\n");
     char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "providers:\n  - {name: p, type: echo}\n"
