@@ -19,6 +19,7 @@ What is here
   MockTest                         TestCase base: mocks only (per class)
   gateway(make_config, n)          the same as a `with` block inside one test
   to_yaml(obj)                     a tiny YAML emitter for configs
+  write_temp(name, content)        a file (text or YAML from a dict) in a temp dir
   request()/post_json()            one request over http.client
   RawConn / read_response()        raw sockets: keep-alive, pipelining,
                                    malformed requests, 100-continue
@@ -104,6 +105,15 @@ def mkdtemp(prefix="skuld-it-"):
     d = tempfile.mkdtemp(prefix=prefix)
     _tmpdirs.append(d)
     return d
+
+
+def write_temp(name, content, dir=None):
+    """Write content (a str, or a dict written as YAML) to <dir>/name, dir
+    being a new temp dir by default; returns the path."""
+    path = os.path.join(dir or mkdtemp(), name)
+    with open(path, "w") as f:
+        f.write(content if isinstance(content, str) else to_yaml(content) + "\n")
+    return path
 
 
 def free_port():
@@ -559,7 +569,7 @@ class GatewayTest(MockTest):
     mocks run, so it can use cls.mock.base_url), skuld's extra environment as
     `env` and other Skuld() arguments as `skuld_kw`. A skuld that fails to
     start stops the mocks and fails the class; tearDownClass stops skuld and
-    the mocks and asserts that skuld exited 0."""
+    the mocks and asserts that skuld exited 0. mock_names = () for none."""
 
     env = None
     skuld_kw = {}
@@ -585,7 +595,7 @@ class GatewayTest(MockTest):
             rc = cls.gw.stop() if cls.gw else 0
         finally:
             super().tearDownClass()  # the mocks
-        assert rc == 0, "skuld exited with %s" % rc
+        assert rc == 0, "skuld exited with %s\n%s" % (rc, cls.gw.describe())
 
 
 # ---------------------------------------------------------------- HTTP (http.client)
