@@ -26,6 +26,7 @@ What is here
   sse_request()                    a streamed request read event by event
                                    (arrival times, clean chunked end)
   metrics_parse()/metric()         Prometheus text exposition
+  run_threads(fn, args_list)       fn(*args) on a thread each, started, then joined
   main()                           unittest.main + a watchdog + log dumps
 
 Processes are killed at exit even when a test fails (atexit), and children
@@ -177,6 +178,17 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
             raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" %
                                  (timeout, what, last))
         time.sleep(interval)
+
+
+def run_threads(target, args_list, timeout=None):
+    """Run target(*args) on one thread per entry of args_list, all started
+    before any is joined; join each (up to `timeout` s); returns the threads."""
+    ts = [threading.Thread(target=target, args=tuple(a)) for a in args_list]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return ts
 
 
 def raise_nofile(want=65536):

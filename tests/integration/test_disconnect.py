@@ -8,7 +8,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -97,11 +96,7 @@ class DisconnectTest(H.GatewayTest):  # config: H.base_config(cls.mock)
                               stop_after=2 + i % 3)
             done.append((r.closed_early, time.monotonic()))
 
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(30)
+        H.run_threads(one, [(i,) for i in range(n)], 30)
         self.assertEqual(len(done), n)
         self.assertTrue(all(c for c, _ in done))
         t_last = max(t for _, t in done)

@@ -126,11 +126,7 @@ class LocalChatTest(LocalTest):
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
 
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(180)
+        H.run_threads(one, [(i,) for i in range(8)], 180)
         self.assertFalse(errors)
         for i, r in enumerate(results):
             self.assertIsNotNone(r, i)

@@ -93,11 +93,7 @@ def load(port, n, conc, body=BODY, headers=None, timeout=30):
         finally:
             conn.close()
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    H.run_threads(worker, [(i,) for i in range(conc)])
     if errors:
         raise AssertionError("client errors: %s" % errors[:5])
     return out
