@@ -13,13 +13,20 @@ What is here
   free_port()                      a port nobody listens on right now
   Mock()                           mock-upstream on 127.0.0.1:<random>
   Skuld(config)                    skuld serve -c <temp yaml> --listen ...
+  base_config(mock)                a config dict with one model at the mock
+  GatewayTest                      TestCase base: mocks + one skuld per class
+                                   from its config(), clean exit asserted
+  MockTest                         TestCase base: mocks only (per class)
+  gateway(make_config, n)          the same as a `with` block inside one test
   to_yaml(obj)                     a tiny YAML emitter for configs
+  write_temp(name, content)        a file (text or YAML from a dict) in a temp dir
   request()/post_json()            one request over http.client
   RawConn / read_response()        raw sockets: keep-alive, pipelining,
                                    malformed requests, 100-continue
   sse_request()                    a streamed request read event by event
                                    (arrival times, clean chunked end)
   metrics_parse()/metric()         Prometheus text exposition
+  run_threads(fn, args_list)       fn(*args) on a thread each, started, then joined
   main()                           unittest.main + a watchdog + log dumps
 
 Processes are killed at exit even when a test fails (atexit), and children
@@ -27,6 +34,7 @@ get PR_SET_PDEATHSIG so a killed test run does not leave them behind.
 """
 
 import atexit
+import contextlib
 import ctypes
 import http.client
 import json
@@ -100,6 +108,15 @@ def mkdtemp(prefix="skuld-it-"):
     return d
 
 
+def write_temp(name, content, dir=None):
+    """Write content (a str, or a dict written as YAML) to <dir>/name, dir
+    being a new temp dir by default; returns the path."""
+    path = os.path.join(dir or mkdtemp(), name)
+    with open(path, "w") as f:
+        f.write(content if isinstance(content, str) else to_yaml(content) + "\n")
+    return path
+
+
 def free_port():
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.bind((HOST, 0))
@@ -161,6 +178,17 @@ def wait_until(pred, timeout, interval=0.02, what="condition"):
             raise AssertionError("timed out after %.1fs waiting for %s (last: %r)" %
                                  (timeout, what, last))
         time.sleep(interval)
+
+
+def run_threads(target, args_list, timeout=None):
+    """Run target(*args) on one thread per entry of args_list, all started
+    before any is joined; join each (up to `timeout` s); returns the threads."""
+    ts = [threading.Thread(target=target, args=tuple(a)) for a in args_list]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(timeout)
+    return ts
 
 
 def raise_nofile(want=65536):
@@ -479,6 +507,107 @@ def run_skuld(args, env=None, cwd=None, timeout=30):
     p = subprocess.run([SKULD_BIN] + list(args), stdin=subprocess.DEVNULL, capture_output=True,
                        env=e, cwd=cwd, timeout=timeout, preexec_fn=_child_setup)
     return p.returncode, p.stdout.decode("utf-8", "replace"), p.stderr.decode("utf-8", "replace")
+
+
+# ---------------------------------------------------------------- gateway fixtures
+
+def start_mocks(n):
+    """n mock-upstreams; if one fails to start, those already started are stopped."""
+    mocks = []
+    try:
+        for _ in range(n):
+            mocks.append(Mock())
+    except Exception:
+        for m in mocks:
+            m.stop()
+        raise
+    return mocks
+
+
+def stop_gateway(gw, mocks):
+    """Stop skuld (SIGTERM), then the mocks; skuld's exit code (0 without one)."""
+    try:
+        rc = gw.stop() if gw else 0
+    finally:
+        for m in mocks:
+            m.stop()
+    return rc
+
+
+@contextlib.contextmanager
+def gateway(make_config, n_mocks=1, env=None, **skuld_kw):
+    """Within a test: `with gateway(lambda a, b: cfg, 2) as (gw, a, b):`.
+
+    Starts n_mocks mock-upstreams and skuld with make_config(*mocks); on leaving
+    the block stops them all and asserts that skuld exited 0 (not checked when
+    the block raised: its own error is the one reported)."""
+    mocks = start_mocks(n_mocks)
+    try:
+        gw = Skuld(make_config(*mocks), env=env, **skuld_kw)
+    except Exception:
+        stop_gateway(None, mocks)
+        raise
+    try:
+        yield (gw,) + tuple(mocks)
+    finally:
+        rc = stop_gateway(gw, mocks)
+    assert rc == 0, "skuld exited with %s" % rc
+
+
+class MockTest(unittest.TestCase):
+    """A TestCase class with mock-upstreams for all its tests, started in
+    setUpClass and stopped in tearDownClass. mock_names names them: each is a
+    class attribute (cls.mock by default) and cls.mocks lists them in order."""
+
+    mock_names = ("mock",)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.mocks = start_mocks(len(cls.mock_names))
+        for name, m in zip(cls.mock_names, cls.mocks):
+            setattr(cls, name, m)
+
+    @classmethod
+    def tearDownClass(cls):
+        stop_gateway(None, cls.mocks)
+        super().tearDownClass()
+
+
+class GatewayTest(MockTest):
+    """MockTest plus one skuld for the whole class: cls.gw, cls.port.
+
+    A subclass gives its config as the classmethod config(cls) (called once the
+    mocks run, so it can use cls.mock.base_url), skuld's extra environment as
+    `env` and other Skuld() arguments as `skuld_kw`. A skuld that fails to
+    start stops the mocks and fails the class; tearDownClass stops skuld and
+    the mocks and asserts that skuld exited 0. mock_names = () for none."""
+
+    env = None
+    skuld_kw = {}
+
+    @classmethod
+    def config(cls):
+        return base_config(cls.mock)
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.gw = None
+        try:
+            cls.gw = Skuld(cls.config(), env=cls.env, **cls.skuld_kw)
+        except Exception:
+            super().tearDownClass()  # unittest skips tearDownClass after this
+            raise
+        cls.port = cls.gw.port
+
+    @classmethod
+    def tearDownClass(cls):
+        try:
+            rc = cls.gw.stop() if cls.gw else 0
+        finally:
+            super().tearDownClass()  # the mocks
+        assert rc == 0, "skuld exited with %s\n%s" % (rc, cls.gw.describe())
 
 
 # ---------------------------------------------------------------- HTTP (http.client)

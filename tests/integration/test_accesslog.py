@@ -15,23 +15,10 @@ PROMPT_CANARY = "PROMPTCANARY-9d1f a secret prompt sentence"
 REPLY_CANARY = "REPLYCANARY-77ab generated text"
 
 
-class AccessLogTest(H.unittest.TestCase):
+class AccessLogTest(H.GatewayTest):
     @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        try:
-            cls.gw = H.Skuld(H.base_config(cls.mock, server={"request_timeout": "1s"}))
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
+    def config(cls):
+        return H.base_config(cls.mock, server={"request_timeout": "1s"})
 
     def test_one_line_per_request(self):
         pfx = "al-%d-" % int(time.time() * 1000)

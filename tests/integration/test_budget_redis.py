@@ -129,11 +129,7 @@ class SharedRedis(unittest.TestCase):
             with elock:
                 early.append((i % 2, r[0]))
 
-        ths = [threading.Thread(target=bad, args=(i,)) for i in range(10)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join(30)
+        harness.run_threads(bad, [(i,) for i in range(10)], 30)
         self.assertEqual(sorted(early), [(0, "abort")] * 5 + [(1, 500)] * 5)
         results = []
         lock = threading.Lock()
@@ -151,11 +147,7 @@ class SharedRedis(unittest.TestCase):
             with lock:
                 results.append(r)
 
-        threads = [threading.Thread(target=one, args=(i,)) for i in range(200)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(60)
+        harness.run_threads(one, [(i,) for i in range(200)], 60)
         self.assertEqual(len(results), 200)
         statuses = [r[0] for r in results]
         self.assertGreater(statuses.count(200), 0, statuses)
@@ -165,12 +157,8 @@ class SharedRedis(unittest.TestCase):
         sent = 0
         while exhausted_in_a_row < 20 and sent < 600:
             batch = []
-            ths = [threading.Thread(target=lambda i=i: batch.append(call(ports[i % 2], key, normal)))
-                   for i in range(10)]
-            for t in ths:
-                t.start()
-            for t in ths:
-                t.join(60)
+            harness.run_threads(lambda i: batch.append(call(ports[i % 2], key, normal)),
+                                [(i,) for i in range(10)], 60)
             sent += 10
             for st, code, _ in batch:
                 if st == 429 and code == "budget_exceeded":
@@ -240,11 +228,7 @@ class SharedRedis(unittest.TestCase):
                 with lock:
                     (ok if st == 200 else other).append((st, code))
 
-        ths = [threading.Thread(target=worker) for _ in range(16)]
-        for t in ths:
-            t.start()
-        for t in ths:
-            t.join(120)
+        harness.run_threads(worker, [()] * 16, 120)
         elapsed = time.monotonic() - t0
         print("rpm: %d of 1000 accepted in %.1fs over 2 instances (limit 100/min)" %
               (len(ok), elapsed))
@@ -285,11 +269,7 @@ class RedisFailures(unittest.TestCase):
             for _ in range(5):
                 one(closed)
                 one(opened)
-            ths = [threading.Thread(target=one, args=(s,)) for s in (closed, opened) for _ in range(20)]
-            for t in ths:
-                t.start()
-            for t in ths:
-                t.join(30)
+            harness.run_threads(one, [(s,) for s in (closed, opened) for _ in range(20)], 30)
         finally:
             redis.thaw()
         self.assertTrue(all(r[0] == 503 and r[1] == "limits_unavailable" for r in res[closed.port]),

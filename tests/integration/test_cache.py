@@ -98,11 +98,7 @@ class CacheLoad(unittest.TestCase):
             except Exception as e:  # noqa: BLE001 - reported below
                 results[2 * k] = results[2 * k] or e
 
-        threads = [threading.Thread(target=client, args=(k,)) for k in range(500)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join(120)
+        h.run_threads(client, [(k,) for k in range(500)], 120)
         errors = [(i, r) for i, r in enumerate(results)
                   if not isinstance(r, h.Resp) or r.status != 200]
         self.assertEqual(errors, [], "requests that failed")
@@ -226,12 +222,8 @@ class CacheBehaviour(unittest.TestCase):
         body = {"model": "gpt-test", "messages": [{"role": "user", "content": "fail all"}],
                 "mock": {"status": 503, "latency_ms": 1500}}
         out = []
-        ts = [threading.Thread(target=lambda: out.append(
-            h.post_json(self.sk.port, "/v1/chat/completions", body))) for _ in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(20)
+        h.run_threads(lambda: out.append(h.post_json(self.sk.port, "/v1/chat/completions", body)),
+                      [()] * 8, 20)
         self.assertEqual(len(out), 8)
         self.assertEqual({r.status for r in out}, {503})
         self.assertEqual(len({r.body for r in out}), 1)
@@ -244,12 +236,7 @@ class CacheBehaviour(unittest.TestCase):
         body = h.stream_body(content="cut stream", mock={"chunks": 8, "chunk_gap_ms": 100,
                                                            "cut_after": 3, "latency_ms": 1000})
         out = []
-        ts = [threading.Thread(target=lambda: out.append(h.sse_request(self.sk.port, body)))
-              for _ in range(5)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(20)
+        h.run_threads(lambda: out.append(h.sse_request(self.sk.port, body)), [()] * 5, 20)
         self.assertEqual(len(out), 5)
         for r in out:
             self.assertEqual(r.status, 200)
@@ -439,12 +426,7 @@ class CacheSampled(unittest.TestCase):
         sk = start(cfg)
         mock.set_config({"latency_ms": 1000})
         out = []
-        ts = [threading.Thread(target=lambda: out.append(h.chat(sk.port, "dedupe only")))
-              for _ in range(6)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(20)
+        h.run_threads(lambda: out.append(h.chat(sk.port, "dedupe only")), [()] * 6, 20)
         self.assertEqual(sorted(xc(r) for r in out), ["hit"] * 5 + ["miss"])
         self.assertEqual(mock.prompts()["dedupe only"], 1)
         r = h.chat(sk.port, "dedupe only")  # within the window

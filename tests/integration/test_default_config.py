@@ -108,19 +108,14 @@ class CliTest(H.unittest.TestCase):
 
     def test_check(self):
         d = H.mkdtemp()
-        good = os.path.join(d, "good.yaml")
-        with open(good, "w") as f:
-            f.write(H.to_yaml({"server": {"listen": "127.0.0.1:0", "request_timeout": "30s",
-                                          "max_body_bytes": "1MiB"},
-                               "providers": [{"name": "p", "type": "openai",
-                                              "base_url": "http://127.0.0.1:9/v1"}],
-                               "models": [{"name": "m", "provider": "p"}]}) + "\n")
+        good = H.write_temp("good.yaml", {
+            "server": {"listen": "127.0.0.1:0", "request_timeout": "30s", "max_body_bytes": "1MiB"},
+            "providers": [{"name": "p", "type": "openai", "base_url": "http://127.0.0.1:9/v1"}],
+            "models": [{"name": "m", "provider": "p"}]}, d)
         rc, out, err = H.run_skuld(["check", "-c", good])
         self.assertEqual(rc, 0, err)
-        bad = os.path.join(d, "bad.yaml")
-        with open(bad, "w") as f:
-            f.write("server:\n  listen: 127.0.0.1:0\n  request_timeout: soon\n  bogus: 1\n"
-                    "models:\n  - name: m\n    provider: nowhere\n")
+        bad = H.write_temp("bad.yaml", "server:\n  listen: 127.0.0.1:0\n  request_timeout: soon\n"
+                           "  bogus: 1\nmodels:\n  - name: m\n    provider: nowhere\n", d)
         rc, out, err = H.run_skuld(["check", "-c", bad])
         self.assertEqual(rc, 1)
         lines = [l for l in err.splitlines() if l.strip()]

@@ -8,7 +8,6 @@ import os
 import socket
 import struct
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -17,24 +16,7 @@ import harness as H  # noqa: E402
 PROMPT = 1.5  # seconds allowed for the upstream cancel to reach the mock ("~1 s")
 
 
-class DisconnectTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        try:
-            cls.gw = H.Skuld(H.base_config(cls.mock))
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
-
+class DisconnectTest(H.GatewayTest):  # config: H.base_config(cls.mock)
     def setUp(self):
         # earlier tests' upstream calls must be over before counters are read
         H.wait_until(lambda: self.mock.stats()["in_flight"] == 0, 10, what="mock idle")
@@ -114,11 +96,7 @@ class DisconnectTest(H.unittest.TestCase):
                               stop_after=2 + i % 3)
             done.append((r.closed_early, time.monotonic()))
 
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(n)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(30)
+        H.run_threads(one, [(i,) for i in range(n)], 30)
         self.assertEqual(len(done), n)
         self.assertTrue(all(c for c, _ in done))
         t_last = max(t for _, t in done)

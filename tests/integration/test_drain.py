@@ -28,15 +28,7 @@ def refused(port):
     return False
 
 
-class DrainTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mock.stop()
-
+class DrainTest(H.MockTest):
     def start(self, drain="10s", workers=2):
         return H.Skuld(H.base_config(self.mock, server={"drain_timeout": drain,
                                                         "workers": workers}))

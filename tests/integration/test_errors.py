@@ -23,13 +23,11 @@ MAX_BODY = 4096
 MAX_HEADER = 4096
 
 
-class ErrorsTest(H.unittest.TestCase):
+class ErrorsTest(H.GatewayTest):
     @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
+    def config(cls):
         dead_port = H.free_port()  # nothing listens there
-        cfg = {
+        return {
             "server": {"workers": 2, "max_body_bytes": MAX_BODY, "max_header_bytes": MAX_HEADER,
                        "request_timeout": "1s", "connect_timeout": "1s",
                        "drain_timeout": "5s", "client_idle_timeout": "2s",
@@ -43,18 +41,6 @@ class ErrorsTest(H.unittest.TestCase):
                 {"name": "dead-model", "provider": "dead"},
             ],
         }
-        try:
-            cls.gw = H.Skuld(cfg)
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
 
     def err(self, resp, status, code=None):
         return H.check_error_shape(self, resp, status, code)

@@ -16,13 +16,11 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 
-class FastPathTest(H.unittest.TestCase):
+class FastPathTest(H.GatewayTest):
     @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
+    def config(cls):
         dead = "http://127.0.0.1:%d/v1" % H.free_port()
-        cfg = {
+        return {
             "server": {"workers": 1},
             "providers": [
                 {"name": "mock", "type": "openai", "base_url": cls.mock.base_url},
@@ -40,18 +38,6 @@ class FastPathTest(H.unittest.TestCase):
                 {"name": "emb", "provider": "mock", "model": "up-emb"},
             ],
         }
-        try:
-            cls.gw = H.Skuld(cfg)
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
 
     def post(self, raw, path="/v1/chat/completions", headers=None):
         h = {"Content-Type": "application/json"}

@@ -45,15 +45,17 @@ def gen(port, content="hello world", **kw):
     return H.post_json(port, "/v1/chat/completions", body, timeout=120)
 
 
-class LocalChatTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.gw = H.Skuld(local_config(parallel=4), ready_timeout=60)
-        cls.port = cls.gw.port
+class LocalTest(H.GatewayTest):
+    """skuld alone (no mock) with the demo model; subclasses give local_config()."""
 
+    mock_names = ()
+    skuld_kw = {"ready_timeout": 60}
+
+
+class LocalChatTest(LocalTest):
     @classmethod
-    def tearDownClass(cls):
-        assert cls.gw.stop() == 0, cls.gw.describe()
+    def config(cls):
+        return local_config(parallel=4)
 
     def test_non_stream(self):
         r = gen(self.port, max_tokens=12, temperature=0)
@@ -124,11 +126,7 @@ class LocalChatTest(H.unittest.TestCase):
             except Exception as e:  # noqa: BLE001
                 errors.append(e)
 
-        ts = [threading.Thread(target=one, args=(i,)) for i in range(8)]
-        for t in ts:
-            t.start()
-        for t in ts:
-            t.join(180)
+        H.run_threads(one, [(i,) for i in range(8)], 180)
         self.assertFalse(errors)
         for i, r in enumerate(results):
             self.assertIsNotNone(r, i)
@@ -193,17 +191,12 @@ class LocalChatTest(H.unittest.TestCase):
         self.assertRegex(m, r'skuld_tokens_total\{[^}]*model="tiny"[^}]*type="completion"[^}]*\} \d+')
 
 
-class LocalSlotTest(H.unittest.TestCase):
+class LocalSlotTest(LocalTest):
     """One slot and a long context: a request can only run when the slot is free."""
 
     @classmethod
-    def setUpClass(cls):
-        cls.gw = H.Skuld(local_config(parallel=1, context_window=32768), ready_timeout=60)
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.gw.stop() == 0, cls.gw.describe()
+    def config(cls):
+        return local_config(parallel=1, context_window=32768)
 
     def test_cancel_frees_slot(self):
         # ~30,000 tokens would keep the only slot busy for many seconds
@@ -237,15 +230,10 @@ class LocalSlotTest(H.unittest.TestCase):
         self.assertEqual(b.json()["usage"]["completion_tokens"], 5)
 
 
-class LocalLimitsTest(H.unittest.TestCase):
+class LocalLimitsTest(LocalTest):
     @classmethod
-    def setUpClass(cls):
-        cls.gw = H.Skuld(local_config(parallel=2, context_window=64), ready_timeout=60)
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        assert cls.gw.stop() == 0, cls.gw.describe()
+    def config(cls):
+        return local_config(parallel=2, context_window=64)
 
     def test_prompt_longer_than_context(self):
         r = gen(self.port, "word " * 200, max_tokens=4)
@@ -267,11 +255,8 @@ class LocalLimitsTest(H.unittest.TestCase):
 
 class LocalConfigTest(H.unittest.TestCase):
     def test_path_required(self):
-        d = H.mkdtemp()
-        bad = os.path.join(d, "bad.yaml")
-        with open(bad, "w") as f:
-            f.write("providers:\n  - name: local\n    type: llamacpp\n"
-                    "models:\n  - name: m\n    provider: local\n")
+        bad = H.write_temp("bad.yaml", "providers:\n  - name: local\n    type: llamacpp\n"
+                           "models:\n  - name: m\n    provider: local\n")
         rc, out, err = H.run_skuld(["check", "-c", bad])
         self.assertEqual(rc, 1)
         self.assertRegex(err, r"bad\.yaml:5:\d+: .*llamacpp needs 'path'")

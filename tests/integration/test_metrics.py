@@ -20,12 +20,10 @@ M = {"model": "gpt-test", "provider": "mock"}
 D = {"model": "dead-model", "provider": "dead"}
 
 
-class MetricsTest(H.unittest.TestCase):
+class MetricsTest(H.GatewayTest):
     @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        cfg = {
+    def config(cls):
+        return {
             "server": {"workers": 2, "request_timeout": "1s"},
             "providers": [
                 {"name": "mock", "type": "openai", "base_url": cls.mock.base_url},
@@ -37,18 +35,6 @@ class MetricsTest(H.unittest.TestCase):
                 {"name": "dead-model", "provider": "dead"},
             ],
         }
-        try:
-            cls.gw = H.Skuld(cfg)
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
 
     def scrape(self):
         r = H.request(self.port, "GET", "/metrics")

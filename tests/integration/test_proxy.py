@@ -15,12 +15,12 @@ PROVIDER_KEY = "sk-provider-key-7f3a9c"
 CLIENT_KEY = "sk-client-own-key-41d2"
 
 
-class ProxyTest(H.unittest.TestCase):
+class ProxyTest(H.GatewayTest):
+    env = {"SKULD_IT_PROVIDER_KEY": PROVIDER_KEY}
+
     @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        cfg = {
+    def config(cls):
+        return {
             "server": {"workers": 2, "default_model": "gpt-test"},
             "providers": [
                 {"name": "mock", "type": "openai", "base_url": cls.mock.base_url,
@@ -34,18 +34,6 @@ class ProxyTest(H.unittest.TestCase):
                 {"name": "nokey-model", "provider": "mock-nokey", "model": "mock-model-2"},
             ],
         }
-        try:
-            cls.gw = H.Skuld(cfg, env={"SKULD_IT_PROVIDER_KEY": PROVIDER_KEY})
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
 
     def test_chat_non_stream(self):
         r = H.chat(self.port, "hello there world")

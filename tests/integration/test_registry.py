@@ -41,15 +41,7 @@ def config(mock, store_url, extra=""):
 
 
 class RegistryCases:
-    """Mixed into one TestCase per backend; subclasses set store_url()."""
-
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mock.stop()
+    """Mixed into one H.MockTest per backend; subclasses set store_url()."""
 
     def start(self, extra=""):
         return H.Skuld(config(self.mock, self.store_url(), extra),
@@ -212,14 +204,14 @@ class RegistryCases:
         self.assertEqual(sk.stop(), 0)
 
 
-class SqliteRegistryTest(RegistryCases, H.unittest.TestCase):
+class SqliteRegistryTest(RegistryCases, H.MockTest):
     def store_url(self):
         if not hasattr(self.__class__, "_db"):
             self.__class__._db = os.path.join(H.mkdtemp("skuld-reg-"), "skuld.db")
         return "sqlite://" + self._db
 
 
-class PostgresRegistryTest(RegistryCases, H.unittest.TestCase):
+class PostgresRegistryTest(RegistryCases, H.MockTest):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
@@ -238,11 +230,9 @@ class PostgresRegistryTest(RegistryCases, H.unittest.TestCase):
 class CheckCommandTest(H.unittest.TestCase):
     def test_three_errors_with_positions(self):
         d = H.mkdtemp("skuld-check-")
-        bad = os.path.join(d, "bad.yaml")
-        with open(bad, "w") as f:
-            f.write("server:\n  lisen: 127.0.0.1:1\n  connect_timeout: soon\n"
-                    "providers:\n  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
-                    "models:\n  - {name: m, provider: nowhere}\n")
+        bad = H.write_temp("bad.yaml", "server:\n  lisen: 127.0.0.1:1\n  connect_timeout: soon\n"
+                           "providers:\n  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
+                           "models:\n  - {name: m, provider: nowhere}\n", d)
         rc, out, err = H.run_skuld(["check", "-c", bad])
         self.assertEqual(rc, 1)
         lines = [l for l in err.splitlines() if l.strip()]
@@ -251,10 +241,9 @@ class CheckCommandTest(H.unittest.TestCase):
         self.assertTrue(lines[1].startswith(bad + ":3:20: connect_timeout: invalid duration 'soon'"),
                         lines[1])
         self.assertEqual(lines[2], bad + ":7:25: provider 'nowhere' is not defined in providers")
-        good = os.path.join(d, "good.yaml")
-        with open(good, "w") as f:
-            f.write("providers:\n  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
-                    "models:\n  - {name: m, provider: p}\n")
+        good = H.write_temp("good.yaml",
+                            "providers:\n  - {name: p, type: openai, base_url: 'http://h/v1'}\n"
+                            "models:\n  - {name: m, provider: p}\n", d)
         rc, out, err = H.run_skuld(["check", "-c", good])
         self.assertEqual(rc, 0, err)
         self.assertEqual(err, "")

@@ -33,15 +33,7 @@ def config_text(mock, extra_model, valid=True):
     return text
 
 
-class ReloadTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-
-    @classmethod
-    def tearDownClass(cls):
-        cls.mock.stop()
-
+class ReloadTest(H.MockTest):
     def admin(self, sk, method, path, body=None):
         return H.request(sk.port, method, path, body=body,
                          headers={"Authorization": "Bearer " + MASTER})

@@ -37,17 +37,7 @@ def chats(stats):
     return stats["by_path"].get("/v1/chat/completions", 0)
 
 
-def two_mocks():
-    a = H.Mock()
-    try:
-        b = H.Mock()
-    except Exception:
-        a.stop()
-        raise
-    return a, b
-
-
-def config(a, b, resil_a=None, server_resil=None, extra_models=(), workers=2):
+def config(a, b, resil_a=None, server_resil=None, extra_models=(), workers=2, routes=None):
     ma = {"name": "gpt-a", "provider": "a", "model": "mock-a", "fallbacks": ["gpt-b"]}
     if resil_a:
         ma["resilience"] = resil_a
@@ -55,12 +45,15 @@ def config(a, b, resil_a=None, server_resil=None, extra_models=(), workers=2):
            "health_interval": "0s"}  # no probes: the mocks count only chat requests
     if server_resil:
         srv["resilience"] = server_resil
-    return {
+    cfg = {
         "server": srv,
         "providers": [{"name": "a", "type": "openai", "base_url": a.base_url},
                       {"name": "b", "type": "openai", "base_url": b.base_url}],
         "models": [ma, {"name": "gpt-b", "provider": "b", "model": "mock-b"}] + list(extra_models),
     }
+    if routes:
+        cfg["routes"] = routes
+    return cfg
 
 
 BODY = json.dumps({"model": "gpt-a", "messages": [{"role": "user", "content": "hi there"}]})
@@ -100,11 +93,7 @@ def load(port, n, conc, body=BODY, headers=None, timeout=30):
         finally:
             conn.close()
 
-    ts = [threading.Thread(target=worker, args=(i,)) for i in range(conc)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join()
+    H.run_threads(worker, [(i,) for i in range(conc)])
     if errors:
         raise AssertionError("client errors: %s" % errors[:5])
     return out
@@ -126,26 +115,15 @@ def admin_model(gw, model):
     return r.json()
 
 
-class FailoverAndBreaker(H.unittest.TestCase):
+class FailoverAndBreaker(H.GatewayTest):
     """Must show 1."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.a, cls.b = two_mocks()
-        try:
-            cls.gw = H.Skuld(config(cls.a, cls.b, server_resil={
-                "ejection_time": "100ms", "max_ejection_time": "400ms"}))
-        except Exception:
-            cls.a.stop()
-            cls.b.stop()
-            raise
+    mock_names = ("a", "b")
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.a.stop()
-        cls.b.stop()
-        assert rc == 0, "skuld exited with %s" % rc
+    def config(cls):
+        return config(cls.a, cls.b, server_resil={
+            "ejection_time": "100ms", "max_ejection_time": "400ms"})
 
     def test_1_30pct_failures_zero_client_errors(self):
         self.a.set_config({"fail_rate": 0.3, "status": 500})
@@ -239,15 +217,8 @@ class BudgetAndDeadline(H.unittest.TestCase):
     """Must show 2."""
 
     def test_all_503(self):
-        a, b = two_mocks()
-        try:
-            gw = H.Skuld(config(a, b, server_resil={"max_attempts": 3,
-                                                    "retries_per_deployment": 1}))
-        except Exception:
-            a.stop()
-            b.stop()
-            raise
-        try:
+        with H.gateway(lambda a, b: config(a, b, server_resil={
+                "max_attempts": 3, "retries_per_deployment": 1}), 2) as (gw, a, b):
             a.set_config({"status": 503})
             b.set_config({"status": 503})
             n, deadline_ms = 600, 800
@@ -275,26 +246,14 @@ class BudgetAndDeadline(H.unittest.TestCase):
             self.assertEqual(r.json()["error"]["code"], "deadline_exceeded")
             self.assertLess(took, 0.6)
             self.assertGreater(took, 0.4)
-        finally:
-            rc = gw.stop()
-            a.stop()
-            b.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
     def test_all_503_budget_alone(self):
         """The same with breakers off: the retry budget alone keeps retries in
         flight under 20% of active requests (attempts would be 3x without it)."""
-        a, b = two_mocks()
-        try:
-            gw = H.Skuld(config(a, b, server_resil={
+        with H.gateway(lambda a, b: config(a, b, server_resil={
                 "max_attempts": 3, "retries_per_deployment": 1,
-                "breaker_failures": 0, "breaker_failure_rate": 0}))
-        except Exception:
-            a.stop()
-            b.stop()
-            raise
-        try:
+                "breaker_failures": 0, "breaker_failure_rate": 0}), 2) as (gw, a, b):
             a.set_config({"status": 503})
             b.set_config({"status": 503})
             n, deadline_ms = 600, 800
@@ -308,25 +267,14 @@ class BudgetAndDeadline(H.unittest.TestCase):
                   "(bound %.0f)" % (n, attempts, 1.2 * n + 3), file=sys.stderr)
             self.assertLessEqual(attempts, 1.2 * n + 3)
             self.assertGreater(attempts, n)  # retries did happen, within the budget
-        finally:
-            rc = gw.stop()
-            a.stop()
-            b.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
 class Hedging(H.unittest.TestCase):
     """Must show 3."""
 
     def test_hedge_10pct_stalls(self):
-        a, b = two_mocks()
-        try:
-            gw = H.Skuld(config(a, b, resil_a={"hedge_delay": "200ms"}))
-        except Exception:
-            a.stop()
-            b.stop()
-            raise
-        try:
+        with H.gateway(lambda a, b: config(a, b, resil_a={"hedge_delay": "200ms"}),
+                       2) as (gw, a, b):
             a.set_config({"stall_rate": 0.1, "stall_ms": 5000})
             n = 400
             t0 = time.monotonic()
@@ -372,28 +320,15 @@ class Hedging(H.unittest.TestCase):
             self.assertEqual(res.headers["x-skuld-model"], "gpt-b")
             self.assertEqual(res.headers["x-skuld-attempts"], "2")
             self.assertLess(res.events[-1].t, 1.0)
-        finally:
-            rc = gw.stop()
-            a.stop()
-            b.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
 class RouteSettings(H.unittest.TestCase):
     """A route's own resilience: settings (the per-route hedge delay)."""
 
     def test_route_hedge_delay(self):
-        a, b = two_mocks()
-        try:
-            cfg = config(a, b)
-            cfg["routes"] = [{"name": "fast", "candidates": ["gpt-a"], "strategy": "score",
-                              "fallbacks": ["gpt-b"], "resilience": {"hedge_delay": "150ms"}}]
-            gw = H.Skuld(cfg)
-        except Exception:
-            a.stop()
-            b.stop()
-            raise
-        try:
+        routes = [{"name": "fast", "candidates": ["gpt-a"], "strategy": "score",
+                   "fallbacks": ["gpt-b"], "resilience": {"hedge_delay": "150ms"}}]
+        with H.gateway(lambda a, b: config(a, b, routes=routes), 2) as (gw, a, b):
             a.set_config({"stall_ms": 3000})
             t0 = time.monotonic()
             r = H.chat(gw.port, content="x", model="fast")
@@ -412,28 +347,15 @@ class RouteSettings(H.unittest.TestCase):
             self.assertEqual(r.headers["x-skuld-model"], "gpt-a")
             self.assertEqual(r.headers["x-skuld-attempts"], "1")
             self.assertGreater(took, 0.7)
-        finally:
-            rc = gw.stop()
-            a.stop()
-            b.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
 class RouteTimeouts(H.unittest.TestCase):
     """A route's per-try timeout applies to the attempts of requests to it."""
 
     def test_route_per_try_timeout(self):
-        a, b = two_mocks()
-        try:
-            cfg = config(a, b)
-            cfg["routes"] = [{"name": "quick", "candidates": ["gpt-a"], "fallbacks": ["gpt-b"],
-                              "resilience": {"per_try_timeout": "200ms"}}]
-            gw = H.Skuld(cfg)
-        except Exception:
-            a.stop()
-            b.stop()
-            raise
-        try:
+        routes = [{"name": "quick", "candidates": ["gpt-a"], "fallbacks": ["gpt-b"],
+                   "resilience": {"per_try_timeout": "200ms"}}]
+        with H.gateway(lambda a, b: config(a, b, routes=routes), 2) as (gw, a, b):
             a.set_config({"latency_ms": 1500})
             t0 = time.monotonic()
             r = H.chat(gw.port, content="x", model="quick")
@@ -445,34 +367,18 @@ class RouteTimeouts(H.unittest.TestCase):
             r = H.chat(gw.port, content="x", model="gpt-a")
             self.assertEqual(r.status, 200)
             self.assertEqual(r.headers["x-skuld-model"], "gpt-a")
-        finally:
-            rc = gw.stop()
-            a.stop()
-            b.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
-class Streams(H.unittest.TestCase):
+class Streams(H.GatewayTest):
     """Must show 4."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.a, cls.b = two_mocks()
-        try:
-            cls.gw = H.Skuld(config(cls.a, cls.b, resil_a={"first_chunk_timeout": "300ms",
-                                                           "idle_gap_timeout": "500ms"},
-                                    extra_models=[{"name": "gpt-s", "provider": "a"}]))
-        except Exception:
-            cls.a.stop()
-            cls.b.stop()
-            raise
+    mock_names = ("a", "b")
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.a.stop()
-        cls.b.stop()
-        assert rc == 0, "skuld exited with %s" % rc
+    def config(cls):
+        return config(cls.a, cls.b, resil_a={"first_chunk_timeout": "300ms",
+                                             "idle_gap_timeout": "500ms"},
+                      extra_models=[{"name": "gpt-s", "provider": "a"}])
 
     def setUp(self):
         self.a.reset()
@@ -521,45 +427,34 @@ class Streams(H.unittest.TestCase):
         self.assertLess(res.events[-1].t, 2.0)
 
 
-class FallbackKinds(H.unittest.TestCase):
+class FallbackKinds(H.GatewayTest):
     """Context length -> a larger window; content policy -> the alternate;
     cloud failure and rate limit -> a local model; other client errors pass."""
 
-    @classmethod
-    def setUpClass(cls):
-        cls.a, cls.b = two_mocks()
-        try:
-            cls.gw = H.Skuld({
-                "server": {"workers": 1, "health_interval": "0s"},
-                "providers": [{"name": "a", "type": "openai", "base_url": cls.a.base_url},
-                              {"name": "b", "type": "openai", "base_url": cls.b.base_url},
-                              {"name": "builtin", "type": "echo"}],
-                "models": [
-                    {"name": "small", "provider": "a", "context_window": 4000,
-                     "fallbacks": ["tiny", "big", "local"], "on_content_policy": "alt",
-                     "resilience": {"max_attempts": 4}},
-                    {"name": "tiny", "provider": "b", "context_window": 2000},
-                    {"name": "big", "provider": "b", "context_window": 128000},
-                    {"name": "alt", "provider": "b"},
-                    {"name": "local", "provider": "builtin"},
-                    {"name": "pt", "provider": "a", "fallbacks": ["big"],
-                     "resilience": {"per_try_timeout": "200ms"}},
-                    {"name": "solo", "provider": "a",
-                     "resilience": {"retries_per_deployment": 2, "breaker_failures": 0,
-                                    "breaker_failure_rate": 0}},
-                ],
-            })
-        except Exception:
-            cls.a.stop()
-            cls.b.stop()
-            raise
+    mock_names = ("a", "b")
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        cls.a.stop()
-        cls.b.stop()
-        assert rc == 0, "skuld exited with %s" % rc
+    def config(cls):
+        return {
+            "server": {"workers": 1, "health_interval": "0s"},
+            "providers": [{"name": "a", "type": "openai", "base_url": cls.a.base_url},
+                          {"name": "b", "type": "openai", "base_url": cls.b.base_url},
+                          {"name": "builtin", "type": "echo"}],
+            "models": [
+                {"name": "small", "provider": "a", "context_window": 4000,
+                 "fallbacks": ["tiny", "big", "local"], "on_content_policy": "alt",
+                 "resilience": {"max_attempts": 4}},
+                {"name": "tiny", "provider": "b", "context_window": 2000},
+                {"name": "big", "provider": "b", "context_window": 128000},
+                {"name": "alt", "provider": "b"},
+                {"name": "local", "provider": "builtin"},
+                {"name": "pt", "provider": "a", "fallbacks": ["big"],
+                 "resilience": {"per_try_timeout": "200ms"}},
+                {"name": "solo", "provider": "a",
+                 "resilience": {"retries_per_deployment": 2, "breaker_failures": 0,
+                                "breaker_failure_rate": 0}},
+            ],
+        }
 
     def setUp(self):
         self.a.set_config({})
@@ -636,9 +531,8 @@ class PriorityQueue(H.unittest.TestCase):
     """Must show 5."""
 
     def test_priority_and_overflow(self):
-        q = H.Mock()
-        try:
-            gw = H.Skuld({
+        def queue_config(q):
+            return {
                 "server": {"workers": 1},
                 "providers": [{"name": "q", "type": "openai", "base_url": q.base_url}],
                 "models": [
@@ -649,11 +543,9 @@ class PriorityQueue(H.unittest.TestCase):
                      "resilience": {"max_concurrency": 1, "queue_size": 4,
                                     "queue_timeout": "300ms"}},
                 ],
-            })
-        except Exception:
-            q.stop()
-            raise
-        try:
+            }
+
+        with H.gateway(queue_config) as (gw, q):
             done = {}
             lock = threading.Lock()
 
@@ -713,10 +605,6 @@ class PriorityQueue(H.unittest.TestCase):
             # the gateway's own 429s never count against the deployment
             self.assertEqual(metric(gw, "skuld_breaker_opens_total", "slow"), 0)
             self.assertEqual(metric(gw, "skuld_breaker_opens_total", "tiny"), 0)
-        finally:
-            rc = gw.stop()
-            q.stop()
-        self.assertEqual(rc, 0, "skuld exit status")
 
 
 if __name__ == "__main__":

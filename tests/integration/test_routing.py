@@ -29,15 +29,16 @@ SHIFT_WITHIN_S = 15.0
 FAST_MS, CHEAP_MS, PREMIUM_MS, SLOWED_MS = 20, 150, 300, 700
 
 
-class RoutingTest(H.unittest.TestCase):
+class RoutingTest(H.GatewayTest):
+    mock_names = ("fast", "cheap", "premium")
+    env = ENV
+
     @classmethod
-    def setUpClass(cls):
-        cls.mocks = [H.Mock() for _ in range(3)]
-        cls.fast, cls.cheap, cls.premium = cls.mocks
+    def config(cls):
         cls.fast.set_config({"latency_ms": FAST_MS})
         cls.cheap.set_config({"latency_ms": CHEAP_MS})
         cls.premium.set_config({"latency_ms": PREMIUM_MS})
-        cfg = {
+        return {
             "server": {"workers": 2, "master_key": "env:SKULD_IT_MASTER", "health_interval": "0s"},
             "providers": [
                 {"name": "pfast", "type": "openai", "base_url": cls.fast.base_url},
@@ -58,20 +59,6 @@ class RoutingTest(H.unittest.TestCase):
                 {"name": "auto", "candidates": ["m-fast", "m-cheap", "m-premium"]},
             ],
         }
-        try:
-            cls.gw = H.Skuld(cfg, env=ENV)
-        except Exception:
-            for m in cls.mocks:
-                m.stop()
-            raise
-        cls.port = cls.gw.port
-
-    @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop()
-        for m in cls.mocks:
-            m.stop()
-        assert rc == 0, "skuld exited with %s" % rc
 
     def ask(self, headers=None, model="auto", content="hello routing", **extra):
         r = H.chat(self.port, content, model=model, headers=headers, max_tokens=10, **extra)

@@ -279,11 +279,10 @@ models:
                 self.assert_clean(out + err, "skuld serve output (%s)" % name)
 
     def test_check_ok_does_not_print_key(self):
-        d = H.mkdtemp()
-        path = os.path.join(d, "ok.yaml")
-        with open(path, "w") as f:
-            f.write("providers:\n  - name: up\n    type: openai\n    base_url: http://127.0.0.1:9/v1\n"
-                    "    api_key: env:SKULD_TEST_KEY\nmodels:\n  - name: m\n    provider: up\n")
+        path = H.write_temp("ok.yaml", "providers:\n  - name: up\n    type: openai\n"
+                            "    base_url: http://127.0.0.1:9/v1\n"
+                            "    api_key: env:SKULD_TEST_KEY\n"
+                            "models:\n  - name: m\n    provider: up\n")
         rc, out, err = H.run_skuld(["check", "-c", path], env={"SKULD_TEST_KEY": KEY})
         self.assertEqual(rc, 0, err)
         self.assert_clean(out + err, "skuld check output")

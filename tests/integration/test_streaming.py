@@ -12,25 +12,13 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
 
 
-class StreamingTest(H.unittest.TestCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.mock = H.Mock()
-        cls.gw = None
-        try:
-            cls.gw = H.Skuld(H.base_config(cls.mock, api_key="env:SKULD_IT_KEY",
-                                           server={"stream_idle_timeout": "1s"}),
-                             env={"SKULD_IT_KEY": "sk-stream-test"})
-        except Exception:
-            cls.mock.stop()
-            raise
-        cls.port = cls.gw.port
+class StreamingTest(H.GatewayTest):
+    env = {"SKULD_IT_KEY": "sk-stream-test"}
 
     @classmethod
-    def tearDownClass(cls):
-        rc = cls.gw.stop() if cls.gw else 0
-        cls.mock.stop()
-        assert rc == 0, "skuld exited with %s" % rc
+    def config(cls):
+        return H.base_config(cls.mock, api_key="env:SKULD_IT_KEY",
+                             server={"stream_idle_timeout": "1s"})
 
     def assert_clean_chat_stream(self, res, n_chunks):
         self.assertEqual(res.status, 200, res.body)

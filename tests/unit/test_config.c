@@ -3,8 +3,10 @@
  *
  * Each test loads an inline YAML string (or a temporary file) and checks
  * either the resulting snapshot or the exact errors, positions included.
- * Value parsers are tested as data tables. Every config and error list is
- * freed so the tests run clean under ASan/LSan.
+ * Value parsers are tested as data tables, and so are the documents that
+ * must fail with exactly one error (err_case_t, expect_cases(): a failing
+ * case quotes its document). Every config and error list is freed so the
+ * tests run clean under ASan/LSan.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -36,7 +38,7 @@ static cfg_errors_t load_fail(const char *yaml)
     config_t *c = load(yaml, &errs);
     if (c) {
         config_unref(c);
-        fail_msg("expected errors, config loaded");
+        fail_msg("expected errors, config loaded from:\n%s", yaml);
     }
     assert_true(errs.n > 0);
     return errs;
@@ -45,6 +47,17 @@ static cfg_errors_t load_fail(const char *yaml)
 static void dump(const cfg_errors_t *errs)
 {
     config_errors_print(errs, stderr);
+}
+
+/* Loads yaml expecting success: no errors (printed if any), a config. */
+static config_t *load_ok(const char *yaml)
+{
+    cfg_errors_t errs = {0};
+    config_t *c = load(yaml, &errs);
+    if (!c) dump(&errs);
+    assert_non_null(c);
+    assert_int_equal(errs.n, 0);
+    return c;
 }
 
 /* Index of the error at line:col whose message contains `sub`, or -1. */
@@ -64,16 +77,49 @@ static void expect_err(const cfg_errors_t *errs, int line, int col, const char *
     }
 }
 
-/* Loads a one-error document and checks that error's position and text. */
+/* Loads a one-error document and checks that error's position and text.
+ * A failure quotes the document, so a case in a table is named. */
 static void expect_only(const char *yaml, int line, int col, const char *sub)
 {
     cfg_errors_t errs = load_fail(yaml);
     if (errs.n != 1) {
         dump(&errs);
-        fail_msg("expected 1 error, got %zu", errs.n);
+        fail_msg("expected 1 error, got %zu, from:\n%s", errs.n, yaml);
     }
-    expect_err(&errs, line, col, sub);
+    if (find_err(&errs, line, col, sub) < 0) {
+        dump(&errs);
+        fail_msg("no error at %d:%d containing \"%s\", from:\n%s", line, col, sub, yaml);
+    }
     config_errors_free(&errs);
+}
+
+/* One case for expect_only(): the document (after a common prefix) fails
+ * with exactly one error, at line:col, whose message contains msg. */
+typedef struct {
+    const char *yaml;
+    int line, col;
+    const char *msg;
+} err_case_t;
+
+static void expect_cases_n(const err_case_t *cases, size_t n, const char *prefix)
+{
+    char y[2048];
+    for (size_t i = 0; i < n; i++) {
+        int len = snprintf(y, sizeof y, "%s%s", prefix, cases[i].yaml);
+        assert_true(len > 0 && (size_t)len < sizeof y);
+        expect_only(y, cases[i].line, cases[i].col, cases[i].msg);
+    }
+}
+
+#define expect_cases(cases, prefix) expect_cases_n(cases, sizeof(cases) / sizeof(cases[0]), prefix)
+
+/* Creates the file named by the mkstemp() template `path` holding `content`. */
+static void write_temp(char *path, const char *content)
+{
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
+    close(fd);
 }
 
 static const char *PROVIDERS_OK = "providers:\n"
@@ -113,11 +159,7 @@ static void test_full_config(void **state)
                        "    model: gpt-4o-mini\n"
                        "  - name: echo\n"
                        "    provider: local.echo_1\n";
-    cfg_errors_t errs = {0};
-    config_t *c = load(yaml, &errs);
-    if (!c) dump(&errs);
-    assert_non_null(c);
-    assert_int_equal(errs.n, 0);
+    config_t *c = load_ok(yaml);
 
     assert_string_equal(c->source, "test.yaml");
     assert_int_equal(atomic_load(&c->refs), 1);
@@ -242,11 +284,8 @@ static void test_secret_file(void **state)
 {
     (void)state;
     char path[] = "/tmp/skuld_test_secret_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *content = "sk-from-file-7 \n\n";
-    assert_int_equal(write(fd, content, strlen(content)), (ssize_t)strlen(content));
-    close(fd);
+    write_temp(path, content);
 
     char yaml[256];
     snprintf(yaml, sizeof(yaml),
@@ -341,46 +380,49 @@ static void test_three_errors(void **state)
 static void test_unknown_keys(void **state)
 {
     (void)state;
-    expect_only("server:\n  frobnicate: 1\n", 2, 3,
-                "unknown key 'frobnicate' in server (valid keys: listen, workers,");
-    expect_only("srever:\n  listen: :1\n", 1, 1,
-                "unknown key 'srever' at top level (did you mean 'server'?)");
-    expect_only("providers:\n  - name: a\n    type: echo\n    tpye: x\n", 4, 5,
-                "unknown key 'tpye' in provider (did you mean 'type'?)");
-    expect_only("models:\n  - name: a\n    provider: b\n    colour: red\n"
-                "providers:\n  - name: b\n    type: echo\n",
-                4, 5, "unknown key 'colour' in model");
-    expect_only("server:\n  listen: :1\n  listen: :2\n", 3, 3,
-                "duplicate key 'listen' in server (first at line 2)");
-    expect_only("optimizer:\n  enabled: true\n", 1, 1,
-                "section 'optimizer' is not supported by this version yet");
-    expect_only("telemetry: {}\n", 1, 1, "section 'telemetry' is not supported by this version");
+    static const err_case_t cases[] = {
+        {"server:\n  frobnicate: 1\n", 2, 3,
+         "unknown key 'frobnicate' in server (valid keys: listen, workers,"},
+        {"srever:\n  listen: :1\n", 1, 1,
+         "unknown key 'srever' at top level (did you mean 'server'?)"},
+        {"providers:\n  - name: a\n    type: echo\n    tpye: x\n", 4, 5,
+         "unknown key 'tpye' in provider (did you mean 'type'?)"},
+        {"models:\n  - name: a\n    provider: b\n    colour: red\n"
+         "providers:\n  - name: b\n    type: echo\n",
+         4, 5, "unknown key 'colour' in model"},
+        {"server:\n  listen: :1\n  listen: :2\n", 3, 3,
+         "duplicate key 'listen' in server (first at line 2)"},
+        {"optimizer:\n  enabled: true\n", 1, 1,
+         "section 'optimizer' is not supported by this version yet"},
+        {"telemetry: {}\n", 1, 1, "section 'telemetry' is not supported by this version"},
+    };
+    expect_cases(cases, "");
 }
 
 static void test_wrong_types(void **state)
 {
     (void)state;
-    expect_only("server: [1, 2]\n", 1, 9, "server: expected a mapping, got a sequence");
-    expect_only("providers:\n  name: x\n", 2, 3, "providers: expected a sequence, got a mapping");
-    expect_only("providers:\n  - echo\n", 2, 5, "providers: expected a mapping, got a scalar");
-    expect_only("- a\n- b\n", 1, 1, "expected a mapping at top level, got a sequence");
-    expect_only("server:\n  workers: \"4\"\n", 2, 12,
-                "workers: expected an integer, got a quoted string");
-    expect_only("server:\n  workers: four\n", 2, 12, "workers: expected an integer, got 'four'");
-    expect_only("server:\n  workers: 257\n", 2, 12, "workers must be between 0 and 256");
-    expect_only("server:\n  workers: -1\n", 2, 12, "workers must be between 0 and 256");
-    expect_only("server:\n  workers: 99999999999999999999999\n", 2, 12,
-                "workers: expected an integer");
-    expect_only("server:\n  access_log: maybe\n", 2, 15, "access_log: expected true or false");
-    expect_only("server:\n  access_log: \"true\"\n", 2, 15, "access_log: expected true or false");
-    expect_only("server:\n  listen: {a: 1}\n", 2, 11, "listen: expected a string, got a mapping");
-    expect_only("server:\n  listen:\n", 2, 10, "listen: expected a string, got null");
-    expect_only("server:\n  max_header_bytes: 512\n", 2, 21,
-                "max_header_bytes must be at least 1KiB");
-    expect_only("server:\n  max_body_bytes: 4mb\n", 2, 19, "max_body_bytes: invalid size '4mb'");
-    expect_only("server:\n  request_timeout: 0\n", 2, 20, "request_timeout must be at least 1ms");
-    expect_only("server:\n  listen: \"a\\0b:1\"\n", 2, 11, "must not contain a NUL byte");
-    expect_only("? [a, b]\n: 1\n", 1, 3, "expected a key name, got a sequence");
+    static const err_case_t cases[] = {
+        {"server: [1, 2]\n", 1, 9, "server: expected a mapping, got a sequence"},
+        {"providers:\n  name: x\n", 2, 3, "providers: expected a sequence, got a mapping"},
+        {"providers:\n  - echo\n", 2, 5, "providers: expected a mapping, got a scalar"},
+        {"- a\n- b\n", 1, 1, "expected a mapping at top level, got a sequence"},
+        {"server:\n  workers: \"4\"\n", 2, 12, "workers: expected an integer, got a quoted string"},
+        {"server:\n  workers: four\n", 2, 12, "workers: expected an integer, got 'four'"},
+        {"server:\n  workers: 257\n", 2, 12, "workers must be between 0 and 256"},
+        {"server:\n  workers: -1\n", 2, 12, "workers must be between 0 and 256"},
+        {"server:\n  workers: 99999999999999999999999\n", 2, 12, "workers: expected an integer"},
+        {"server:\n  access_log: maybe\n", 2, 15, "access_log: expected true or false"},
+        {"server:\n  access_log: \"true\"\n", 2, 15, "access_log: expected true or false"},
+        {"server:\n  listen: {a: 1}\n", 2, 11, "listen: expected a string, got a mapping"},
+        {"server:\n  listen:\n", 2, 10, "listen: expected a string, got null"},
+        {"server:\n  max_header_bytes: 512\n", 2, 21, "max_header_bytes must be at least 1KiB"},
+        {"server:\n  max_body_bytes: 4mb\n", 2, 19, "max_body_bytes: invalid size '4mb'"},
+        {"server:\n  request_timeout: 0\n", 2, 20, "request_timeout must be at least 1ms"},
+        {"server:\n  listen: \"a\\0b:1\"\n", 2, 11, "must not contain a NUL byte"},
+        {"? [a, b]\n: 1\n", 1, 3, "expected a key name, got a sequence"},
+    };
+    expect_cases(cases, "");
 }
 
 static void test_missing_required(void **state)
@@ -429,10 +471,13 @@ static void test_syntax_error(void **state)
 static void test_anchors_rejected(void **state)
 {
     (void)state;
-    expect_only("a: &x 1\n", 1, 4, "anchors are not supported");
-    expect_only("providers:\n  - &p {name: a, type: echo}\n", 2, 5, "anchors are not supported");
-    expect_only("a: 1\nb: *x\n", 2, 4, "aliases are not supported");
-    expect_only("server: {}\n---\nserver: {}\n", 2, 1, "multiple YAML documents");
+    static const err_case_t cases[] = {
+        {"a: &x 1\n", 1, 4, "anchors are not supported"},
+        {"providers:\n  - &p {name: a, type: echo}\n", 2, 5, "anchors are not supported"},
+        {"a: 1\nb: *x\n", 2, 4, "aliases are not supported"},
+        {"server: {}\n---\nserver: {}\n", 2, 1, "multiple YAML documents"},
+    };
+    expect_cases(cases, "");
 }
 
 static void test_deep_nesting(void **state)
@@ -752,11 +797,8 @@ static void test_load_file(void **state)
 {
     (void)state;
     char path[] = "/tmp/skuld_test_config_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *yaml = "server:\n  listen: :0\n  bogus: 1\n";
-    assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
-    close(fd);
+    write_temp(path, yaml);
 
     cfg_errors_t errs = {0};
     assert_null(config_load_file(path, &errs));
@@ -766,7 +808,7 @@ static void test_load_file(void **state)
     assert_int_equal(errs.v[0].col, 3);
     config_errors_free(&errs);
 
-    fd = open(path, O_WRONLY | O_TRUNC);
+    int fd = open(path, O_WRONLY | O_TRUNC);
     assert_true(fd >= 0);
     yaml = "server:\n  listen: :0\n";
     assert_int_equal(write(fd, yaml, strlen(yaml)), (ssize_t)strlen(yaml));
@@ -796,11 +838,8 @@ static void test_secret_never_in_errors(void **state)
     setenv("SKULD_TEST_SECRET", secret, 1);
     setenv("SKULD_TEST_SECRET_CTL", "sk-SUPERSECRET-0123456789\r\nX-Evil: 1", 1);
     char path[] = "/tmp/skuld_test_secret_XXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
     const char *fcontent = "sk-SUPERSECRET-0123456789\nsecond line\n";
-    assert_int_equal(write(fd, fcontent, strlen(fcontent)), (ssize_t)strlen(fcontent));
-    close(fd);
+    write_temp(path, fcontent);
 
     char yaml[2048];
     snprintf(yaml, sizeof(yaml),
@@ -920,10 +959,7 @@ static void test_model_metadata(void **state)
                     "    provider: e\n"
                     "    path: /models/b.gguf\n"
                     "    parallel: 8\n";
-    cfg_errors_t errs = {0};
-    config_t *c = load(y, &errs);
-    if (!c) dump(&errs);
-    assert_non_null(c);
+    config_t *c = load_ok(y);
     const cfg_model_t *a = config_find_model(c, "a", 1), *b = config_find_model(c, "b", 1);
     assert_true(a->price.input == 2.5 && a->price.output == 10 && a->price.cached == 1.25);
     assert_int_equal(a->context_window, 128000);
@@ -986,10 +1022,7 @@ static void test_store_master_key_health(void **state)
                     "  url: sqlite:///tmp/x.db\n"
                     "providers:\n"
                     "  - {name: p, type: openai, base_url: 'http://h/v1', health_check: chat}\n";
-    cfg_errors_t errs = {0};
-    config_t *c = load(y, &errs);
-    if (!c) dump(&errs);
-    assert_non_null(c);
+    config_t *c = load_ok(y);
     assert_string_equal(c->server.master_key, "m4ster-secret");
     assert_int_equal(c->server.health_interval_ms, 250);
     assert_string_equal(c->store.url, "sqlite:///tmp/x.db");
@@ -1069,10 +1102,7 @@ static void test_resilience_defaults_and_overrides(void **state)
              "    provider: p\n"
              "    resilience: {hedge_delay: off, queue_timeout: 1s}\n",
              resil_base);
-    cfg_errors_t errs = {0};
-    config_t *c = load(yaml, &errs);
-    if (!c) dump(&errs);
-    assert_non_null(c);
+    config_t *c = load_ok(yaml);
     const cfg_resilience_t *d = &c->server.resilience;
     assert_int_equal(d->max_attempts, 4);
     assert_int_equal(d->backoff_base_ms, 10);
@@ -1204,10 +1234,7 @@ static void test_policy_sections(void **state)
 {
     (void)state;
     char kf[] = "/tmp/skuld-jwtkey-XXXXXX";
-    int fd = mkstemp(kf);
-    assert_true(fd >= 0);
-    assert_int_equal(write(fd, "sekret\n", 7), 7);
-    close(fd);
+    write_temp(kf, "sekret\n");
     char yaml[2048];
     snprintf(yaml, sizeof yaml,
              "providers:\n  - {name: p, type: echo}\n"
@@ -1256,18 +1283,20 @@ static void test_policy_sections(void **state)
 static void test_policy_errors(void **state)
 {
     (void)state;
-    expect_only("redis:\n  url: http://x\n", 2, 8, "redis url must start with redis://");
-    expect_only("redis:\n  url: redis://x\n  on_failure: maybe\n", 3, 15,
-                "on_failure must be open or closed");
-    expect_only("auth:\n  jwt:\n    algorithms: [none]\n    keys_file: /etc/hostname\n", 3, 17,
-                "'none' is not allowed");
-    expect_only("limits:\n  teams:\n    - {name: x, rpm: -1}\n", 3, 22,
-                "rpm must be between 0 and");
-    expect_only("limits:\n  models:\n    - {name: nope, rpm: 1}\n", 3, 5,
-                "'nope' is not a configured model");
-    expect_only("budgets:\n  teams:\n    - {name: x, budget_usd: 1, period: yearly}\n", 3, 40,
-                "period must be daily, weekly or monthly");
-    expect_only("budgets:\n  on_exceeded: fallback\n", 2, 16, "needs budgets.fallback_model");
+    static const err_case_t cases[] = {
+        {"redis:\n  url: http://x\n", 2, 8, "redis url must start with redis://"},
+        {"redis:\n  url: redis://x\n  on_failure: maybe\n", 3, 15,
+         "on_failure must be open or closed"},
+        {"auth:\n  jwt:\n    algorithms: [none]\n    keys_file: /etc/hostname\n", 3, 17,
+         "'none' is not allowed"},
+        {"limits:\n  teams:\n    - {name: x, rpm: -1}\n", 3, 22, "rpm must be between 0 and"},
+        {"limits:\n  models:\n    - {name: nope, rpm: 1}\n", 3, 5,
+         "'nope' is not a configured model"},
+        {"budgets:\n  teams:\n    - {name: x, budget_usd: 1, period: yearly}\n", 3, 40,
+         "period must be daily, weekly or monthly"},
+        {"budgets:\n  on_exceeded: fallback\n", 2, 16, "needs budgets.fallback_model"},
+    };
+    expect_cases(cases, "");
 }
 
 /* a route's resilience: over server.resilience; none = NULL (the models' own) */
@@ -1280,10 +1309,7 @@ static void test_route_resilience(void **state)
                     "routes:\n"
                     "  - {name: r1, candidates: [m], resilience: {hedge_delay: 150ms}}\n"
                     "  - {name: r2, candidates: [m]}\n";
-    cfg_errors_t errs = {0};
-    config_t *c = load(y, &errs);
-    if (!c) dump(&errs);
-    assert_non_null(c);
+    config_t *c = load_ok(y);
     const cfg_route_t *r1 = config_find_route(c, "r1", 2), *r2 = config_find_route(c, "r2", 2);
     assert_non_null(r1->resil);
     assert_int_equal(r1->resil->hedge, CFG_HEDGE_FIXED);
@@ -1363,58 +1389,58 @@ static void test_route_errors(void **state)
 {
     (void)state;
     const char *head = "providers:\n  - {name: a, type: echo}\n" /* 1-2 */
-                       "models:\n  - {name: m, provider: a}\n";  /* 3-4 */
-    char y[1024];
-#define ROUTE_ERR(body, line, col, msg)                                                            \
-    do {                                                                                           \
-        snprintf(y, sizeof y, "%sroutes:\n%s", head, body);                                        \
-        expect_only(y, line, col, msg);                                                            \
-    } while (0)
-    ROUTE_ERR("  - {name: auto, candidates: [m, nope]}\n", 6, 34,
-              "candidates: 'nope' is not a configured model or deployment id");
-    ROUTE_ERR("  - {name: auto}\n", 6, 5, "route is missing required key 'candidates'");
-    ROUTE_ERR("  - {name: auto, candidates: []}\n", 6, 30, "candidates: the list is empty");
-    ROUTE_ERR("  - {name: auto, candidates: [m], strategy: fastest}\n", 6, 45,
-              "unknown strategy 'fastest' (known: score, round_robin, least_inflight, p2c, "
-              "score_weighted)");
-    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {speed: 1}}\n", 6, 45,
-              "unknown key 'speed' in weights");
-    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {cost: -1}}\n", 6, 51,
-              "cost must be between 0 and 1000");
-    ROUTE_ERR("  - {name: auto, candidates: [m], weights: {quality: 0, latency: 0, cost: 0, "
-              "reliability: 0, size: 0, hardware: 0, distance: 0}}\n",
-              6, 44, "weights: at least one weight must be above 0");
-    ROUTE_ERR("  - {name: auto, candidates: [m], fallbacks: [zz]}\n", 6, 47,
-              "fallbacks: 'zz' is not a configured model or deployment id");
-    ROUTE_ERR("  - {name: m, candidates: [m]}\n", 6, 12,
-              "route name 'm' is already a model name or deployment id");
-    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {poetry: {}}}\n", 6, 43,
-              "unknown key 'poetry' in tasks");
-    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {code: {candidates: [q]}}}\n", 6, 63,
-              "candidates: 'q' is not a configured model or deployment id");
-    ROUTE_ERR("  - {name: auto, candidates: [m], tasks: {vision: {content_types: [smell]}}}\n", 6,
-              68, "unknown content type 'smell'");
-    ROUTE_ERR("  - {name: auto, candidates: [m], load_threshold: 2}\n", 6, 51,
-              "load_threshold must be between 0.01 and 1");
-    ROUTE_ERR("  - {name: auto, candidates: [m]}\n  - {name: auto, candidates: [m]}\n", 7, 12,
-              "duplicate route name 'auto'");
-#undef ROUTE_ERR
-    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
-                "  - {name: m, provider: a, balance: random}\n",
-                4, 37, "unknown balance strategy 'random'");
-    expect_only("providers:\n  - {name: a, type: echo}\n  - {name: b, type: echo}\nmodels:\n"
-                "  - {name: m, provider: a, balance: p2c}\n"
-                "  - {name: m, provider: b, balance: least_inflight}\n",
-                6, 12, "deployments of one model must use the same balance strategy");
-    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
-                "  - {name: m, provider: a}\n  - {name: n, provider: a, id: m}\n",
-                5, 32, "duplicate deployment id 'm' (first at line 4)");
-    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
-                "  - {name: m, provider: a, id: m1}\n  - {name: n, provider: a, id: m}\n",
-                5, 32, "deployment id 'm' is the name of another model");
-    expect_only("providers:\n  - {name: a, type: echo}\nmodels:\n"
-                "  - {name: m, provider: a, capacity: {rpm: -2}}\n",
-                4, 44, "rpm must be between 0 and");
+                       "models:\n  - {name: m, provider: a}\n"   /* 3-4 */
+                       "routes:\n";                              /* 5 */
+    static const err_case_t routes[] = {
+        {"  - {name: auto, candidates: [m, nope]}\n", 6, 34,
+         "candidates: 'nope' is not a configured model or deployment id"},
+        {"  - {name: auto}\n", 6, 5, "route is missing required key 'candidates'"},
+        {"  - {name: auto, candidates: []}\n", 6, 30, "candidates: the list is empty"},
+        {"  - {name: auto, candidates: [m], strategy: fastest}\n", 6, 45,
+         "unknown strategy 'fastest' (known: score, round_robin, least_inflight, p2c, "
+         "score_weighted)"},
+        {"  - {name: auto, candidates: [m], weights: {speed: 1}}\n", 6, 45,
+         "unknown key 'speed' in weights"},
+        {"  - {name: auto, candidates: [m], weights: {cost: -1}}\n", 6, 51,
+         "cost must be between 0 and 1000"},
+        {"  - {name: auto, candidates: [m], weights: {quality: 0, latency: 0, cost: 0, "
+         "reliability: 0, size: 0, hardware: 0, distance: 0}}\n",
+         6, 44, "weights: at least one weight must be above 0"},
+        {"  - {name: auto, candidates: [m], fallbacks: [zz]}\n", 6, 47,
+         "fallbacks: 'zz' is not a configured model or deployment id"},
+        {"  - {name: m, candidates: [m]}\n", 6, 12,
+         "route name 'm' is already a model name or deployment id"},
+        {"  - {name: auto, candidates: [m], tasks: {poetry: {}}}\n", 6, 43,
+         "unknown key 'poetry' in tasks"},
+        {"  - {name: auto, candidates: [m], tasks: {code: {candidates: [q]}}}\n", 6, 63,
+         "candidates: 'q' is not a configured model or deployment id"},
+        {"  - {name: auto, candidates: [m], tasks: {vision: {content_types: [smell]}}}\n", 6, 68,
+         "unknown content type 'smell'"},
+        {"  - {name: auto, candidates: [m], load_threshold: 2}\n", 6, 51,
+         "load_threshold must be between 0.01 and 1"},
+        {"  - {name: auto, candidates: [m]}\n  - {name: auto, candidates: [m]}\n", 7, 12,
+         "duplicate route name 'auto'"},
+    };
+    expect_cases(routes, head);
+    static const err_case_t deployments[] = {
+        {"providers:\n  - {name: a, type: echo}\nmodels:\n"
+         "  - {name: m, provider: a, balance: random}\n",
+         4, 37, "unknown balance strategy 'random'"},
+        {"providers:\n  - {name: a, type: echo}\n  - {name: b, type: echo}\nmodels:\n"
+         "  - {name: m, provider: a, balance: p2c}\n"
+         "  - {name: m, provider: b, balance: least_inflight}\n",
+         6, 12, "deployments of one model must use the same balance strategy"},
+        {"providers:\n  - {name: a, type: echo}\nmodels:\n"
+         "  - {name: m, provider: a}\n  - {name: n, provider: a, id: m}\n",
+         5, 32, "duplicate deployment id 'm' (first at line 4)"},
+        {"providers:\n  - {name: a, type: echo}\nmodels:\n"
+         "  - {name: m, provider: a, id: m1}\n  - {name: n, provider: a, id: m}\n",
+         5, 32, "deployment id 'm' is the name of another model"},
+        {"providers:\n  - {name: a, type: echo}\nmodels:\n"
+         "  - {name: m, provider: a, capacity: {rpm: -2}}\n",
+         4, 44, "rpm must be between 0 and"},
+    };
+    expect_cases(deployments, "");
 }
 
 /* ---- cache and redis sections (issue 9) ---- */
@@ -1481,17 +1507,20 @@ static void test_cache_section(void **state)
 static void test_cache_errors(void **state)
 {
     (void)state;
-    expect_only("cache: {enabled: true, redis: true}\n", 1, 31,
-                "cache.redis needs a top-level redis section");
-    expect_only("cache: {persistent: true}\n", 1, 21, "cache.persistent needs a store section");
-    expect_only("cache: {ttl: 0s}\n", 1, 14, "ttl");
-    expect_only("cache: {dedupe: {windw: 1s}}\n", 1, 18, "did you mean 'window'");
-    expect_only("cache: {max_bytes: 1MiB, max_entry_bytes: 2MiB}\n", 1, 43,
-                "max_entry_bytes is larger than max_bytes");
-    expect_only("redis: {url: 'http://x'}\n", 1, 14, "redis url must start with redis://");
-    expect_only("redis: {url: 'redis://x', on_failure: maybe}\n", 1, 39,
-                "on_failure must be open or closed");
-    expect_only("redis: {timeout: 1s}\n", 1, 8, "missing required key 'url'");
+    static const err_case_t cases[] = {
+        {"cache: {enabled: true, redis: true}\n", 1, 31,
+         "cache.redis needs a top-level redis section"},
+        {"cache: {persistent: true}\n", 1, 21, "cache.persistent needs a store section"},
+        {"cache: {ttl: 0s}\n", 1, 14, "ttl"},
+        {"cache: {dedupe: {windw: 1s}}\n", 1, 18, "did you mean 'window'"},
+        {"cache: {max_bytes: 1MiB, max_entry_bytes: 2MiB}\n", 1, 43,
+         "max_entry_bytes is larger than max_bytes"},
+        {"redis: {url: 'http://x'}\n", 1, 14, "redis url must start with redis://"},
+        {"redis: {url: 'redis://x', on_failure: maybe}\n", 1, 39,
+         "on_failure must be open or closed"},
+        {"redis: {timeout: 1s}\n", 1, 8, "missing required key 'url'"},
+    };
+    expect_cases(cases, "");
 }
 
 int main(void)
