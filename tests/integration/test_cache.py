@@ -114,10 +114,14 @@ class CacheLoad(unittest.TestCase):
         # the same prompt got the same answer every time (one upstream answer each)
         answers = {}
         for p, r in zip(prompts, results):
-            answers.setdefault(p, set()).add(r.json()["choices"][0]["message"]["content"] +
-                                             r.json()["id"])
-        self.assertTrue(all(len(v) == 1 for v in answers.values()))
+            answers.setdefault(p, []).append(
+                (r.json()["choices"][0]["message"]["content"] + r.json()["id"],
+                 xc(r), r.headers.get("x-skuld-cache-source"), r.headers.get("x-request-id")))
+        split = {p: v for p, v in answers.items() if len({a[0] for a in v}) != 1}
         seen = mock.prompts()
+        self.assertEqual(split, {}, "prompts answered differently (answer, cache, source, "
+                         "request id); upstream calls for them: %s"
+                         % {p: seen.get(p) for p in split})
         self.assertEqual(len(seen), 400)
         self.assertEqual({k: v for k, v in seen.items() if v != 1}, {},
                          "prompts the upstream saw more than once")
