@@ -8,6 +8,7 @@
  *   POST   /admin/models             register a deployment (JSON, config keys)
  *   DELETE /admin/models/NAME        remove a registered deployment
  *   POST   /admin/route/explain      the router's decision for a request (route/hooks.c)
+ *   GET    /admin/budgets            team and key budgets, spend this period (policy/)
  *   POST   /admin/cache/purge        empty the response cache (cache/cache.h)
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
@@ -220,6 +221,8 @@ void api_admin(api_ctx_t *c)
         route_api_explain(c);
     } else if (http_slice_eq(r->path, "/admin/cache/purge") && http_slice_eq(r->method, "POST")) {
         cache_admin_purge(c); /* response cache (cache/) */
+    } else if (http_slice_eq(r->path, "/admin/budgets") && http_slice_eq(r->method, "GET")) {
+        policy_send_budgets(c); /* budgets and their spend (policy/) */
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "GET")) {
         admin_list_models(c);
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "POST")) {

@@ -54,11 +54,23 @@ enum { POL_ANON = 0, POL_MASTER, POL_KEY, POL_JWT };
 
 typedef struct pol_pending pol_pending_t;
 
+/* A budget an admin read reports: a key's or a team's, this period. */
+typedef struct pol_brow {
+    pol_key_t *k;     /* the key, or NULL for a team budget */
+    const char *team; /* the team (k == NULL), from the request's config snapshot */
+    double budget_usd;
+    int period; /* BUDGET_* */
+    int64_t start, end, spent, reserved;
+    char name[200]; /* the counter: bg:<scope>:<who>:<period start> */
+} pol_brow_t;
+
+/* An admin read of budget counters (a key's usage, or GET /admin/budgets). */
 struct pol_usage_call {
     predis_call_t call; /* first */
     api_ctx_t *c;       /* NULL once the request is gone */
-    pol_key_t *k;
-    int64_t start, end;
+    bool list;          /* GET /admin/budgets; else rows[0] is one key's usage */
+    size_t n;
+    pol_brow_t rows[];
 };
 
 typedef struct pol_req {
@@ -548,7 +560,14 @@ static const char POL_LUA_SETTLE[] =
     "end\n"
     "return out\n";
 
-static const char POL_LUA_READ[] = "return redis.call('HMGET', KEYS[1], 's', 'r')\n";
+/* spent and reserved of every budget counter in KEYS, flat: s1, r1, s2, r2... */
+static const char POL_LUA_READ[] = "local out = {}\n"
+                                   "for i, k in ipairs(KEYS) do\n"
+                                   "  local v = redis.call('HMGET', k, 's', 'r')\n"
+                                   "  out[2 * i - 1] = v[1]\n"
+                                   "  out[2 * i] = v[2]\n"
+                                   "end\n"
+                                   "return out\n";
 
 static void pol_add_rate(pol_req_t *p, int scope, const char *who, int rpm, int tpm)
 {
@@ -1069,10 +1088,11 @@ void policy_settle(api_ctx_t *c, int status)
 /* ------------------------------------------------------------------------ */
 /* usage */
 
+static const char *const pol_period_names[] = {"daily", "weekly", "monthly"};
+
 static void pol_usage_json(buf_t *o, const pol_key_t *k, int64_t spent, int64_t reserved,
                            int64_t pstart, int64_t pend, const char *source)
 {
-    static const char *const periods[] = {"daily", "weekly", "monthly"};
     buf_appends(o, "{\"id\":");
     jsonw_cstr(o, k->id);
     buf_appends(o, ",\"prefix\":");
@@ -1086,7 +1106,7 @@ static void pol_usage_json(buf_t *o, const pol_key_t *k, int64_t spent, int64_t 
     buf_printf(o,
                ",\"period\":\"%s\",\"period_start\":%lld,\"reset_at\":%lld,"
                "\"budget_usd\":%.9g,\"spend_usd\":%.9f,\"reserved_usd\":%.9f",
-               periods[k->period], (long long)pstart, (long long)pend, k->budget_usd,
+               pol_period_names[k->period], (long long)pstart, (long long)pend, k->budget_usd,
                (double)spent / 1e9, (double)reserved / 1e9);
     if (k->budget_usd > 0) {
         double rem = k->budget_usd - (double)(spent + reserved) / 1e9;
@@ -1102,6 +1122,62 @@ static void pol_usage_json(buf_t *o, const pol_key_t *k, int64_t spent, int64_t 
 }
 
 typedef struct pol_usage_call pol_usage_call_t;
+
+static void pol_brow_init(pol_brow_t *b, pol_key_t *k, const char *team, double usd, int period)
+{
+    memset(b, 0, sizeof *b);
+    b->k = k;
+    b->team = team;
+    b->budget_usd = usd;
+    b->period = period;
+    pc_period_bounds(period, time(NULL), &b->start, &b->end);
+    snprintf(b->name, sizeof b->name, "bg:%s:%s:%lld", k ? "key" : "team", k ? k->id : team,
+             (long long)b->start);
+}
+
+/* GET /admin/budgets: every budget with its spend this period. */
+static void pol_budgets_json(buf_t *o, const pol_brow_t *v, size_t n, const char *source)
+{
+    buf_appends(o, "{\"object\":\"list\",\"data\":[");
+    for (size_t i = 0; i < n; i++) {
+        const pol_brow_t *b = &v[i];
+        buf_appends(o, i ? ",{\"scope\":" : "{\"scope\":");
+        if (b->k) {
+            buf_appends(o, "\"key\",\"id\":");
+            jsonw_cstr(o, b->k->id);
+            buf_appends(o, ",\"name\":");
+            b->k->name ? jsonw_cstr(o, b->k->name) : buf_appends(o, "null");
+            buf_appends(o, ",\"team\":");
+            b->k->team ? jsonw_cstr(o, b->k->team) : buf_appends(o, "null");
+        } else {
+            buf_appends(o, "\"team\",\"team\":");
+            jsonw_cstr(o, b->team);
+        }
+        double used = (double)(b->spent + b->reserved) / 1e9, rem = b->budget_usd - used;
+        buf_printf(o,
+                   ",\"period\":\"%s\",\"period_start\":%lld,\"reset_at\":%lld,"
+                   "\"budget_usd\":%.9g,\"spend_usd\":%.9f,\"reserved_usd\":%.9f,"
+                   "\"remaining_usd\":%.9f,\"used_pct\":%.2f}",
+                   pol_period_names[b->period], (long long)b->start, (long long)b->end,
+                   b->budget_usd, (double)b->spent / 1e9, (double)b->reserved / 1e9,
+                   rem > 0 ? rem : 0, b->budget_usd > 0 ? 100.0 * used / b->budget_usd : 0);
+    }
+    buf_printf(o, "],\"source\":\"%s\"}", source);
+}
+
+/* Answer u's request from its rows (counters read from source). */
+static void pol_usage_answer(pol_usage_call_t *u, const char *source)
+{
+    buf_t o;
+    buf_init(&o, 0);
+    if (u->list)
+        pol_budgets_json(&o, u->rows, u->n, source);
+    else
+        pol_usage_json(&o, u->rows[0].k, u->rows[0].spent, u->rows[0].reserved, u->rows[0].start,
+                       u->rows[0].end, source);
+    api_send(u->c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
 
 static void pol_usage_abort(http_req_t *req)
 {
@@ -1120,59 +1196,89 @@ static void pol_usage_done(predis_call_t *call, redisReply *r, bool late)
     if (!late && c) {
         c->pol->usage = NULL;
         c->req->on_abort = NULL;
-        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2) {
+        if (!r || r->type != REDIS_REPLY_ARRAY || r->elements != 2 * u->n) {
             api_send_error(c, 503, NULL, "limits_unavailable", NULL,
                            "the shared counter store is unavailable");
         } else {
-            int64_t v[2] = {0, 0};
-            for (int i = 0; i < 2; i++)
-                if (r->element[i]->type == REDIS_REPLY_STRING)
-                    v[i] = strtoll(r->element[i]->str, NULL, 10);
-            buf_t o;
-            buf_init(&o, 0);
-            pol_usage_json(&o, u->k, v[0], v[1], u->start, u->end, "redis");
-            api_send(c, 200, "application/json", buf_data(&o), o.len);
-            buf_free(&o);
+            for (size_t i = 0; i < 2 * u->n; i++) {
+                int64_t v = r->element[i]->type == REDIS_REPLY_STRING
+                                ? strtoll(r->element[i]->str, NULL, 10)
+                                : 0;
+                *(i % 2 ? &u->rows[i / 2].reserved : &u->rows[i / 2].spent) = v;
+            }
+            pol_usage_answer(u, "redis");
         }
         u->c = NULL;
     }
     if (late || !call->timed_out) free(u);
 }
 
-void policy_send_usage(api_ctx_t *c, pol_key_t *k)
+/* Read the counters of u's rows (locally, or in Redis) and answer; takes u. */
+static void pol_usage_read(api_ctx_t *c, pol_usage_call_t *u)
 {
-    int64_t start, end;
-    pc_period_bounds(k->period, time(NULL), &start, &end);
-    char name[200];
-    snprintf(name, sizeof name, "bg:key:%s:%lld", k->id, (long long)start);
-    if (c->cfg->redis.url) {
-        pol_req_t *p = pol_req(c);
-        pol_usage_call_t *u = calloc(1, sizeof *u);
-        char rk[220];
-        snprintf(rk, sizeof rk, "skuld:%s", name);
-        const char *keys[1] = {rk};
-        if (u && p) {
-            u->call.done = pol_usage_done;
-            u->c = c;
-            u->k = k;
-            u->start = start;
-            u->end = end;
-            if (predis_eval(c->w, &c->cfg->redis, &u->call, POL_LUA_READ, 1, keys, 0, NULL) == 0) {
-                p->usage = u;
-                c->req->on_abort = pol_usage_abort;
-                return;
-            }
-        }
+    u->c = c;
+    if (!c->cfg->redis.url || u->n == 0) {
+        for (size_t i = 0; i < u->n; i++)
+            pc_local_budget(u->rows[i].name, &u->rows[i].spent, &u->rows[i].reserved);
+        pol_usage_answer(u, c->cfg->redis.url ? "redis" : "local");
         free(u);
-        api_send_error(c, 503, NULL, "limits_unavailable", NULL,
-                       "the shared counter store is unavailable");
         return;
     }
-    int64_t spent, reserved;
-    pc_local_budget(name, &spent, &reserved);
-    buf_t o;
-    buf_init(&o, 0);
-    pol_usage_json(&o, k, spent, reserved, start, end, "local");
-    api_send(c, 200, "application/json", buf_data(&o), o.len);
-    buf_free(&o);
+    pol_req_t *p = pol_req(c);
+    char(*rk)[220] = malloc(u->n * sizeof *rk);
+    const char **keys = malloc(u->n * sizeof *keys);
+    bool queued = false;
+    if (p && rk && keys) {
+        for (size_t i = 0; i < u->n; i++) {
+            snprintf(rk[i], sizeof rk[i], "skuld:%s", u->rows[i].name);
+            keys[i] = rk[i];
+        }
+        u->call.done = pol_usage_done;
+        queued = predis_eval(c->w, &c->cfg->redis, &u->call, POL_LUA_READ, (int)u->n, keys, 0,
+                             NULL) == 0;
+    }
+    free(rk);
+    free(keys);
+    if (queued) {
+        p->usage = u;
+        c->req->on_abort = pol_usage_abort;
+        return;
+    }
+    free(u);
+    api_send_error(c, 503, NULL, "limits_unavailable", NULL,
+                   "the shared counter store is unavailable");
+}
+
+void policy_send_usage(api_ctx_t *c, pol_key_t *k)
+{
+    pol_usage_call_t *u = calloc(1, sizeof *u + sizeof(pol_brow_t));
+    if (!u) {
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+        return;
+    }
+    u->n = 1;
+    pol_brow_init(&u->rows[0], k, NULL, k->budget_usd, k->period);
+    pol_usage_read(c, u);
+}
+
+void policy_send_budgets(api_ctx_t *c)
+{
+    const cfg_budgets_t *bc = &c->cfg->budgets;
+    size_t nk = 0;
+    pol_key_t **keys = pol_keys_list(&nk);
+    pol_usage_call_t *u = calloc(1, sizeof *u + (bc->n_teams + nk) * sizeof(pol_brow_t));
+    if (!u) {
+        free(keys);
+        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
+        return;
+    }
+    u->list = true;
+    for (size_t i = 0; i < bc->n_teams; i++)
+        pol_brow_init(&u->rows[u->n++], NULL, bc->teams[i].name, bc->teams[i].usd,
+                      bc->teams[i].period);
+    for (size_t i = 0; i < nk; i++)
+        if (keys[i]->budget_usd > 0 && !keys[i]->revoked)
+            pol_brow_init(&u->rows[u->n++], keys[i], NULL, keys[i]->budget_usd, keys[i]->period);
+    free(keys);
+    pol_usage_read(c, u);
 }

@@ -67,5 +67,8 @@ typedef struct pol_key pol_key_t;
 /* Usage object of a key as JSON into o (this request's snapshot for budgets);
  * may answer asynchronously: calls api_send itself. */
 void policy_send_usage(struct api_ctx *c, pol_key_t *k);
+/* GET /admin/budgets: every team budget of the config and every key with a
+ * budget, with spend and reservations this period; answers like the above. */
+void policy_send_budgets(struct api_ctx *c);
 
 #endif

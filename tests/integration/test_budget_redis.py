@@ -182,6 +182,17 @@ class SharedRedis(unittest.TestCase):
             st, code, _ = call(ports[i % 2], key, normal)
             self.assertEqual((st, code), (429, "budget_exceeded"))
         self.assertEqual(self.redis.hget_int(counter, "s"), spent)
+        # GET /admin/budgets reads the shared counter: the same on both instances
+        for s in (self.a, self.b):
+            r = request(s.port, "GET", "/admin/budgets", None,
+                        {"Authorization": "Bearer " + MASTER})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["source"], "redis")
+            row = [x for x in r.json()["data"] if x.get("id") == self.budget_key["id"]]
+            self.assertEqual(len(row), 1, r.json())
+            self.assertLess(abs(row[0]["spend_usd"] * 1e9 - spent), 2)
+            self.assertEqual(row[0]["reserved_usd"], 0)
+            self.assertGreater(row[0]["used_pct"], 90)
         # spend == sum of logged costs: spend log rows in the shared store ...
         kid = self.budget_key["id"]
 

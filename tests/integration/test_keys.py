@@ -38,6 +38,7 @@ class Keys(unittest.TestCase):
                  "price": {"input": 2, "output": 4}},
                 {"name": "gpt-other", "provider": "mock", "model": "mock-model-2"},
             ],
+            "budgets": {"teams": [{"name": "growth", "budget_usd": 50, "period": "monthly"}]},
         }
         cls.env = {"SKULD_MK": MASTER}
         cls.s = Skuld(cls.cfg, env=cls.env)
@@ -142,6 +143,26 @@ class Keys(unittest.TestCase):
         admin_view = request(self.s.port, "GET", "/admin/keys/%s/usage" % k["id"], None,
                              ADMIN).json()
         self.assertEqual(admin_view["spend_usd"], usage["spend_usd"])
+        # GET /admin/budgets: the key's and the team's budget with this period's spend
+        b = request(self.s.port, "GET", "/admin/budgets", None, ADMIN)
+        self.assertEqual(b.status, 200, b.body)
+        self.assertEqual(b.json()["source"], "local")
+        rows = b.json()["data"]
+        krow = [x for x in rows if x["scope"] == "key" and x["id"] == k["id"]]
+        self.assertEqual(len(krow), 1, rows)
+        self.assertEqual((krow[0]["team"], krow[0]["budget_usd"], krow[0]["period"]),
+                         ("growth", 5, "monthly"))
+        self.assertEqual(krow[0]["spend_usd"], usage["spend_usd"])
+        self.assertEqual(krow[0]["reserved_usd"], 0)
+        self.assertAlmostEqual(krow[0]["remaining_usd"], 5 - usage["spend_usd"], places=8)
+        self.assertEqual(krow[0]["reset_at"], usage["reset_at"])
+        trow = [x for x in rows if x["scope"] == "team" and x["team"] == "growth"]
+        self.assertEqual(len(trow), 1, rows)
+        self.assertEqual(trow[0]["budget_usd"], 50)
+        self.assertGreaterEqual(trow[0]["spend_usd"], usage["spend_usd"])
+        self.assertNotIn(k["key"], b.text())
+        self.assertEqual(request(self.s.port, "GET", "/admin/budgets", None, h).status, 403)
+        self.assertEqual(request(self.s.port, "GET", "/admin/budgets", None, None).status, 401)
         line = self.s.log_for(rid)[0]
         self.assertEqual(line["key_id"], k["id"])
         self.assertEqual(line["team"], "growth")
