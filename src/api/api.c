@@ -130,21 +130,7 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
 void api_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
                     const char *message)
 {
-    buf_appends(o, "{\"error\":{\"message\":");
-    jsonw_cstr(o, message);
-    buf_appends(o, ",\"type\":");
-    jsonw_cstr(o, type ? type : xl_error_type(status));
-    buf_appends(o, ",\"param\":");
-    if (param)
-        jsonw_cstr(o, param);
-    else
-        buf_appends(o, "null");
-    buf_appends(o, ",\"code\":");
-    if (code)
-        jsonw_cstr(o, code);
-    else
-        buf_appends(o, "null");
-    buf_appends(o, "}}");
+    xl_error_json(o, status, type, code, param, message);
 }
 
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,

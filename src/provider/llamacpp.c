@@ -32,6 +32,7 @@
 #include "core/log.h"
 #include "local/local.h"
 #include "provider/provider.h"
+#include "provider/xlate.h"
 
 #define LLAMACPP_MAX_INPUTS 2048 /* embeddings: inputs per request, as OpenAI */
 
@@ -104,17 +105,8 @@ static void llamacpp__error(prov_local_t *h, int status, const char *code, const
     va_end(ap);
     h->err_status = status;
     buf_reset(&h->out);
-    buf_appends(&h->out, "{\"error\":{\"message\":");
-    jsonw_cstr(&h->out, msg);
-    buf_printf(&h->out, ",\"type\":\"%s\",\"param\":",
-               status >= 500 ? "server_error" : "invalid_request_error");
-    if (param)
-        jsonw_cstr(&h->out, param);
-    else
-        buf_appends(&h->out, "null");
-    buf_appends(&h->out, ",\"code\":");
-    jsonw_cstr(&h->out, code);
-    buf_appends(&h->out, "}}");
+    xl_error_json(&h->out, status, status >= 500 ? "server_error" : "invalid_request_error", code,
+                  param, msg);
 }
 
 /* Sampling parameters; false (and an error set) on a wrong type or range. */

@@ -4,6 +4,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/jsonw.h"
+
 void xl_stream_init(xl_stream_t *s, arena_t *a, const char *id_prefix)
 {
     memset(s, 0, sizeof *s);
@@ -132,6 +134,26 @@ const char *xl_error_type(int status)
     default:
         return status >= 500 ? "server_error" : "invalid_request_error";
     }
+}
+
+void xl_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
+                   const char *message)
+{
+    buf_appends(o, "{\"error\":{\"message\":");
+    jsonw_cstr(o, message);
+    buf_appends(o, ",\"type\":");
+    jsonw_cstr(o, type ? type : xl_error_type(status));
+    buf_appends(o, ",\"param\":");
+    if (param)
+        jsonw_cstr(o, param);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, ",\"code\":");
+    if (code)
+        jsonw_cstr(o, code);
+    else
+        buf_appends(o, "null");
+    buf_appends(o, "}}");
 }
 
 void xl_error(buf_t *out, int status, const char *code, const char *message)

@@ -62,6 +62,11 @@ void xl_error(buf_t *out, int status, const char *code, const char *message);
 /* The OpenAI error "type" of an HTTP status: the one map, also used by the
  * gateway's own errors (api_error_json). */
 const char *xl_error_type(int status);
+/* The OpenAI error object {"error":{"message","type","param","code"}} into o;
+ * type NULL = xl_error_type(status); param and code may be NULL (null). The
+ * one writer of that shape (api/, the local provider, the control plane). */
+void xl_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
+                   const char *message);
 /* Dump v compactly into out; 0 or -1. */
 int xl_dump(buf_t *out, const json_t *v);
 /* Serialise the translated answer c into out, then release c and the parsed

@@ -28,6 +28,7 @@
 #include "local/local.h"
 #include "obs/metrics.h"
 #include "policy/policy.h"
+#include "provider/xlate.h"
 #include "route/health.h"
 #include "server/worker.h"
 #include "store/store.h"
@@ -122,12 +123,8 @@ static char *gw_error_body(int status, const char *code, const char *msg)
 {
     buf_t o;
     buf_init(&o, 0);
-    buf_appends(&o, "{\"error\":{\"message\":");
-    jsonw_cstr(&o, msg);
-    buf_printf(&o, ",\"type\":\"%s\",\"param\":null,\"code\":",
-               status >= 500 ? "server_error" : "invalid_request_error");
-    jsonw_cstr(&o, code);
-    buf_appends(&o, "}}");
+    xl_error_json(&o, status, status >= 500 ? "server_error" : "invalid_request_error", code, NULL,
+                  msg);
     return o.mem ? o.mem : strdup("{}");
 }
 
@@ -749,7 +746,7 @@ out:
     if (gw.pipe_rd >= 0) close(gw.pipe_rd);
     if (gw.pipe_wr >= 0) close(gw.pipe_wr);
     if (gw.cfg) config_unref(gw.cfg);
-    policy_stop(); /* the JWKS fetcher */
+    policy_stop();         /* the JWKS fetcher */
     store_close(gw.store); /* after the workers: drains queued writes */
     cache_shutdown();
     upstream_global_cleanup();
