@@ -1494,6 +1494,22 @@ static void test_cache_errors(void **state)
     expect_only("redis: {timeout: 1s}\n", 1, 8, "missing required key 'url'");
 }
 
+/* Found by tests/fuzz/fuzz_config: a model on a provider whose type is missing
+ * (strcmp on NULL) or unknown and which has a path (NULL->remote) crashed the
+ * loader; now only the provider's own error is reported. */
+static void test_model_on_provider_without_type(void **state)
+{
+    (void)state;
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n", 2, 5,
+                "missing required key 'type'");
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n"
+                "    path: x.gguf\n",
+                2, 5, "missing required key 'type'");
+    expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n"
+                "    provider: a\n    path: x.gguf\n",
+                3, 11, "unknown provider type 'nope'");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1538,6 +1554,7 @@ int main(void)
         cmocka_unit_test(test_policy_errors),
         cmocka_unit_test(test_cache_section),
         cmocka_unit_test(test_cache_errors),
+        cmocka_unit_test(test_model_on_provider_without_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
