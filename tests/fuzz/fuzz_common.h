@@ -14,11 +14,14 @@
 #ifndef SKULD_FUZZ_COMMON_H
 #define SKULD_FUZZ_COMMON_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/buf.h"
 
 #define FZ_CHECK(cond)                                                                             \
     do {                                                                                           \
@@ -65,6 +68,50 @@ static inline char *fz_dup(const void *p, size_t n)
     if (!c) abort();
     if (n) memcpy(c, p, n);
     return c;
+}
+
+/* Feed data[0..size) to feed(ctx, piece, n), whole or in split pieces (each an
+ * exact-size heap copy); stops at the first non-zero return and returns it. */
+typedef int (*fz_feed_fn)(void *ctx, const char *piece, size_t n);
+
+static inline int fz_feed(const uint8_t *data, size_t size, bool split, fz_feed_fn feed, void *ctx)
+{
+    fz_split_t r;
+    fz_split_init(&r, data, size);
+    size_t off = 0;
+    int rc = 0;
+    while (off < size && rc == 0) {
+        size_t k = split ? fz_split_next(&r, size - off) : size - off;
+        char *piece = fz_dup(data + off, k);
+        rc = feed(ctx, piece, k);
+        free(piece);
+        off += k;
+    }
+    return rc;
+}
+
+/* The differential check: abort, printing both, unless the transcripts of the
+ * whole and the split feeding are byte for byte the same. */
+static inline void fz_expect_same(const buf_t *whole, const buf_t *split)
+{
+    if (whole->len == split->len && memcmp(buf_data(whole), buf_data(split), whole->len) == 0)
+        return;
+    fprintf(stderr, "whole:\n%.*s\nsplit:\n%.*s\n", (int)whole->len, buf_data(whole),
+            (int)split->len, buf_data(split));
+    FZ_CHECK(!"whole and split feeding disagree");
+}
+
+/* Run the target's transcript function whole and split, and compare. */
+typedef void (*fz_run_fn)(const uint8_t *data, size_t size, bool split, buf_t *log);
+
+static inline void fz_whole_vs_split(const uint8_t *data, size_t size, fz_run_fn run)
+{
+    buf_t whole, split;
+    run(data, size, false, &whole);
+    run(data, size, true, &split);
+    fz_expect_same(&whole, &split);
+    buf_free(&whole);
+    buf_free(&split);
 }
 
 #endif

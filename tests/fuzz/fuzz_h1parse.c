@@ -103,21 +103,13 @@ static void run(const uint8_t *data, size_t size, bool split, result_t *r)
     buf_free(&head);
 }
 
-static bool same(const buf_t *a, const buf_t *b)
-{
-    return a->len == b->len && memcmp(buf_data(a), buf_data(b), a->len) == 0;
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     result_t whole, split;
     run(data, size, false, &whole);
     run(data, size, true, &split);
-    if (!same(&whole.log, &split.log) || !same(&whole.body, &split.body)) {
-        fprintf(stderr, "whole:\n%s\nbody %zu bytes\nsplit:\n%s\nbody %zu bytes\n",
-                buf_data(&whole.log), whole.body.len, buf_data(&split.log), split.body.len);
-        FZ_CHECK(!"whole and split feeding disagree");
-    }
+    fz_expect_same(&whole.log, &split.log);
+    fz_expect_same(&whole.body, &split.body);
     buf_free(&whole.log);
     buf_free(&whole.body);
     buf_free(&split.log);

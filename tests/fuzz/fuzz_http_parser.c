@@ -200,14 +200,6 @@ static void run(const uint8_t *data, size_t size, bool split, buf_t *out)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    buf_t whole, split;
-    run(data, size, false, &whole);
-    run(data, size, true, &split);
-    if (whole.len != split.len || memcmp(buf_data(&whole), buf_data(&split), whole.len) != 0) {
-        fprintf(stderr, "whole:\n%s\nsplit:\n%s\n", buf_data(&whole), buf_data(&split));
-        FZ_CHECK(!"whole and split feeding disagree");
-    }
-    buf_free(&whole);
-    buf_free(&split);
+    fz_whole_vs_split(data, size, run);
     return 0;
 }

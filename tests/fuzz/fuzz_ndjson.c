@@ -43,38 +43,32 @@ static int on_line(void *ud, const char *event, const char *data, size_t len)
     return len == 4 && memcmp(data, "stop", 4) == 0 ? 7 : 0;
 }
 
+typedef struct ctx {
+    ndjson_parser_t p;
+    buf_t log;
+} ctx_t;
+
+static int feed(void *ud, const char *piece, size_t n)
+{
+    ctx_t *c = ud;
+    return ndjson_feed(&c->p, piece, n, on_line, &c->log);
+}
+
 static void run(const uint8_t *data, size_t size, bool split, buf_t *log)
 {
-    buf_init(log, 0);
-    ndjson_parser_t p;
-    ndjson_init(&p, MAX_LINE);
-    fz_split_t r;
-    fz_split_init(&r, data, size);
-    size_t off = 0;
-    int rc = 0;
-    while (off < size && rc == 0) {
-        size_t k = split ? fz_split_next(&r, size - off) : size - off;
-        char *piece = fz_dup(data + off, k);
-        rc = ndjson_feed(&p, piece, k, on_line, log);
-        free(piece);
-        off += k;
-    }
-    if (rc == 0) rc = ndjson_finish(&p, on_line, log);
+    ctx_t c;
+    buf_init(&c.log, 0);
+    ndjson_init(&c.p, MAX_LINE);
+    int rc = fz_feed(data, size, split, feed, &c);
+    if (rc == 0) rc = ndjson_finish(&c.p, on_line, &c.log);
     FZ_CHECK(rc == 0 || rc == -1 || rc == 7);
-    buf_printf(log, "end %d\n", rc);
-    ndjson_free(&p);
+    buf_printf(&c.log, "end %d\n", rc);
+    ndjson_free(&c.p);
+    *log = c.log;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    buf_t whole, split;
-    run(data, size, false, &whole);
-    run(data, size, true, &split);
-    if (whole.len != split.len || memcmp(buf_data(&whole), buf_data(&split), whole.len) != 0) {
-        fprintf(stderr, "whole:\n%s\nsplit:\n%s\n", buf_data(&whole), buf_data(&split));
-        FZ_CHECK(!"whole and split feeding disagree");
-    }
-    buf_free(&whole);
-    buf_free(&split);
+    fz_whole_vs_split(data, size, run);
     return 0;
 }
