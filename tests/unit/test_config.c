@@ -494,6 +494,17 @@ static void test_provider_type_unknown(void **state)
     /* a model referring to a provider with a bad type is not a second error */
     expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n    provider: a\n",
                 3, 11, "unknown provider type 'nope'");
+    /* Found by tests/fuzz/fuzz_config: a model on a provider whose type is
+     * missing (strcmp on NULL) or unknown with a path (NULL->remote) crashed
+     * the loader; only the provider's own error is reported. */
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n", 2, 5,
+                "missing required key 'type'");
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n"
+                "    path: x.gguf\n",
+                2, 5, "missing required key 'type'");
+    expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n"
+                "    provider: a\n    path: x.gguf\n",
+                3, 11, "unknown provider type 'nope'");
 }
 
 static void test_base_url(void **state)
@@ -1494,22 +1505,6 @@ static void test_cache_errors(void **state)
     expect_only("redis: {timeout: 1s}\n", 1, 8, "missing required key 'url'");
 }
 
-/* Found by tests/fuzz/fuzz_config: a model on a provider whose type is missing
- * (strcmp on NULL) or unknown and which has a path (NULL->remote) crashed the
- * loader; now only the provider's own error is reported. */
-static void test_model_on_provider_without_type(void **state)
-{
-    (void)state;
-    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n", 2, 5,
-                "missing required key 'type'");
-    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n"
-                "    path: x.gguf\n",
-                2, 5, "missing required key 'type'");
-    expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n"
-                "    provider: a\n    path: x.gguf\n",
-                3, 11, "unknown provider type 'nope'");
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1554,7 +1549,6 @@ int main(void)
         cmocka_unit_test(test_policy_errors),
         cmocka_unit_test(test_cache_section),
         cmocka_unit_test(test_cache_errors),
-        cmocka_unit_test(test_model_on_provider_without_type),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
