@@ -1,11 +1,13 @@
 # The two set-up commands of the README:
 #   make run    install what is missing, build, run the gateway on its embedded default
-#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan)
+#   make test   install what is missing, build, run every test (normal build, then ASan+UBSan,
+#               then short libFuzzer runs)
 JOBS ?= $(shell nproc)
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps test-deps build run test test-normal test-asan bench format clean
+.PHONY: all deps test-deps build run test test-normal test-asan test-fuzz bench format clean
 
 all: build
 
@@ -24,7 +26,7 @@ run: build
 
 # Every test through ctest; a run that executes no test fails (--no-tests=error).
 test: test-deps
-	$(MAKE) test-normal test-asan
+	$(MAKE) test-normal test-asan test-fuzz
 
 test-normal:
 	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_ALLOW_NO_E2E=OFF
@@ -36,6 +38,13 @@ test-asan:
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --no-tests=error --output-on-failure -j2
 
+# libFuzzer targets (tests/fuzz), clang only: a build of just those (no gateway,
+# llama.cpp or e2e), each run for a short fixed budget on a copy of its corpus.
+test-fuzz:
+	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSKULD_FUZZ=ON
+	cmake --build $(FUZZ_BUILD) -j$(JOBS)
+	cd $(FUZZ_BUILD) && ctest --no-tests=error --output-on-failure -j2 -L fuzz
+
 # bench/run builds its own RelWithDebInfo skuld in build-bench/ (see bench/BENCHMARKS.md).
 bench:
 	scripts/install-deps.sh --bench
@@ -45,4 +54,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

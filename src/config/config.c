@@ -1222,10 +1222,13 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     }
     if (raw.model && !*raw.model) err_at(L, vals[M_MODEL], "model must not be empty");
 
-    if (m->provider && m->path && find_provider_type(m->provider->type)->remote)
+    /* NULL when the provider's type is missing or unknown (reported with the provider) */
+    const struct provider_type *mpt =
+        m->provider && m->provider->type ? find_provider_type(m->provider->type) : NULL;
+    if (mpt && m->path && mpt->remote)
         err_at(L, keys[M__RAW + MD_PATH], "path is only for local providers, not type '%s'",
                m->provider->type);
-    if (m->provider && !m->path && strcmp(m->provider->type, "llamacpp") == 0)
+    if (mpt && !m->path && strcmp(mpt->name, "llamacpp") == 0)
         err_at(L, map, "model '%s': provider type llamacpp needs 'path' (a GGUF file)",
                raw.name ? raw.name : "?");
 

@@ -4,8 +4,9 @@
  *
  * Bytes are fed as they arrive, split anywhere; each complete non-blank line
  * (LF or CRLF) is delivered once through the same callback type as SSE
- * events, with an empty event name. A line is capped (max_line) so a hostile
- * upstream cannot grow memory without bound. A last line without a newline is
+ * events, with an empty event name. A line is capped (max_line bytes, a final
+ * CR not counted) so a hostile upstream cannot grow memory without bound; the
+ * cap is the same whether the line arrives in one read or several. A last line without a newline is
  * delivered by ndjson_finish().
  */
 #ifndef SKULD_NDJSON_H

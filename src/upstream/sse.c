@@ -62,6 +62,8 @@ int sse_feed(sse_parser_t *p, const char *bytes, size_t n, sse_event_fn fn, void
             r = sse__line(p, buf_data(&p->line), p->line.len, fn, ud);
             buf_reset(&p->line);
         } else {
+            /* the same line cap whether or not the line arrived in one piece */
+            if (seg > p->line.cap) return -1;
             r = sse__line(p, bytes + i, seg, fn, ud);
         }
         i += seg + 1;

@@ -5,7 +5,9 @@
  * a blank line) is delivered once with its "event:" name (may be empty) and
  * its data lines joined by '\n'. Lines may end in LF or CRLF. Comments (":")
  * and unknown fields are skipped. One event's data is capped (max_event) so a
- * hostile upstream cannot grow memory without bound.
+ * hostile upstream cannot grow memory without bound, and so is one line
+ * (max_event + 64 bytes, any field): the same cap whether the line arrives in
+ * one read or several, so the network's splits never change the outcome.
  */
 #ifndef SKULD_SSE_H
 #define SKULD_SSE_H

@@ -539,6 +539,17 @@ static void test_provider_type_unknown(void **state)
     /* a model referring to a provider with a bad type is not a second error */
     expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n    provider: a\n",
                 3, 11, "unknown provider type 'nope'");
+    /* Found by tests/fuzz/fuzz_config: a model on a provider whose type is
+     * missing (strcmp on NULL) or unknown with a path (NULL->remote) crashed
+     * the loader; only the provider's own error is reported. */
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n", 2, 5,
+                "missing required key 'type'");
+    expect_only("providers:\n  - name: a\nmodels:\n  - name: m\n    provider: a\n"
+                "    path: x.gguf\n",
+                2, 5, "missing required key 'type'");
+    expect_only("providers:\n  - name: a\n    type: nope\nmodels:\n  - name: m\n"
+                "    provider: a\n    path: x.gguf\n",
+                3, 11, "unknown provider type 'nope'");
 }
 
 static void test_base_url(void **state)

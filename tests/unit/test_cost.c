@@ -84,12 +84,49 @@ static void test_ndjson_split(void **state)
     ndjson_free(&p);
 }
 
+/* The line cap does not depend on how the bytes were split (found by
+ * tests/fuzz/fuzz_ndjson: a long line in one read used to pass). */
+static void test_ndjson_cap_any_split(void **state)
+{
+    (void)state;
+    const char *over = "0123456789abcdefg\n";   /* 17 bytes, cap 16 */
+    const char *exact = "0123456789abcdef\r\n"; /* 16 bytes and CR: fits */
+    for (size_t cut = 0; cut < strlen(over); cut++) {
+        ndjson_parser_t p;
+        ndjson_init(&p, 16);
+        lines[0] = '\0';
+        nlines = 0;
+        int rc = cut ? ndjson_feed(&p, over, cut, on_line, NULL) : 0;
+        if (rc == 0) rc = ndjson_feed(&p, over + cut, strlen(over) - cut, on_line, NULL);
+        assert_int_equal(rc, -1);
+        assert_int_equal(nlines, 0);
+        ndjson_free(&p);
+    }
+    for (size_t cut = 0; cut < strlen(exact); cut++) {
+        ndjson_parser_t p;
+        ndjson_init(&p, 16);
+        lines[0] = '\0';
+        nlines = 0;
+        assert_int_equal(ndjson_feed(&p, exact, cut, on_line, NULL), 0);
+        assert_int_equal(ndjson_feed(&p, exact + cut, strlen(exact) - cut, on_line, NULL), 0);
+        assert_string_equal(lines, "0123456789abcdef|");
+        ndjson_free(&p);
+    }
+    /* an unterminated last line over the cap fails at the end too */
+    ndjson_parser_t p;
+    ndjson_init(&p, 16);
+    assert_int_equal(ndjson_feed(&p, "0123456789abcdefg", 17, on_line, NULL), 0);
+    assert_int_equal(ndjson_finish(&p, on_line, NULL), -1);
+    ndjson_free(&p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_cost_values),
         cmocka_unit_test(test_cost_format),
         cmocka_unit_test(test_ndjson_split),
+        cmocka_unit_test(test_ndjson_cap_any_split),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

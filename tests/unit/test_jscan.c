@@ -21,64 +21,16 @@
 #include <jansson.h>
 
 #include "core/jscan.h"
+#include "../common/jscan_oracle.h"
 
-static jscan_type_t type_of(const json_t *v)
-{
-    if (!v) return JS_ABSENT;
-    switch (json_typeof(v)) {
-    case JSON_OBJECT:
-        return JS_OBJECT;
-    case JSON_ARRAY:
-        return JS_ARRAY;
-    case JSON_STRING:
-        return JS_STRING;
-    case JSON_INTEGER:
-        return JS_INT;
-    case JSON_REAL:
-        return JS_REAL;
-    case JSON_TRUE:
-        return JS_TRUE;
-    case JSON_FALSE:
-        return JS_FALSE;
-    default:
-        return JS_NULL;
-    }
-}
-
-/* If the scanner accepts, jansson must accept and agree on every field. */
+/* If the scanner accepts, jansson must accept and agree on every field
+ * (the oracle is shared with tests/fuzz/fuzz_jscan.c). */
 static int check_agree(const char *b, size_t n)
 {
-    jscan_t s;
-    int rc = jscan_body(b, n, &s);
-    if (rc != 0) return rc;
-    json_error_t e;
-    json_t *j = json_loadb(b, n, JSON_REJECT_DUPLICATES, &e);
-    if (!j || !json_is_object(j)) {
-        fail_msg("scanner accepted what jansson rejects: '%.*s' (%s)", (int)n, b,
-                 j ? "not an object" : e.text);
-    }
-    assert_int_equal(s.model, type_of(json_object_get(j, "model")));
-    assert_int_equal(s.messages, type_of(json_object_get(j, "messages")));
-    assert_int_equal(s.prompt, type_of(json_object_get(j, "prompt")));
-    assert_int_equal(s.input, type_of(json_object_get(j, "input")));
-    assert_int_equal(s.stream, type_of(json_object_get(j, "stream")));
-    assert_int_equal(s.stream_options, type_of(json_object_get(j, "stream_options")));
-    assert_int_equal(s.include_usage, type_of(json_object_get(json_object_get(j, "stream_options"),
-                                                              "include_usage")));
-    assert_int_equal(s.max_tokens, type_of(json_object_get(j, "max_tokens")));
-    assert_int_equal(s.max_completion_tokens, type_of(json_object_get(j, "max_completion_tokens")));
-    if (s.max_tokens == JS_INT)
-        assert_int_equal(s.max_tokens_v, json_integer_value(json_object_get(j, "max_tokens")));
-    if (s.max_completion_tokens == JS_INT)
-        assert_int_equal(s.max_completion_tokens_v,
-                         json_integer_value(json_object_get(j, "max_completion_tokens")));
-    if (s.model == JS_STRING) {
-        json_t *m = json_object_get(j, "model");
-        assert_int_equal(s.model_len, json_string_length(m));
-        assert_memory_equal(s.model_p, json_string_value(m), s.model_len);
-    }
-    json_decref(j);
-    return 0;
+    char why[1024];
+    int rc = jscan_oracle(b, n, why, sizeof why);
+    if (rc == JSCAN_ORACLE_DISAGREE) fail_msg("%s", why);
+    return rc;
 }
 
 static const char *const rejected[] = {

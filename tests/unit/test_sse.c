@@ -355,10 +355,11 @@ static void test_max_event(void **state)
 
 /*
  * Whether an event fits under max_event must not depend on how the bytes were
- * split. The partial-line buffer carries the same cap as the data, but holds
- * the whole line ("data: " prefix and CR included), so an event whose data
- * fits is rejected (-1) when its line arrives in two reads, and a comment line
- * longer than the cap is skipped in one read but fails when split.
+ * split. The partial-line buffer holds the whole line ("data: " prefix and CR
+ * included), so it allows max_event + 64 bytes: an event whose data fits must
+ * pass when its line arrives in two reads, and a comment or event line longer
+ * than that line cap must fail in one read as it does when split (the last
+ * two cases, found by tests/fuzz/fuzz_sse).
  */
 static void test_cap_independent_of_split(void **state)
 {
@@ -371,6 +372,12 @@ static void test_cap_independent_of_split(void **state)
         {"data: 0123456789abcdef\r\n\r\n", 16},
         {": this comment is longer than sixteen bytes\ndata: x\n\n", 16},
         {"event: a-long-event-name\ndata: x\n\n", 16},
+        {": a comment line longer than the line cap, which is sixteen plus sixty-four"
+         " bytes, so eighty\ndata: x\n\n",
+         16},
+        {"event: an-event-line-longer-than-the-line-cap-of-sixteen-plus-sixty-four-bytes"
+         "-which-is-eighty\ndata: x\n\n",
+         16},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n = strlen(cases[i].in);
