@@ -10,6 +10,7 @@
 #include <openssl/param_build.h>
 #include <openssl/pem.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -55,14 +56,16 @@ typedef struct pol_jwk {
 } pol_jwk_t;
 
 struct pol_jwks {
-    struct pol_jwks *next;
-    unsigned char sum[32]; /* SHA-256 of the document: the cache key */
+    struct pol_jwks *next; /* in jwks_files */
+    unsigned char sum[32]; /* SHA-256 of the document */
     pol_jwk_t *v;
     size_t n;
+    atomic_int refs; /* the holder's (a URL source) + one per verification using it */
+    bool pinned;     /* a keys_file set: kept for the life of the process */
 };
 
 static pthread_mutex_t jwks_mu = PTHREAD_MUTEX_INITIALIZER;
-static pol_jwks_t *jwks_sets; /* never freed: key pointers stay valid */
+static pol_jwks_t *jwks_files; /* keys_file sets, pinned: one per distinct file text */
 
 /* A base64url member of k, decoded into a malloc'd buffer. */
 static unsigned char *jwks__member(const json_t *k, const char *name, size_t *len)
@@ -155,7 +158,7 @@ static char *jwks__ec(const json_t *k, size_t *len)
     return out;
 }
 
-static pol_jwks_t *jwks__parse(const char *text, size_t len)
+pol_jwks_t *pol_jwks_parse(const char *text, size_t len)
 {
     json_error_t je;
     json_t *o = json_loadb(text, len, 0, &je);
@@ -185,7 +188,18 @@ static pol_jwks_t *jwks__parse(const char *text, size_t len)
         if (w->key) set->n++;
     }
     json_decref(o);
+    pol_sha256(text, len, set->sum);
+    atomic_init(&set->refs, 1);
     return set;
+}
+
+void pol_jwks_release(const pol_jwks_t *cset)
+{
+    pol_jwks_t *set = (pol_jwks_t *)cset;
+    if (!set || set->pinned || atomic_fetch_sub(&set->refs, 1) != 1) return;
+    for (size_t i = 0; i < set->n; i++) free(set->v[i].key);
+    free(set->v);
+    free(set);
 }
 
 const pol_jwks_t *pol_jwks_of_text(const char *text, size_t len)
@@ -193,12 +207,12 @@ const pol_jwks_t *pol_jwks_of_text(const char *text, size_t len)
     unsigned char sum[32];
     pol_sha256(text, len, sum);
     pthread_mutex_lock(&jwks_mu);
-    pol_jwks_t *set = jwks_sets;
+    pol_jwks_t *set = jwks_files;
     while (set && memcmp(set->sum, sum, 32) != 0) set = set->next;
-    if (!set && (set = jwks__parse(text, len))) {
-        memcpy(set->sum, sum, 32);
-        set->next = jwks_sets;
-        jwks_sets = set;
+    if (!set && (set = pol_jwks_parse(text, len))) {
+        set->pinned = true;
+        set->next = jwks_files;
+        jwks_files = set;
     }
     pthread_mutex_unlock(&jwks_mu);
     return set;
@@ -219,7 +233,7 @@ const char *pol_jwks_key(const pol_jwks_t *set, const char *kid, size_t *len)
 typedef struct jwks_src {
     char *url;
     uint64_t refresh_ms;
-    const pol_jwks_t *set; /* last good set, or NULL */
+    const pol_jwks_t *set; /* last good set (one reference), or NULL */
     uint64_t due_ms;       /* next fetch (monotonic) */
     uint64_t kicked_ms;    /* last early fetch asked by an unknown kid */
     uint64_t retry_ms;     /* after a failure: the wait before the next try */
@@ -245,7 +259,7 @@ static size_t jwks__write(char *p, size_t size, size_t n, void *ud)
     return buf_append(ud, p, size * n) == BUF_OK ? size * n : 0; /* 0 aborts: too big */
 }
 
-/* GET url into a fresh set. NULL with the reason in err. */
+/* GET url into a fresh set (one reference). NULL with the reason in err. */
 static const pol_jwks_t *jwks__fetch(const char *url, char *err, size_t errlen)
 {
     buf_t body;
@@ -274,8 +288,11 @@ static const pol_jwks_t *jwks__fetch(const char *url, char *err, size_t errlen)
         snprintf(err, errlen, "%s", curl_easy_strerror(rc));
     else if (status != 200)
         snprintf(err, errlen, "HTTP status %ld", status);
-    else if (!(set = pol_jwks_of_text(buf_data(&body), body.len)) || set->n == 0)
-        snprintf(err, errlen, "not a key set with usable keys"), set = NULL;
+    else if (!(set = pol_jwks_parse(buf_data(&body), body.len)) || set->n == 0) {
+        pol_jwks_release(set);
+        set = NULL;
+        snprintf(err, errlen, "not a key set with usable keys");
+    }
     buf_free(&body);
     return set;
 }
@@ -298,9 +315,15 @@ static void jwks__refresh(size_t idx)
     pthread_mutex_lock(&F.mu);
     jwks_src_t *s = &F.v[idx]; /* F.v may have moved */
     uint64_t now = jwks__now_ms();
+    const pol_jwks_t *old = NULL;
     if (set) {
-        if (set != s->set) log_info("auth.jwt: key set from %s: %zu key(s)", url, set->n);
-        s->set = set;
+        if (s->set && memcmp(s->set->sum, set->sum, 32) == 0) { /* unchanged: keep the old */
+            old = set;
+        } else {
+            log_info("auth.jwt: key set from %s: %zu key(s)", url, set->n);
+            old = s->set;
+            s->set = set;
+        }
         s->retry_ms = 0;
         s->due_ms = now + s->refresh_ms;
     } else {
@@ -313,6 +336,7 @@ static void jwks__refresh(size_t idx)
                  (unsigned long long)s->retry_ms);
     }
     free(url);
+    pol_jwks_release(old); /* verifications still using it hold their own reference */
 }
 
 static void *jwks__thread(void *arg)
@@ -394,11 +418,12 @@ void pol_jwks_configure(const config_t *cfg)
     pthread_mutex_unlock(&F.mu);
 }
 
-const pol_jwks_t *pol_jwks_of_url(const char *url)
+const pol_jwks_t *pol_jwks_acquire_url(const char *url)
 {
     pthread_mutex_lock(&F.mu);
     const jwks_src_t *s = jwks__find(url);
-    const pol_jwks_t *set = s ? s->set : NULL;
+    pol_jwks_t *set = s ? (pol_jwks_t *)s->set : NULL;
+    if (set) atomic_fetch_add(&set->refs, 1);
     pthread_mutex_unlock(&F.mu);
     return set;
 }
@@ -426,7 +451,10 @@ void pol_jwks_shutdown(void)
     if (running) pthread_join(F.thread, NULL);
     pthread_mutex_lock(&F.mu);
     if (running) pthread_cond_destroy(&F.cv);
-    for (size_t i = 0; i < F.n; i++) free(F.v[i].url);
+    for (size_t i = 0; i < F.n; i++) {
+        free(F.v[i].url);
+        pol_jwks_release(F.v[i].set);
+    }
     free(F.v);
     F.v = NULL;
     F.n = 0;

@@ -2,9 +2,13 @@
  * jwks — JSON Web Key Sets for JWT verification: parsed sets, and sets kept
  * fresh from a URL (auth.jwt.jwks_url).
  *
- * A set is parsed once per distinct text (SHA-256 of it) and never freed, so
- * a key pointer handed out stays valid for the life of the process; a new set
- * exists only when an issuer rotates its keys. Keys: RSA ("n", "e") and EC
+ * A keys_file set is parsed once per distinct file text (SHA-256 of it) and
+ * kept for the life of the process (config files are few). A URL's set is
+ * refcounted: the fetcher holds the current one, a verification takes a
+ * reference for the time it uses a key, and a set that was replaced is freed
+ * when the last verification using it ends; a fetch that returns the same
+ * document keeps the set it has. So an issuer that serves a different
+ * document every time costs one set, not one per fetch. Keys: RSA ("n", "e") and EC
  * ("crv" P-256/P-384/P-521, "x", "y") become PEM public keys, "oct" ("k") a
  * raw HMAC secret; other kinds are skipped.
  *
@@ -31,8 +35,12 @@ typedef struct pol_jwks pol_jwks_t;
 /* base64url (padding optional) -> out; length or -1. */
 long pol_b64url(const char *in, size_t n, unsigned char *out, size_t cap);
 
-/* The parsed set of a JWKS document; NULL if it is not one. Any thread. */
+/* A keys_file document's set (parsed once, kept); NULL if it is not a JWKS. Any thread. */
 const pol_jwks_t *pol_jwks_of_text(const char *text, size_t len);
+/* A fresh set of a JWKS document (one reference); NULL if it is not one. */
+pol_jwks_t *pol_jwks_parse(const char *text, size_t len);
+/* Drop a reference (a no-op for NULL and for keys_file sets). Any thread. */
+void pol_jwks_release(const pol_jwks_t *set);
 /* The key named kid (the only key when kid is NULL and the set has one);
  * NULL when none. *len is its length. */
 const char *pol_jwks_key(const pol_jwks_t *set, const char *kid, size_t *len);
@@ -41,8 +49,9 @@ const char *pol_jwks_key(const pol_jwks_t *set, const char *kid, size_t *len);
  * the URL is new); a URL of an earlier config that cfg does not name is no
  * longer fetched. */
 void pol_jwks_configure(const config_t *cfg);
-/* The current set fetched from url; NULL until a fetch succeeded. Any thread. */
-const pol_jwks_t *pol_jwks_of_url(const char *url);
+/* The current set fetched from url, with a reference (pol_jwks_release);
+ * NULL until a fetch succeeded. Any thread. */
+const pol_jwks_t *pol_jwks_acquire_url(const char *url);
 /* A token named a kid that url's set lacks: fetch early (rate-limited). Any thread. */
 void pol_jwks_unknown_kid(const char *url);
 /* Stop the fetcher (after the workers stopped). */

@@ -52,11 +52,19 @@ static int pol_jwt_header(const char *tok, size_t n, char **alg, char **kid)
 /* The verification key for a token: the plain key, or the JWKS entry named
  * by kid (the only entry when the token has no kid), from keys_file or from
  * jwks_url. */
-static const char *pol_jwt_pick_key(const cfg_jwt_t *j, const char *kid, size_t *len)
+static const char *pol_jwt_pick_key(const cfg_jwt_t *j, const char *kid, size_t *len,
+                                    const pol_jwks_t **hold)
 {
-    if (j->jwks_url) {
-        const char *key = pol_jwks_key(pol_jwks_of_url(j->jwks_url), kid, len);
-        if (!key) pol_jwks_unknown_kid(j->jwks_url); /* rotated since the last fetch? */
+    *hold = NULL;
+    if (j->jwks_url) { /* the set stays ours (*hold) until the key has been used */
+        const pol_jwks_t *set = pol_jwks_acquire_url(j->jwks_url);
+        const char *key = pol_jwks_key(set, kid, len);
+        if (!key) {
+            pol_jwks_release(set);
+            pol_jwks_unknown_kid(j->jwks_url); /* rotated since the last fetch? */
+            return NULL;
+        }
+        *hold = set;
         return key;
     }
     const char *t = j->key;
@@ -109,7 +117,8 @@ int pol_jwt_verify(const cfg_jwt_t *j, const char *tok, size_t n, arena_t *a, co
         return -1;
     }
     size_t klen = 0;
-    const char *key = pol_jwt_pick_key(j, kid, &klen);
+    const pol_jwks_t *hold;
+    const char *key = pol_jwt_pick_key(j, kid, &klen, &hold);
     free(kid);
     if (!key) {
         free(alg);
@@ -120,6 +129,7 @@ int pol_jwt_verify(const cfg_jwt_t *j, const char *tok, size_t n, arena_t *a, co
      * algorithm-confusion attack: HS256 signed with the RSA public key). */
     bool is_pem = strncmp(key, "-----BEGIN", 10) == 0;
     if (is_pem != (alg[0] != 'H')) {
+        pol_jwks_release(hold);
         free(alg);
         *why = "JWT algorithm does not match the key";
         return -1;
@@ -128,6 +138,7 @@ int pol_jwt_verify(const cfg_jwt_t *j, const char *tok, size_t n, arena_t *a, co
     jwt_t *jwt = NULL;
     int rc = t ? jwt_decode(&jwt, t, (const unsigned char *)key, (int)klen) : -1;
     free(t);
+    pol_jwks_release(hold); /* the key is not used after this */
     if (rc != 0 || !jwt) {
         free(alg);
         *why = "JWT signature invalid";

@@ -42,12 +42,14 @@ class Issuer:
 
     def __init__(self):
         self.doc, self.status, self.raw, self.fetches = jwks("a"), 200, None, 0
+        self.vary = False  # a document that differs at every fetch (same keys)
         issuer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
                 issuer.fetches += 1
-                body = issuer.raw if issuer.raw is not None else json.dumps(issuer.doc).encode()
+                doc = dict(issuer.doc, fetch=issuer.fetches) if issuer.vary else issuer.doc
+                body = issuer.raw if issuer.raw is not None else json.dumps(doc).encode()
                 self.send_response(issuer.status)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -140,6 +142,27 @@ class JwksUrlTest(H.unittest.TestCase):
             iss.stop()
         self.assertEqual(rc, 0)
         self.assertNotIn(b64(SECRETS["a"]), sk.stdout() + sk.stderr())
+
+    def test_unchanged_and_changing_documents(self):
+        # the same document at every refresh keeps its set (logged once); one
+        # that differs every time replaces it each time and frees the old one
+        # (the ASan build's leak check at exit would catch a set kept forever)
+        iss = Issuer()
+        sk = H.Skuld(config(self.mock, iss.url, refresh="1s"))
+        try:
+            H.wait_until(lambda: iss.fetches >= 4, 15, what="three refreshes")
+            self.assertEqual(sk.stderr().count("auth.jwt: key set from"), 1)
+            self.assertEqual(status(sk, token("a")), 200)
+            iss.vary = True
+            n = iss.fetches
+            H.wait_until(lambda: iss.fetches >= n + 3, 15, what="three changing documents")
+            self.assertGreaterEqual(sk.stderr().count("auth.jwt: key set from"), 3)
+            for _ in range(20):  # verifications interleaved with replacements
+                self.assertEqual(status(sk, token("a")), 200)
+        finally:
+            rc = sk.stop()
+            iss.stop()
+        self.assertEqual(rc, 0, sk.describe())
 
     def test_config_errors(self):
         d = H.mkdtemp()
