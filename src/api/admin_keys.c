@@ -131,7 +131,7 @@ static void ak_commit(api_ctx_t *c, ak_pending_t *p, const char *id, const char 
         return;
     }
     char hex[65];
-    pol_hex(p->op == AK_REVOKE ? p->entry->hash : p->hash, 32, hex);
+    secure_hex(p->op == AK_REVOKE ? p->entry->hash : p->hash, 32, hex);
     p->c = c;
     c->pol_admin = p;
     c->req->on_abort = ak_abort;
@@ -170,7 +170,7 @@ static void ak_create(api_ctx_t *c)
     }
     p->op = AK_CREATE;
     p->c = c;
-    pol_sha256(p->secret, strlen(p->secret), k->hash);
+    secure_sha256(p->secret, strlen(p->secret), k->hash);
     memcpy(p->hash, k->hash, 32);
     snprintf(k->prefix, sizeof k->prefix, "%.11s", p->secret);
     p->fresh = k;
@@ -198,7 +198,7 @@ static void ak_change(api_ctx_t *c, pol_key_t *k, int op)
             api_send_error(c, 500, NULL, "internal_error", NULL, "cannot generate a key");
             return;
         }
-        pol_sha256(p->secret, strlen(p->secret), p->hash);
+        secure_sha256(p->secret, strlen(p->secret), p->hash);
         snprintf(p->prefix, sizeof p->prefix, "%.11s", p->secret);
         memcpy(tmp.prefix, p->prefix, sizeof tmp.prefix);
     }

@@ -39,62 +39,110 @@ static json_t *as_image_part(const json_t *src)
     return json_pack("{s:s, s:{s:o}}", "type", "image_url", "image_url", "url", url);
 }
 
-/* One Anthropic message -> one or more OpenAI messages appended to out. */
-static void as_message(json_t *out, const json_t *m, buf_t *tmp)
+/* One Anthropic message (index mi) -> one or more OpenAI messages appended
+ * to out. -1 with the reason in err when the message is not one the Messages
+ * API accepts or not one we can carry: nothing a client sent is dropped
+ * silently, except an assistant's "thinking" blocks, which no OpenAI-shaped
+ * upstream can take back. */
+static int as_message(json_t *out, const json_t *m, size_t mi, buf_t *tmp, char *err, size_t errlen)
 {
     const char *role = json_string_value(json_object_get(m, "role"));
     json_t *content = json_object_get(m, "content");
-    bool assistant = role && !strcmp(role, "assistant");
-    if (json_is_string(content)) {
-        json_array_append_new(out, json_pack("{s:s, s:O}", "role", assistant ? "assistant" : "user",
-                                             "content", content));
-        return;
+    if (!json_is_object(m) || !role || (strcmp(role, "user") && strcmp(role, "assistant"))) {
+        snprintf(err, errlen, "messages.%zu.role: must be 'user' or 'assistant'", mi);
+        return -1;
     }
-    json_t *parts = json_array(), *calls = json_array(), *b;
+    bool assistant = !strcmp(role, "assistant");
+    if (json_is_string(content)) {
+        json_array_append_new(out, json_pack("{s:s, s:O}", "role", role, "content", content));
+        return 0;
+    }
+    if (!json_is_array(content) || (!assistant && !json_array_size(content))) {
+        snprintf(err, errlen, "messages.%zu.content: %s", mi,
+                 json_is_array(content) ? "at least one content block is required"
+                                        : "must be a string or an array of blocks");
+        return -1;
+    }
+    json_t *parts = json_array(), *calls = json_array(), *tools = json_array(), *b;
     buf_t text;
     buf_init(&text, 0);
+    int rc = 0;
     size_t i;
     json_array_foreach(content, i, b)
     {
         const char *t = json_string_value(json_object_get(b, "type"));
-        if (!t) continue;
-        if (!strcmp(t, "text")) {
+        const char *why = NULL;
+        if (!t) {
+            why = "a content block needs a \"type\"";
+        } else if (!strcmp(t, "text")) {
             json_t *tx = json_object_get(b, "text");
-            if (!json_is_string(tx)) continue;
-            if (assistant)
+            if (!json_is_string(tx))
+                why = "text: must be a string";
+            else if (assistant)
                 buf_append(&text, json_string_value(tx), json_string_length(tx));
             else
                 json_array_append_new(parts, json_pack("{s:s, s:O}", "type", "text", "text", tx));
         } else if (!strcmp(t, "image") && !assistant) {
             json_t *p = as_image_part(json_object_get(b, "source"));
-            if (p) json_array_append_new(parts, p);
+            if (p)
+                json_array_append_new(parts, p);
+            else
+                why = "image: source must be {type: base64, media_type, data} or {type: url, url}";
         } else if (!strcmp(t, "tool_use") && assistant) {
-            char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
-            json_array_append_new(calls, xl_call(json_incref(json_object_get(b, "id")),
-                                                 json_object_get(b, "name"), args));
-            free(args);
+            json_t *name = json_object_get(b, "name");
+            if (!json_is_string(name)) {
+                why = "tool_use: name must be a string";
+            } else {
+                char *args = json_dumps(json_object_get(b, "input"), JSON_COMPACT);
+                json_array_append_new(calls,
+                                      xl_call(json_incref(json_object_get(b, "id")), name, args));
+                free(args);
+            }
         } else if (!strcmp(t, "tool_result") && !assistant) {
             json_t *id = json_object_get(b, "tool_use_id");
             const char *rt = as_text_of(json_object_get(b, "content"), tmp);
-            json_array_append_new(out, json_pack("{s:s, s:o, s:s}", "role", "tool", "tool_call_id",
-                                                 id ? json_incref(id) : json_string(""), "content",
-                                                 rt ? rt : ""));
+            if (!json_is_string(id))
+                why = "tool_result: tool_use_id must be a string";
+            else
+                json_array_append_new(tools,
+                                      json_pack("{s:s, s:O, s:s}", "role", "tool", "tool_call_id",
+                                                id, "content", rt ? rt : ""));
+        } else if (assistant && (!strcmp(t, "thinking") || !strcmp(t, "redacted_thinking"))) {
+            /* the model's own reasoning from an earlier turn: not carried */
+        } else if (!strcmp(t, "image") || !strcmp(t, "tool_use") || !strcmp(t, "tool_result")) {
+            why = assistant ? "this block type belongs in a user message"
+                            : "this block type belongs in an assistant message";
+        } else {
+            why = "this content block type is not supported";
+        }
+        if (why) {
+            snprintf(err, errlen, "messages.%zu.content.%zu: %s%s%.40s%s", mi, i, why,
+                     t ? " (" : "", t ? t : "", t ? ")" : "");
+            rc = -1;
+            break;
         }
     }
-    if (assistant) {
-        json_t *msg = json_pack("{s:s}", "role", "assistant");
-        if (text.len || !json_array_size(calls))
-            json_object_set_new(msg, "content", json_stringn(buf_data(&text), text.len));
-        else
-            json_object_set_new(msg, "content", json_null());
-        if (json_array_size(calls)) json_object_set(msg, "tool_calls", calls);
-        json_array_append_new(out, msg);
-    } else if (json_array_size(parts)) {
-        json_array_append_new(out, json_pack("{s:s, s:O}", "role", "user", "content", parts));
+    if (rc == 0) {
+        /* tool results first: they answer the assistant turn before this one */
+        size_t k;
+        json_array_foreach(tools, k, b) json_array_append(out, b);
+        if (assistant) {
+            json_t *msg = json_pack("{s:s}", "role", "assistant");
+            if (text.len || !json_array_size(calls))
+                json_object_set_new(msg, "content", json_stringn(buf_data(&text), text.len));
+            else
+                json_object_set_new(msg, "content", json_null());
+            if (json_array_size(calls)) json_object_set(msg, "tool_calls", calls);
+            json_array_append_new(out, msg);
+        } else if (json_array_size(parts)) {
+            json_array_append_new(out, json_pack("{s:s, s:O}", "role", "user", "content", parts));
+        }
     }
     buf_free(&text);
     json_decref(parts);
     json_decref(calls);
+    json_decref(tools);
+    return rc;
 }
 
 static json_t *as_tool_choice(const json_t *tc, json_t *req)
@@ -114,9 +162,12 @@ static json_t *as_tool_choice(const json_t *tc, json_t *req)
 json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **param)
 {
     json_t *msgs = json_object_get(in, "messages"), *mt = json_object_get(in, "max_tokens");
-    if (!json_is_array(msgs)) {
+    if (!json_is_array(msgs) || !json_array_size(msgs)) {
         *param = "messages";
-        snprintf(err, errlen, "messages: %s", msgs ? "must be an array" : "Field required");
+        snprintf(err, errlen, "messages: %s",
+                 !msgs                 ? "Field required"
+                 : json_is_array(msgs) ? "at least one message is required"
+                                       : "must be an array");
         return NULL;
     }
     if (!json_is_integer(mt) || json_integer_value(mt) < 1) {
@@ -137,7 +188,16 @@ json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **
             json_array_append_new(out, json_pack("{s:s, s:s}", "role", "system", "content", t));
     }
     size_t i;
-    json_array_foreach(msgs, i, v) as_message(out, v, &tmp);
+    json_array_foreach(msgs, i, v)
+    {
+        if (as_message(out, v, i, &tmp, err, errlen) != 0) {
+            *param = "messages";
+            buf_free(&tmp);
+            json_decref(out);
+            json_decref(req);
+            return NULL;
+        }
+    }
     buf_free(&tmp);
     json_object_set_new(req, "messages", out);
     json_object_set(req, "max_tokens", mt);

@@ -145,10 +145,10 @@ int policy_cli_keys(int argc, char **argv)
             pol_key_free(k);
             rc = 1;
         } else {
-            pol_sha256(secret, strlen(secret), k->hash);
+            secure_sha256(secret, strlen(secret), k->hash);
             snprintf(k->prefix, sizeof k->prefix, "%.11s", secret);
             char hex[65];
-            pol_hex(k->hash, 32, hex);
+            secure_hex(k->hash, 32, hex);
             char *spec = pol_key_spec_json(k);
             store_key_put(s, k->id, hex, spec, NULL, cli_done, &w);
             store_close(s); /* drains: the callback has run */

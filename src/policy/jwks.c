@@ -19,7 +19,7 @@
 
 #include "core/buf.h"
 #include "core/log.h"
-#include "policy/keys.h"
+#include "core/secure.h"
 
 #define JWKS_MAX_BYTES (1u << 20)
 #define JWKS_TIMEOUT_MS 5000L
@@ -188,7 +188,7 @@ pol_jwks_t *pol_jwks_parse(const char *text, size_t len)
         if (w->key) set->n++;
     }
     json_decref(o);
-    pol_sha256(text, len, set->sum);
+    secure_sha256(text, len, set->sum);
     atomic_init(&set->refs, 1);
     return set;
 }
@@ -205,7 +205,7 @@ void pol_jwks_release(const pol_jwks_t *cset)
 const pol_jwks_t *pol_jwks_of_text(const char *text, size_t len)
 {
     unsigned char sum[32];
-    pol_sha256(text, len, sum);
+    secure_sha256(text, len, sum);
     pthread_mutex_lock(&jwks_mu);
     pol_jwks_t *set = jwks_files;
     while (set && memcmp(set->sum, sum, 32) != 0) set = set->next;

@@ -18,49 +18,14 @@
 #include "core/log.h"
 #include "store/store.h"
 
-void pol_sha256(const char *s, size_t n, unsigned char out[32])
-{
-    unsigned int len = 32;
-    EVP_Digest(s, n, out, &len, EVP_sha256(), NULL);
-}
-
-void pol_hex(const unsigned char *b, size_t n, char *out)
-{
-    static const char hx[] = "0123456789abcdef";
-    for (size_t i = 0; i < n; i++) {
-        out[2 * i] = hx[b[i] >> 4];
-        out[2 * i + 1] = hx[b[i] & 15];
-    }
-    out[2 * n] = '\0';
-}
-
-static int pol_hexval(char c)
-{
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-int pol_unhex(const char *hex, unsigned char *out, size_t n)
-{
-    if (!hex || strlen(hex) != 2 * n) return -1;
-    for (size_t i = 0; i < n; i++) {
-        int a = pol_hexval(hex[2 * i]), b = pol_hexval(hex[2 * i + 1]);
-        if (a < 0 || b < 0) return -1;
-        out[i] = (unsigned char)(a << 4 | b);
-    }
-    return 0;
-}
-
 int pol_key_generate(char key[POL_KEY_LEN + 1], char id[POL_ID_LEN + 1])
 {
     unsigned char r[24], i[8];
     if (RAND_bytes(r, sizeof r) != 1 || RAND_bytes(i, sizeof i) != 1) return -1;
     memcpy(key, "sk-", 3);
-    pol_hex(r, sizeof r, key + 3);
+    secure_hex(r, sizeof r, key + 3);
     memcpy(id, "key_", 4);
-    pol_hex(i, sizeof i, id + 4);
+    secure_hex(i, sizeof i, id + 4);
     OPENSSL_cleanse(r, sizeof r);
     return 0;
 }
@@ -234,7 +199,7 @@ pol_key_t *pol_key_from_spec(const char *id, const char *hash_hex, const char *s
     pol_key_t *k = calloc(1, sizeof *k);
     char err[128];
     if (!k || !json_is_object(o) || strlen(id) > POL_ID_LEN ||
-        pol_unhex(hash_hex, k->hash, 32) != 0 || pol_key_fill(k, o, err, sizeof err) != 0) {
+        secure_unhex(hash_hex, k->hash, 32) != 0 || pol_key_fill(k, o, err, sizeof err) != 0) {
         json_decref(o);
         pol_key_free(k);
         return NULL;
@@ -318,7 +283,7 @@ pol_key_t *pol_keys_upsert(pol_key_t *k)
 pol_key_t *pol_keys_find_secret(const char *secret, size_t n, bool *unusable)
 {
     unsigned char h[32];
-    pol_sha256(secret, n, h);
+    secure_sha256(secret, n, h);
     *unusable = false;
     pol_key_t *found = NULL;
     pthread_rwlock_rdlock(&pol_keys_lock);

@@ -30,6 +30,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/secure.h" /* secure_sha256, secure_hex: the key hashes */
 
 #define POL_KEY_LEN 51 /* "sk-" + 48 hex */
 #define POL_ID_LEN 20  /* "key_" + 16 hex */
@@ -50,11 +51,6 @@ typedef struct pol_key {
     _Atomic uint64_t requests, prompt_tokens, completion_tokens;
     _Atomic uint64_t spend_nusd; /* nano-USD */
 } pol_key_t;
-
-/* SHA-256 of s as 32 bytes / 64 lowercase hex digits. */
-void pol_sha256(const char *s, size_t n, unsigned char out[32]);
-void pol_hex(const unsigned char *b, size_t n, char *out /* 2n+1 */);
-int pol_unhex(const char *hex, unsigned char *out, size_t n);
 
 /* A fresh secret and id (RAND_bytes); 0 or -1. */
 int pol_key_generate(char key[POL_KEY_LEN + 1], char id[POL_ID_LEN + 1]);

@@ -289,7 +289,7 @@ static bool pol_hmac_ok(api_ctx_t *c, const char **why)
          &ml);
     buf_free(&m);
     char hex[65];
-    pol_hex(mac, 32, hex);
+    secure_hex(mac, 32, hex);
     char given[65];
     for (size_t i = 0; i < 64; i++) given[i] = (char)(sig.p[i] | 0x20); /* lower-case hex */
     given[64] = '\0';

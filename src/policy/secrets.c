@@ -19,7 +19,7 @@
 static int psec_key(const char *pass, unsigned char key[32])
 {
     if (!pass || !*pass) return -1;
-    pol_sha256(pass, strlen(pass), key);
+    secure_sha256(pass, strlen(pass), key);
     return 0;
 }
 
@@ -47,10 +47,10 @@ char *psec_seal(const char *pass, const char *provider, const char *plain)
         return NULL;
     }
     memcpy(out, "v1:", 3);
-    pol_hex(nonce, 12, out + 3);
+    secure_hex(nonce, 12, out + 3);
     out[27] = ':';
-    pol_hex(ct, pl, out + 28);
-    pol_hex(tag, 16, out + 28 + 2 * pl);
+    secure_hex(ct, pl, out + 28);
+    secure_hex(tag, 16, out + 28 + 2 * pl);
     free(ct);
     return out;
 }
@@ -67,8 +67,8 @@ char *psec_open(const char *pass, const char *provider, const char *sealed)
     char nh[25];
     memcpy(nh, sealed + 3, 24);
     nh[24] = '\0';
-    bool ok = ct && plain && psec_key(pass, key) == 0 && pol_unhex(nh, nonce, 12) == 0 &&
-              pol_unhex(sealed + 28, ct, cl + 16) == 0;
+    bool ok = ct && plain && psec_key(pass, key) == 0 && secure_unhex(nh, nonce, 12) == 0 &&
+              secure_unhex(sealed + 28, ct, cl + 16) == 0;
     if (ok) {
         memcpy(tag, ct + cl, 16);
         EVP_CIPHER_CTX *x = EVP_CIPHER_CTX_new();
