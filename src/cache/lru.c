@@ -4,6 +4,7 @@
 #include "cache/lru.h"
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -61,6 +62,32 @@ void cache_blob_frame(buf_t *out, const void *data, size_t len)
     buf_append(out, data, len);
 }
 
+/* Text a header value may hold: no CR, LF or NUL (nothing a replay could
+ * turn into another header line). */
+static bool blob_text_ok(const unsigned char *p, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '\r' || p[i] == '\n' || p[i] == '\0') return false;
+    return true;
+}
+
+/* Header lines as cache.c records them: "Name: value\r\n", Name a token. */
+static bool blob_hdrs_ok(const unsigned char *p, size_t n)
+{
+    const unsigned char *end = p + n;
+    while (p < end) {
+        const unsigned char *eol = memchr(p, '\n', (size_t)(end - p));
+        if (!eol || eol == p || eol[-1] != '\r') return false;
+        const unsigned char *colon = memchr(p, ':', (size_t)(eol - p));
+        if (!colon || colon == p) return false;
+        for (const unsigned char *q = p; q < colon; q++)
+            if (*q <= ' ' || *q >= 127 || strchr("\"(),/:;<=>?@[\\]{}", *q)) return false;
+        if (!blob_text_ok(colon + 1, (size_t)(eol - 1 - (colon + 1)))) return false;
+        p = eol + 1;
+    }
+    return true;
+}
+
 int cache_blob_parse(const void *blob, size_t len, cache_view_t *v)
 {
     const unsigned char *p = blob, *end = p + len;
@@ -69,7 +96,8 @@ int cache_blob_parse(const void *blob, size_t len, cache_view_t *v)
     v->stream = p[6] != 0;
     size_t cl = p[7];
     p += 8;
-    if ((size_t)(end - p) < cl + 24 + 4) return -1;
+    if (v->status < 200 || v->status > 299) return -1; /* only successful answers are stored */
+    if ((size_t)(end - p) < cl + 24 + 4 || !blob_text_ok(p, cl)) return -1;
     memcpy(v->ctype, p, cl);
     v->ctype[cl] = '\0';
     p += cl;
@@ -79,7 +107,7 @@ int cache_blob_parse(const void *blob, size_t len, cache_view_t *v)
     p += 24;
     size_t hl = get_u32(p);
     p += 4;
-    if ((size_t)(end - p) < hl) return -1;
+    if ((size_t)(end - p) < hl || !blob_hdrs_ok(p, hl)) return -1;
     v->hdrs = (const char *)p;
     v->hdrs_len = hl;
     p += hl;

@@ -14,8 +14,10 @@
  *
  * A non-streamed answer is one frame (the body); a stream is one frame per
  * SSE event exactly as the client received it, so a replay keeps the chunk
- * shape. cache_blob_parse() validates every length (Redis and the store are
- * outside the process).
+ * shape. cache_blob_parse() validates every length, a 2xx status, a content
+ * type and header lines that hold no CR, LF or NUL but their own line ends
+ * (Redis and the store are outside the process: a tampered value must not
+ * inject headers into a replay).
  *
  * The LRU is sharded by key; each shard has its own mutex, hash table, LRU
  * list, byte count and cap (max_bytes / shards). Any thread may call any

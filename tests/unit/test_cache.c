@@ -182,10 +182,32 @@ static void test_blob_roundtrip(void **state)
     /* unknown token counts survive (-1) */
     buf_t b2;
     buf_init(&b2, 0);
-    cache_blob_head(&b2, 503, false, "application/json", -1, -1, -1, "", 0);
+    cache_blob_head(&b2, 206, false, "application/json", -1, -1, -1, "", 0);
     assert_int_equal(cache_blob_parse(buf_data(&b2), b2.len, &v), 0);
     assert_int_equal(v.prompt_tokens, -1);
-    assert_int_equal(v.status, 503);
+    assert_int_equal(v.status, 206);
+    /* what the cache never stores, a tampered value may hold: refused */
+    static const struct {
+        int status;
+        const char *ctype, *hdrs;
+    } bad_blobs[] = {
+        {503, "application/json", ""},                          /* not a success */
+        {200, "text/plain\r\nSet-Cookie: x=1", ""},             /* header injection via the type */
+        {200, "application/json", "X-A: 1\r\nSet-Cookie: x\r"}, /* a line without its LF */
+        {200, "application/json", "X-A: 1\rSet-Cookie: x=1\r\n"}, /* a lone CR */
+        {200, "application/json", "X A: 1\r\n"},                  /* not a token */
+        {200, "application/json", "X-A 1\r\n"},                   /* no colon */
+    };
+    for (size_t i = 0; i < sizeof bad_blobs / sizeof *bad_blobs; i++) {
+        buf_t b3;
+        buf_init(&b3, 0);
+        cache_blob_head(&b3, bad_blobs[i].status, false, bad_blobs[i].ctype, 1, 1, 0,
+                        bad_blobs[i].hdrs, strlen(bad_blobs[i].hdrs));
+        if (cache_blob_parse(buf_data(&b3), b3.len, &v) != -1)
+            fail_msg("bad blob %zu accepted (status %d, type '%s', headers '%s')", i,
+                     bad_blobs[i].status, bad_blobs[i].ctype, bad_blobs[i].hdrs);
+        buf_free(&b3);
+    }
     /* every truncation of a valid blob is refused, never read past */
     size_t head = b.len - (4 + 9) - (4 + 14);
     for (size_t cut = 0; cut < b.len; cut++) {
