@@ -301,16 +301,31 @@ static void b64url(const unsigned char *in, size_t n, char *out)
     out[o] = '\0';
 }
 
-static char *bn_b64(EVP_PKEY *pk, const char *name)
+/* A BIGNUM parameter of pk, base64url; size > 0 pads it to that many bytes
+ * (EC coordinates), 0 keeps its natural length (RSA n, e). */
+static char *bn_b64(EVP_PKEY *pk, const char *name, int size)
 {
     BIGNUM *bn = NULL;
     assert_int_equal(EVP_PKEY_get_bn_param(pk, name, &bn), 1);
     unsigned char buf[600];
-    int n = BN_bn2bin(bn, buf);
+    int n = size > 0 ? BN_bn2binpad(bn, buf, size) : BN_bn2bin(bn, buf);
+    assert_true(n > 0);
     BN_free(bn);
     char *out = malloc(1000);
     b64url(buf, (size_t)n, out);
     return out;
+}
+
+/* auth.jwt with a JWKS keys_file's text and an allowlist */
+static cfg_jwt_t jwks_cfg(char **algs, size_t n, char *jwks)
+{
+    cfg_jwt_t cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.algorithms.v = algs;
+    cfg.algorithms.n = n;
+    cfg.key = jwks;
+    cfg.key_len = strlen(jwks);
+    return cfg;
 }
 
 static char *sign(jwt_alg_t alg, const unsigned char *key, int klen, const char *kid)
@@ -336,7 +351,7 @@ static void test_jwks(void **state)
     PEM_write_bio_PrivateKey(b, pk, NULL, NULL, 0, NULL, NULL);
     char *priv;
     long pl = BIO_get_mem_data(b, &priv);
-    char *n = bn_b64(pk, OSSL_PKEY_PARAM_RSA_N), *e = bn_b64(pk, OSSL_PKEY_PARAM_RSA_E);
+    char *n = bn_b64(pk, OSSL_PKEY_PARAM_RSA_N, 0), *e = bn_b64(pk, OSSL_PKEY_PARAM_RSA_E, 0);
     const char *hs = "hs-secret-for-the-jwks-0123456789";
     char hs64[100];
     b64url((const unsigned char *)hs, strlen(hs), hs64);
@@ -345,13 +360,8 @@ static void test_jwks(void **state)
              "{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"r1\",\"n\":\"%s\",\"e\":\"%s\"},"
              "{\"kty\":\"oct\",\"kid\":\"h1\",\"k\":\"%s\"}]}",
              n, e, hs64);
-    cfg_jwt_t cfg;
-    memset(&cfg, 0, sizeof cfg);
     char *algs[] = {"RS256", "HS256"};
-    cfg.algorithms.v = algs;
-    cfg.algorithms.n = 2;
-    cfg.key = jwks;
-    cfg.key_len = strlen(jwks);
+    cfg_jwt_t cfg = jwks_cfg(algs, 2, jwks);
     arena_t *a = arena_create(1024);
     const char *team, *user, *why = NULL;
     char *rs = sign(JWT_ALG_RS256, (const unsigned char *)priv, (int)pl, "r1");
@@ -382,18 +392,6 @@ static void test_jwks(void **state)
     arena_destroy(a);
 }
 
-static char *bn_b64_pad(EVP_PKEY *pk, const char *name, int size)
-{
-    BIGNUM *bn = NULL;
-    assert_int_equal(EVP_PKEY_get_bn_param(pk, name, &bn), 1);
-    unsigned char buf[80];
-    assert_int_equal(BN_bn2binpad(bn, buf, size), size);
-    BN_free(bn);
-    char *out = malloc(200);
-    b64url(buf, (size_t)size, out);
-    return out;
-}
-
 /* JWKS EC keys (P-256 and P-384), chosen by kid; a P-256 key does not verify
  * a token signed by another P-256 key; an EC key is never an HMAC secret */
 static void test_jwks_ec(void **state)
@@ -414,8 +412,8 @@ static void test_jwks_ec(void **state)
         bio[i] = BIO_new(BIO_s_mem());
         PEM_write_bio_PrivateKey(bio[i], pk[i], NULL, NULL, 0, NULL, NULL);
         pl[i] = BIO_get_mem_data(bio[i], &priv[i]);
-        x[i] = bn_b64_pad(pk[i], OSSL_PKEY_PARAM_EC_PUB_X, curves[i].size);
-        y[i] = bn_b64_pad(pk[i], OSSL_PKEY_PARAM_EC_PUB_Y, curves[i].size);
+        x[i] = bn_b64(pk[i], OSSL_PKEY_PARAM_EC_PUB_X, curves[i].size);
+        y[i] = bn_b64(pk[i], OSSL_PKEY_PARAM_EC_PUB_Y, curves[i].size);
     }
     char jwks[2048];
     snprintf(jwks, sizeof jwks,
@@ -424,13 +422,8 @@ static void test_jwks_ec(void **state)
              "\"y\":\"%s\"},{\"kty\":\"EC\",\"kid\":\"bad\",\"crv\":\"P-999\",\"x\":\"%s\","
              "\"y\":\"%s\"}]}",
              x[0], y[0], x[1], y[1], x[0], y[0]);
-    cfg_jwt_t cfg;
-    memset(&cfg, 0, sizeof cfg);
     char *algs[] = {"ES256", "ES384", "HS256"};
-    cfg.algorithms.v = algs;
-    cfg.algorithms.n = 3;
-    cfg.key = jwks;
-    cfg.key_len = strlen(jwks);
+    cfg_jwt_t cfg = jwks_cfg(algs, 3, jwks);
     arena_t *a = arena_create(1024);
     const char *team, *user, *why = NULL;
     char *t256 = sign(curves[0].alg, (const unsigned char *)priv[0], (int)pl[0], "e256");
