@@ -238,6 +238,7 @@ typedef struct jwks_src {
     uint64_t kicked_ms;    /* last early fetch asked by an unknown kid */
     uint64_t retry_ms;     /* after a failure: the wait before the next try */
     bool live;             /* named by the running config */
+    bool tried;            /* fetched at least once (the first fetch is synchronous) */
 } jwks_src_t;
 
 static struct {
@@ -408,11 +409,14 @@ void pol_jwks_configure(const config_t *cfg)
         size_t idx = (size_t)(s - F.v);
         s->live = true;
         s->refresh_ms = cfg->auth.jwt.jwks_refresh_ms;
-        if (!s->set) {              /* first fetch: now, so tokens verify from the start */
+        if (!s->tried) { /* first fetch: now, so tokens verify from the start */
+            s->tried = true;
             s->due_ms = UINT64_MAX; /* not the fetcher's meanwhile */
-            jwks__refresh(idx);
-        } else if (F.v[idx].due_ms > jwks__now_ms() + F.v[idx].refresh_ms)
+            jwks__refresh(idx);     /* (a failure retries in the background, not here) */
+        } else if (F.v[idx].due_ms > jwks__now_ms() + F.v[idx].refresh_ms &&
+                   F.v[idx].due_ms != UINT64_MAX) {
             F.v[idx].due_ms = jwks__now_ms() + F.v[idx].refresh_ms; /* a shorter refresh */
+        }
     }
     if (F.running) pthread_cond_signal(&F.cv);
     pthread_mutex_unlock(&F.mu);

@@ -13,10 +13,11 @@
  * raw HMAC secret; other kinds are skipped.
  *
  * URL sets: one fetcher thread keeps the set of every auth.jwt.jwks_url of
- * the running config fresh. The first fetch of a URL happens when a config
- * naming it is prepared (on the control thread, bounded by the fetch
+ * the running config fresh. The first fetch of a URL happens when the first
+ * config naming it is prepared (on the control thread, bounded by the fetch
  * timeout), so a gateway that starts with a reachable issuer verifies tokens
- * at once; after that, every jwks_refresh. A failed fetch keeps the last good
+ * at once; after that, every jwks_refresh, in the background (later configs
+ * never wait for the issuer, even while it is down). A failed fetch keeps the last good
  * set and retries after 1 s, doubling to 60 s (never later than
  * jwks_refresh). A token whose kid is not in the set asks for an early fetch
  * (at most one per 10 s per URL), for keys rotated between refreshes. A
