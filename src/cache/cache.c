@@ -203,13 +203,12 @@ static void fl_remove(cache_flight_t *f)
     if (d) flight_unref(d);
 }
 
-/* A finished flight serves its result until until_ms, then leaves the table. */
-static void fl_retire(cache_flight_t *f, int64_t until_ms)
+/* A finished flight serves its result until f->until_ms, then leaves the table. */
+static void fl_retire(cache_flight_t *f)
 {
     fl_shard_t *s = fl_shard(f->key);
     pthread_mutex_lock(&s->mu);
     if (f->in_table) {
-        f->until_ms = until_ms;
         atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* the queue's */
         f->qnext = NULL;
         if (s->qtail)
@@ -599,6 +598,29 @@ static void store_answer(cache_req_t *cr, cache_flight_t *f)
     buf_free(&blob);
 }
 
+/* The flight's end, made visible in one step. The caller has put a good
+ * answer into the memory tier already; then the state and the end of the
+ * window change together under f->mu, and the table keeps the flight for the
+ * window or drops it. An identical request arriving at any moment finds the
+ * answer in the memory tier, or the flight running, or the flight in its
+ * window: never a finished flight without a window while the memory tier
+ * still misses (which made it call the upstream a second time). */
+static void flight_finish(cache_req_t *cr, cache_flight_t *f, int state)
+{
+    /* the window keeps what the cache would: answers up to max_entry_bytes */
+    bool window = state == F_DONE && !f->overflow && cr->registered && cr->window_ms &&
+                  f->frames.len <= f->max_entry;
+    pthread_mutex_lock(&f->mu);
+    f->until_ms = window ? (int64_t)time_wall_ms() + (int64_t)cr->window_ms : 0;
+    f->state = state;
+    flight_notify_locked(f);
+    pthread_mutex_unlock(&f->mu);
+    if (window)
+        fl_retire(f);
+    else if (cr->registered)
+        fl_remove(f);
+}
+
 /* The leader's answer is complete (END / BODY) or gone (ABORT). */
 static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
 {
@@ -608,23 +630,15 @@ static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
     cr->f = NULL;
     pthread_mutex_lock(&f->mu);
     if (f->overflow && state == F_DONE) state = F_FAILED; /* joiners missed frames */
-    f->state = state;
     if (state != F_ORPHANED) {
         f->ptok = c->prompt_tokens;
         f->ctok = c->completion_tokens;
         f->cached = c->cached_tokens;
     }
-    bool ok = state == F_DONE && !f->overflow;
-    flight_notify_locked(f);
     pthread_mutex_unlock(&f->mu);
-    if (ok && cr->store) store_answer(cr, f);
-    if (cr->registered) {
-        /* the window keeps what the cache would: answers up to max_entry_bytes */
-        if (ok && cr->window_ms && f->frames.len <= f->max_entry)
-            fl_retire(f, (int64_t)time_wall_ms() + (int64_t)cr->window_ms);
-        else
-            fl_remove(f);
-    }
+    /* the leader alone wrote the flight's fields: they are read here unlocked */
+    if (state == F_DONE && cr->store) store_answer(cr, f);
+    flight_finish(cr, f, state);
     flight_unref(f);
 }
 
@@ -745,23 +759,16 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
         c->req->tap = NULL;
         cr->f = NULL;
         pthread_mutex_lock(&f->mu);
-        f->state = f->overflow ? F_FAILED : F_DONE;
         f->ptok = v.prompt_tokens;
         f->ctok = v.completion_tokens;
         f->cached = v.cached_tokens;
-        flight_notify_locked(f);
         pthread_mutex_unlock(&f->mu);
-        if (cr->registered) {
-            if (cr->window_ms && !f->overflow)
-                fl_retire(f, (int64_t)time_wall_ms() + (int64_t)cr->window_ms);
-            else
-                fl_remove(f);
-        }
-        flight_unref(f);
         int64_t now = (int64_t)time_wall_ms();
         cache_entry_t *e =
             cache_entry_new(cr->key, now + (int64_t)cr->ttl_ms, CACHE_TIER_REDIS, val, len);
-        if (e) cache_lru_put(G.mem, e, now);
+        if (e) cache_lru_put(G.mem, e, now); /* before the flight shows it is done */
+        flight_finish(cr, f, f->overflow ? F_FAILED : F_DONE);
+        flight_unref(f);
         json_decref(cr->body);
         cr->body = NULL;
         serve_view(c, &v, SRC_REDIS);

@@ -63,6 +63,7 @@ def events_of(res):
 
 
 class CacheLoad(unittest.TestCase):
+    maxDiff = None  # a failure shows every answer of the prompts answered twice
     @classmethod
     def setUpClass(cls):
         h.raise_nofile()
