@@ -22,12 +22,13 @@ cost is the difference. A second floor is the same POST naming an unknown model
 
 With 2 cores: skuld is pinned to core 0 and h2load to core 1 (taskset).
 --rt runs both under SCHED_FIFO (chrt), so other processes do not preempt them.
---pm-qos holds a CPU-latency request of 0 us on /dev/cpu_dma_latency while the
-runs last (what cyclictest does, and tuned's latency-performance profile): the
-kernel's cpuidle then polls instead of halting an idle CPU. On a VM, a halted
-vCPU is woken through the hypervisor, which adds tens of microseconds to every
-wake-up of skuld and of the client (this VM's haltpoll driver runs with
-guest_halt_poll_ns=0, so without the request every idle wait halts).
+--pm-qos runs skuld with server.cpu_latency_us: 0: skuld holds a CPU-latency
+request of 0 us on /dev/cpu_dma_latency while it serves (what cyclictest does,
+and tuned's latency-performance profile; needs root). The kernel's cpuidle
+then polls instead of halting an idle CPU. On a VM, a halted vCPU is woken
+through the hypervisor, which adds tens of microseconds to every wake-up of
+skuld and of the client (the request is system-wide; this VM's haltpoll
+driver runs with guest_halt_poll_ns=0, so without it every idle wait halts).
 --record appends a dated section to bench/BENCHMARKS.md. Standard library only.
 """
 import argparse
@@ -78,14 +79,6 @@ def wait_port(port, proc, timeout=20):
 
 
 RT = []  # --rt: ["chrt", "-f", "10"] (SCHED_FIFO for skuld and h2load)
-
-
-def hold_pm_qos():
-    """Ask for 0 us CPU wake-up latency until this process exits (the request
-    lasts as long as the descriptor is open). Returns the descriptor."""
-    fd = os.open("/dev/cpu_dma_latency", os.O_WRONLY)
-    os.write(fd, (0).to_bytes(4, sys.byteorder, signed=True))
-    return fd
 
 
 def pin(cpu):
@@ -174,16 +167,14 @@ def main():
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--record", action="store_true")
     ap.add_argument("--pm-qos", action="store_true",
-                    help="hold /dev/cpu_dma_latency at 0 during the runs (needs root): idle "
-                         "CPUs poll instead of halting, as a latency-tuned host does")
+                    help="run skuld with server.cpu_latency_us: 0 (needs root): idle CPUs "
+                         "poll instead of halting, as on a latency-tuned host")
     ap.add_argument("--rt", action="store_true",
                     help="run skuld and h2load with SCHED_FIFO priority 10 (chrt; needs root): "
                          "takes other processes' scheduling noise out of the tail")
     a = ap.parse_args()
     if a.rt:
         RT.extend(["chrt", "-f", "10"])
-    if a.pm_qos:
-        qos_fd = hold_pm_qos()  # noqa: F841 -- kept open until exit
     if not shutil.which("h2load"):
         sys.exit("h2load not found (package nghttp2-client)")
     skuld_bin = os.path.join(a.build_dir, "skuld")
@@ -199,10 +190,11 @@ def main():
         port = free_port()
         cfg = os.path.join(tmp, "skuld.yaml")
         with open(cfg, "w") as f:
-            f.write("server:\n  workers: 1\n  access_log: true\n"
+            qos = "  cpu_latency_us: 0\n" if a.pm_qos else ""
+            f.write("server:\n  workers: 1\n  access_log: true\n%s"
                     "providers:\n  - {name: mock, type: openai, base_url: 'http://127.0.0.1:%d/v1'}\n"
                     "models:\n  - {name: gpt-test, provider: mock, model: mock-model-1}\n"
-                    "cache:\n  enabled: true\n  ttl: 10m\n  max_bytes: 64MiB\n" % mport)
+                    "cache:\n  enabled: true\n  ttl: 10m\n  max_bytes: 64MiB\n" % (qos, mport))
         logpath = os.path.join(tmp, "skuld.out")
         log = open(logpath, "w")
         sk = subprocess.Popen(pin(0) + [skuld_bin, "serve", "-c", cfg, "--listen",
@@ -311,8 +303,8 @@ def record(res, a):
                                          "; --rt ran skuld and h2load under SCHED_FIFO priority"
                                          " 10 (chrt) to keep the other processes' scheduling"
                                          " out of the tail as far as possible" if a.rt else ""),
-        ("CPU-latency request: 0 us held on /dev/cpu_dma_latency for the whole run (--pm-qos),"
-         " so idle CPUs poll instead of halting the vCPU." if a.pm_qos else
+        ("CPU-latency request: skuld ran with server.cpu_latency_us: 0 (--pm-qos), holding 0 us"
+         " on /dev/cpu_dma_latency, so idle CPUs poll instead of halting the vCPU." if a.pm_qos else
          "No CPU-latency request (no --pm-qos): an idle vCPU halts and is woken through the"
          " hypervisor."),
         "\"Time inside skuld\" is the access log's duration of each hit: from the parsed request"

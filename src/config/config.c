@@ -1588,6 +1588,7 @@ enum {
     S_ACCESS_LOG,
     S_MASTER_KEY,
     S_HEALTH_INTERVAL,
+    S_CPU_LATENCY,
     S_RESILIENCE,
 };
 
@@ -1631,6 +1632,11 @@ static const field_t server_fields[] = {
                            .type = FT_DURATION,
                            .off = SRV(health_interval_ms),
                            .min = 0},
+    [S_CPU_LATENCY] = {.key = "cpu_latency_us",
+                       .type = FT_INT,
+                       .off = SRV(cpu_latency_us),
+                       .min = 0,
+                       .max = 1000000},
     [S_RESILIENCE] = {.key = "resilience", .type = FT_MAPPING},
 };
 #undef SRV
@@ -1651,6 +1657,7 @@ static int set_server_defaults(cfg_server_t *s)
     s->access_log = true;
     s->master_key = NULL;
     s->health_interval_ms = 30000;
+    s->cpu_latency_us = -1;
     set_resilience_defaults(&s->resilience);
     return s->listen ? 0 : -1;
 }

@@ -208,6 +208,7 @@ typedef struct cfg_server {
     bool access_log;                 /* default true: one JSON line per request on stdout */
     char *master_key;                /* admin API secret (env:/file:); NULL = admin API off */
     uint64_t health_interval_ms;     /* deployment probe period; 0 = off; default 30s */
+    int cpu_latency_us;              /* PM QoS request held while serving; -1 = none (default) */
     cfg_resilience_t resilience;     /* server.resilience: defaults for every model */
 } cfg_server_t;
 

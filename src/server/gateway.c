@@ -181,9 +181,10 @@ static void gw_publish(gateway_t *gw, config_t *c)
     const cfg_server_t *o = &gw->cfg->server, *n = &c->server;
     if (strcmp(o->listen, n->listen) != 0 || o->workers != n->workers ||
         o->max_header_bytes != n->max_header_bytes || o->max_body_bytes != n->max_body_bytes ||
-        o->client_idle_timeout_ms != n->client_idle_timeout_ms || o->access_log != n->access_log)
-        log_warn("config: listen, workers, request limits, client_idle_timeout and access_log "
-                 "take effect at the next restart");
+        o->client_idle_timeout_ms != n->client_idle_timeout_ms || o->access_log != n->access_log ||
+        o->cpu_latency_us != n->cpu_latency_us)
+        log_warn("config: listen, workers, request limits, client_idle_timeout, access_log and "
+                 "cpu_latency_us take effect at the next restart");
     c->generation = ++gw->generation;
     local_commit(); /* the engines c names (prepared by gw_build) before any worker sees c */
     api_init(c);
@@ -649,6 +650,29 @@ static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
     return cur;
 }
 
+/* server.cpu_latency_us: a PM QoS request on /dev/cpu_dma_latency, held (the
+ * descriptor open) until the gateway stops. Idle CPUs then wake within that
+ * many microseconds: 0 makes them poll instead of halting, which on a VM
+ * saves a trip through the hypervisor on every wake-up (tens of µs; see
+ * bench/BENCHMARKS.md, cache-hit latency) at the price of busy idle cores.
+ * The same request tuned's latency-performance profile makes. -1 when off or
+ * refused (logged: it needs root or write access to the device). */
+static int gw_hold_cpu_latency(int us)
+{
+    if (us < 0) return -1;
+    int fd = open("/dev/cpu_dma_latency", O_WRONLY | O_CLOEXEC);
+    int32_t v = us;
+    if (fd < 0 || write(fd, &v, sizeof v) != (ssize_t)sizeof v) {
+        log_warn("server.cpu_latency_us: cannot hold a CPU latency request on "
+                 "/dev/cpu_dma_latency: %s (it needs root or write access)",
+                 strerror(errno));
+        if (fd >= 0) close(fd);
+        return -1;
+    }
+    log_info("server.cpu_latency_us: holding idle CPUs to %d us wake-up latency", us);
+    return fd;
+}
+
 static void raise_fd_limit(void)
 {
     struct rlimit rl;
@@ -661,7 +685,7 @@ static void raise_fd_limit(void)
 int gateway_run(config_t *cfg, const char *config_path, const char *listen_override)
 {
     gateway_t gw = {.path = config_path, .pipe_rd = -1, .pipe_wr = -1};
-    int rc = 1, started = 0, sigfd = -1;
+    int rc = 1, started = 0, sigfd = -1, qos_fd = -1;
     pthread_mutex_init(&gw.qlock, NULL);
     pthread_mutex_init(&gw.wlock, NULL);
     pthread_cond_init(&gw.wcond, NULL);
@@ -727,6 +751,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
             goto stop;
         }
     }
+    qos_fd = gw_hold_cpu_latency(cfg->server.cpu_latency_us);
     log_info("skuld %s listening on %s with %d worker(s), config %s", SKULD_VERSION, gw.listen,
              gw.n, cfg->source);
     gw_control_loop(&gw, sigfd);
@@ -743,6 +768,7 @@ out:
     free(gw.queue);
     gw_rt_free(gw.rt, gw.n_rt);
     if (sigfd >= 0) close(sigfd);
+    if (qos_fd >= 0) close(qos_fd); /* the CPU latency request ends with it */
     if (gw.pipe_rd >= 0) close(gw.pipe_rd);
     if (gw.pipe_wr >= 0) close(gw.pipe_wr);
     if (gw.cfg) config_unref(gw.cfg);

@@ -89,6 +89,47 @@ class EmbeddedDefaultTest(H.unittest.TestCase):
         self.assertNotIn("[warn]", err)
 
 
+class CpuLatencyTest(H.unittest.TestCase):
+    """server.cpu_latency_us holds a PM QoS request on /dev/cpu_dma_latency
+    while skuld serves (as root, as CI runs), or says why it cannot; absent,
+    skuld never opens the device."""
+
+    def qos_fds(self, pid):
+        out = []
+        for fd in os.listdir("/proc/%d/fd" % pid):
+            try:
+                if os.readlink("/proc/%d/fd/%s" % (pid, fd)) == "/dev/cpu_dma_latency":
+                    out.append(fd)
+            except OSError:
+                pass
+        return out
+
+    def test_held_while_serving(self):
+        with H.gateway(lambda m: H.base_config(m, server={"cpu_latency_us": 0})) as (gw, _):
+            self.assertEqual(H.chat(gw.port).status, 200)
+            held = self.qos_fds(gw.pid)
+            if os.geteuid() == 0 and os.path.exists("/dev/cpu_dma_latency"):
+                self.assertEqual(len(held), 1, gw.stderr())
+                self.assertIn("holding idle CPUs to 0 us", gw.stderr())
+            else:
+                self.assertEqual(held, [])
+                self.assertIn("cannot hold a CPU latency request", gw.stderr())
+        with H.gateway(lambda m: H.base_config(m)) as (gw, _):
+            self.assertEqual(H.chat(gw.port).status, 200)
+            self.assertEqual(self.qos_fds(gw.pid), [])
+            self.assertNotIn("cpu_latency_us", gw.stderr())
+
+    def test_bounds(self):
+        d = H.mkdtemp()
+        for bad in ("-1", "1000001", "fast"):
+            path = os.path.join(d, "c.yaml")
+            with open(path, "w") as f:
+                f.write("server:\n  cpu_latency_us: %s\n" % bad)
+            rc, out, err = H.run_skuld(["check", "-c", path])
+            self.assertEqual(rc, 1, (bad, out, err))
+            self.assertIn("cpu_latency_us", out + err)
+
+
 class CliTest(H.unittest.TestCase):
     def test_version(self):
         rc, out, err = H.run_skuld(["version"])
