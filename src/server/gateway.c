@@ -635,16 +635,12 @@ static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
         gw->n_rt++;
         config_unref(cur);
         cur = c;
+        /* its local models (gw_build loaded a registered one): current now, so
+         * the next build reuses them instead of loading them again */
+        local_commit();
     }
     gw_rt_free(stored, n_stored);
     if (gw->n_rt) log_info("store: restored %zu registered model(s)", gw->n_rt);
-    /* The local models of the snapshot the workers start with (those of the
-     * file are loaded already; registered ones are loaded here). */
-    char lerr[640];
-    if (local_prepare(cur, lerr, sizeof lerr) == 0)
-        local_commit();
-    else
-        log_error("store: %s; that model is not served", lerr);
     api_init(cur);
     store_health_load(gw->store, gw__restore_health, cur);
     return cur;
@@ -696,6 +692,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
      * then serves big buffers (stream queues) from arenas, where they fragment
      * and keep RSS at its peak after a burst. */
     mallopt(M_MMAP_THRESHOLD, 128 * 1024);
+    worker_libevent_log();
     if (evthread_use_pthreads() != 0 || upstream_global_init() != 0) {
         log_error("cannot initialise libevent threads or libcurl");
         goto out;

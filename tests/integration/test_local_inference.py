@@ -317,6 +317,33 @@ class LocalReloadTest(H.unittest.TestCase):
         self.assertEqual(r.status, 200, r.body)
         return r.json()["choices"][0]["message"]["content"]
 
+    def test_registered_models_restored_once(self):
+        # local models registered through the admin API come back from the
+        # store after a restart, each engine loaded once at start
+        cfg = local_config(parallel=2)
+        cfg["server"]["master_key"] = "env:SKULD_TEST_MASTER"
+        cfg["store"] = {"url": "sqlite://" + os.path.join(H.mkdtemp(), "s.db")}
+        env = {"SKULD_TEST_MASTER": self.MASTER}
+        names = ("r1", "r2", "r3")
+        sk = H.Skuld(cfg, env=env, ready_timeout=60)
+        try:
+            for n in names:
+                r = H.request(sk.port, "POST", "/admin/models", json.dumps(
+                    {"name": n, "provider": "local", "path": DEMO, "parallel": 2}).encode(),
+                    headers={"Authorization": "Bearer " + self.MASTER}, timeout=120)
+                self.assertEqual(r.status, 201, r.body)
+        finally:
+            self.assertEqual(sk.stop(), 0)
+        sk = H.Skuld(cfg, env=env, ready_timeout=60)
+        try:
+            for n in names + ("tiny",):
+                self.answer(sk, n)
+            for n in names:
+                self.assertEqual(sk.stderr().count("engine %s:" % n), 1, sk.stderr())
+        finally:
+            rc = sk.stop()
+        self.assertEqual(rc, 0, sk.describe())
+
     def test_reload_local_models(self):
         other = os.path.join(H.mkdtemp(), "other.gguf")
         rc, _, err = H.run_skuld(["demo-model", "-o", other, "--layers", "3", "--width", "96"])
