@@ -127,12 +127,6 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
     http_respond(c->req, status, ctype, body, len);
 }
 
-void api_error_json(buf_t *o, int status, const char *type, const char *code, const char *param,
-                    const char *message)
-{
-    xl_error_json(o, status, type, code, param, message);
-}
-
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
                     const char *fmt, ...)
 {
@@ -147,7 +141,7 @@ void api_send_error(api_ctx_t *c, int status, const char *type, const char *code
     if (c->shape == API_SHAPE_ANTHROPIC)
         ashape_error(&o, status, msg);
     else
-        api_error_json(&o, status, type, code, param, msg);
+        xl_error_json(&o, status, type, code, param, msg);
     api_send(c, status, "application/json", buf_data(&o), o.len);
     buf_free(&o);
 }

@@ -67,10 +67,6 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
 /* OpenAI error object; message is formatted. type NULL = derived from status. */
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* The same object as compact JSON into out (for SSE error events). */
-void api_error_json(buf_t *out, int status, const char *type, const char *code, const char *param,
-                    const char *message);
-
 /* Endpoints */
 void api_admin(api_ctx_t *c);
 /* /admin/keys...: true when the path was one of its endpoints (answered). */

@@ -50,6 +50,7 @@
 
 #include "api/anthropic_shape.h"
 #include "api/internal.h"
+#include "provider/xlate.h"
 #include "core/jscan.h"
 #include "core/log.h"
 #include "policy/cost.h"
@@ -295,7 +296,7 @@ static void relay_stream_fail(relay_t *r, const char *code, const char *message)
         ashape_stream_error(&r->frame, 502, message);
     } else {
         buf_appends(&r->frame, "data: ");
-        api_error_json(&r->frame, 502, "server_error", code, NULL, message);
+        xl_error_json(&r->frame, 502, "server_error", code, NULL, message);
         buf_appends(&r->frame, "\n\n");
     }
     relay_client_frame(r, buf_data(&r->frame), r->frame.len);

@@ -29,6 +29,7 @@
 
 #include "api/anthropic_shape.h"
 #include "api/internal.h"
+#include "provider/xlate.h"
 #include "cache/key.h"
 #include "cache/lru.h"
 #include "cache/redis.h"
@@ -371,7 +372,7 @@ static void stream_error_frame(buf_t *o, int shape, const char *msg)
         return;
     }
     buf_appends(o, "data: ");
-    api_error_json(o, 502, "server_error", "upstream_stream_error", NULL, msg);
+    xl_error_json(o, 502, "server_error", "upstream_stream_error", NULL, msg);
     buf_appends(o, "\n\n");
 }
 

@@ -1880,13 +1880,20 @@ static const field_t budget_item_fields[] = {
     [BI_PERIOD] = {.key = "period", .type = FT_MAPPING},
 };
 
+static const char *const budget_period_names[] = {
+    [BUDGET_DAILY] = "daily", [BUDGET_WEEKLY] = "weekly", [BUDGET_MONTHLY] = "monthly"};
+
 int config_budget_period(const char *s)
 {
-    if (!s) return -1;
-    if (!strcmp(s, "daily")) return BUDGET_DAILY;
-    if (!strcmp(s, "weekly")) return BUDGET_WEEKLY;
-    if (!strcmp(s, "monthly")) return BUDGET_MONTHLY;
+    for (int p = 0; s && p < (int)COUNTOF(budget_period_names); p++)
+        if (!strcmp(s, budget_period_names[p])) return p;
     return -1;
+}
+
+const char *config_budget_period_name(int period)
+{
+    return period >= 0 && period < (int)COUNTOF(budget_period_names) ? budget_period_names[period]
+                                                                     : "unknown";
 }
 
 /* A sequence of mappings, each walked with `fields` into items of `size` bytes. */

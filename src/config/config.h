@@ -360,8 +360,9 @@ void config_unref(config_t *c);
 const cfg_model_t *config_find_model(const config_t *c, const char *name, size_t len);
 const cfg_route_t *config_find_route(const config_t *c, const char *name, size_t len);
 
-/* "daily" -> BUDGET_DAILY ...; -1 when unknown. */
+/* "daily" -> BUDGET_DAILY ...; -1 when unknown. And back. */
 int config_budget_period(const char *s);
+const char *config_budget_period_name(int period);
 
 /* Value parsers, exposed for tests and for later sections. Return 0 or -1. */
 int config_parse_duration_ms(const char *s, uint64_t *out);

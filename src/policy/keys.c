@@ -36,8 +36,6 @@ static char *pol_jstrdup(json_t *o, const char *k)
     return v && *v ? strdup(v) : NULL;
 }
 
-static const char *const pol_period_names[] = {"daily", "weekly", "monthly"};
-
 char *pol_key_spec_json(const pol_key_t *k)
 {
     json_t *o = json_object();
@@ -52,7 +50,7 @@ char *pol_key_spec_json(const pol_key_t *k)
     json_object_set_new(o, "rpm", json_integer(k->rpm));
     json_object_set_new(o, "tpm", json_integer(k->tpm));
     json_object_set_new(o, "budget_usd", json_real(k->budget_usd));
-    json_object_set_new(o, "period", json_string(pol_period_names[k->period]));
+    json_object_set_new(o, "period", json_string(config_budget_period_name(k->period)));
     json_object_set_new(o, "expires_at", json_integer(k->expires_at));
     json_object_set_new(o, "created_at", json_integer(k->created_at));
     json_object_set_new(o, "revoked", json_boolean(k->revoked));

@@ -1088,8 +1088,6 @@ void policy_settle(api_ctx_t *c, int status)
 /* ------------------------------------------------------------------------ */
 /* usage */
 
-static const char *const pol_period_names[] = {"daily", "weekly", "monthly"};
-
 static void pol_usage_json(buf_t *o, const pol_key_t *k, int64_t spent, int64_t reserved,
                            int64_t pstart, int64_t pend, const char *source)
 {
@@ -1106,8 +1104,8 @@ static void pol_usage_json(buf_t *o, const pol_key_t *k, int64_t spent, int64_t 
     buf_printf(o,
                ",\"period\":\"%s\",\"period_start\":%lld,\"reset_at\":%lld,"
                "\"budget_usd\":%.9g,\"spend_usd\":%.9f,\"reserved_usd\":%.9f",
-               pol_period_names[k->period], (long long)pstart, (long long)pend, k->budget_usd,
-               (double)spent / 1e9, (double)reserved / 1e9);
+               config_budget_period_name(k->period), (long long)pstart, (long long)pend,
+               k->budget_usd, (double)spent / 1e9, (double)reserved / 1e9);
     if (k->budget_usd > 0) {
         double rem = k->budget_usd - (double)(spent + reserved) / 1e9;
         buf_printf(o, ",\"remaining_usd\":%.9f", rem > 0 ? rem : 0);
@@ -1158,7 +1156,7 @@ static void pol_budgets_json(buf_t *o, const pol_brow_t *v, size_t n, const char
                    ",\"period\":\"%s\",\"period_start\":%lld,\"reset_at\":%lld,"
                    "\"budget_usd\":%.9g,\"spend_usd\":%.9f,\"reserved_usd\":%.9f,"
                    "\"remaining_usd\":%.9f,\"used_pct\":%.2f}",
-                   pol_period_names[b->period], (long long)b->start, (long long)b->end,
+                   config_budget_period_name(b->period), (long long)b->start, (long long)b->end,
                    b->budget_usd, (double)b->spent / 1e9, (double)b->reserved / 1e9,
                    rem > 0 ? rem : 0, b->budget_usd > 0 ? 100.0 * used / b->budget_usd : 0);
     }

@@ -60,7 +60,7 @@ json_t *xl_completion(const char *id, long long created, const char *model, json
 /* OpenAI error object into out; type derived from status. */
 void xl_error(buf_t *out, int status, const char *code, const char *message);
 /* The OpenAI error "type" of an HTTP status: the one map, also used by the
- * gateway's own errors (api_error_json). */
+ * gateway's own errors (xl_error_json). */
 const char *xl_error_type(int status);
 /* The OpenAI error object {"error":{"message","type","param","code"}} into o;
  * type NULL = xl_error_type(status); param and code may be NULL (null). The

@@ -126,8 +126,8 @@ static void *worker_main(void *arg)
  * which is expected: the slot exists anyway. */
 #define WORKER_FD_SLOTS 4096
 
-/* libevent's own messages go to our log as warnings, except the expected
- * failures of the prewarm (one per fd number that is not open). */
+/* The prewarm's adds fail, as expected, for every fd number that is not
+ * open: worker_libevent_log keeps those out of the log. */
 static __thread bool worker__quiet;
 
 static void worker__libevent_log(int severity, const char *msg)
@@ -136,9 +136,13 @@ static void worker__libevent_log(int severity, const char *msg)
     log_warn("libevent: %s", msg);
 }
 
-static void worker_prewarm(struct event_base *base, int upto)
+void worker_libevent_log(void)
 {
     event_set_log_callback(worker__libevent_log);
+}
+
+static void worker_prewarm(struct event_base *base, int upto)
+{
     worker__quiet = true;
     for (int fd = 0; fd < upto; fd++) {
         struct event *ev = event_new(base, fd, EV_READ, NULL, NULL);

@@ -43,6 +43,9 @@ typedef struct worker {
     unsigned idle_ticks;             /* housekeeping ticks in a row with nothing in flight */
 } worker_t;
 
+/* Once at start, before any loop: libevent's own messages go to our log as
+ * warnings (except the workers' expected prewarm failures). */
+void worker_libevent_log(void);
 /* Create the loop, listener, upstream pool and log; 0 or -1 (logged). */
 int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t *cfg);
 int worker_start(worker_t *w);

@@ -28,11 +28,6 @@
 #include "api/anthropic_shape.h"
 #include "core/buf.h"
 #include "fuzz_common.h"
-#include "provider/provider.h"
-
-/* provider.c's table names the local providers (libevent, llama.cpp: not under test) */
-const prov_ops_t provider_echo = {.type = "echo"};
-const prov_ops_t provider_llamacpp = {.type = "llamacpp"};
 
 static void check_request(const uint8_t *d, size_t n)
 {

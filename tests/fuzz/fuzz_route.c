@@ -30,9 +30,6 @@
 #include "provider/provider.h"
 #include "route/router.h"
 
-const prov_ops_t provider_echo = {.type = "echo"};
-const prov_ops_t provider_llamacpp = {.type = "llamacpp"};
-
 static const char CFG[] =
     "providers:\n  - {name: p, type: openai, base_url: 'http://127.0.0.1:1/v1'}\n"
     "models:\n"

@@ -20,7 +20,7 @@
  *   an event emits nothing after its "[DONE]" or error payload. As in the
  *   relay (src/api/relay.c), events after the end are not translated.
  * The local provider tables (echo, llama.cpp: libevent and llama.cpp, not
- * under test) are stubs here so provider.c links without them.
+ * under test) are empty tables (local_providers_stub.c) so provider.c links.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,9 +36,6 @@
 #include "provider/provider.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
-
-const prov_ops_t provider_echo = {.type = "echo"};
-const prov_ops_t provider_llamacpp = {.type = "llamacpp"};
 
 typedef struct stream_state {
     const prov_ops_t *ops;
