@@ -14,7 +14,7 @@
 #include "local/cli.h"
 #include "local/local.h"
 #include "policy/cli.h"
-#include "route/hooks.h"
+#include "route/cli.h"
 #include "server/gateway.h"
 
 static void usage(FILE *out)

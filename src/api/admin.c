@@ -7,27 +7,27 @@
  *   GET    /admin/models/NAME        one deployment
  *   POST   /admin/models             register a deployment (JSON, config keys)
  *   DELETE /admin/models/NAME        remove a registered deployment
- *   POST   /admin/route/explain      the router's decision for a request (route/hooks.c)
+ *   POST   /admin/route/explain      the router's decision for a request (route/router.h)
  *   GET    /admin/budgets            team and key budgets, spend this period (policy/)
  *   POST   /admin/cache/purge        empty the response cache (cache/cache.h)
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
- * (server/gateway.c) as a ticket and are answered when every worker serves
- * the new snapshot; if the client leaves first the answer is dropped.
+ * as a ticket (api/control.h) and are answered when every worker serves the
+ * new snapshot; if the client leaves first the answer is dropped.
  */
 #include <ctype.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "api/control.h"
 #include "api/internal.h"
 #include "cache/cache.h"
+#include "call/resil.h"
 #include "core/jsonw.h"
 #include "core/secure.h"
-#include "route/resil.h"
+#include "pipeline/resolve.h"
 #include "policy/policy.h"
-#include "route/hooks.h"
-#include "server/gateway.h"
 
 /* Percent-decode s[0..n) into the arena; NULL on a malformed escape. */
 static char *admin_unescape(arena_t *a, const char *s, size_t n)
@@ -163,17 +163,15 @@ static void admin_reply(ctl_ticket_t *t)
 {
     api_ctx_t *c = t->ud;
     c->ticket = NULL;
-    c->req->on_abort = NULL;
-    if (t->status >= 400 && !c->error) c->error = "admin operation rejected";
+    c->r->on_abort = NULL;
+    if (t->status >= 400 && !c->r->error) c->r->error = "admin operation rejected";
     api_send(c, t->status, "application/json", t->body, strlen(t->body));
 }
 
-static void admin_abort(http_req_t *req)
+static void admin_abort(pl_req_t *r)
 {
-    api_ctx_t *c = req->udata;
+    api_ctx_t *c = r->fe_ud;
     if (c->ticket) c->ticket->alive = false; /* the control plane's answer will be dropped */
-    c->error = "client closed the connection";
-    api_account(c, 499);
 }
 
 static void admin_submit(api_ctx_t *c, ctl_op_t op, const char *name, const char *spec)
@@ -185,13 +183,13 @@ static void admin_submit(api_ctx_t *c, ctl_op_t op, const char *name, const char
         return;
     }
     t->op = op;
-    t->base = c->w->base;
+    t->base = c->env->base;
     t->reply = admin_reply;
     t->ud = c;
     t->alive = true;
     c->ticket = t;
-    c->req->on_abort = admin_abort;
-    gateway_submit(c->w->gw, t);
+    c->r->on_abort = admin_abort;
+    ctl_submit(t);
 }
 
 void api_admin(api_ctx_t *c)
@@ -206,7 +204,11 @@ void api_admin(api_ctx_t *c)
     http_slice_t auth = http_req_header(r, "authorization");
     bool ok = auth.n > 7 && strncasecmp(auth.p, "Bearer ", 7) == 0 &&
               secure_equal(auth.p + 7, auth.n - 7, key, strlen(key));
-    if (!ok && policy_admin_nonmaster(c)) return; /* issue 8: a user key gets 403 */
+    pl_rc_t rc;
+    if (!ok && policy_admin_nonmaster(c->r, &rc)) { /* issue 8: a user key gets 403 */
+        pl_resume(c->r, rc);
+        return;
+    }
     if (!ok) {
         http_resp_header(r, "WWW-Authenticate", "Bearer");
         api_send_error(c, 401, NULL, "invalid_api_key", NULL,
@@ -218,11 +220,11 @@ void api_admin(api_ctx_t *c)
     if (http_slice_eq(r->path, "/admin/reload") && http_slice_eq(r->method, "POST")) {
         admin_submit(c, CTL_RELOAD, NULL, NULL);
     } else if (http_slice_eq(r->path, "/admin/route/explain") && http_slice_eq(r->method, "POST")) {
-        route_api_explain(c);
+        api_admin_explain(c);
     } else if (http_slice_eq(r->path, "/admin/cache/purge") && http_slice_eq(r->method, "POST")) {
-        cache_admin_purge(c); /* response cache (cache/) */
+        pl_resume(c->r, cache_admin_purge(c->r)); /* response cache (cache/) */
     } else if (http_slice_eq(r->path, "/admin/budgets") && http_slice_eq(r->method, "GET")) {
-        policy_send_budgets(c); /* budgets and their spend (policy/) */
+        pl_resume(c->r, policy_budgets(c->r)); /* budgets and their spend (policy/) */
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "GET")) {
         admin_list_models(c);
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "POST")) {
@@ -252,4 +254,61 @@ void api_admin(api_ctx_t *c)
         api_send_error(c, 404, NULL, "not_found", NULL, "unknown admin endpoint %.*s %.*s",
                        (int)r->method.n, r->method.p, (int)r->path.n, r->path.p);
     }
+}
+
+static int admin_endpoint(const char *s)
+{
+    if (!s || !strcmp(s, "chat")) return EP_CHAT;
+    if (!strcmp(s, "completions")) return EP_COMPLETIONS;
+    if (!strcmp(s, "embeddings")) return EP_EMBEDDINGS;
+    return -1;
+}
+
+static uint64_t *admin_rng(void)
+{
+    static _Thread_local uint64_t rng;
+    if (!rng) rng = (uint64_t)(uintptr_t)&rng | 1;
+    return &rng;
+}
+
+/* POST /admin/route/explain: {"model":..., "messages"|"prompt"|"input":...,
+ * "endpoint":"chat"|"completions"|"embeddings"} and the constraint headers ->
+ * the decision as JSON (200 even when nothing is eligible: choice null). */
+void api_admin_explain(api_ctx_t *c)
+{
+    json_error_t jerr;
+    json_t *body = json_loadb(c->req->body, c->req->body_len, 0, &jerr);
+    if (!json_is_object(body)) {
+        json_decref(body);
+        api_send_error(c, 400, NULL, "invalid_json", NULL, "the body must be a JSON object");
+        return;
+    }
+    int ep = admin_endpoint(json_string_value(json_object_get(body, "endpoint")));
+    const char *name = json_string_value(json_object_get(body, "model"));
+    if (!name) name = c->cfg->server.default_model;
+    route_features_t f;
+    route_features_init(&f);
+    const char *hdr = NULL, *err = NULL;
+    route_decision_t d;
+    if (ep < 0 || !name) {
+        api_send_error(c, 400, NULL, "invalid_request", ep < 0 ? "endpoint" : "model",
+                       ep < 0 ? "endpoint must be chat, completions or embeddings"
+                              : "model is required (no server.default_model)");
+    } else if (pl_route_constraints(c->r, &f, &hdr, &err) < 0) {
+        api_send_error(c, 400, NULL, "invalid_header", hdr, "%s: %s", hdr, err);
+    } else {
+        route_features_from_body(&f, c->req->arena, ep, body);
+        f.explain = true;
+        if (route_decide(c->cfg, name, strlen(name), &f, c->req->arena, 0, admin_rng(), &d) < 0) {
+            api_send_error(c, 404, NULL, "model_not_found", "model",
+                           "no model or route named '%.128s'", name);
+        } else {
+            buf_t o;
+            buf_init(&o, 0);
+            route_explain_json(&d, &o, SIZE_MAX);
+            api_send(c, 200, "application/json", buf_data(&o), o.len);
+            buf_free(&o);
+        }
+    }
+    json_decref(body);
 }

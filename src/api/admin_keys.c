@@ -30,7 +30,7 @@
 #include "policy/keys.h"
 #include "policy/policy.h"
 #include "policy/secrets.h"
-#include "server/gateway.h"
+#include "api/control.h"
 
 enum { AK_CREATE, AK_REVOKE, AK_ROTATE };
 
@@ -61,14 +61,12 @@ static void ak_key_json(buf_t *o, const pol_key_t *k)
     free(txt);
 }
 
-static void ak_abort(http_req_t *req)
+static void ak_abort(pl_req_t *r)
 {
-    api_ctx_t *c = req->udata;
+    api_ctx_t *c = r->fe_ud;
     ak_pending_t *p = c->pol_admin;
     if (p) p->c = NULL;
     c->pol_admin = NULL;
-    c->error = "client closed the connection";
-    api_account(c, 499);
 }
 
 static void ak_finish(ak_pending_t *p, int rc, const char *err)
@@ -86,7 +84,7 @@ static void ak_finish(ak_pending_t *p, int rc, const char *err)
     }
     if (c) {
         c->pol_admin = NULL;
-        c->req->on_abort = NULL;
+        c->r->on_abort = NULL;
         if (rc < 0 || !p->entry) {
             api_send_error(c, 503, NULL, "store_unavailable", NULL,
                            "the key change could not be stored");
@@ -134,8 +132,8 @@ static void ak_commit(api_ctx_t *c, ak_pending_t *p, const char *id, const char 
     secure_hex(p->op == AK_REVOKE ? p->entry->hash : p->hash, 32, hex);
     p->c = c;
     c->pol_admin = p;
-    c->req->on_abort = ak_abort;
-    store_key_put(s, id, hex, spec, c->w->base, ak_written, p);
+    c->r->on_abort = ak_abort;
+    store_key_put(s, id, hex, spec, c->env->base, ak_written, p);
 }
 
 /* Persist key k (its stored spec) for the pending change p; answers 500 if
@@ -278,7 +276,7 @@ bool api_admin_keys(api_ctx_t *c)
         else
             ak_change(c, k, AK_ROTATE);
     } else if (AK_ACTION("usage") && ak_method(r, "GET")) {
-        policy_send_usage(c, k);
+        pl_resume(c->r, policy_usage(c->r, k));
     } else {
         api_send_error(c, 404, NULL, "not_found", NULL, "unknown key endpoint");
     }
@@ -304,21 +302,19 @@ static void ak_secret_free(ak_secret_t *p)
     free(p);
 }
 
-static void ak_ticket_abort(http_req_t *req)
+static void ak_ticket_abort(pl_req_t *r)
 {
-    api_ctx_t *c = req->udata;
+    api_ctx_t *c = r->fe_ud;
     if (c->ticket) c->ticket->alive = false;
     if (c->pol_admin) ((ak_secret_t *)c->pol_admin)->c = NULL;
     c->pol_admin = NULL;
-    c->error = "client closed the connection";
-    api_account(c, 499);
 }
 
 static void ak_reloaded(ctl_ticket_t *t)
 {
     api_ctx_t *c = t->ud;
     c->ticket = NULL;
-    c->req->on_abort = NULL;
+    c->r->on_abort = NULL;
     if (t->status != 200) {
         api_send(c, t->status, "application/json", t->body, strlen(t->body));
         return;
@@ -342,17 +338,17 @@ static void ak_secret_written(void *ud, int rc, const char *err)
         c->pol_admin = NULL;
         ctl_ticket_t *t = rc >= 0 ? calloc(1, sizeof *t) : NULL;
         if (!t) {
-            c->req->on_abort = NULL;
+            c->r->on_abort = NULL;
             api_send_error(c, 503, NULL, "store_unavailable", NULL,
                            "the provider key could not be stored");
         } else {
             t->op = CTL_RELOAD;
-            t->base = c->w->base;
+            t->base = c->env->base;
             t->reply = ak_reloaded;
             t->ud = c;
             t->alive = true;
             c->ticket = t;
-            gateway_submit(c->w->gw, t);
+            ctl_submit(t);
         }
     }
     ak_secret_free(p);
@@ -411,8 +407,8 @@ static bool ak_provider_key(api_ctx_t *c)
     json_decref(b); /* the body copy in the arena stays until the request ends */
     p->c = c;
     c->pol_admin = p;
-    c->req->on_abort = ak_ticket_abort;
-    store_secret_put(s, prov->name, sealed, c->w->base, ak_secret_written, p);
+    c->r->on_abort = ak_ticket_abort;
+    store_secret_put(s, prov->name, sealed, c->env->base, ak_secret_written, p);
     free(sealed);
     return true;
 }

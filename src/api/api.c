@@ -1,5 +1,8 @@
 /*
- * api dispatch, request context, accounting and error shapes.
+ * api — the HTTP front end: every request gets a pl_req_t; /v1/... runs the
+ * pipeline's stages (with api_v1_parse as its parse stage), health,
+ * readiness, metrics and /admin/... are answered here. The front-end table
+ * (api_fe) is where results become bytes.
  */
 #include "api/api.h"
 
@@ -7,20 +10,228 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "api/anthropic_shape.h"
+#include "api/control.h"
 #include "api/internal.h"
 #include "cache/cache.h"
-#include "core/jsonw.h"
-#include "policy/cost.h"
+#include "core/log.h"
+#include "obs/metrics.h"
 #include "policy/policy.h"
 #include "provider/xlate.h"
-#include "core/log.h"
-#include "route/hooks.h"
-#include "route/resil.h"
-#include "route/stats.h"
-#include "server/gateway.h"
 
-static metrics_series_t *api_unrouted; /* series for requests that never resolved a model */
+static api_ctx_t *api_of(pl_req_t *r)
+{
+    return r->fe_ud;
+}
+
+/* ---------- the front-end table: results into bytes ---------- */
+
+static pl_slice_t fe_header(pl_req_t *r, const char *name)
+{
+    http_slice_t v = http_req_header(api_of(r)->req, name);
+    return (pl_slice_t){v.p, v.n};
+}
+
+static void fe_set_header(pl_req_t *r, const char *name, const char *value)
+{
+    http_resp_header(api_of(r)->req, name, value);
+}
+
+/* The last bytes of a whole answer: accounted, then queued. */
+static void fe_send(api_ctx_t *c, int status, const char *ctype, const char *body, size_t len)
+{
+    c->req->bytes_out = len; /* known now; the log line is written before queuing */
+    pl_account(c->r, status);
+    http_respond(c->req, status, ctype, body, len);
+}
+
+static void fe_error_json(api_ctx_t *c, buf_t *o, const pl_error_t *e)
+{
+    if (c->r->shape == PL_SHAPE_ANTHROPIC)
+        ashape_error(o, e->status, e->message);
+    else
+        xl_error_json(o, e->status, e->type, e->code, e->param, e->message);
+}
+
+static void fe_error(pl_req_t *r, const pl_error_t *e)
+{
+    api_ctx_t *c = api_of(r);
+    buf_t o;
+    buf_init(&o, 0);
+    fe_error_json(c, &o, e);
+    fe_send(c, e->status, "application/json", buf_data(&o), o.len);
+    buf_free(&o);
+}
+
+/* An OpenAI answer (chat.completion, or an error object) in the client's shape. */
+static void fe_body(pl_req_t *r, int status, const char *data, size_t len)
+{
+    api_ctx_t *c = api_of(r);
+    if (r->shape != PL_SHAPE_ANTHROPIC || r->ep != EP_CHAT) {
+        fe_send(c, status, "application/json", data, len);
+        return;
+    }
+    if (status >= 400) {
+        json_t *o = json_loadb(data, len, 0, NULL);
+        const char *msg =
+            json_string_value(json_object_get(json_object_get(o, "error"), "message"));
+        pl_error_t e = {status, NULL, NULL, NULL,
+                        msg ? msg : "the upstream provider answered with an error"};
+        fe_error(r, &e);
+        json_decref(o);
+        return;
+    }
+    buf_t out;
+    buf_init(&out, 0);
+    if (ashape_response(data, len, r->model->name, &out) == 0) {
+        fe_send(c, status, "application/json", buf_data(&out), out.len);
+    } else {
+        pl_error_t e = {502, NULL, "upstream_invalid_response", NULL,
+                        "the upstream answer has no message to translate"};
+        if (!r->error) r->error = e.message;
+        fe_error(r, &e);
+    }
+    buf_free(&out);
+}
+
+static void fe_stream_start(pl_req_t *r)
+{
+    api_ctx_t *c = api_of(r);
+    if (r->shape == PL_SHAPE_ANTHROPIC && r->ep == EP_CHAT) {
+        c->aout = arena_calloc(r->arena, sizeof *c->aout);
+        if (c->aout) ashape_stream_init(c->aout, r->model->name);
+    }
+    http_resp_header(c->req, "Cache-Control", "no-cache");
+    http_resp_header(c->req, "X-Accel-Buffering", "no");
+    http_stream_start(c->req, 200, "text/event-stream");
+}
+
+static int fe_write_frame(api_ctx_t *c)
+{
+    return http_stream_write(c->req, buf_data(&c->frame), c->frame.len) != 0;
+}
+
+/* An error object the upstream put in its stream, as Anthropic's error event. */
+static void fe_anthropic_error(api_ctx_t *c, const char *data, size_t len)
+{
+    json_t *o = json_loadb(data, len, 0, NULL);
+    json_t *e = json_object_get(o, "error");
+    const char *msg = json_string_value(json_object_get(e, "message"));
+    const char *type = json_string_value(json_object_get(e, "type"));
+    int status = type && !strcmp(type, "rate_limit_error") ? 429 : 500;
+    ashape_stream_error(&c->frame, status, msg ? msg : "the upstream stream reported an error");
+    json_decref(o);
+}
+
+static int fe_stream_payload(pl_req_t *r, pl_payload_t kind, const char *event, const char *data,
+                             size_t len)
+{
+    api_ctx_t *c = api_of(r);
+    buf_reset(&c->frame);
+    if (c->aout) {
+        if (kind == PL_EV_ERROR_OBJ)
+            fe_anthropic_error(c, data, len);
+        else if (kind == PL_EV_DONE_MARK)
+            ashape_stream_end(c->aout, r->prompt_tokens, r->cached_tokens, r->completion_tokens,
+                              &c->frame);
+        else if (ashape_stream_chunk(c->aout, data, len, &c->frame) != 0)
+            return 0; /* not a chunk object: nothing an Anthropic client could use */
+        return fe_write_frame(c);
+    }
+    if (event && event[0]) buf_printf(&c->frame, "event: %s\n", event);
+    buf_appends(&c->frame, "data: ");
+    buf_append(&c->frame, data, len);
+    buf_appends(&c->frame, "\n\n");
+    return fe_write_frame(c);
+}
+
+static void fe_stream_error(pl_req_t *r, const char *code, const char *message)
+{
+    api_ctx_t *c = api_of(r);
+    buf_reset(&c->frame);
+    if (r->shape == PL_SHAPE_ANTHROPIC) {
+        ashape_stream_error(&c->frame, 502, message);
+    } else {
+        buf_appends(&c->frame, "data: ");
+        xl_error_json(&c->frame, 502, "server_error", code, NULL, message);
+        buf_appends(&c->frame, "\n\n");
+    }
+    fe_write_frame(c);
+}
+
+static void fe_stream_end(pl_req_t *r)
+{
+    api_ctx_t *c = api_of(r);
+    pl_account(r, 200);
+    http_stream_end(c->req);
+    buf_free(&c->frame);
+}
+
+static void fe_replay_body(pl_req_t *r, int status, const char *ctype, const char *data,
+                           size_t len)
+{
+    fe_send(api_of(r), status, ctype ? ctype : "application/json", data, len);
+}
+
+static void fe_replay_start(pl_req_t *r, int status, const char *ctype)
+{
+    http_stream_start(api_of(r)->req, status, ctype ? ctype : "text/event-stream");
+}
+
+static int fe_replay_frame(pl_req_t *r, const char *data, size_t len)
+{
+    return http_stream_write(api_of(r)->req, data, len);
+}
+
+static size_t fe_out_pending(pl_req_t *r)
+{
+    return http_req_out_pending(api_of(r)->req);
+}
+
+static uint64_t fe_bytes_out(pl_req_t *r)
+{
+    return api_of(r)->req->bytes_out;
+}
+
+static void fe_http_tap(http_req_t *req, http_tap_t ev, int status, const char *ctype,
+                        const char *data, size_t len)
+{
+    api_ctx_t *c = req->udata;
+    static const pl_tap_t kinds[] = {[HTTP_TAP_START] = PL_TAP_START,
+                                     [HTTP_TAP_DATA] = PL_TAP_DATA,
+                                     [HTTP_TAP_END] = PL_TAP_END,
+                                     [HTTP_TAP_BODY] = PL_TAP_BODY,
+                                     [HTTP_TAP_ABORT] = PL_TAP_ABORT};
+    pl_tap_ev_t e = {kinds[ev], status, ctype, data, len, buf_data(&req->resp_headers),
+                     req->resp_headers.len};
+    if (c->tap) c->tap(c->r, &e, c->tap_ud);
+}
+
+static void fe_set_tap(pl_req_t *r, pl_tap_fn fn, void *ud)
+{
+    api_ctx_t *c = api_of(r);
+    c->tap = fn;
+    c->tap_ud = ud;
+    c->req->tap = fn ? fe_http_tap : NULL;
+}
+
+static const pl_frontend_t api_fe = {
+    .header = fe_header,
+    .set_header = fe_set_header,
+    .body = fe_body,
+    .error = fe_error,
+    .stream_start = fe_stream_start,
+    .stream_payload = fe_stream_payload,
+    .stream_error = fe_stream_error,
+    .stream_end = fe_stream_end,
+    .replay_body = fe_replay_body,
+    .replay_start = fe_replay_start,
+    .replay_frame = fe_replay_frame,
+    .out_pending = fe_out_pending,
+    .bytes_out = fe_bytes_out,
+    .set_tap = fe_set_tap,
+};
+
+/* ---------- requests ---------- */
 
 static bool api_request_id_ok(http_slice_t v)
 {
@@ -34,97 +245,53 @@ static bool api_request_id_ok(http_slice_t v)
     return true;
 }
 
-api_ctx_t *api_ctx_new(http_req_t *req)
+static void api_on_abort(http_req_t *req)
 {
-    worker_t *w = http_server_ctx(req->server);
+    api_ctx_t *c = req->udata;
+    pl_abort(c->r);
+}
+
+static void api_on_drain(http_req_t *req)
+{
+    api_ctx_t *c = req->udata;
+    pl_drained(c->r);
+}
+
+static api_ctx_t *api_ctx_new(http_req_t *req)
+{
+    pl_env_t *env = http_server_ctx(req->server);
     api_ctx_t *c = arena_calloc(req->arena, sizeof *c);
-    if (!c) return NULL;
+    pl_req_t *r = c ? pl_req_new(req->arena, env, &api_fe, c, req->start_ns) : NULL;
+    if (!r) return NULL;
     c->req = req;
-    c->w = w;
-    c->cfg = config_ref(w->cfg);
-    c->prompt_tokens = c->completion_tokens = -1;
-    static const char messages_path[] = "/v1/messages";
-    if (req->path.n == sizeof messages_path - 1 &&
-        memcmp(req->path.p, messages_path, req->path.n) == 0)
-        c->shape = API_SHAPE_ANTHROPIC;
+    c->r = r;
+    c->env = env;
+    c->cfg = r->cfg;
+    buf_init(&c->frame, 0);
+    r->method = req->method.p;
+    r->method_len = req->method.n;
+    r->path = req->path.p;
+    r->path_len = req->path.n;
+    r->raw = req->body;
+    r->raw_len = req->body_len;
+    if (http_slice_eq(req->path, "/v1/messages")) r->shape = PL_SHAPE_ANTHROPIC;
     http_slice_t rid = http_req_header(req, "x-request-id");
     if (api_request_id_ok(rid)) {
-        memcpy(c->request_id, rid.p, rid.n);
-        c->request_id[rid.n] = '\0';
+        memcpy(r->request_id, rid.p, rid.n);
+        r->request_id[rid.n] = '\0';
     } else {
-        worker_request_id(w, c->request_id);
+        pl_request_id(env, r->request_id);
     }
-    http_resp_header(req, "x-request-id", c->request_id);
+    http_resp_header(req, "x-request-id", r->request_id);
     req->udata = c;
+    req->on_abort = api_on_abort;
+    req->on_drain = api_on_drain;
     return c;
-}
-
-void api_ctx_set_model(api_ctx_t *c, const cfg_model_t *m)
-{
-    c->model = m;
-    if (c->ms) return;
-    c->ms = m && m->stats ? m->stats : api_unrouted;
-    if (c->ms) metrics_request_begin(c->ms);
-}
-
-void api_account(api_ctx_t *c, int status)
-{
-    if (c->accounted) return;
-    c->accounted = true;
-    policy_settle(c, status); /* issue 8: reservations settled or released, spend row */
-    http_req_t *r = c->req;
-    uint64_t dur = time_mono_ns() - r->start_ns;
-    route_api_account(c, status); /* live stats for the router */
-    if (c->ms) {
-        metrics_request_end(c->ms, status, dur);
-        if (c->prompt_tokens > 0 || c->completion_tokens > 0)
-            metrics_tokens(c->ms, c->prompt_tokens > 0 ? (uint64_t)c->prompt_tokens : 0,
-                           c->completion_tokens > 0 ? (uint64_t)c->completion_tokens : 0);
-        if (c->model && (c->prompt_tokens > 0 || c->completion_tokens > 0))
-            metrics_cost(c->ms,
-                         cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens,
-                                  c->completion_tokens),
-                         c->cached_tokens > 0 ? (uint64_t)c->cached_tokens : 0);
-    }
-    accesslog_rec_t rec = {
-        .request_id = c->request_id,
-        .method = r->method.p,
-        .method_len = r->method.n,
-        .path = r->path.p,
-        .path_len = r->path.n,
-        .status = status,
-        .model = c->model ? c->model->name : NULL,
-        .deployment = c->model && c->model->id && strcmp(c->model->id, c->model->name) != 0
-                          ? c->model->id
-                          : NULL,
-        .provider = c->model ? c->model->provider->name : NULL,
-        .stream = c->stream,
-        .duration_us = dur / 1000,
-        .bytes_in = r->body_len,
-        .bytes_out = r->bytes_out,
-        .prompt_tokens = c->prompt_tokens,
-        .completion_tokens = c->completion_tokens,
-        .error = c->error,
-        .key_id = policy_key_id(c),
-        .team = policy_team(c),
-        .user = policy_user(c),
-        .cost_usd = c->model && (c->prompt_tokens > 0 || c->completion_tokens > 0)
-                        ? cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens,
-                                   c->completion_tokens)
-                        : -1,
-        .attempts = c->attempts,
-        .cache = c->cache_status,
-    };
-    accesslog_write(c->w->log, &rec);
-    config_unref(c->cfg);
-    c->cfg = NULL;
 }
 
 void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, size_t len)
 {
-    c->req->bytes_out = len; /* known now; the log line is written before queuing */
-    api_account(c, status);
-    http_respond(c->req, status, ctype, body, len);
+    pl_resume(c->r, pl_replay(c->r, status, ctype, body, len, NULL, NULL));
 }
 
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
@@ -135,18 +302,8 @@ void api_send_error(api_ctx_t *c, int status, const char *type, const char *code
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    if (!c->error) c->error = arena_strdup(c->req->arena, msg);
-    buf_t o;
-    buf_init(&o, 0);
-    if (c->shape == API_SHAPE_ANTHROPIC)
-        ashape_error(&o, status, msg);
-    else
-        xl_error_json(&o, status, type, code, param, msg);
-    api_send(c, status, "application/json", buf_data(&o), o.len);
-    buf_free(&o);
+    pl_resume(c->r, pl_fail(c->r, status, type, code, param, "%s", msg));
 }
-
-/* ---------- small endpoints ---------- */
 
 static void api_metrics(api_ctx_t *c)
 {
@@ -159,34 +316,6 @@ static void api_metrics(api_ctx_t *c)
     buf_free(&o);
 }
 
-typedef struct api_route {
-    const char *method;
-    const char *path;
-    int ep; /* endpoint_t, -2 for /v1/messages, or -1 for the small handlers below */
-} api_route_t;
-
-static const api_route_t api_routes[] = {
-    {"POST", "/v1/chat/completions", EP_CHAT},
-    {"POST", "/v1/completions", EP_COMPLETIONS},
-    {"POST", "/v1/embeddings", EP_EMBEDDINGS},
-    {"POST", "/v1/messages", -2},
-    {"GET", "/v1/models", EP_MODELS},
-    {"GET", "/healthz", -1},
-    {"GET", "/readyz", -1},
-    {"GET", "/metrics", -1},
-};
-
-void api_init(config_t *cfg)
-{
-    /* Set once, before the first workers start; later calls (reloads, on the
-     * control thread) only attach series to the new snapshot. */
-    if (!api_unrouted) api_unrouted = metrics_series_get("", "");
-    for (size_t i = 0; i < cfg->n_models; i++)
-        cfg->models[i].stats = metrics_series_get(cfg->models[i].id, cfg->models[i].provider->name);
-    route_stats_attach(cfg);
-    resil_attach(cfg); /* resilience: breaker/concurrency state per deployment */
-}
-
 void api_handle(http_req_t *req)
 {
     api_ctx_t *c = api_ctx_new(req);
@@ -194,51 +323,34 @@ void api_handle(http_req_t *req)
         http_respond(req, 500, "application/json", "{}", 2);
         return;
     }
-    c->w->served++;
+    c->env->served++;
     if (req->path.n >= 7 && memcmp(req->path.p, "/admin/", 7) == 0) {
         api_admin(c);
-        return;
-    }
-    if (req->path.n >= 4 && memcmp(req->path.p, "/v1/", 4) == 0 && !policy_auth_v1(c))
-        return; /* issue 8: 401, or GET /v1/key/usage answered */
-    const api_route_t *route = NULL;
-    bool path_known = false;
-    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
-        if (!http_slice_eq(req->path, api_routes[i].path)) continue;
-        path_known = true;
-        bool head_ok =
-            http_slice_eq(req->method, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
-        if (http_slice_eq(req->method, api_routes[i].method) || head_ok) route = &api_routes[i];
-    }
-    if (!route) {
-        if (path_known) {
-            api_ctx_set_model(c, NULL);
-            api_send_error(c, 405, NULL, "method_not_allowed", NULL,
-                           "method %.*s not allowed on %.*s", (int)req->method.n, req->method.p,
-                           (int)req->path.n, req->path.p);
-        } else {
-            api_send_error(c, 404, NULL, "not_found", NULL, "unknown path %.*s", (int)req->path.n,
-                           req->path.p);
-        }
-        return;
-    }
-    if (route->ep == EP_MODELS) {
-        api_openai_models(c);
-    } else if (route->ep == -2) {
-        api_messages(c);
-    } else if (route->ep >= 0) {
-        api_openai_inference(c, (endpoint_t)route->ep);
-    } else if (http_slice_eq(req->path, "/healthz")) {
+    } else if (req->path.n >= 4 && memcmp(req->path.p, "/v1/", 4) == 0) {
+        c->r->parse = api_v1_parse; /* auth first, then the body */
+        pl_run(c->r);
+    } else if (http_slice_eq(req->path, "/healthz") &&
+               (http_slice_eq(req->method, "GET") || http_slice_eq(req->method, "HEAD"))) {
         api_send(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
-    } else if (http_slice_eq(req->path, "/readyz")) {
-        if (c->w->draining)
+    } else if (http_slice_eq(req->path, "/readyz") &&
+               (http_slice_eq(req->method, "GET") || http_slice_eq(req->method, "HEAD"))) {
+        if (c->env->draining)
             api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
-        else if (!gateway_store_ready(c->w->gw))
+        else if (!ctl_store_ready())
             api_send_error(c, 503, NULL, "store_unreachable", NULL, "the store is not reachable");
         else
             api_send(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
-    } else {
+    } else if (http_slice_eq(req->path, "/metrics") &&
+               (http_slice_eq(req->method, "GET") || http_slice_eq(req->method, "HEAD"))) {
         api_metrics(c);
+    } else if (http_slice_eq(req->path, "/healthz") || http_slice_eq(req->path, "/readyz") ||
+               http_slice_eq(req->path, "/metrics")) {
+        pl_set_model(c->r, NULL);
+        api_send_error(c, 405, NULL, "method_not_allowed", NULL, "method %.*s not allowed on %.*s",
+                       (int)req->method.n, req->method.p, (int)req->path.n, req->path.p);
+    } else {
+        api_send_error(c, 404, NULL, "not_found", NULL, "unknown path %.*s", (int)req->path.n,
+                       req->path.p);
     }
 }
 
@@ -249,7 +361,7 @@ void api_on_error(http_req_t *req, int status, const char *message)
         http_respond(req, status, "application/json", "{}", 2);
         return;
     }
-    api_ctx_set_model(c, NULL);
+    pl_set_model(c->r, NULL);
     const char *code = status == 413   ? "request_too_large"
                        : status == 431 ? "headers_too_large"
                        : status == 408 ? "request_timeout"

@@ -1,11 +1,15 @@
 /*
- * api internals shared by the api/ files.
+ * api internals shared by the api/ files: the HTTP front end of the
+ * pipeline (pipeline/pipeline.h).
  *
- * api_ctx_t is the per-request state every endpoint uses; it lives in the
- * request's arena. It holds a reference to the config snapshot the request
- * started with, and its accounting (metrics + access log line) happens
- * exactly once, in api_account(), just before the final response is queued
- * or when the client goes away.
+ * api_ctx_t is the front end's per-request state, in the request's arena
+ * (req->udata and r->fe_ud). Every request, whether it runs the stages
+ * (/v1/...) or is answered by the api itself (health, metrics, admin), has
+ * a pl_req_t, so every answer goes through the driver's one path and is
+ * accounted exactly once (pl_account, just before its last bytes are
+ * queued). The front end table (api.c) is the only code that turns a result
+ * into bytes: OpenAI JSON as it is, or Anthropic's shape for /v1/messages
+ * (anthropic_shape.h), errors in the API's own error object.
  */
 #ifndef SKULD_API_INTERNAL_H
 #define SKULD_API_INTERNAL_H
@@ -13,71 +17,43 @@
 #include <jansson.h>
 #include <stdbool.h>
 
+#include "api/anthropic_shape.h"
 #include "config/config.h"
 #include "http/server.h"
-#include "obs/metrics.h"
-#include "provider/provider.h"
-#include "server/worker.h"
-
-enum { API_SHAPE_OPENAI = 0, API_SHAPE_ANTHROPIC };
+#include "pipeline/pipeline.h"
 
 typedef struct api_ctx {
     http_req_t *req;
-    worker_t *w;
-    config_t *cfg;
-    char request_id[130];
-    const cfg_model_t *model; /* once resolved */
-    metrics_series_t *ms;     /* series counted in in-flight, or NULL */
-    bool stream;
-    long prompt_tokens, completion_tokens; /* -1 unknown */
-    long cached_tokens;                    /* of prompt_tokens, served from a prompt cache */
-    int shape;                             /* API_SHAPE_*: the client's wire shape */
-    const char *error;                     /* reason for the access log */
-    bool accounted;
-    struct relay *relay;       /* the upstream call in progress, if any */
+    pl_req_t *r;
+    pl_env_t *env;
+    config_t *cfg;             /* r->cfg: the snapshot the request started with */
     struct ctl_ticket *ticket; /* an admin change waiting for the control plane */
-    /* model selection (route/hooks.c) and resilience (route/resil.h) */
-    const cfg_model_t **cands; /* ordered deployments to try: cands[0] first */
-    size_t n_cands;
-    struct route_track *route_track; /* live-stats bookkeeping for this request, or NULL */
-    /* resilience (route/resil.h): attempts taken for x-skuld-attempts */
-    int attempts;
-    const cfg_resilience_t *resil; /* the route's settings, or NULL: cands[0]'s */
-    /* ---- keys, auth, limits, budgets (issue 8, policy/policy.h): the
-     * principal, the saved api_relay_start arguments while an admission is
-     * pending, the reservations to settle in api_account. NULL = none. */
-    struct pol_req *pol;
-    void *pol_admin; /* api/admin_keys.c: a key change waiting for the store */
-    /* ---- fast path (api/openai.c): set when the body was only scanned
-     * (core/jscan.h), not parsed; the relay then has body == NULL and parses
-     * req->body lazily if an attempt needs the tree. */
-    const struct jscan *fast;
-    /* ---- response cache (cache/cache.h): "hit", "miss" or "bypass" once the
-     * cache looked at the request (the x-skuld-cache header), else NULL */
-    const char *cache_status;
+    void *pol_admin;           /* api/admin_keys.c: a key change waiting for the store */
+    /* the front end's own state */
+    ashape_stream_t *aout; /* an Anthropic-shaped stream, or NULL */
+    buf_t frame;           /* one stream frame being encoded */
+    pl_tap_fn tap;         /* the pipeline's observer of the output (the cache) */
+    void *tap_ud;
 } api_ctx_t;
 
-api_ctx_t *api_ctx_new(http_req_t *req);
-/* Start counting this request against a model's series (in-flight gauge). */
-void api_ctx_set_model(api_ctx_t *c, const cfg_model_t *m);
-/* Metrics and access log, once. status is what the client got (499 if it left). */
-void api_account(api_ctx_t *c, int status);
-
+/* Answer c now (through the driver): bytes as they are / an error object
+ * in the client's shape (message formatted; type NULL: from status). */
 void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, size_t len);
-/* OpenAI error object; message is formatted. type NULL = derived from status. */
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
                     const char *fmt, ...) __attribute__((format(printf, 6, 7)));
-/* Endpoints */
+
+/* The parse stage of /v1/... (api/openai.c): the endpoint by path and method,
+ * the body decoded into r (OpenAI's shape, or Anthropic's through
+ * api/messages.c) and checked; GET /v1/models answered. A pl_rc_t. */
+int api_v1_parse(pl_req_t *r);
+/* POST /v1/messages: the Anthropic body -> an OpenAI chat request in r->body. */
+pl_rc_t api_messages_parse(pl_req_t *r);
+
+/* Endpoints answered by the api itself */
 void api_admin(api_ctx_t *c);
 /* /admin/keys...: true when the path was one of its endpoints (answered). */
 bool api_admin_keys(api_ctx_t *c);
-void api_openai_models(api_ctx_t *c);
-void api_openai_inference(api_ctx_t *c, endpoint_t ep);
-/* From model resolution on, for a parsed OpenAI-shaped body (takes ownership). */
-void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body);
-/* POST /v1/messages: Anthropic's shape in and out, any deployment behind (api/messages.c). */
-void api_messages(api_ctx_t *c);
-/* Relay one call to the resolved deployment; takes ownership of body. */
-void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool client_usage);
+/* POST /admin/route/explain (api/admin.c) */
+void api_admin_explain(api_ctx_t *c);
 
 #endif

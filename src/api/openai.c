@@ -1,35 +1,56 @@
 /*
- * api openai — the OpenAI-compatible endpoints: request validation, model
- * resolution, and GET /v1/models. The call itself is api/relay.c.
+ * api openai — the parse stage of /v1/...: which endpoint the path and
+ * method name, the OpenAI-shaped body decoded into the request (r->body, or
+ * only scanned: r->fast) and checked the way every upstream would check it,
+ * and GET /v1/models answered. Runs after the auth stage, so the body of a
+ * client that is refused is never decoded.
+ *
+ * The scan (core/jscan.h) reads a body once without building a tree; a body
+ * it accepts goes on with r->body NULL, and a stage that needs the tree asks
+ * pl_body(). A body it does not accept (escapes in keys, duplicate keys, a
+ * syntax error) is parsed by jansson, whose errors the client sees.
  */
 #include <string.h>
 
 #include "api/internal.h"
-#include "cache/cache.h"
 #include "core/jscan.h"
 #include "core/jsonw.h"
-#include "policy/policy.h"
-#include "route/hooks.h"
-#include "route/resil.h"
+#include "route/router.h"
 
-void api_openai_models(api_ctx_t *c)
+typedef struct api_route {
+    const char *method;
+    const char *path;
+    int ep; /* endpoint_t, or -2 for /v1/messages */
+} api_route_t;
+
+static const api_route_t api_routes[] = {
+    {"POST", "/v1/chat/completions", EP_CHAT},
+    {"POST", "/v1/completions", EP_COMPLETIONS},
+    {"POST", "/v1/embeddings", EP_EMBEDDINGS},
+    {"POST", "/v1/messages", -2},
+    {"GET", "/v1/models", EP_MODELS},
+};
+
+static pl_rc_t api_models(pl_req_t *r)
 {
+    const config_t *cfg = r->cfg;
     buf_t o;
     buf_init(&o, 0);
     buf_appends(&o, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < c->cfg->n_models; i++) {
-        const cfg_model_t *m = &c->cfg->models[i];
-        if (config_find_model(c->cfg, m->name, strlen(m->name)) != m) continue; /* a group: once */
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (config_find_model(cfg, m->name, strlen(m->name)) != m) continue; /* a group: once */
         buf_appends(&o, i ? ",{\"id\":" : "{\"id\":");
         jsonw_cstr(&o, m->name);
         buf_appends(&o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
         jsonw_cstr(&o, m->provider->name);
         buf_appends(&o, "}");
     }
-    route_api_models(c->cfg, &o, c->cfg->n_models == 0);
+    route_models_json(cfg, &o, cfg->n_models == 0);
     buf_appends(&o, "]}");
-    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    pl_rc_t rc = pl_answer(r, 200, buf_data(&o), o.len);
     buf_free(&o);
+    return rc;
 }
 
 static const char *api_ep_name(endpoint_t ep)
@@ -37,121 +58,126 @@ static const char *api_ep_name(endpoint_t ep)
     return ep == EP_CHAT ? "chat" : ep == EP_COMPLETIONS ? "completions" : "embeddings";
 }
 
-/* The fast path: a plain pass-through request (explicit model, no route, no
- * explain, cache and dedupe off) whose body the scanner accepted goes through
- * the same checks as api_openai_dispatch from the scan, with no tree; the
- * relay splices the body (build_raw) or parses it lazily. false: nothing was
- * done, take the general path. */
-static bool api_openai_fast(api_ctx_t *c, endpoint_t ep)
+/* The field checks every upstream would make, on what the scan or the tree
+ * says of "messages"/"prompt"/"input" (present, array, string) and "stream". */
+static pl_rc_t api_check(pl_req_t *r, bool present, bool is_array, bool is_string,
+                         bool stream_ok)
 {
-    const http_req_t *req = c->req;
+    endpoint_t ep = r->ep;
+    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
+    bool ok = ep == EP_CHAT ? is_array : (is_string || is_array);
+    if (!ok)
+        return pl_fail(r, 400, NULL, present ? "invalid_type" : "missing_required_parameter",
+                       need, "%s requests need '%s' (%s)", api_ep_name(ep), need,
+                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
+    if (!stream_ok)
+        return pl_fail(r, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
+    return PL_NEXT;
+}
+
+static void api_asked_default(pl_req_t *r)
+{
+    r->asked = r->cfg->server.default_model;
+    r->asked_len = r->asked ? strlen(r->asked) : 0;
+}
+
+/* The scan accepted the body and named the model: no tree. false: not taken. */
+static bool api_parse_fast(pl_req_t *r, pl_rc_t *rc)
+{
     jscan_t s;
-    if (c->shape != API_SHAPE_OPENAI ||
-        (ep != EP_CHAT && ep != EP_COMPLETIONS && ep != EP_EMBEDDINGS) ||
-        jscan_body(req->body, req->body_len, &s) != 0 || s.model != JS_STRING ||
-        cache_needs_body(c, ep) || route_api_needs_body(c, s.model_p, s.model_len))
-        return false;
-    jscan_t *f = arena_alloc(req->arena, sizeof *f);
-    char *name = f ? arena_alloc(req->arena, s.model_len + 1) : NULL;
+    if (jscan_body(r->raw, r->raw_len, &s) != 0 || s.model != JS_STRING) return false;
+    jscan_t *f = arena_alloc(r->arena, sizeof *f);
+    char *name = f ? arena_alloc(r->arena, s.model_len + 1) : NULL;
     if (!name) return false;
     *f = s;
     memcpy(name, s.model_p, s.model_len);
     name[s.model_len] = '\0';
     f->model_p = name;
-    if (route_api_resolve(c, ep, NULL, name, s.model_len) != 0) return true;
-    resil_candidates(c, c->model);
-
-    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
-    jscan_type_t v = ep == EP_CHAT ? s.messages : ep == EP_COMPLETIONS ? s.prompt : s.input;
-    bool ok = ep == EP_CHAT ? v == JS_ARRAY : (v == JS_STRING || v == JS_ARRAY);
-    if (!ok) {
-        api_send_error(c, 400, NULL, v != JS_ABSENT ? "invalid_type" : "missing_required_parameter",
-                       need, "%s requests need '%s' (%s)", api_ep_name(ep), need,
-                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
-        return true;
-    }
-    if (s.stream != JS_ABSENT && s.stream != JS_TRUE && s.stream != JS_FALSE &&
-        s.stream != JS_NULL) {
-        api_send_error(c, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
-        return true;
-    }
-    bool stream = ep != EP_EMBEDDINGS && s.stream == JS_TRUE;
-    bool client_usage = s.include_usage == JS_TRUE;
-    c->stream = stream;
-    c->fast = f;
-    policy_admit(c, ep, NULL, stream, client_usage);
+    r->fast = f;
+    r->asked = name;
+    r->asked_len = s.model_len;
+    jscan_type_t v = r->ep == EP_CHAT ? s.messages : r->ep == EP_COMPLETIONS ? s.prompt : s.input;
+    r->stream = r->ep != EP_EMBEDDINGS && s.stream == JS_TRUE;
+    r->client_usage = s.include_usage == JS_TRUE;
+    *rc = api_check(r, v != JS_ABSENT, v == JS_ARRAY, v == JS_STRING,
+                    s.stream == JS_ABSENT || s.stream == JS_TRUE || s.stream == JS_FALSE ||
+                        s.stream == JS_NULL);
     return true;
 }
 
-void api_openai_inference(api_ctx_t *c, endpoint_t ep)
+/* A decoded OpenAI-shaped request (r->body, owned by r). */
+static pl_rc_t api_parse_tree(pl_req_t *r)
 {
-    const http_req_t *req = c->req;
-    if (api_openai_fast(c, ep)) return;
-    json_error_t jerr;
-    json_t *body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, &jerr);
-    if (!body || !json_is_object(body)) {
-        api_ctx_set_model(c, NULL);
-        if (body) {
-            json_decref(body);
-            api_send_error(c, 400, NULL, "invalid_json", NULL,
-                           "request body must be a JSON object");
-        } else {
-            /* jansson's message may quote the body ("near '...'"): the client may
-             * see its own text, the access log must not. */
-            c->error = "request body is not valid JSON";
-            api_send_error(c, 400, NULL, "invalid_json", NULL,
-                           "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
-                           jerr.line, jerr.column);
-        }
-        return;
+    json_t *body = r->body;
+    json_t *jm = json_object_get(body, "model");
+    if (json_is_string(jm)) {
+        r->asked = json_string_value(jm);
+        r->asked_len = json_string_length(jm);
+    } else if (jm && !json_is_null(jm)) {
+        return pl_fail(r, 400, NULL, "invalid_type", "model", "'model' must be a string");
+    } else {
+        api_asked_default(r);
     }
-    api_openai_dispatch(c, ep, body);
+    const char *need = r->ep == EP_CHAT ? "messages" : r->ep == EP_COMPLETIONS ? "prompt" : "input";
+    json_t *v = json_object_get(body, need);
+    json_t *js = json_object_get(body, "stream");
+    r->stream = r->ep != EP_EMBEDDINGS && json_is_true(js);
+    r->client_usage =
+        json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
+    return api_check(r, v != NULL, json_is_array(v), json_is_string(v),
+                     !js || json_is_boolean(js) || json_is_null(js));
 }
 
-void api_openai_dispatch(api_ctx_t *c, endpoint_t ep, json_t *body)
+static pl_rc_t api_parse_openai(pl_req_t *r)
 {
-    json_t *jm = json_object_get(body, "model");
-    const char *name = NULL;
-    size_t name_len = 0;
-    if (json_is_string(jm)) {
-        name = json_string_value(jm);
-        name_len = json_string_length(jm);
-    } else if (jm && !json_is_null(jm)) {
-        json_decref(body);
-        api_ctx_set_model(c, NULL);
-        api_send_error(c, 400, NULL, "invalid_type", "model", "'model' must be a string");
-        return;
-    } else if (c->cfg->server.default_model) {
-        name = c->cfg->server.default_model;
-        name_len = strlen(name);
+    r->raw_is_request = true;
+    pl_rc_t rc;
+    if (api_parse_fast(r, &rc)) return rc;
+    json_error_t jerr;
+    json_t *body = json_loadb(r->raw, r->raw_len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!body || !json_is_object(body)) {
+        if (body) {
+            json_decref(body);
+            return pl_fail(r, 400, NULL, "invalid_json", NULL, "request body must be a JSON object");
+        }
+        /* jansson's message may quote the body ("near '...'"): the client may
+         * see its own text, the access log must not. */
+        r->error = "request body is not valid JSON";
+        return pl_fail(r, 400, NULL, "invalid_json", NULL,
+                       "request body is not valid JSON: %s (line %d, column %d)", jerr.text,
+                       jerr.line, jerr.column);
     }
-    /* explicit model -> its deployments; route -> the router (route/hooks.c) */
-    if (route_api_resolve(c, ep, body, name, name_len) != 0) {
-        json_decref(body); /* after: name points into body */
-        return;
-    }
-    resil_candidates(c, c->model); /* c->cands gains each candidate's fallbacks */
+    r->body = body;
+    return api_parse_tree(r);
+}
 
-    /* Field checks that every upstream would make: fail fast, in our shape. */
-    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
-    json_t *v = json_object_get(body, need);
-    bool ok = ep == EP_CHAT ? json_is_array(v) : (json_is_string(v) || json_is_array(v));
-    if (!ok) {
-        json_decref(body);
-        api_send_error(c, 400, NULL, v ? "invalid_type" : "missing_required_parameter", need,
-                       "%s requests need '%s' (%s)", api_ep_name(ep), need,
-                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
-        return;
+int api_v1_parse(pl_req_t *r)
+{
+    api_ctx_t *c = r->fe_ud;
+    const http_req_t *req = c->req;
+    const api_route_t *route = NULL;
+    bool path_known = false;
+    for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
+        if (!http_slice_eq(req->path, api_routes[i].path)) continue;
+        path_known = true;
+        bool head_ok =
+            http_slice_eq(req->method, "HEAD") && strcmp(api_routes[i].method, "GET") == 0;
+        if (http_slice_eq(req->method, api_routes[i].method) || head_ok) route = &api_routes[i];
     }
-    json_t *js = json_object_get(body, "stream");
-    if (js && !json_is_boolean(js) && !json_is_null(js)) {
-        json_decref(body);
-        api_send_error(c, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
-        return;
+    if (!route) {
+        if (path_known)
+            return pl_fail(r, 405, NULL, "method_not_allowed", NULL,
+                           "method %.*s not allowed on %.*s", (int)req->method.n, req->method.p,
+                           (int)req->path.n, req->path.p);
+        return pl_fail(r, 404, NULL, "not_found", NULL, "unknown path %.*s", (int)req->path.n,
+                       req->path.p);
     }
-    bool stream = ep != EP_EMBEDDINGS && json_is_true(js);
-    bool client_usage =
-        json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    c->stream = stream;
-    policy_admit(c, ep, body, stream, client_usage); /* limits, then cache, then the relay */
+    if (route->ep == EP_MODELS) return api_models(r);
+    if (route->ep == -2) {
+        r->ep = EP_CHAT;
+        pl_rc_t rc = api_messages_parse(r);
+        return rc != PL_NEXT ? rc : api_parse_tree(r);
+    }
+    r->ep = (endpoint_t)route->ep;
+    return api_parse_openai(r);
 }

@@ -27,15 +27,12 @@
 #include <string.h>
 #include <strings.h>
 
-#include "api/anthropic_shape.h"
-#include "api/internal.h"
-#include "provider/xlate.h"
 #include "cache/key.h"
 #include "cache/lru.h"
 #include "cache/redis.h"
 #include "core/log.h"
 #include "core/loopcall.h"
-#include "policy/cost.h"
+#include "config/cost.h"
 #include "store/store.h"
 
 /* ---------- state and metrics ---------- */
@@ -99,17 +96,13 @@ struct cache_flight {
 struct cache_joiner {
     cache_joiner_t *next; /* flight->joiners (flight lock) */
     cache_flight_t *f;
-    api_ctx_t *c; /* NULL once the client left (own thread) */
+    pl_req_t *c; /* NULL once the client left (own thread) */
     struct event_base *base;
     atomic_int refs;
     bool pump_pending; /* flight lock */
     bool started;      /* own thread */
     size_t sent;       /* bytes of f->frames delivered (own thread) */
     int src;           /* SRC_FLIGHT or SRC_WINDOW */
-    /* for a re-dispatch when the leader leaves */
-    json_t *body;
-    int ep;
-    bool stream, client_usage;
 };
 
 static cache_flight_t *flight_new(cache_key_t key, int shape, size_t max, size_t max_entry)
@@ -245,7 +238,7 @@ static void hdrs_filter(buf_t *out, const char *h, size_t len)
     }
 }
 
-static void hdrs_replay(http_req_t *req, const char *h, size_t len)
+static void hdrs_replay(pl_req_t *req, const char *h, size_t len)
 {
     const char *p = h, *end = h + len;
     char name[128], value[1024];
@@ -265,14 +258,14 @@ static void hdrs_replay(http_req_t *req, const char *h, size_t len)
             if (vl < sizeof value && !hdr_skip(name, nl)) {
                 memcpy(value, v, vl);
                 value[vl] = '\0';
-                http_resp_header(req, name, value);
+                pl_header(req, name, value);
             }
         }
         p = next;
     }
 }
 
-static void count_saved(api_ctx_t *c, long ptok, long cached, long ctok)
+static void count_saved(pl_req_t *c, long ptok, long cached, long ctok)
 {
     cnt(&G.saved_calls);
     if (!c->model || (ptok <= 0 && ctok <= 0)) return;
@@ -284,47 +277,51 @@ static void count_saved(api_ctx_t *c, long ptok, long cached, long ctok)
 
 /* The request's cache outcome: the x-skuld-cache response header and the
  * access log's "cache" field. */
-static void cache_mark(api_ctx_t *c, const char *outcome)
+static void cache_mark(pl_req_t *c, const char *outcome)
 {
     c->cache_status = outcome;
-    http_resp_header(c->req, "x-skuld-cache", outcome);
+    pl_header(c, "x-skuld-cache", outcome);
 }
 
-/* Answer c with a stored entry. */
-static void serve_view(api_ctx_t *c, const cache_view_t *v, int src)
+static void release_entry(void *e)
 {
-    http_req_t *req = c->req;
+    cache_entry_unref(e);
+}
+
+/* Answer c with a stored blob: a whole answer, or a stream replayed now.
+ * e (may be NULL) holds v's bytes: it is kept until the answer is out;
+ * without it a whole answer is copied. */
+static pl_rc_t serve_view(pl_req_t *c, const cache_view_t *v, int src, cache_entry_t *e)
+{
     cnt(&G.hits[src]);
     count_saved(c, v->prompt_tokens, v->cached_tokens, v->completion_tokens);
-    hdrs_replay(req, v->hdrs, v->hdrs_len);
+    hdrs_replay(c, v->hdrs, v->hdrs_len);
     cache_mark(c, "hit");
-    http_resp_header(req, "x-skuld-cache-source", src_name[src]);
+    pl_header(c, "x-skuld-cache-source", src_name[src]);
     size_t pos = 0;
     const char *d;
     size_t n;
+    const char *ctype = v->ctype[0] ? arena_strdup(c->arena, v->ctype) : NULL;
     if (!v->stream) {
         if (!cache_view_next(v, &pos, &d, &n)) {
             d = "";
             n = 0;
         }
-        api_send(c, v->status, v->ctype[0] ? v->ctype : "application/json", d, n);
-        return;
+        if (e) cache_entry_ref(e);
+        return pl_replay(c, v->status, ctype ? ctype : "application/json", d, n,
+                         e ? release_entry : NULL, e);
     }
-    http_stream_start(req, v->status, v->ctype[0] ? v->ctype : "text/event-stream");
+    pl_replay_start(c, v->status, ctype ? ctype : "text/event-stream");
     while (cache_view_next(v, &pos, &d, &n))
-        if (http_stream_write(req, d, n) != 0) break;
-    api_account(c, 200);
-    http_stream_end(req);
+        if (pl_replay_frame(c, d, n) != 0) break;
+    return PL_DONE;
 }
 
-static void serve_entry(api_ctx_t *c, const cache_entry_t *e, int src)
+static pl_rc_t serve_entry(pl_req_t *c, cache_entry_t *e, int src)
 {
     cache_view_t v;
-    if (cache_blob_parse(e->blob, e->len, &v) == 0) {
-        serve_view(c, &v, src);
-    } else {
-        api_send_error(c, 500, NULL, "cache_corrupt", NULL, "a cache entry could not be read");
-    }
+    if (cache_blob_parse(e->blob, e->len, &v) == 0) return serve_view(c, &v, src, e);
+    return pl_fail(c, 500, NULL, "cache_corrupt", NULL, "a cache entry could not be read");
 }
 
 /* ---------- joiners ---------- */
@@ -332,7 +329,6 @@ static void serve_entry(api_ctx_t *c, const cache_entry_t *e, int src)
 static void joiner_unref(cache_joiner_t *j)
 {
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1) return;
-    json_decref(j->body);
     flight_unref(j->f);
     free(j);
 }
@@ -365,28 +361,21 @@ static void flight_notify_locked(cache_flight_t *f)
     }
 }
 
-static void stream_error_frame(buf_t *o, int shape, const char *msg)
-{
-    if (shape == API_SHAPE_ANTHROPIC) {
-        ashape_stream_error(o, 502, msg);
-        return;
-    }
-    buf_appends(o, "data: ");
-    xl_error_json(o, 502, "server_error", "upstream_stream_error", NULL, msg);
-    buf_appends(o, "\n\n");
-}
-
-static void joiner_abort(http_req_t *req);
-static void joiner_drain(http_req_t *req);
+static void joiner_abort(pl_req_t *req);
+static void joiner_drain(pl_req_t *req);
 static void cache_dispatch_again(cache_joiner_t *j);
+
+static void release_flight(void *f)
+{
+    flight_unref(f);
+}
 
 /* On the joiner's loop: deliver whatever the flight has that j has not seen. */
 static void joiner_deliver(cache_joiner_t *j)
 {
     cache_flight_t *f = j->f;
-    api_ctx_t *c = j->c;
+    pl_req_t *c = j->c;
     if (!c) return;
-    http_req_t *req = c->req;
     pthread_mutex_lock(&f->mu);
     if (f->state == F_ORPHANED && !j->started) {
         joiner_unlink_locked(f, j);
@@ -398,10 +387,10 @@ static void joiner_deliver(cache_joiner_t *j)
     if (f->stream_started) {
         if (!j->started) {
             j->started = true;
-            hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
+            hdrs_replay(c, buf_data(&f->hdrs), f->hdrs.len);
             cache_mark(c, "hit");
-            http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
-            http_stream_start(req, f->status, f->ctype);
+            pl_header(c, "x-skuld-cache-source", src_name[j->src]);
+            pl_replay_start(c, f->status, arena_strdup(c->arena, f->ctype));
         }
         cache_view_t v = {.frames = (const unsigned char *)buf_data(&f->frames),
                           .frames_len = f->frames.len};
@@ -409,45 +398,39 @@ static void joiner_deliver(cache_joiner_t *j)
         const char *d;
         size_t n;
         bool blocked = false;
-        while (!(blocked = http_req_out_pending(req) > HTTP_OUT_HIGH_WATER) &&
+        while (!(blocked = pl_out_pending(c) > PL_OUT_HIGH_WATER) &&
                cache_view_next(&v, &pos, &d, &n)) {
-            http_stream_write(req, d, n);
+            pl_replay_frame(c, d, n);
             j->sent = pos;
         }
         if (blocked) { /* a slow reader: go on when its queue drains */
-            req->on_drain = joiner_drain;
+            c->on_drain = joiner_drain;
             pthread_mutex_unlock(&f->mu);
             return;
         }
-        req->on_drain = NULL;
-        if (finished) {
-            if (f->state == F_ORPHANED || (f->state == F_FAILED && f->overflow)) {
-                buf_t e;
-                buf_init(&e, 0);
-                stream_error_frame(&e, f->shape,
-                                   f->state == F_ORPHANED
-                                       ? "the shared upstream call was cancelled"
-                                       : "the shared answer was too large to relay");
-                http_stream_write(req, buf_data(&e), e.len);
-                buf_free(&e);
-                c->error = "shared upstream call failed";
-            } else if (f->state == F_FAILED) {
-                c->error = "shared upstream call failed";
-            }
-            joiner_unlink_locked(f, j);
-            long pt = f->ptok, ct = f->ctok, ca = f->cached;
-            int st = f->state;
+        c->on_drain = NULL;
+        if (!finished) {
             pthread_mutex_unlock(&f->mu);
-            if (st == F_DONE) count_saved(c, pt, ca, ct);
-            req->on_abort = NULL;
-            req->on_drain = NULL;
-            j->c = NULL;
-            api_account(c, 200);
-            http_stream_end(req);
-            joiner_unref(j);
             return;
         }
+        pl_rc_t rc = PL_DONE;
+        if (f->state == F_ORPHANED || (f->state == F_FAILED && f->overflow)) {
+            rc = pl_stream_fail(c, "upstream_stream_error",
+                                f->state == F_ORPHANED ? "the shared upstream call was cancelled"
+                                                       : "the shared answer was too large to relay");
+            c->error = "shared upstream call failed";
+        } else if (f->state == F_FAILED) {
+            c->error = "shared upstream call failed";
+        }
+        joiner_unlink_locked(f, j);
+        long pt = f->ptok, ct = f->ctok, ca = f->cached;
+        int st = f->state;
         pthread_mutex_unlock(&f->mu);
+        if (st == F_DONE) count_saved(c, pt, ca, ct);
+        c->on_abort = NULL;
+        j->c = NULL;
+        pl_resume(c, rc);
+        joiner_unref(j);
         return;
     }
     if (!finished) {
@@ -462,31 +445,35 @@ static void joiner_deliver(cache_joiner_t *j)
     const char *d = NULL;
     size_t n = 0;
     bool have = cache_view_next(&v, &pos, &d, &n);
-    req->on_abort = NULL;
+    c->on_abort = NULL;
     j->c = NULL;
+    pl_rc_t rc;
     if (f->state == F_DONE || (f->state == F_FAILED && have)) {
-        hdrs_replay(req, buf_data(&f->hdrs), f->hdrs.len);
+        hdrs_replay(c, buf_data(&f->hdrs), f->hdrs.len);
         cache_mark(c, "hit");
-        http_resp_header(req, "x-skuld-cache-source", src_name[j->src]);
+        pl_header(c, "x-skuld-cache-source", src_name[j->src]);
         if (f->state == F_DONE)
             count_saved(c, f->ptok, f->cached, f->ctok);
         else
             c->error = "shared upstream call failed";
-        api_send(c, f->status, f->ctype[0] ? f->ctype : "application/json", have ? d : "",
-                 have ? n : 0);
+        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* until answered */
+        rc = pl_replay(c, f->status,
+                       arena_strdup(c->arena, f->ctype[0] ? f->ctype : "application/json"),
+                       have ? d : "", have ? n : 0, release_flight, f);
     } else {
         c->error = "shared upstream call failed";
         cache_mark(c, "hit");
-        api_send_error(c, 502, NULL, "upstream_error", NULL,
-                       "the shared upstream call failed before an answer");
+        rc = pl_fail(c, 502, NULL, "upstream_error", NULL,
+                     "the shared upstream call failed before an answer");
     }
     pthread_mutex_unlock(&f->mu);
+    pl_resume(c, rc);
     joiner_unref(j);
 }
 
-static void joiner_drain(http_req_t *req)
+static void joiner_drain(pl_req_t *c)
 {
-    joiner_deliver(req->tap_ud);
+    joiner_deliver(c->wait_ud);
 }
 
 static void joiner_pump(void *arg)
@@ -499,16 +486,13 @@ static void joiner_pump(void *arg)
     joiner_unref(j);
 }
 
-static void joiner_abort(http_req_t *req)
+static void joiner_abort(pl_req_t *c)
 {
-    api_ctx_t *c = req->udata;
-    cache_joiner_t *j = req->tap_ud;
+    cache_joiner_t *j = c->wait_ud;
     pthread_mutex_lock(&j->f->mu);
     joiner_unlink_locked(j->f, j);
     pthread_mutex_unlock(&j->f->mu);
     j->c = NULL;
-    c->error = "client closed the connection";
-    api_account(c, 499);
     joiner_unref(j);
 }
 
@@ -517,16 +501,13 @@ static void joiner_abort(http_req_t *req)
 typedef struct cache_wait cache_wait_t;
 
 typedef struct cache_req {
-    api_ctx_t *c;
+    pl_req_t *c;
     cache_key_t key;
     cache_flight_t *f; /* recording (and, when registered, shared) */
     bool registered;
     bool store; /* store a complete answer in the tiers */
     bool redis; /* Redis tier in use for this request */
     uint64_t ttl_ms, window_ms;
-    int ep;
-    bool stream, client_usage;
-    json_t *body;       /* while the Redis lookup runs */
     cache_wait_t *wait; /* the Redis lookup in progress */
 } cache_req_t;
 
@@ -574,8 +555,8 @@ static void b64_put(cache_req_t *cr, const char *blob, size_t len, int64_t expir
 /* A complete answer: into every tier this request may write. */
 static void store_answer(cache_req_t *cr, cache_flight_t *f)
 {
-    api_ctx_t *c = cr->c;
-    const config_t *cfg = c->cfg ? c->cfg : c->w->cfg;
+    pl_req_t *c = cr->c;
+    const config_t *cfg = c->cfg ? c->cfg : c->env->cfg;
     buf_t blob;
     buf_init(&blob, 0);
     cache_blob_head(&blob, f->status, f->stream_started, f->ctype, f->ptok, f->ctok, f->cached,
@@ -590,7 +571,7 @@ static void store_answer(cache_req_t *cr, cache_flight_t *f)
             cnt(&G.stores[CACHE_TIER_MEMORY]);
         }
         if (cr->redis) {
-            cache_redis_set(c->w->base, c->w->id, &cfg->redis, cr->key, buf_data(&blob), blob.len,
+            cache_redis_set(c->env->base, c->env->id, &cfg->redis, cr->key, buf_data(&blob), blob.len,
                             cr->ttl_ms);
             cnt(&G.stores[CACHE_TIER_REDIS]);
         }
@@ -623,11 +604,11 @@ static void flight_finish(cache_req_t *cr, cache_flight_t *f, int state)
 }
 
 /* The leader's answer is complete (END / BODY) or gone (ABORT). */
-static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
+static void leader_finish(cache_req_t *cr, int state)
 {
     cache_flight_t *f = cr->f;
-    api_ctx_t *c = cr->c;
-    req->tap = NULL;
+    pl_req_t *c = cr->c;
+    pl_tap(c, NULL, NULL);
     cr->f = NULL;
     pthread_mutex_lock(&f->mu);
     if (f->overflow && state == F_DONE) state = F_FAILED; /* joiners missed frames */
@@ -643,19 +624,22 @@ static void leader_finish(http_req_t *req, cache_req_t *cr, int state)
     flight_unref(f);
 }
 
-static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *ctype,
-                       const char *data, size_t len)
+static void leader_tap(pl_req_t *req, const pl_tap_ev_t *ev, void *ud)
 {
-    cache_req_t *cr = req->tap_ud;
+    cache_req_t *cr = ud;
     cache_flight_t *f = cr->f;
-    switch (ev) {
-    case HTTP_TAP_START:
-    case HTTP_TAP_BODY:
+    const char *data = ev->data;
+    size_t len = ev->len;
+    int status = ev->status;
+    (void)req;
+    switch (ev->kind) {
+    case PL_TAP_START:
+    case PL_TAP_BODY:
         pthread_mutex_lock(&f->mu);
         f->status = status;
-        snprintf(f->ctype, sizeof f->ctype, "%s", ctype ? ctype : "");
-        hdrs_filter(&f->hdrs, buf_data(&req->resp_headers), req->resp_headers.len);
-        if (ev == HTTP_TAP_START) {
+        snprintf(f->ctype, sizeof f->ctype, "%s", ev->ctype ? ev->ctype : "");
+        hdrs_filter(&f->hdrs, ev->hdrs, ev->hdrs_len);
+        if (ev->kind == PL_TAP_START) {
             f->stream_started = true;
             flight_notify_locked(f);
             pthread_mutex_unlock(&f->mu);
@@ -674,9 +658,9 @@ static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *c
             p[3] = (unsigned char)len;
         }
         pthread_mutex_unlock(&f->mu);
-        leader_finish(req, cr, status >= 200 && status < 300 ? F_DONE : F_FAILED);
+        leader_finish(cr, status >= 200 && status < 300 ? F_DONE : F_FAILED);
         return;
-    case HTTP_TAP_DATA: {
+    case PL_TAP_DATA: {
         pthread_mutex_lock(&f->mu);
         if (!f->overflow && f->n_joiners == 0 && f->frames.len + len + 4 > f->max_entry) {
             /* Too big to store and nobody to share it with: stop recording
@@ -707,34 +691,26 @@ static void leader_tap(http_req_t *req, http_tap_t ev, int status, const char *c
         pthread_mutex_unlock(&f->mu);
         return;
     }
-    case HTTP_TAP_END: {
+    case PL_TAP_END: {
         pthread_mutex_lock(&f->mu);
         bool complete = f->status >= 200 && f->status < 300 && stream_complete(f);
         pthread_mutex_unlock(&f->mu);
-        leader_finish(req, cr, complete ? F_DONE : F_FAILED);
+        leader_finish(cr, complete ? F_DONE : F_FAILED);
         return;
     }
-    case HTTP_TAP_ABORT:
-        if (cr->wait) { /* left during the Redis lookup: no relay to account for it */
-            cr->wait->cr = NULL;
-            cr->wait = NULL;
-            json_decref(cr->body);
-            cr->body = NULL;
-            cr->c->error = "client closed the connection";
-            api_account(cr->c, 499);
-        }
+    case PL_TAP_ABORT:
         cnt(&G.orphaned);
-        leader_finish(req, cr, F_ORPHANED);
+        leader_finish(cr, F_ORPHANED);
         return;
     }
 }
 
-static void leader_relay(cache_req_t *cr)
+/* The client left during the Redis lookup: the reply finds nobody. */
+static void leader_wait_abort(pl_req_t *c)
 {
-    api_ctx_t *c = cr->c;
-    json_t *body = cr->body;
-    cr->body = NULL;
-    api_relay_start(c, (endpoint_t)cr->ep, body, cr->stream, cr->client_usage);
+    cache_req_t *cr = c->wait_ud;
+    if (cr->wait) cr->wait->cr = NULL;
+    cr->wait = NULL;
 }
 
 /* The Redis answer for a leader (on its loop). */
@@ -747,7 +723,7 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
     cr->wait = NULL;
     cache_view_t v;
     if (rc == 1 && cache_blob_parse(val, len, &v) == 0) {
-        api_ctx_t *c = cr->c;
+        pl_req_t *c = cr->c;
         cache_flight_t *f = cr->f;
         /* The flight finishes with this answer: joiners get it too. */
         pthread_mutex_lock(&f->mu);
@@ -757,7 +733,7 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
         buf_append(&f->hdrs, v.hdrs, v.hdrs_len);
         if (buf_append(&f->frames, v.frames, v.frames_len) != BUF_OK) f->overflow = true;
         pthread_mutex_unlock(&f->mu);
-        c->req->tap = NULL;
+        pl_tap(c, NULL, NULL);
         cr->f = NULL;
         pthread_mutex_lock(&f->mu);
         f->ptok = v.prompt_tokens;
@@ -770,14 +746,14 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
         if (e) cache_lru_put(G.mem, e, now); /* before the flight shows it is done */
         flight_finish(cr, f, f->overflow ? F_FAILED : F_DONE);
         flight_unref(f);
-        json_decref(cr->body);
-        cr->body = NULL;
-        serve_view(c, &v, SRC_REDIS);
+        c->on_abort = NULL;
+        pl_resume(c, serve_view(c, &v, SRC_REDIS, NULL));
         return;
     }
     cnt(&G.miss_redis);
     cache_mark(cr->c, "miss");
-    leader_relay(cr);
+    cr->c->on_abort = NULL;
+    pl_resume(cr->c, PL_NEXT); /* the call */
 }
 
 /* ---------- dispatch ---------- */
@@ -788,7 +764,7 @@ typedef struct cache_hdr {
 } cache_hdr_t;
 
 /* x-skuld-cache: no-cache | no-store | ttl=SECONDS (comma separated). -1 if malformed. */
-static int parse_req_header(http_slice_t v, cache_hdr_t *h)
+static int parse_req_header(pl_slice_t v, cache_hdr_t *h)
 {
     memset(h, 0, sizeof *h);
     size_t i = 0;
@@ -825,36 +801,30 @@ static int parse_req_header(http_slice_t v, cache_hdr_t *h)
 
 /* The name the client asked for (a model or a route): requests for one route
  * share entries whichever of its deployments the ranking puts first. */
-static const char *cache_asked_name(const api_ctx_t *c, const json_t *body)
+static const char *cache_asked_name(const pl_req_t *c)
 {
-    const char *n = json_string_value(json_object_get(body, "model"));
-    if (!n) n = c->cfg->server.default_model;
-    return n ? n : c->model->name;
+    return c->asked ? c->asked : c->model->name;
 }
 
 /* The one condition for "the cache or de-duplication looks at this request". */
-bool cache_needs_body(const api_ctx_t *c, int ep)
+static bool cache_looks(const pl_req_t *c)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
-    return G.on && cc->present && (cc->enabled || cc->dedupe.enabled) && ep != EP_MODELS;
+    return G.on && cc->present && (cc->enabled || cc->dedupe.enabled) && c->ep != EP_MODELS;
 }
 
-void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client_usage)
+static pl_rc_t cache_run(pl_req_t *c)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
-    http_req_t *req = c->req;
-    if (!cache_needs_body(c, ep)) {
-        api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
-        return;
-    }
+    int ep = c->ep;
+    bool stream = c->stream, client_usage = c->client_usage;
+    if (!cache_looks(c)) return PL_NEXT;
     cache_hdr_t h;
-    http_slice_t hv = http_req_header(req, "x-skuld-cache");
-    if (parse_req_header(hv, &h) != 0) {
-        json_decref(body);
-        api_send_error(c, 400, NULL, "invalid_header", NULL,
+    pl_slice_t hv = pl_req_header(c, "x-skuld-cache");
+    if (parse_req_header(hv, &h) != 0)
+        return pl_fail(c, 400, NULL, "invalid_header", NULL,
                        "x-skuld-cache must be no-cache, no-store or ttl=SECONDS");
-        return;
-    }
+    json_t *body = pl_body(c);
     cache_key_t key;
     cache_key_in_t kin = {
         .endpoint = ep,
@@ -862,42 +832,32 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
         .mode = !stream        ? CACHE_MODE_WHOLE
                 : client_usage ? CACHE_MODE_STREAM_USAGE
                                : CACHE_MODE_STREAM,
-        .model = cache_asked_name(c, body),
+        .model = cache_asked_name(c),
         .deps = c->cands && c->n_cands ? c->cands : &c->model,
         .n_deps = c->cands && c->n_cands ? c->n_cands : 1,
     };
-    bool eligible =
-        cache_key_cacheable(body, cc->cache_sampled) && cache_key_make(&kin, body, &key) == 0;
+    bool eligible = body && cache_key_cacheable(body, cc->cache_sampled) &&
+                    cache_key_make(&kin, body, &key) == 0;
     if (!eligible) {
         cnt(&G.bypass);
         cache_mark(c, "bypass");
-        api_relay_start(c, (endpoint_t)ep, body, stream, client_usage);
-        return;
+        return PL_NEXT;
     }
     int64_t now = (int64_t)time_wall_ms();
     if (cc->enabled && !h.no_cache) {
         cache_entry_t *e = cache_lru_get(G.mem, key, now);
         if (e) {
-            json_decref(body);
-            serve_entry(c, e, e->origin == CACHE_TIER_STORE ? SRC_STORE : SRC_MEMORY);
+            pl_rc_t rc = serve_entry(c, e, e->origin == CACHE_TIER_STORE ? SRC_STORE : SRC_MEMORY);
             cache_entry_unref(e);
-            return;
+            return rc;
         }
         cnt(&G.miss_memory);
     }
 
-    cache_req_t *cr = arena_calloc(req->arena, sizeof *cr);
-    if (!cr) {
-        json_decref(body);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
+    cache_req_t *cr = arena_calloc(c->arena, sizeof *cr);
+    if (!cr) return pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory");
     cr->c = c;
     cr->key = key;
-    cr->ep = ep;
-    cr->stream = stream;
-    cr->client_usage = client_usage;
-    cr->body = body;
     cr->store = cc->enabled && !h.no_store;
     cr->ttl_ms = h.ttl_ms ? h.ttl_ms : cc->ttl_ms;
     cr->window_ms = cc->dedupe.enabled && !h.no_store ? cc->dedupe.window_ms : 0;
@@ -923,12 +883,8 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
                     atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed);
                     j->f = f;
                     j->c = c;
-                    j->base = c->w->base;
+                    j->base = c->env->base;
                     j->src = window ? SRC_WINDOW : SRC_FLIGHT;
-                    j->body = body;
-                    j->ep = ep;
-                    j->stream = stream;
-                    j->client_usage = client_usage;
                     j->next = f->joiners;
                     f->joiners = j;
                     f->n_joiners++;
@@ -937,10 +893,10 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
                     fl_drop_chain(dropq);
                     cnt(&G.hits[window ? SRC_WINDOW : SRC_FLIGHT]);
                     if (!window) cnt(&G.joined);
-                    req->tap_ud = j;
-                    req->on_abort = joiner_abort;
+                    c->wait_ud = j;
+                    c->on_abort = joiner_abort;
                     joiner_deliver(j); /* the frames so far (or the whole result) now */
-                    return;
+                    return PL_AGAIN;
                 }
             }
             bool stale = f->state != F_RUNNING; /* window over, failed or orphaned */
@@ -972,19 +928,20 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
     if (!cr->f) { /* nothing to record (or out of memory): a plain call */
         cache_mark(c, h.no_cache ? "bypass" : "miss");
         if (h.no_cache) cnt(&G.bypass);
-        leader_relay(cr);
-        return;
+        return PL_NEXT;
     }
-    req->tap = leader_tap;
-    req->tap_ud = cr;
+    pl_tap(c, leader_tap, cr);
     if (cr->redis && !h.no_cache) {
         cache_wait_t *w = calloc(1, sizeof *w);
         if (w) {
             w->cr = cr;
             cr->wait = w;
-            if (cache_redis_get(c->w->base, c->w->id, &c->cfg->redis, key, leader_redis_done, w) ==
-                0)
-                return;
+            if (cache_redis_get(c->env->base, c->env->id, &c->cfg->redis, key, leader_redis_done,
+                                w) == 0) {
+                c->wait_ud = cr;
+                c->on_abort = leader_wait_abort;
+                return PL_AGAIN;
+            }
             cr->wait = NULL;
             free(w);
         }
@@ -992,28 +949,26 @@ void cache_dispatch(api_ctx_t *c, int ep, json_t *body, bool stream, bool client
     }
     if (h.no_cache) cnt(&G.bypass);
     cache_mark(c, h.no_cache ? "bypass" : "miss");
-    leader_relay(cr);
+    return PL_NEXT;
 }
 
 /* The leader left before this joiner got anything: start over. */
 static void cache_dispatch_again(cache_joiner_t *j)
 {
-    api_ctx_t *c = j->c;
-    json_t *body = j->body;
-    j->body = NULL;
+    pl_req_t *c = j->c;
     j->c = NULL;
-    c->req->on_abort = NULL;
-    c->req->on_drain = NULL;
-    c->req->tap_ud = NULL;
-    int ep = j->ep;
-    bool stream = j->stream, cu = j->client_usage;
+    c->on_abort = NULL;
+    c->on_drain = NULL;
+    c->wait_ud = NULL;
     joiner_unref(j);
-    cache_dispatch(c, ep, body, stream, cu);
+    pl_resume(c, pl_redirect(c, PL_STAGE_CACHE));
 }
+
+const pl_stage_t cache_stage = {"cache", cache_run};
 
 /* ---------- admin ---------- */
 
-void cache_admin_purge(api_ctx_t *c)
+pl_rc_t cache_admin_purge(pl_req_t *c)
 {
     size_t mem = G.on ? cache_lru_purge(G.mem) : 0;
     size_t win = 0;
@@ -1034,7 +989,7 @@ void cache_admin_purge(api_ctx_t *c)
     const config_t *cfg = c->cfg;
     bool redis = false, store = false;
     if (G.on && cfg->cache.redis && cfg->redis.url)
-        redis = cache_redis_purge(c->w->base, c->w->id, &cfg->redis) == 0;
+        redis = cache_redis_purge(c->env->base, c->env->id, &cfg->redis) == 0;
     if (G.on && G.store && cfg->cache.persistent) {
         store_cache_purge(G.store, INT64_MAX, NULL, NULL, NULL);
         store = true;
@@ -1043,8 +998,9 @@ void cache_admin_purge(api_ctx_t *c)
     buf_init(&o, 0);
     buf_printf(&o, "{\"purged\":{\"memory\":%zu,\"window\":%zu},\"redis\":\"%s\",\"store\":\"%s\"}",
                mem, win, redis ? "queued" : "off", store ? "queued" : "off");
-    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    pl_rc_t rc = pl_answer(c, 200, buf_data(&o), o.len);
     buf_free(&o);
+    return rc;
 }
 
 /* ---------- metrics ---------- */

@@ -9,8 +9,7 @@
  * read once at start-up into the memory tier, so no read ever blocks a
  * worker loop).
  *
- * Request path (cache_dispatch, called by api_openai_dispatch in place of
- * api_relay_start once the model is resolved and the body validated):
+ * Request path (the cache stage, after admission, before the call):
  *
  *   x-skuld-cache request header (no-cache | no-store | ttl=SECONDS, comma
  *   separated) -> eligibility (temperature rule, cache/key.h) -> key
@@ -29,8 +28,8 @@
  * (not looked up: no-cache, a sampled request, or not keyable).
  * x-skuld-cache-source says which: memory, redis, store, flight, window.
  *
- * Leader disconnect: the relay cancels its upstream call when its client
- * leaves (relay.c owns that call and it dies with the request). The flight
+ * Leader disconnect: the call stage cancels its upstream call when its
+ * client leaves (it owns that call and it dies with the request). The flight
  * is then "orphaned": a joiner that has not received anything yet (every
  * non-streamed joiner, and stream joiners before the first byte) dispatches
  * itself again — the first becomes the new leader, the others join it — so
@@ -51,8 +50,8 @@
 
 #include "config/config.h"
 #include "core/buf.h"
+#include "pipeline/pipeline.h"
 
-struct api_ctx;
 struct store;
 
 /* Process start (after the store is open, before workers): sizes the memory
@@ -63,14 +62,13 @@ struct store;
 void cache_init(const config_t *cfg, struct store *store);
 void cache_shutdown(void);
 
-/* The hook: takes ownership of body; always answers or starts the relay. */
-/* Would cache_dispatch read the body (cache or dedupe on)? If not, it only
- * passes a NULL body on to api_relay_start. */
-bool cache_needs_body(const struct api_ctx *c, int endpoint);
-void cache_dispatch(struct api_ctx *c, int endpoint, json_t *body, bool stream, bool client_usage);
+/* The cache stage (PL_STAGE_CACHE): a stored answer (PL_DONE), a joined
+ * flight (PL_AGAIN until its answer is delivered), or on to the call
+ * (PL_NEXT) as the leader recording its answer. */
+extern const pl_stage_t cache_stage;
 
 /* POST /admin/cache/purge (already authenticated). */
-void cache_admin_purge(struct api_ctx *c);
+pl_rc_t cache_admin_purge(pl_req_t *r);
 
 /* Prometheus lines for skuld_cache_* and skuld_dedupe_*. */
 void cache_metrics_render(buf_t *out);

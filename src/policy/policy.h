@@ -1,19 +1,21 @@
 /*
  * policy — keys, authentication, rate limits, budgets and the spend log, as
- * seen by the request pipeline (api/). The pieces:
+ * stages of the request pipeline (pipeline/pipeline.h). The pieces:
  *   keys.c      the virtual key table (hash only), counters.c the limit and
  *   budget arithmetic (in process), redis.c the same in Redis, jwt.c JWT
- *   verification, policy.c (this API) the per-request glue.
+ *   verification; auth.c, admit.c, settle.c, alerts.c, usage.c the
+ *   per-request glue (policy_internal.h).
  *
- * Per request (worker thread only): api_ctx_t.pol points to a pol_req_t in
- * the request's arena, made by policy_auth_v1 (principal: key, JWT, master,
- * anonymous) and used by policy_admit (the reservations) and policy_settle
- * (called from api_account exactly once: reservations settled to the actual
- * usage or released, spend row written through the store writer, per-key
- * counters). policy_admit ends, now or after a Redis round trip, with
- * api_relay_start or an error response; while a Redis admission is in flight
- * the request's on_abort is policy's, and a reservation whose reply arrives
- * after the client left (or after the timeout) is released then.
+ * Per request (worker thread only): r->pol points to a pol_req_t in the
+ * request's arena, made by the auth stage (principal: key, JWT, master,
+ * anonymous) and used by the admit stage (the reservations) and the
+ * settlement subscriber (at PL_EV_FINISHED, exactly once: reservations
+ * settled to the actual usage or released, spend row written through the
+ * store writer, per-key counters). The admit stage ends, now or after a
+ * Redis round trip, with PL_NEXT or an error; while a Redis admission is in
+ * flight the request's on_abort is policy's, and a reservation whose reply
+ * arrives after the client left (or after the timeout) is released then.
+ * Files: policy_internal.h.
  *
  * Process-wide (any thread): the key table, the local counters (one mutex),
  * the metrics atomics, the store pointer (set once at start).
@@ -25,10 +27,8 @@
 #include <stdbool.h>
 
 #include "core/buf.h"
-#include "provider/provider.h"
+#include "pipeline/pipeline.h"
 #include "store/store.h"
-
-struct api_ctx;
 
 /* Start-up (main thread, before the workers): keep the store, load keys and
  * stored provider keys (applied to cfg, not yet published). */
@@ -43,32 +43,30 @@ void policy_stop(void);
 void policy_refresh(store_t *store);
 store_t *policy_store(void);
 
-/* api_handle, before any /v1 endpoint. false: the request was answered
- * (401, or GET /v1/key/usage). */
-bool policy_auth_v1(struct api_ctx *c);
-/* admin.c, when the credential is not the master key. true: answered (403
- * for a user key; a key's own usage). false: go on with the 401. */
-bool policy_admin_nonmaster(struct api_ctx *c);
-/* openai.c, in place of api_relay_start: limits and budget reservation, then
- * api_relay_start(c, ep, body, stream, client_usage) or a 429/403/503. */
-void policy_admit(struct api_ctx *c, endpoint_t ep, json_t *body, bool stream, bool client_usage);
-/* api_account, once per request: settle or release, spend row, key usage. */
-void policy_settle(struct api_ctx *c, int status);
-/* Attribution for the access log (NULL when anonymous). */
-const char *policy_key_id(const struct api_ctx *c);
-const char *policy_team(const struct api_ctx *c);
-const char *policy_user(const struct api_ctx *c);
+/* The auth stage: the principal (r->key_id, team, user), 401s, GET
+ * /v1/key/usage. The admit stage: the key's allowed models (403), rate
+ * limits and budget reservations (429, or a redirect to resolve with
+ * budgets.fallback_model), locally or in Redis (503 when it is down and
+ * redis.on_failure is closed). */
+extern const pl_stage_t policy_auth_stage;
+extern const pl_stage_t policy_admit_stage;
+/* Start-up: the settlement subscriber (reservations settled or released,
+ * spend row, key usage) at PL_EV_FINISHED. */
+void policy_subscribe(void);
 
 /* /metrics: skuld_ratelimit_*, skuld_budget_*, skuld_auth_*, skuld_redis_*. */
 void policy_metrics_render(buf_t *o);
 
-/* api/admin_keys.c helpers */
+/* The admin API, when the credential is not the master key: true when r is
+ * answered (403 for a user key; a key's own usage), *rc what to resume with.
+ * false: go on with the 401. */
+bool policy_admin_nonmaster(pl_req_t *r, pl_rc_t *rc);
+/* GET /admin/keys/{id}/usage: the usage object of a key (this request's
+ * snapshot for budgets); may answer asynchronously (PL_AGAIN). */
 typedef struct pol_key pol_key_t;
-/* Usage object of a key as JSON into o (this request's snapshot for budgets);
- * may answer asynchronously: calls api_send itself. */
-void policy_send_usage(struct api_ctx *c, pol_key_t *k);
+pl_rc_t policy_usage(pl_req_t *r, pol_key_t *k);
 /* GET /admin/budgets: every team budget of the config and every key with a
  * budget, with spend and reservations this period; answers like the above. */
-void policy_send_budgets(struct api_ctx *c);
+pl_rc_t policy_budgets(pl_req_t *r);
 
 #endif

@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 
-#include "server/worker.h"
 
 #define PREDIS_MAX_ARGV 72
 
@@ -16,7 +15,7 @@ uint64_t predis_failures(void)
     return rds_failures(&predis_client);
 }
 
-int predis_eval(worker_t *w, const cfg_redis_t *rc, predis_call_t *call, const char *script,
+int predis_eval(struct event_base *base, int worker_id, const cfg_redis_t *rc, predis_call_t *call, const char *script,
                 int nkeys, const char *const *keys, int nargs, const char *const *args)
 {
     const char *argv[PREDIS_MAX_ARGV];
@@ -29,6 +28,6 @@ int predis_eval(worker_t *w, const cfg_redis_t *rc, predis_call_t *call, const c
     argv[argc++] = nk;
     for (int i = 0; i < nkeys; i++) argv[argc++] = keys[i];
     for (int i = 0; i < nargs; i++) argv[argc++] = args[i];
-    return rds_command(w->base, w->id, rc->url, &predis_client, call,
+    return rds_command(base, worker_id, rc->url, &predis_client, call,
                        rc->timeout_ms ? rc->timeout_ms : 50, argc, argv, NULL);
 }

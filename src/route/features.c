@@ -117,6 +117,9 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
     buf_free(&acc.text);
 }
 
+const char *const route_constraint_headers[ROUTE_N_CONSTRAINTS] = {
+    "x-skuld-max-cost", "x-skuld-max-latency-ms", "x-skuld-min-quality"};
+
 int route_features_constraint(route_features_t *f, const char *header, const char *value,
                               size_t len, const char **err)
 {

@@ -841,3 +841,34 @@ void route_reasons(const route_decision_t *d, buf_t *o)
         buf_printf(o, "%s%s: %s", shown > 1 ? "; " : "", c->m->id, c->reason);
     }
 }
+
+void route_models_json(const config_t *cfg, buf_t *o, bool first)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        buf_appends(o, first && i == 0 ? "{\"id\":" : ",{\"id\":");
+        jsonw_cstr(o, cfg->routes[i].name);
+        buf_appends(o, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"skuld-route\"}");
+    }
+}
+
+const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *base, size_t nb,
+                                         size_t *n_out)
+{
+    size_t cap = nb;
+    for (size_t i = 0; i < nb; i++) cap += base[i]->fallbacks.n;
+    const cfg_model_t **v = arena_calloc(a, (cap ? cap : 1) * sizeof *v);
+    if (!v) return NULL;
+    size_t n = 0;
+    for (size_t i = 0; i < nb; i++) v[n++] = base[i];
+    for (size_t i = 0; i < nb; i++) {
+        const cfg_model_t *b = base[i];
+        for (size_t k = 0; k < b->fallbacks.n; k++) {
+            const cfg_model_t *f = b->fallback_models ? b->fallback_models[k] : NULL;
+            bool dup = !f;
+            for (size_t j = 0; j < n && !dup; j++) dup = v[j] == f;
+            if (!dup) v[n++] = f;
+        }
+    }
+    *n_out = n;
+    return v;
+}

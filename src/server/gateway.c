@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "api/control.h"
 #include "cache/cache.h"
 #include "core/buf.h"
 #include "core/jsonw.h"
@@ -29,7 +30,8 @@
 #include "obs/metrics.h"
 #include "policy/policy.h"
 #include "provider/xlate.h"
-#include "route/health.h"
+#include "call/health.h"
+#include "server/assembly.h"
 #include "server/worker.h"
 #include "store/store.h"
 
@@ -71,14 +73,6 @@ struct gateway {
 
 /* ---------- tickets ---------- */
 
-void ctl_ticket_free(ctl_ticket_t *t)
-{
-    if (!t) return;
-    free(t->name);
-    free(t->spec);
-    free(t->body);
-    free(t);
-}
 
 static void gw__deliver(void *p)
 {
@@ -94,8 +88,9 @@ static void gw_answer(ctl_ticket_t *t, int status, char *body)
     if (loopcall(t->base, gw__deliver, t) != 0) ctl_ticket_free(t);
 }
 
-void gateway_submit(gateway_t *gw, ctl_ticket_t *t)
+static void gw_submit(void *plane, ctl_ticket_t *t)
 {
+    gateway_t *gw = plane;
     pthread_mutex_lock(&gw->qlock);
     if (gw->n_queue == gw->cap_queue) {
         size_t nc = gw->cap_queue ? gw->cap_queue * 2 : 16;
@@ -187,7 +182,7 @@ static void gw_publish(gateway_t *gw, config_t *c)
                  "cpu_latency_us take effect at the next restart");
     c->generation = ++gw->generation;
     local_commit(); /* the engines c names (prepared by gw_build) before any worker sees c */
-    api_init(c);
+    gw_snapshot_attach(c);
     metrics_config_generation(c->generation);
     pthread_mutex_lock(&gw->alock);
     gw->acks = 0;
@@ -560,8 +555,9 @@ static void gw_health_sink(void *ud, const char *model, uint64_t probes, uint64_
     store_health_put(gw->store, &h, NULL, NULL, NULL);
 }
 
-bool gateway_store_ready(const gateway_t *gw)
+static bool gw_store_ready(void *plane)
 {
+    const gateway_t *gw = plane;
     return !gw->store || atomic_load(&gw->store_ok);
 }
 
@@ -596,7 +592,7 @@ static void gw__restore_health(void *ud, const store_health_t *h)
 static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
 {
     if (!cfg->store.url) {
-        api_init(cfg);
+        gw_snapshot_attach(cfg);
         return config_ref(cfg);
     }
     char err[512];
@@ -641,7 +637,7 @@ static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
     }
     gw_rt_free(stored, n_stored);
     if (gw->n_rt) log_info("store: restored %zu registered model(s)", gw->n_rt);
-    api_init(cur);
+    gw_snapshot_attach(cur);
     store_health_load(gw->store, gw__restore_health, cur);
     return cur;
 }
@@ -717,6 +713,8 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
     policy_start(gw.store, gw.cfg); /* issue 8: virtual keys, stored provider keys */
+    ctl_plane_set(&(ctl_plane_t){gw_submit, gw_store_ready, &gw});
+    gw_pipeline_setup(); /* the stages in their places, the subscribers in order */
     cfg = gw.cfg;
     cache_init(cfg, gw.store); /* response cache: memory tier, persistent tier loaded */
     gw.generation = 1;
@@ -741,7 +739,7 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
         }
     }
     gw.workers[0].health =
-        health_start(&gw.workers[0], cfg->server.health_interval_ms, gw_health_sink, &gw);
+        health_start(&gw.workers[0].env, cfg->server.health_interval_ms, gw_health_sink, &gw);
     for (int i = 0; i < gw.n; i++, started++) {
         if (worker_start(&gw.workers[i]) != 0) {
             log_error("cannot start worker thread: %s", strerror(errno));

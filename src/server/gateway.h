@@ -11,6 +11,9 @@
  *   -> persist (runtime models) -> publish to every worker -> wait for all
  *   -> answer the admin request.
  *
+ * The admin API reaches this through api/control.h (the control plane sets
+ * itself there at start-up).
+ *
  * Publishing hands each worker a reference through loopcall(); a worker
  * swaps its pointer on its own thread, so requests never race a swap and a
  * request keeps the snapshot it started with. Because the admin answer waits
@@ -31,30 +34,5 @@ typedef struct gateway gateway_t;
 /* Run until SIGTERM/SIGINT has drained the workers. Returns the exit code.
  * config_path NULL means the embedded default (not reloadable from disk). */
 int gateway_run(config_t *cfg, const char *config_path, const char *listen_override);
-
-typedef enum { CTL_RELOAD, CTL_MODEL_PUT, CTL_MODEL_DELETE } ctl_op_t;
-
-/* A worker's pending admin operation. The control plane answers by running
- * reply(ticket) on the worker's loop; a worker whose client left sets
- * ticket->alive = false first and the reply is then dropped. */
-typedef struct ctl_ticket {
-    ctl_op_t op;
-    char *name; /* CTL_MODEL_DELETE */
-    char *spec; /* CTL_MODEL_PUT: JSON object */
-    struct event_base *base;
-    void (*reply)(struct ctl_ticket *t);
-    void *ud;
-    bool alive;
-    /* result */
-    int status;
-    char *body; /* JSON */
-} ctl_ticket_t;
-
-/* For /readyz: false when a configured store stopped answering (checked every 5 s). */
-bool gateway_store_ready(const gateway_t *gw);
-
-/* Called from a worker loop; takes ownership of t (freed after reply). */
-void gateway_submit(gateway_t *gw, ctl_ticket_t *t);
-void ctl_ticket_free(ctl_ticket_t *t);
 
 #endif

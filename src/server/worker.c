@@ -10,33 +10,22 @@
 #include "api/api.h"
 #include "core/log.h"
 #include "core/loopcall.h"
-#include "route/health.h"
-
-void worker_request_id(worker_t *w, char out[17])
-{
-    /* xorshift128+ */
-    uint64_t s1 = w->rng[0];
-    const uint64_t s0 = w->rng[1];
-    w->rng[0] = s0;
-    s1 ^= s1 << 23;
-    w->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    snprintf(out, 17, "%016llx", (unsigned long long)(w->rng[1] + s0));
-}
+#include "call/health.h"
 
 static void worker_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
     bool idle =
-        http_server_active_requests(w->http) == 0 && upstream_active_calls(w->upstream) == 0;
+        http_server_active_requests(w->http) == 0 && upstream_active_calls(w->env.upstream) == 0;
     bool late = time_mono_ns() >= w->drain_deadline_ns;
     if (!idle && late) {
-        log_warn("worker %d: drain timeout, aborting %zu request(s)", w->id,
+        log_warn("worker %d: drain timeout, aborting %zu request(s)", w->env.id,
                  http_server_active_requests(w->http));
         http_server_abort_all(w->http);
         idle = true;
     }
     /* Done when nothing is in flight and the last answers are flushed. */
-    if (idle && (http_server_connections(w->http) == 0 || late)) event_base_loopbreak(w->base);
+    if (idle && (http_server_connections(w->http) == 0 || late)) event_base_loopbreak(w->env.base);
 }
 
 /* Once a second: after a burst, once nothing is in flight, give freed heap
@@ -79,17 +68,17 @@ static void worker_flush_tcache(void)
 static void worker_housekeep(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
-    if (upstream_active_calls(w->upstream) || http_server_active_requests(w->http))
+    if (upstream_active_calls(w->env.upstream) || http_server_active_requests(w->http))
         w->idle_ticks = 0;
     else if (++w->idle_ticks >= WORKER_SHED_IDLE_S &&
-             upstream_shed_idle(w->upstream, WORKER_SHED_PEAK))
+             upstream_shed_idle(w->env.upstream, WORKER_SHED_PEAK))
         w->conns_at_trim = SIZE_MAX; /* trim below: the pool's memory is free now */
     size_t conns = http_server_connections(w->http);
     /* Trim after new requests, or when connections closed since the last trim
      * (a trim that ran while a burst's connections were still open freed little). */
-    bool changed = w->served != w->served_at_trim || conns < w->conns_at_trim;
+    bool changed = w->env.served != w->served_at_trim || conns < w->conns_at_trim;
     if (!changed || http_server_active_requests(w->http)) return;
-    w->served_at_trim = w->served;
+    w->served_at_trim = w->env.served;
     w->conns_at_trim = conns;
     worker_flush_tcache();
     malloc_trim(0);
@@ -98,12 +87,12 @@ static void worker_housekeep(evutil_socket_t fd, short what, void *arg)
 static void worker_on_stop(evutil_socket_t fd, short what, void *arg)
 {
     worker_t *w = arg;
-    if (w->draining) return;
-    w->draining = true;
+    if (w->env.draining) return;
+    w->env.draining = true;
     event_del(w->ev_housekeep);
     health_stop(w->health); /* probes must not hold the drain open */
     w->health = NULL;
-    w->drain_deadline_ns = time_mono_ns() + w->cfg->server.drain_timeout_ms * 1000000ull;
+    w->drain_deadline_ns = time_mono_ns() + w->env.cfg->server.drain_timeout_ms * 1000000ull;
     http_server_drain(w->http);
     struct timeval tv = {0, 20000};
     event_add(w->ev_drain_tick, &tv);
@@ -112,8 +101,8 @@ static void worker_on_stop(evutil_socket_t fd, short what, void *arg)
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
-    event_base_dispatch(w->base);
-    accesslog_flush(w->log);
+    event_base_dispatch(w->env.base);
+    accesslog_flush(w->env.log);
     return NULL;
 }
 
@@ -155,17 +144,17 @@ static void worker_prewarm(struct event_base *base, int upto)
 
 int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t *cfg)
 {
-    w->id = id;
+    w->env.id = id;
     w->gw = gw;
-    w->cfg = config_ref(cfg);
-    if (getrandom(w->rng, sizeof w->rng, 0) != sizeof w->rng) {
-        w->rng[0] = (uint64_t)time_mono_ns() ^ (uint64_t)id;
-        w->rng[1] = 0x9e3779b97f4a7c15ull;
+    w->env.cfg = config_ref(cfg);
+    if (getrandom(w->env.rng, sizeof w->env.rng, 0) != sizeof w->env.rng) {
+        w->env.rng[0] = (uint64_t)time_mono_ns() ^ (uint64_t)id;
+        w->env.rng[1] = 0x9e3779b97f4a7c15ull;
     }
-    w->rng[0] |= 1;
-    w->base = event_base_new();
-    if (!w->base) return -1;
-    worker_prewarm(w->base, WORKER_FD_SLOTS);
+    w->env.rng[0] |= 1;
+    w->env.base = event_base_new();
+    if (!w->env.base) return -1;
+    worker_prewarm(w->env.base, WORKER_FD_SLOTS);
     const cfg_server_t *sc = &cfg->server;
     http_server_params_t hp;
     http_server_default_params(&hp);
@@ -175,16 +164,16 @@ int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t
     hp.client_idle_timeout_ms = sc->client_idle_timeout_ms;
     hp.handler = api_handle;
     hp.on_error = api_on_error;
-    hp.ctx = w;
-    w->http = http_server_create(w->base, &hp);
+    hp.ctx = &w->env;
+    w->http = http_server_create(w->env.base, &hp);
     upstream_params_t up;
     upstream_default_params(&up);
-    w->upstream = upstream_create(w->base, &up);
-    w->log = accesslog_create(w->base, STDOUT_FILENO, sc->access_log);
-    w->ev_stop = event_new(w->base, -1, 0, worker_on_stop, w);
-    w->ev_drain_tick = event_new(w->base, -1, EV_PERSIST, worker_drain_tick, w);
-    w->ev_housekeep = event_new(w->base, -1, EV_PERSIST, worker_housekeep, w);
-    if (!w->http || !w->upstream || !w->log || !w->ev_stop || !w->ev_drain_tick || !w->ev_housekeep)
+    w->env.upstream = upstream_create(w->env.base, &up);
+    w->env.log = accesslog_create(w->env.base, STDOUT_FILENO, sc->access_log);
+    w->ev_stop = event_new(w->env.base, -1, 0, worker_on_stop, w);
+    w->ev_drain_tick = event_new(w->env.base, -1, EV_PERSIST, worker_drain_tick, w);
+    w->ev_housekeep = event_new(w->env.base, -1, EV_PERSIST, worker_housekeep, w);
+    if (!w->http || !w->env.upstream || !w->env.log || !w->ev_stop || !w->ev_drain_tick || !w->ev_housekeep)
         return -1;
     struct timeval second = {1, 0};
     event_add(w->ev_housekeep, &second);
@@ -210,13 +199,13 @@ void worker_cleanup(worker_t *w)
 {
     health_stop(w->health);
     if (w->http) http_server_destroy(w->http);
-    if (w->upstream) upstream_destroy(w->upstream);
-    if (w->log) accesslog_destroy(w->log);
+    if (w->env.upstream) upstream_destroy(w->env.upstream);
+    if (w->env.log) accesslog_destroy(w->env.log);
     if (w->ev_stop) event_free(w->ev_stop);
     if (w->ev_drain_tick) event_free(w->ev_drain_tick);
     if (w->ev_housekeep) event_free(w->ev_housekeep);
-    if (w->base) event_base_free(w->base);
-    if (w->cfg) config_unref(w->cfg);
+    if (w->env.base) event_base_free(w->env.base);
+    if (w->env.cfg) config_unref(w->env.cfg);
 }
 
 typedef struct worker_swap {
@@ -229,8 +218,8 @@ typedef struct worker_swap {
 static void worker__swap(void *p)
 {
     worker_swap_t *m = p;
-    config_unref(m->w->cfg);
-    m->w->cfg = m->cfg;
+    config_unref(m->w->env.cfg);
+    m->w->env.cfg = m->cfg;
     if (m->done) m->done(m->arg);
     free(m);
 }
@@ -240,7 +229,7 @@ int worker_publish(worker_t *w, config_t *cfg, void (*done)(void *arg), void *ar
     worker_swap_t *m = malloc(sizeof *m);
     if (!m) return -1;
     *m = (worker_swap_t){w, cfg, done, arg};
-    if (loopcall(w->base, worker__swap, m) != 0) {
+    if (loopcall(w->env.base, worker__swap, m) != 0) {
         free(m);
         return -1;
     }

@@ -5,8 +5,10 @@
  * the worker that accepted it; workers share nothing mutable except the
  * metrics atomics and the config refcount.
  *
- * w->cfg is the snapshot new requests take; only the worker's own thread
+ * w->env.cfg is the snapshot new requests take; only the worker's own thread
  * reads or replaces it (worker_publish posts the replacement to that thread).
+ * w->env is what a request and its stages see of the worker (pipeline/request.h);
+ * it is the http server's ctx, so a handler finds it with http_server_ctx().
  */
 #ifndef SKULD_WORKER_H
 #define SKULD_WORKER_H
@@ -18,27 +20,22 @@
 #include "config/config.h"
 #include "http/server.h"
 #include "obs/accesslog.h"
+#include "pipeline/request.h"
 #include "upstream/client.h"
 
 typedef struct gateway gateway_t;
 
 typedef struct worker {
-    int id;
+    pl_env_t env; /* loop, id, upstream pool, log, snapshot (cfg: this thread only) */
     gateway_t *gw;
     pthread_t thread;
-    struct event_base *base;
     http_server_t *http;
-    upstream_t *upstream;
-    accesslog_t *log;
-    config_t *cfg; /* snapshot for new requests; touched only on this thread */
     struct event *ev_stop;
     struct event *ev_drain_tick;
     uint64_t drain_deadline_ns;
-    bool draining;
-    uint64_t rng[2];
     struct health *health; /* deployment probes; worker 0 only */
     struct event *ev_housekeep;
-    uint64_t served, served_at_trim; /* requests handled; value at the last heap trim */
+    uint64_t served_at_trim;         /* env.served at the last heap trim */
     size_t conns_at_trim;            /* open client connections at the last heap trim */
     unsigned idle_ticks;             /* housekeeping ticks in a row with nothing in flight */
 } worker_t;
@@ -58,7 +55,5 @@ void worker_cleanup(worker_t *w);
  * for new requests; done(arg) runs on the worker's thread after the swap. */
 int worker_publish(worker_t *w, config_t *cfg, void (*done)(void *arg), void *arg);
 
-/* A fresh 16-hex-digit id from the worker's generator (not for secrets). */
-void worker_request_id(worker_t *w, char out[17]);
 
 #endif

@@ -18,16 +18,17 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct worker;
+struct pl_env;
 typedef struct health health_t;
 
 /* Called on the probing loop after each probe result. */
 typedef void (*health_sink_fn)(void *ud, const char *model, uint64_t probes, uint64_t successes,
                                int64_t last_ms, bool up);
 
-/* Start probing on w's loop (call on w's thread). interval_ms 0 = no probes. */
-health_t *health_start(struct worker *w, uint64_t interval_ms, health_sink_fn sink, void *ud);
-/* Stop and cancel probes in flight (on w's thread). */
+/* Start probing on the worker env's loop (call on its thread): its current
+ * snapshot, its upstream pool. interval_ms 0 = no probes. */
+health_t *health_start(struct pl_env *env, uint64_t interval_ms, health_sink_fn sink, void *ud);
+/* Stop and cancel probes in flight (on the env's thread). */
 void health_stop(health_t *h);
 
 #endif

@@ -1,13 +1,12 @@
 /*
  * resil — see resil.h.
  */
-#include "route/resil.h"
+#include "call/resil.h"
 
 #include <event2/event.h>
 #include <event2/event_struct.h>
 #include <string.h>
 
-#include "api/internal.h"
 #include "core/jsonw.h"
 
 void resil_attach(config_t *cfg)
@@ -38,33 +37,6 @@ void resil_model_json(buf_t *o, const cfg_model_t *m)
     else
         buf_appends(o, "null");
     buf_appends(o, "}");
-}
-
-void resil_candidates(api_ctx_t *c, const cfg_model_t *m)
-{
-    const cfg_model_t *const *base = c->cands && c->n_cands ? c->cands : &m;
-    size_t nb = c->cands && c->n_cands ? c->n_cands : 1, cap = nb;
-    for (size_t i = 0; i < nb; i++) cap += base[i]->fallbacks.n;
-    if (cap == nb && c->cands && c->n_cands) return; /* the router's list as it is */
-    const cfg_model_t **v = arena_calloc(c->req->arena, cap * sizeof *v);
-    if (!v) {
-        c->cands = NULL;
-        c->n_cands = 0;
-        return;
-    }
-    size_t n = 0;
-    for (size_t i = 0; i < nb; i++) v[n++] = base[i];
-    for (size_t i = 0; i < nb; i++) {
-        const cfg_model_t *b = base[i];
-        for (size_t k = 0; k < b->fallbacks.n; k++) {
-            const cfg_model_t *f = b->fallback_models ? b->fallback_models[k] : NULL;
-            bool dup = !f;
-            for (size_t j = 0; j < n && !dup; j++) dup = v[j] == f;
-            if (!dup) v[n++] = f;
-        }
-    }
-    c->cands = v;
-    c->n_cands = n;
 }
 
 static bool resil_has(const char *body, size_t len, const char *needle)

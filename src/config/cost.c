@@ -1,4 +1,4 @@
-#include "policy/cost.h"
+#include "config/cost.h"
 
 #include <stdio.h>
 #include <string.h>

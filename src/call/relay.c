@@ -1,13 +1,14 @@
 /*
- * api relay — one client request relayed over its candidate deployments, as
- * a series of attempts (retries, fallbacks, a hedge), one answer to the client.
+ * call relay — the call stage: one request relayed over its candidate
+ * deployments as a series of attempts (retries, fallbacks, a hedge), one
+ * answer for the client.
  *
  * Attempts (attempt_t): each is one upstream call to one deployment of
- * c->cands with its own parser, buffers and translator state. At most two run
- * at once (the primary and a hedge). The decisions — which outcome is retried,
- * on which candidate, backoff, budget, breakers, the queue — are in
- * route/resil.h; this file carries them out. Rules:
- *   - a new attempt is started from the request's handler, from a timer
+ * r->cands with its own parser, buffers and translator state. At most two
+ * run at once (the primary and a hedge). The decisions — which outcome is
+ * retried, on which candidate, backoff, budget, breakers, the queue — are in
+ * call/resil.h; this file carries them out. Rules:
+ *   - a new attempt is started from the stage's run, from a timer
  *     (r->next_ev, r->hedge_ev) or from an attempt's on_done, never from
  *     inside a curl callback (curl forbids adding handles there);
  *   - the first attempt to produce an answer wins: a non-streamed answer when
@@ -15,47 +16,43 @@
  *     "commit": until then nothing reached the client, so a stream that fails
  *     before its first event is retried or failed over invisibly). The others
  *     are cancelled at once (upstream_call_cancel closes their connection);
- *   - c->model follows the deployment answering now (metrics, access log,
- *     x-skuld-model); x-skuld-attempts counts the attempts started.
+ *   - r->model follows the deployment answering now (pl_set_model: metrics,
+ *     access log, x-skuld-model); x-skuld-attempts counts the attempts
+ *     started; each attempt is told to the subscribers (PL_EV_ATTEMPT_*).
  *
  * Non-streamed: the upstream body is collected (capped at
- * server.max_upstream_body_bytes), its usage read, and it is returned as is.
- * Streamed: once committed, every SSE event is forwarded the moment it is
- * complete — never buffered whole. The usage chunk the gateway asked for is
- * read for accounting and dropped unless the client asked for it too. If the
- * client's socket backs up past HTTP_OUT_HIGH_WATER the upstream transfer is
- * paused and resumed on drain.
+ * server.max_upstream_body_bytes), its usage read, and it is handed to the
+ * driver as the answer (pl_answer_take: no copy). Streamed: once committed,
+ * every event is passed on (pl_stream_payload) the moment it is complete —
+ * never buffered whole. The usage chunk the gateway asked for is read for
+ * accounting and dropped unless the client asked for it too. If the client's
+ * output backs up past PL_OUT_HIGH_WATER the upstream transfer is paused and
+ * resumed on drain.
  *
- * Endings: when no attempt is left, the client gets the last failure: the
- * upstream's own 4xx/5xx passed through, or 502 refused/broken, 504 timeout
- * or deadline. A stream that fails after its commit gives an SSE error event
- * and no [DONE] — never a clean end. A client that leaves cancels every call
- * at once (on_abort) and everything is freed with the request.
- *
- * Client side: every byte the client gets leaves through the relay_client_*
- * functions (stream start, one frame, stream end, whole body).
+ * Endings: every one goes through relay_end(): the driver is resumed with
+ * the result, then everything the relay holds is released. When no attempt
+ * is left, the client gets the last failure: the upstream's own 4xx/5xx
+ * passed through, or 502 refused/broken, 504 timeout or deadline. A stream
+ * that fails after its commit gives an error event and no [DONE] — never a
+ * clean end. A client that leaves cancels every call at once (on_abort).
  *
  * Shapes: a provider with translate hooks (anthropic, gemini, ollama) turns
- * its body / events (SSE, or NDJSON lines) into OpenAI JSON first; a client
- * on /v1/messages (c->shape) gets that OpenAI JSON turned into Anthropic's
- * shape last (api/anthropic_shape.c). Between the two, one code path. Cost
- * (policy/cost.h) goes into x-skuld-cost-usd when the answer is not streamed
- * and into metrics. Image input is refused with 400 unless the deployment has
- * CAP_VISION.
+ * its body / events (SSE, or NDJSON lines) into OpenAI JSON; the front end
+ * turns that into the client's shape. Cost (config/cost.h) goes into
+ * x-skuld-cost-usd when the answer is not streamed. Image input is refused
+ * with 400 unless the deployment has CAP_VISION.
  */
 #include <event2/event.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "api/anthropic_shape.h"
-#include "api/internal.h"
-#include "provider/xlate.h"
+#include "call/call.h"
+#include "call/resil.h"
+#include "config/cost.h"
 #include "core/jscan.h"
 #include "core/log.h"
-#include "policy/cost.h"
-#include "route/hooks.h"
-#include "route/resil.h"
+#include "pipeline/events.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
@@ -68,6 +65,7 @@ typedef struct attempt {
     relay_t *r;
     const cfg_model_t *m;
     int cand; /* index in c->cands, -1 for the content-policy alternate */
+    int no;   /* 1-based among the request's attempts */
     const prov_ops_t *ops;
     up_call_t *up;
     prov_local_t *local;
@@ -95,12 +93,8 @@ typedef struct attempt {
 } attempt_t;
 
 struct relay {
-    api_ctx_t *c;
-    config_t *cfg; /* our own reference: attempts point into it after api_account drops c's */
-    endpoint_t ep;
-    bool stream;       /* the client asked for a stream */
-    bool client_usage; /* ... and for the usage chunk */
-    json_t *body;      /* client request, as modified for the upstream */
+    pl_req_t *c;
+    config_t *cfg; /* our own reference: attempts point into it after the request drops its own */
     const cfg_resilience_t *rs;
     brk_params_t bp;
     attempt_t *att[RELAY_MAX_ATTEMPTS];
@@ -110,6 +104,7 @@ struct relay {
     attempt_t *winner; /* committed stream */
     attempt_t *last;   /* the last finished failure */
     bool started;      /* client stream started */
+    bool first_byte;   /* PL_EV_FIRST_BYTE told */
     bool saw_done;
     bool saw_error;
     bool closed;   /* the client has its answer (or left): nothing more */
@@ -123,40 +118,20 @@ struct relay {
     int prio;
     bool queued; /* counted in queue_waiting */
     resil_waiter_t waiter;
-    buf_t frame;
-    ashape_stream_t *aout; /* Anthropic-shaped client stream, or NULL */
     struct event *next_ev, *hedge_ev, *deadline_ev, *queue_ev;
 };
 
-static json_t *relay_tree(struct relay *r);
 static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail);
 static void relay_teardown(relay_t *r);
 static void relay_on_done_cb(void *ud, up_result_t res, const char *detail);
 static void relay_on_first_chunk_timeout(evutil_socket_t fd, short what, void *arg);
 
-/* ---------- the client side: every write to the client goes through here ---------- */
-
-static void relay_client_stream_start(relay_t *r)
+/* The request is answered with rc (a result set by pl_fail / pl_answer*):
+ * every ending of the relay goes through here, then the teardown. */
+static void relay_end(relay_t *r, pl_rc_t rc)
 {
-    http_resp_header(r->c->req, "Cache-Control", "no-cache");
-    http_resp_header(r->c->req, "X-Accel-Buffering", "no");
-    http_stream_start(r->c->req, 200, "text/event-stream");
-}
-
-/* One frame of the client stream; non-zero when the client is gone. */
-static int relay_client_frame(relay_t *r, const char *data, size_t len)
-{
-    return http_stream_write(r->c->req, data, len);
-}
-
-static void relay_client_stream_end(relay_t *r)
-{
-    http_stream_end(r->c->req);
-}
-
-static void relay_client_body(relay_t *r, int status, const char *body, size_t len)
-{
-    api_send(r->c, status, "application/json", body, len);
+    pl_resume(r->c, rc);
+    relay_teardown(r);
 }
 
 /* ---------- helpers ---------- */
@@ -185,6 +160,13 @@ static void relay_attempt_release(attempt_t *a)
     if (a->fc_ev) evtimer_del(a->fc_ev);
 }
 
+/* PL_EV_ATTEMPT_END: result is the up_result_t, or -1 when it was cancelled. */
+static void relay_attempt_event(attempt_t *a, int result)
+{
+    pl_evd_t ev = {.model = a->m, .attempt = a->no, .result = result, .status = a->status};
+    pl_emit(a->r->c, PL_EV_ATTEMPT_END, &ev);
+}
+
 /* Cancel a running attempt that lost or is no longer wanted: it counts for nothing. */
 static void relay_attempt_cancel(attempt_t *a)
 {
@@ -197,6 +179,7 @@ static void relay_attempt_cancel(attempt_t *a)
     if (a->probe) breaker_probe_abandon(&a->m->dep->brk);
     a->probe = false;
     relay_attempt_release(a);
+    relay_attempt_event(a, -1);
 }
 
 static int relay_live(relay_t *r)
@@ -212,26 +195,19 @@ static void relay_cancel_others(relay_t *r, attempt_t *keep)
         if (r->att[i] != keep) relay_attempt_cancel(r->att[i]);
 }
 
-/* c->model follows the deployment answering now; the in-flight gauge moves with it. */
+/* c->model follows the deployment answering now (the subscribers move its series). */
 static void relay_use_model(relay_t *r, const cfg_model_t *m)
 {
-    api_ctx_t *c = r->c;
-    if (c->model == m) return;
-    c->model = m;
-    if (m->stats && c->ms && c->ms != m->stats) {
-        atomic_fetch_sub_explicit(&c->ms->in_flight, 1, memory_order_relaxed);
-        c->ms = m->stats;
-        metrics_request_begin(c->ms);
-    }
+    pl_set_model(r->c, m);
 }
 
 static void relay_model_headers(relay_t *r)
 {
     char n[16];
     snprintf(n, sizeof n, "%d", r->c->attempts);
-    http_resp_header(r->c->req, "x-skuld-model", r->c->model->id); /* the deployment */
-    http_resp_header(r->c->req, "x-skuld-provider", r->c->model->provider->name);
-    http_resp_header(r->c->req, "x-skuld-attempts", n);
+    pl_header(r->c, "x-skuld-model", r->c->model->id); /* the deployment */
+    pl_header(r->c, "x-skuld-provider", r->c->model->provider->name);
+    pl_header(r->c, "x-skuld-attempts", n);
 }
 
 static metrics_series_t *relay_series(const attempt_t *a)
@@ -249,7 +225,7 @@ static void relay_take_usage_obj(relay_t *r, json_t *u)
     if (json_is_integer(cached)) r->c->cached_tokens = (long)json_integer_value(cached);
     if (json_is_integer(cpl))
         r->c->completion_tokens = (long)json_integer_value(cpl);
-    else if (r->ep == EP_EMBEDDINGS)
+    else if (r->c->ep == EP_EMBEDDINGS)
         r->c->completion_tokens = 0;
 }
 
@@ -291,20 +267,8 @@ static bool relay_sniff_usage(relay_t *r, const char *b, size_t n)
 
 static void relay_stream_fail(relay_t *r, const char *code, const char *message)
 {
-    buf_reset(&r->frame);
-    if (r->aout) {
-        ashape_stream_error(&r->frame, 502, message);
-    } else {
-        buf_appends(&r->frame, "data: ");
-        xl_error_json(&r->frame, 502, "server_error", code, NULL, message);
-        buf_appends(&r->frame, "\n\n");
-    }
-    relay_client_frame(r, buf_data(&r->frame), r->frame.len);
     atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
-    if (!r->c->error) r->c->error = message;
-    api_account(r->c, 200);
-    relay_client_stream_end(r);
-    relay_teardown(r);
+    relay_end(r, pl_stream_fail(r->c, code, message));
 }
 
 /* An OpenAI error payload ({"error":...}) inside a stream. */
@@ -313,18 +277,6 @@ static bool relay_is_error(const char *data, size_t len)
     size_t i = 0;
     while (i < len && (data[i] == ' ' || data[i] == '\n')) i++;
     return len - i > 9 && memcmp(data + i, "{\"error\":", 9) == 0;
-}
-
-/* An error payload to an Anthropic-shaped client: its message in Anthropic's event. */
-static void relay_anthropic_error(relay_t *r, const char *data, size_t len)
-{
-    json_t *o = json_loadb(data, len, 0, NULL);
-    json_t *e = json_object_get(o, "error");
-    const char *msg = json_string_value(json_object_get(e, "message"));
-    const char *type = json_string_value(json_object_get(e, "type"));
-    int status = type && !strcmp(type, "rate_limit_error") ? 429 : 500;
-    ashape_stream_error(&r->frame, status, msg ? msg : "the upstream stream reported an error");
-    json_decref(o);
 }
 
 /* The first event of attempt a: it wins; the client stream starts. */
@@ -336,29 +288,22 @@ static void relay_commit(relay_t *r, attempt_t *a)
     if (r->hedge_ev) evtimer_del(r->hedge_ev);
     if (a->fc_ev) evtimer_del(a->fc_ev);
     relay_use_model(r, a->m);
-    if (r->c->shape == API_SHAPE_ANTHROPIC && r->ep == EP_CHAT) {
-        r->aout = arena_calloc(r->c->req->arena, sizeof *r->aout);
-        if (r->aout) ashape_stream_init(r->aout, a->m->name);
-    }
     relay_model_headers(r);
-    relay_client_stream_start(r);
+    pl_stream_start(r->c);
 }
 
-/* One OpenAI stream payload to the client, in its shape. */
+/* One OpenAI stream payload on to the client (the front end frames it). */
 static int relay_forward(relay_t *r, const char *event, const char *data, size_t len)
 {
-    bool done = len == 6 && memcmp(data, "[DONE]", 6) == 0;
-    if (done) {
+    pl_payload_t kind = PL_EV_CHUNK;
+    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         r->saw_done = true;
+        kind = PL_EV_DONE_MARK;
     } else if (relay_is_error(data, len)) {
         r->saw_error = true;
+        kind = PL_EV_ERROR_OBJ;
         if (!r->c->error) r->c->error = "upstream stream error event";
         atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
-        if (r->aout) {
-            buf_reset(&r->frame);
-            relay_anthropic_error(r, data, len);
-            return relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0;
-        }
     } else if (memmem(data, len, "\"usage\":{", 9) || memmem(data, len, "\"usage\": {", 10)) {
         json_t *chunk = json_loadb(data, len, 0, NULL);
         if (chunk) {
@@ -366,24 +311,11 @@ static int relay_forward(relay_t *r, const char *event, const char *data, size_t
             json_t *choices = json_object_get(chunk, "choices");
             bool usage_only = json_is_array(choices) && json_array_size(choices) == 0;
             json_decref(chunk);
-            if (usage_only && !r->client_usage) return 0; /* we asked for it, the client did not */
+            if (usage_only && !r->c->client_usage)
+                return 0; /* we asked for it, the client did not */
         }
     }
-    buf_reset(&r->frame);
-    if (r->aout) {
-        if (done)
-            ashape_stream_end(r->aout, r->c->prompt_tokens, r->c->cached_tokens,
-                              r->c->completion_tokens, &r->frame);
-        else if (ashape_stream_chunk(r->aout, data, len, &r->frame) != 0)
-            return 0; /* not a chunk object: nothing an Anthropic client could use */
-        return relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0;
-    }
-    if (event[0]) buf_printf(&r->frame, "event: %s\n", event);
-    buf_appends(&r->frame, "data: ");
-    buf_append(&r->frame, data, len);
-    buf_appends(&r->frame, "\n\n");
-    if (relay_client_frame(r, buf_data(&r->frame), r->frame.len) != 0) return 1;
-    return 0;
+    return pl_stream_payload(r->c, kind, event, data, len) != 0;
 }
 
 static int relay_emit(void *ud, const char *data, size_t len)
@@ -419,7 +351,7 @@ static void relay_on_head(void *ud, int status)
         const char *ra = upstream_call_header(a->up, "retry-after");
         if (ra) snprintf(a->retry_after, sizeof a->retry_after, "%s", ra);
     }
-    if (!r->stream || status < 200 || status >= 300) return;
+    if (!r->c->stream || status < 200 || status >= 300) return;
     const char *ct = a->up ? upstream_call_header(a->up, "content-type") : "text/event-stream";
     const char *want = a->framing == PROV_FRAME_NDJSON ? "ndjson" : "text/event-stream";
     if (!ct || !strstr(ct, want)) return; /* answered whole: relay as a body */
@@ -441,7 +373,10 @@ static int relay_on_data(void *ud, const char *data, size_t len)
 {
     attempt_t *a = ud;
     relay_t *r = a->r;
-    route_api_first_byte(r->c); /* time to first byte, for the router */
+    if (!r->first_byte) { /* time to first byte, for the router */
+        r->first_byte = true;
+        pl_emit(r->c, PL_EV_FIRST_BYTE, NULL);
+    }
     if (!a->sse) {
         if (buf_append(&a->acc, data, len) != BUF_OK) {
             a->too_large = true;
@@ -451,7 +386,7 @@ static int relay_on_data(void *ud, const char *data, size_t len)
     }
     /* Pause before consuming: a paused transfer hands the same bytes again on
      * resume, so bytes taken now and paused would be relayed twice. */
-    if (r->started && r->winner == a && http_req_out_pending(r->c->req) > HTTP_OUT_HIGH_WATER) {
+    if (r->started && r->winner == a && pl_out_pending(r->c) > PL_OUT_HIGH_WATER) {
         a->paused = true;
         return UP_PAUSE;
     }
@@ -481,77 +416,41 @@ static bool relay_translate_body(attempt_t *a)
     return false;
 }
 
-/* A non-streamed OpenAI answer (error or chat.completion) in the client's shape. */
-static void relay_send_shaped(relay_t *r, attempt_t *a)
+/* A whole upstream answer (any status) for the client. */
+static pl_rc_t relay_finish_body(relay_t *r, attempt_t *a)
 {
-    api_ctx_t *c = r->c;
-    if (c->shape != API_SHAPE_ANTHROPIC || r->ep != EP_CHAT) {
-        relay_client_body(r, a->status, buf_data(&a->acc), a->acc.len);
-        return;
-    }
-    if (a->status >= 400) {
-        json_t *o = json_loadb(buf_data(&a->acc), a->acc.len, 0, NULL);
-        const char *msg =
-            json_string_value(json_object_get(json_object_get(o, "error"), "message"));
-        api_send_error(c, a->status, NULL, NULL, NULL, "%s",
-                       msg ? msg : "the upstream provider answered with an error");
-        json_decref(o);
-        return;
-    }
-    buf_t out;
-    buf_init(&out, 0);
-    if (ashape_response(buf_data(&a->acc), a->acc.len, c->model->name, &out) == 0)
-        relay_client_body(r, a->status, buf_data(&out), out.len);
-    else
-        api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
-                       "the upstream answer has no message to translate");
-    buf_free(&out);
-}
-
-/* A whole upstream answer (any status) to the client. */
-static void relay_finish_body(relay_t *r, attempt_t *a)
-{
-    api_ctx_t *c = r->c;
+    pl_req_t *c = r->c;
     relay_use_model(r, a->m);
     relay_model_headers(r);
-    if (a->untranslatable) {
-        api_send_error(c, a->status >= 400 ? a->status : 502, NULL, "upstream_invalid_response",
+    if (a->untranslatable)
+        return pl_fail(c, a->status >= 400 ? a->status : 502, NULL, "upstream_invalid_response",
                        NULL, "the upstream provider returned a body that could not be translated");
-        return;
-    }
     if (a->too_large) {
         c->error = "upstream response too large";
-        api_send_error(c, 502, NULL, "upstream_response_too_large", NULL,
+        return pl_fail(c, 502, NULL, "upstream_response_too_large", NULL,
                        "the upstream response exceeded server.max_upstream_body_bytes");
-        return;
     }
     if (a->status >= 400) {
-        if (a->retry_after[0]) http_resp_header(c->req, "Retry-After", a->retry_after);
+        if (a->retry_after[0]) pl_header(c, "Retry-After", a->retry_after);
         json_t *e = json_loadb(buf_data(&a->acc), a->acc.len, 0, NULL);
         bool openai_shape = json_is_object(json_object_get(e, "error"));
         json_decref(e);
         c->error = "upstream error status";
-        if (openai_shape) {
-            relay_send_shaped(r, a);
-        } else {
-            api_send_error(c, a->status, NULL, "upstream_error", NULL,
-                           "the upstream provider answered HTTP %d", a->status);
-        }
-        return;
+        if (openai_shape) return pl_answer_take(c, a->status, &a->acc);
+        return pl_fail(c, a->status, NULL, "upstream_error", NULL,
+                       "the upstream provider answered HTTP %d", a->status);
     }
-    if (!relay_sniff_usage(r, buf_data(&a->acc), a->acc.len)) {
-        api_send_error(c, 502, NULL, "upstream_invalid_response", NULL,
+    if (!relay_sniff_usage(r, buf_data(&a->acc), a->acc.len))
+        return pl_fail(c, 502, NULL, "upstream_invalid_response", NULL,
                        "the upstream provider returned a body that is not a JSON object");
-        return;
-    }
     if (c->prompt_tokens >= 0 || c->completion_tokens >= 0) {
         char cost[48];
         cost_format(
             cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens, c->completion_tokens),
             cost, sizeof cost);
-        http_resp_header(c->req, "x-skuld-cost-usd", cost);
+        pl_header(c, "x-skuld-cost-usd", cost);
     }
-    relay_send_shaped(r, a);
+    return pl_answer_take(c, a->status, &a->acc);
 }
 
 static uint64_t relay_remaining_ms(relay_t *r)
@@ -562,33 +461,28 @@ static uint64_t relay_remaining_ms(relay_t *r)
 }
 
 /* The last failure, when nothing is left to try. */
-static void relay_fail(relay_t *r, attempt_t *a, const char *detail)
+static pl_rc_t relay_fail(relay_t *r, attempt_t *a, const char *detail)
 {
-    api_ctx_t *c = r->c;
-    if (a && a->res == UP_OK) {
-        relay_finish_body(r, a);
-        return;
-    }
+    pl_req_t *c = r->c;
+    if (a && a->res == UP_OK) return relay_finish_body(r, a);
     if (a) relay_use_model(r, a->m);
     relay_model_headers(r);
-    c->error = arena_strdup(c->req->arena, detail ? detail : "upstream failure");
+    c->error = arena_strdup(c->arena, detail ? detail : "upstream failure");
     up_result_t res = a ? a->res : UP_PROTOCOL_ERROR;
     /* A timeout the deadline imposed is the deadline's, even if the timer fired
      * a millisecond early (clocks are read at different moments). */
     if (res == UP_TIMEOUT && r->deadline_ms &&
-        (relay_remaining_ms(r) == 0 || (a && a->deadline_capped))) {
-        api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
+        (relay_remaining_ms(r) == 0 || (a && a->deadline_capped)))
+        return pl_fail(c, 504, NULL, "deadline_exceeded", NULL,
                        "the request deadline passed before an upstream answered");
-    } else if (res == UP_TIMEOUT) {
-        api_send_error(c, 504, NULL, "upstream_timeout", NULL,
+    if (res == UP_TIMEOUT)
+        return pl_fail(c, 504, NULL, "upstream_timeout", NULL,
                        "the upstream provider did not answer in time");
-    } else if (res == UP_CONNECT_FAILED) {
-        api_send_error(c, 502, NULL, "upstream_unreachable", NULL,
+    if (res == UP_CONNECT_FAILED)
+        return pl_fail(c, 502, NULL, "upstream_unreachable", NULL,
                        "could not connect to the upstream provider");
-    } else {
-        api_send_error(c, 502, NULL, "upstream_error", NULL,
-                       "the upstream connection failed before a complete response");
-    }
+    return pl_fail(c, 502, NULL, "upstream_error", NULL,
+                   "the upstream connection failed before a complete response");
 }
 
 /* ---------- choosing and starting attempts ---------- */
@@ -603,7 +497,7 @@ enum { PICK_NONE = -1, PICK_FULL = -2 };
  */
 static int relay_pick(relay_t *r, int from, resil_outcome_t why, bool *probe)
 {
-    api_ctx_t *c = r->c;
+    pl_req_t *c = r->c;
     int tried[RELAY_MAX_ATTEMPTS];
     size_t n = c->n_cands < RELAY_MAX_ATTEMPTS ? c->n_cands : RELAY_MAX_ATTEMPTS;
     memcpy(tried, r->tried, sizeof tried);
@@ -642,18 +536,16 @@ static int relay_pick(relay_t *r, int from, resil_outcome_t why, bool *probe)
 static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, bool retry,
                         bool hedge)
 {
-    api_ctx_t *c = r->c;
-    http_req_t *req = c->req;
+    pl_req_t *c = r->c;
     const cfg_server_t *sc = &r->cfg->server;
-    attempt_t *a = r->n_att < RELAY_MAX_ATTEMPTS ? arena_calloc(req->arena, sizeof *a) : NULL;
+    attempt_t *a = r->n_att < RELAY_MAX_ATTEMPTS ? arena_calloc(c->arena, sizeof *a) : NULL;
     if (!a) {
         if (m->dep) resil_dep_release(m->dep);
         if (retry) retry_budget_release(&retry_budget_global);
         if (probe) breaker_probe_abandon(&m->dep->brk);
         if (!relay_live(r)) {
             relay_use_model(r, m);
-            api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-            relay_teardown(r);
+            relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory"));
         }
         return;
     }
@@ -671,6 +563,9 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     sse_init(&a->parser, RELAY_MAX_EVENT);
     ndjson_init(&a->lines, RELAY_MAX_EVENT);
     c->attempts++;
+    a->no = c->attempts;
+    pl_evd_t ev = {.model = m, .attempt = c->attempts, .hedge = hedge, .retry = retry};
+    pl_emit(c, PL_EV_ATTEMPT_START, &ev);
     metrics_series_t *ms = relay_series(a);
     if (r->n_att > 1 && ms) {
         atomic_fetch_add_explicit(hedge ? &ms->hedges : &ms->retries, 1, memory_order_relaxed);
@@ -680,14 +575,14 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     int brc = 1;
     /* With a top-level "model" present, the one "model" key build_raw accepts
      * can only be that one. */
-    if (a->ops && a->ops->build_raw && c->shape == API_SHAPE_OPENAI &&
-        (r->body ? json_is_string(json_object_get(r->body, "model"))
+    if (a->ops && a->ops->build_raw && c->raw_is_request &&
+        (c->body ? json_is_string(json_object_get(c->body, "model"))
                  : c->fast && c->fast->model == JS_STRING))
-        brc = a->ops->build_raw(req->arena, r->ep, req->body, req->body_len, m, r->stream,
-                                r->client_usage, &call);
+        brc = a->ops->build_raw(c->arena, c->ep, c->raw, c->raw_len, m, c->stream,
+                                c->client_usage, &call);
     if (brc == 1)
-        brc = a->ops && relay_tree(r)
-                  ? a->ops->build(req->arena, r->ep, r->body, m, r->stream, &call)
+        brc = a->ops && pl_body(c)
+                  ? a->ops->build(c->arena, c->ep, c->body, m, c->stream, &call)
                   : -1;
     if (brc != 0) {
         relay_attempt_release(a);
@@ -695,13 +590,12 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         if (relay_live(r)) return;
         relay_use_model(r, m);
         if (brc == PROV_EBADREQ)
-            api_send_error(c, 400, NULL, "unsupported_request", NULL, "%s",
-                           call.error ? call.error
-                                      : "the request cannot be sent to this deployment");
+            relay_end(r, pl_fail(c, 400, NULL, "unsupported_request", NULL, "%s",
+                                 call.error ? call.error
+                                            : "the request cannot be sent to this deployment"));
         else
-            api_send_error(c, 500, NULL, "internal_error", NULL,
-                           "could not build the upstream request");
-        relay_teardown(r);
+            relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
+                                 "could not build the upstream request"));
         return;
     }
     a->xlate = call.xlate;
@@ -714,17 +608,17 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     const cfg_resilience_t *tr = c->resil ? c->resil : &m->resil;
     a->live = true;
     if (a->ops->local_start) {
-        a->local = a->ops->local_start(c->w->base, r->ep, &call, &cbs, a);
+        a->local = a->ops->local_start(c->env->base, c->ep, &call, &cbs, a);
     } else {
-        uint64_t total = r->stream ? 0 : sc->request_timeout_ms;
-        if (!r->stream && tr->per_try_timeout_ms && tr->per_try_timeout_ms < total)
+        uint64_t total = c->stream ? 0 : sc->request_timeout_ms;
+        if (!c->stream && tr->per_try_timeout_ms && tr->per_try_timeout_ms < total)
             total = tr->per_try_timeout_ms;
         if (remaining != UINT64_MAX && (total == 0 || remaining < total)) {
             total = remaining ? remaining : 1;
             a->deadline_capped = true;
         }
         uint64_t idle = 0;
-        if (r->stream)
+        if (c->stream)
             idle = tr->idle_gap_timeout_ms ? tr->idle_gap_timeout_ms : sc->stream_idle_timeout_ms;
         up_request_t ur = {
             .url = call.url,
@@ -735,7 +629,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
             .total_timeout_ms = total,
             .idle_timeout_ms = idle,
         };
-        a->up = upstream_call_start(c->w->upstream, &ur, &cbs, a);
+        a->up = upstream_call_start(c->env->upstream, &ur, &cbs, a);
     }
     if (!a->up && !a->local) {
         a->live = false;
@@ -743,12 +637,12 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
         if (relay_live(r)) return;
         relay_use_model(r, m);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "could not start the upstream call");
-        relay_teardown(r);
+        relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
+                             "could not start the upstream call"));
         return;
     }
-    if (r->stream && tr->first_chunk_timeout_ms) {
-        a->fc_ev = evtimer_new(c->w->base, relay_on_first_chunk_timeout, a);
+    if (c->stream && tr->first_chunk_timeout_ms) {
+        a->fc_ev = evtimer_new(c->env->base, relay_on_first_chunk_timeout, a);
         if (a->fc_ev) {
             struct timeval tv = {(time_t)(tr->first_chunk_timeout_ms / 1000),
                                  (suseconds_t)(tr->first_chunk_timeout_ms % 1000) * 1000};
@@ -803,11 +697,10 @@ static void relay_next_cb(evutil_socket_t fd, short what, void *arg)
 /* After a failed attempt a (no other running): the next one, or the client's error. */
 static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const char *detail)
 {
-    api_ctx_t *c = r->c;
+    pl_req_t *c = r->c;
     const cfg_resilience_t *rs = r->rs;
     if (r->n_att >= rs->max_attempts || r->n_att >= RELAY_MAX_ATTEMPTS) {
-        relay_fail(r, a, detail);
-        relay_teardown(r);
+        relay_end(r, relay_fail(r, a, detail));
         return;
     }
     const cfg_model_t *m = NULL;
@@ -827,8 +720,7 @@ static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const cha
         if (i >= 0) m = c->cands[i];
     }
     if (!m) {
-        relay_fail(r, a, detail);
-        relay_teardown(r);
+        relay_end(r, relay_fail(r, a, detail));
         return;
     }
     uint64_t delay = 0;
@@ -844,15 +736,14 @@ static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const cha
     }
     if (ok && r->deadline_ms && delay >= relay_remaining_ms(r)) ok = false;
     if (ok && !r->next_ev) /* made on first use: most requests never retry */
-        ok = (r->next_ev = evtimer_new(c->w->base, relay_next_cb, r)) != NULL;
+        ok = (r->next_ev = evtimer_new(c->env->base, relay_next_cb, r)) != NULL;
     if (!ok) {
         if (m->dep) {
             resil_dep_release(m->dep);
             if (probe) breaker_probe_abandon(&m->dep->brk);
         }
         if (budget) retry_budget_release(&retry_budget_global);
-        relay_fail(r, a, detail);
-        relay_teardown(r);
+        relay_end(r, relay_fail(r, a, detail));
         return;
     }
     r->next_pending = true;
@@ -865,9 +756,9 @@ static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const cha
 static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail)
 {
     relay_t *r = a->r;
-    api_ctx_t *c = r->c;
     if (!a->live) return;
     a->live = false;
+    relay_attempt_event(a, (int)res);
     a->up = NULL; /* freed by its owner when we return */
     a->local = NULL;
     a->res = res;
@@ -889,9 +780,7 @@ static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail
         a->probe = false;
         if (clean) {
             if (a->m->dep) resil_dep_latency(a->m->dep, now - a->start_ms);
-            api_account(c, 200);
-            relay_client_stream_end(r);
-            relay_teardown(r);
+            relay_end(r, PL_DONE);
             return;
         }
         if (a->bad_event || res == UP_PROTOCOL_ERROR)
@@ -945,8 +834,7 @@ static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail
     if (!failure && out == RES_OK && a->m->dep) resil_dep_latency(a->m->dep, now - a->start_ms);
     if (out == RES_OK || out == RES_FINAL) {
         relay_cancel_others(r, a);
-        relay_finish_body(r, a);
-        relay_teardown(r);
+        relay_end(r, relay_finish_body(r, a));
         return;
     }
     r->last = a;
@@ -991,7 +879,7 @@ static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
     (void)what;
     relay_t *r = arg;
     if (r->closed) return;
-    api_ctx_t *c = r->c;
+    pl_req_t *c = r->c;
     c->error = "deadline exceeded";
     if (r->started) {
         relay_cancel_others(r, NULL);
@@ -1002,9 +890,8 @@ static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
     relay_unschedule(r);
     if (r->last) relay_use_model(r, r->last->m);
     relay_model_headers(r);
-    api_send_error(c, 504, NULL, "deadline_exceeded", NULL,
-                   "the request deadline passed before an upstream answered");
-    relay_teardown(r);
+    relay_end(r, pl_fail(c, 504, NULL, "deadline_exceeded", NULL,
+                         "the request deadline passed before an upstream answered"));
 }
 
 static void relay_dequeue(relay_t *r)
@@ -1017,15 +904,14 @@ static void relay_dequeue(relay_t *r)
 
 static void relay_queue_reject(relay_t *r, const char *code, const char *msg)
 {
-    api_ctx_t *c = r->c;
+    pl_req_t *c = r->c;
     if (c->ms) atomic_fetch_add_explicit(&c->ms->queue_rejected, 1, memory_order_relaxed);
     char ra[24];
     uint64_t secs = (r->rs->queue_timeout_ms + 999) / 1000;
     snprintf(ra, sizeof ra, "%llu", (unsigned long long)(secs ? secs : 1));
-    http_resp_header(c->req, "Retry-After", ra);
+    pl_header(c, "Retry-After", ra);
     relay_model_headers(r);
-    api_send_error(c, 429, NULL, code, NULL, "%s", msg);
-    relay_teardown(r);
+    relay_end(r, pl_fail(c, 429, NULL, code, NULL, "%s", msg));
 }
 
 static void relay_queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
@@ -1045,9 +931,8 @@ static void relay_begin(relay_t *r, int i, bool probe)
 {
     if (i < 0) {
         relay_model_headers(r);
-        api_send_error(r->c, 503, NULL, "no_deployment_available", NULL,
-                       "no deployment is available for this model");
-        relay_teardown(r);
+        relay_end(r, pl_fail(r->c, 503, NULL, "no_deployment_available", NULL,
+                             "no deployment is available for this model"));
         return;
     }
     relay_start(r, r->c->cands[i], i, probe, false, false);
@@ -1084,7 +969,7 @@ static void relay_first(relay_t *r)
         return;
     }
     if (!r->rs->queue_size ||
-        !resil_queue_push(r->c->w->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
+        !resil_queue_push(r->c->env->base, &r->waiter, r->prio, (size_t)r->rs->queue_size)) {
         if (behind && (i = relay_pick(r, -1, RES_RETRY, &probe)) != PICK_FULL) {
             relay_begin(r, i, probe); /* the queue is full, but not our deployments */
             return;
@@ -1096,27 +981,23 @@ static void relay_first(relay_t *r)
     }
     r->queued = true;
     if (r->c->ms) atomic_fetch_add_explicit(&r->c->ms->queue_waiting, 1, memory_order_relaxed);
-    r->queue_ev = evtimer_new(r->c->w->base, relay_queue_timeout_cb, r);
+    r->queue_ev = evtimer_new(r->c->env->base, relay_queue_timeout_cb, r);
     if (r->queue_ev) relay_arm(r->queue_ev, r->rs->queue_timeout_ms);
     if (behind) resil_queue_kick();
 }
 
 /* ---------- client events ---------- */
 
-static void relay_on_abort(http_req_t *req)
+static void relay_on_abort(pl_req_t *c)
 {
-    api_ctx_t *c = req->udata;
-    relay_t *r = c->relay;
+    relay_t *r = c->call;
     relay_cancel_others(r, NULL);
-    c->error = "client closed the connection";
-    api_account(c, 499);
     relay_teardown(r);
 }
 
-static void relay_resume(http_req_t *req)
+static void relay_resume(pl_req_t *c)
 {
-    api_ctx_t *c = req->udata;
-    relay_t *r = c->relay;
+    relay_t *r = c->call;
     attempt_t *a = r->winner;
     if (!a || !a->paused) return;
     a->paused = false;
@@ -1143,25 +1024,10 @@ static void relay_teardown(relay_t *r)
     for (int i = 0; i < r->n_att; i++) relay_attempt_free(r->att[i]);
     if (r->budgeted) retry_budget_end(&retry_budget_global);
     r->budgeted = false;
-    buf_free(&r->frame);
-    json_decref(r->body);
-    r->body = NULL;
-    r->c->req->on_abort = NULL;
-    r->c->req->on_drain = NULL;
+    r->c->on_abort = NULL;
+    r->c->on_drain = NULL;
     config_unref(r->cfg); /* last: the attempts above point into it */
     r->cfg = NULL;
-}
-
-/* The request as a tree: on the fast path (api/openai.c) the body was only
- * scanned, so the first attempt that needs the tree parses it here (the
- * scanner accepted it, so jansson does too). NULL only when out of memory. */
-static json_t *relay_tree(relay_t *r)
-{
-    if (!r->body) {
-        const http_req_t *req = r->c->req;
-        r->body = json_loadb(req->body, req->body_len, JSON_REJECT_DUPLICATES, NULL);
-    }
-    return r->body;
 }
 
 /* Does an OpenAI chat request carry image content? */
@@ -1181,48 +1047,28 @@ static bool relay_has_image(const json_t *body)
     return false;
 }
 
-void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, bool client_usage)
+static pl_rc_t relay_run(pl_req_t *c)
 {
-    http_req_t *req = c->req;
     const cfg_model_t *m = c->model;
-    relay_t *r = arena_calloc(req->arena, sizeof *r);
-    if (!r) {
-        json_decref(body);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
-    c->relay = r;
-    r->c = c;
-    r->cfg = config_ref(c->cfg);
-    r->ep = ep;
-    r->stream = stream;
-    r->client_usage = client_usage;
-    r->body = body;
-    buf_init(&r->frame, 0);
-    if (!c->cands || !c->n_cands) resil_candidates(c, m);
-
-    /* Fast path: only a body that could name an image part is parsed here. */
-    if (ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
-        (body ||
-         (c->fast && (c->fast->u_escape || memmem(req->body, req->body_len, "image", 5)))) &&
-        relay_has_image(relay_tree(r))) {
-        relay_teardown(r);
-        api_send_error(c, 400, NULL, "model_capability_missing", "messages",
+    relay_t *r = arena_calloc(c->arena, sizeof *r);
+    if (!r) return pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory");
+    /* Only a body that could name an image part is parsed here. */
+    if (c->ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
+        (c->body ||
+         (c->fast && (c->fast->u_escape || memmem(c->raw, c->raw_len, "image", 5)))) &&
+        relay_has_image(pl_body(c)))
+        return pl_fail(c, 400, NULL, "model_capability_missing", "messages",
                        "the model '%s' cannot take image input: it lacks the capability 'vision'",
                        m->name);
-        return;
-    }
-    if (!c->cands) {
-        relay_teardown(r);
-        api_send_error(c, 500, NULL, "internal_error", NULL, "out of memory");
-        return;
-    }
+    c->call = r;
+    r->c = c;
+    r->cfg = config_ref(c->cfg);
     r->rs = c->resil ? c->resil : &c->cands[0]->resil;
-    struct event_base *base = c->w->base;
+    struct event_base *base = c->env->base;
     if (r->rs->hedge != CFG_HEDGE_OFF && c->n_cands > 1)
         r->hedge_ev = evtimer_new(base, relay_hedge_cb, r);
     uint64_t deadline = r->rs->deadline_ms;
-    http_slice_t dh = http_req_header(req, "x-skuld-deadline-ms");
+    pl_slice_t dh = pl_req_header(c, "x-skuld-deadline-ms");
     if (dh.n > 0 && dh.n < 10) {
         char tmp[12];
         memcpy(tmp, dh.p, dh.n);
@@ -1239,12 +1085,15 @@ void api_relay_start(api_ctx_t *c, endpoint_t ep, json_t *body, bool stream, boo
         r->deadline_ev = evtimer_new(base, relay_deadline_cb, r);
         if (r->deadline_ev) relay_arm(r->deadline_ev, deadline - margin);
     }
-    http_slice_t ph = http_req_header(req, "x-skuld-priority");
+    pl_slice_t ph = pl_req_header(c, "x-skuld-priority");
     r->prio = rq_class_parse(ph.p, ph.n);
     r->waiter.try_start = relay_queue_try;
     retry_budget_begin(&retry_budget_global);
     r->budgeted = true;
-    req->on_abort = relay_on_abort;
-    req->on_drain = relay_resume;
+    c->on_abort = relay_on_abort;
+    c->on_drain = relay_resume;
     relay_first(r);
+    return PL_AGAIN; /* every ending resumes the driver (relay_end) */
 }
+
+const pl_stage_t call_stage = {"call", relay_run};

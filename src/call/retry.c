@@ -1,7 +1,7 @@
 /*
  * retry — see retry.h.
  */
-#include "route/retry.h"
+#include "call/retry.h"
 
 #include <ctype.h>
 #include <pthread.h>

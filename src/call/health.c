@@ -1,4 +1,4 @@
-#include "route/health.h"
+#include "call/health.h"
 
 #include <event2/event.h>
 #include <stdlib.h>
@@ -7,7 +7,7 @@
 #include "core/log.h"
 #include "obs/metrics.h"
 #include "provider/provider.h"
-#include "server/worker.h"
+#include "pipeline/request.h"
 
 #define HEALTH_PROBE_TIMEOUT_MS 5000
 
@@ -21,7 +21,7 @@ typedef struct health_probe {
 } health_probe_t;
 
 struct health {
-    worker_t *w;
+    pl_env_t *env;
     struct event *timer;
     health_probe_t *probes; /* in flight */
     health_sink_fn sink;
@@ -90,7 +90,7 @@ static bool health_in_flight(health_t *h, metrics_series_t *s)
 static void health_tick(evutil_socket_t fd, short what, void *arg)
 {
     health_t *h = arg;
-    config_t *cfg = config_ref(h->w->cfg);
+    config_t *cfg = config_ref(h->env->cfg);
     static const up_callbacks_t cbs = {health_on_head, health_on_data, health_on_done};
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
@@ -122,7 +122,7 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
                             .total_timeout_ms = HEALTH_PROBE_TIMEOUT_MS};
         p->next = h->probes;
         h->probes = p;
-        p->call = upstream_call_start(h->w->upstream, &req, &cbs, p);
+        p->call = upstream_call_start(h->env->upstream, &req, &cbs, p);
         if (!p->call) {
             health_record(h, m->stats, false);
             health_unlink(h, p);
@@ -131,15 +131,15 @@ static void health_tick(evutil_socket_t fd, short what, void *arg)
     config_unref(cfg);
 }
 
-health_t *health_start(worker_t *w, uint64_t interval_ms, health_sink_fn sink, void *ud)
+health_t *health_start(pl_env_t *env, uint64_t interval_ms, health_sink_fn sink, void *ud)
 {
     if (!interval_ms) return NULL;
     health_t *h = calloc(1, sizeof *h);
     if (!h) return NULL;
-    h->w = w;
+    h->env = env;
     h->sink = sink;
     h->ud = ud;
-    h->timer = event_new(w->base, -1, EV_PERSIST, health_tick, h);
+    h->timer = event_new(env->base, -1, EV_PERSIST, health_tick, h);
     if (!h->timer) {
         free(h);
         return NULL;

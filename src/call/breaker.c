@@ -1,7 +1,7 @@
 /*
  * breaker — see breaker.h for the state machine and the threading rules.
  */
-#include "route/breaker.h"
+#include "call/breaker.h"
 
 #include <stdlib.h>
 #include <string.h>

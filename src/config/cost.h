@@ -7,8 +7,8 @@
  * cached * cached_price + completion * output, all / 1e6. Unknown counts
  * (< 0) count as 0. Pure; no state.
  */
-#ifndef SKULD_POLICY_COST_H
-#define SKULD_POLICY_COST_H
+#ifndef SKULD_CONFIG_COST_H
+#define SKULD_CONFIG_COST_H
 
 #include <stddef.h>
 

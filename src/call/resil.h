@@ -1,6 +1,6 @@
 /*
- * resil — the resilience policy the relay (api/relay.c) applies over a
- * request's candidate list (api_ctx_t.cands): which failures are retried and
+ * resil — the resilience policy the relay (call/relay.c) applies over a
+ * request's candidate list (pl_req_t.cands): which failures are retried and
  * where, the per-worker request queue, and the glue to the breaker and retry
  * modules. The relay owns the attempts themselves; this module owns the
  * decisions, so they can be unit-tested without a network.
@@ -18,12 +18,11 @@
 
 #include "config/config.h"
 #include "core/buf.h"
-#include "route/breaker.h"
-#include "route/queue.h"
-#include "route/retry.h"
+#include "call/breaker.h"
+#include "call/queue.h"
+#include "call/retry.h"
 #include "upstream/client.h"
 
-struct api_ctx;
 struct event_base;
 
 /* Attach process-wide deployment state to every model of a snapshot. */
@@ -31,9 +30,6 @@ void resil_attach(config_t *cfg);
 /* ,"resilience":{...} for /admin/models: breaker state, opens, attempts in
  * flight, fallbacks, content-policy alternate. */
 void resil_model_json(buf_t *o, const cfg_model_t *m);
-/* c->cands = [the router's candidates (or just m when there are none), then
- * each one's fallbacks, each deployment once], in the request arena. */
-void resil_candidates(struct api_ctx *c, const cfg_model_t *m);
 
 /* How an attempt ended, for the decision what to do next. */
 typedef enum {

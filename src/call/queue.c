@@ -1,7 +1,7 @@
 /*
  * queue — see queue.h.
  */
-#include "route/queue.h"
+#include "call/queue.h"
 
 #include <strings.h>
 

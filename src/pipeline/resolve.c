@@ -1,0 +1,163 @@
+/*
+ * pipeline resolve — the resolve stage and the router's live-stats
+ * subscriber (resolve.h).
+ *
+ * Stage: r->asked -> route_decide() (explicit model -> its deployments,
+ * balanced; route -> the router's ranking plus the route's fallbacks) ->
+ * route_with_fallbacks() (each candidate's own fallbacks) = r->cands, and
+ * r->model = r->cands[0]. This is the only place a candidate list is made:
+ * a budget fallback redirects here with r->asked changed. Errors: 404 unknown
+ * name, 400 bad constraint header, 422 nothing eligible (with the reason per
+ * candidate).
+ *
+ * Subscriber: the request's routing state (route_track_t, in its arena)
+ * counts it in flight on the first deployment chosen and is released exactly
+ * once at PL_EV_FINISHED, when a deployment that answered (an upstream
+ * attempt was made) gets its latency, time to first byte, tokens and outcome.
+ */
+#include "pipeline/resolve.h"
+
+#include <string.h>
+
+#include "core/log.h"
+#include "pipeline/events.h"
+#include "route/router.h"
+
+#define EXPLAIN_HEADER_CANDS 16 /* candidates in the x-skuld-explain header */
+
+typedef struct route_track {
+    route_stats_t *counted; /* in flight on this deployment's stats */
+    uint64_t t0_ns;
+    int64_t ttft_ns; /* -1 until the first byte */
+} route_track_t;
+
+static uint64_t *rs_rng(void)
+{
+    static _Thread_local uint64_t rng;
+    if (!rng) rng = (time_mono_ns() ^ (uint64_t)(uintptr_t)&rng) | 1;
+    return &rng;
+}
+
+int pl_route_constraints(pl_req_t *r, route_features_t *f, const char **header, const char **err)
+{
+    for (size_t i = 0; i < ROUTE_N_CONSTRAINTS; i++) {
+        pl_slice_t v = pl_req_header(r, route_constraint_headers[i]);
+        if (!v.p) continue;
+        if (route_features_constraint(f, route_constraint_headers[i], v.p, v.n, err) < 0) {
+            *header = route_constraint_headers[i];
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static bool rs_explain_wanted(pl_req_t *r)
+{
+    pl_slice_t v = pl_req_header(r, "x-skuld-explain");
+    return v.n == 1 && v.p[0] == '1';
+}
+
+/* The router reads the body only for a route (scoring) or an explanation. */
+static bool rs_needs_body(pl_req_t *r)
+{
+    return config_find_route(r->cfg, r->asked, r->asked_len) != NULL || rs_explain_wanted(r);
+}
+
+static void rs_track_leave(pl_req_t *r)
+{
+    route_track_t *t = r->route_track;
+    if (!t) return;
+    r->route_track = NULL;
+    route_stats_leave(t->counted);
+}
+
+static pl_rc_t rs_run(pl_req_t *r)
+{
+    if (!r->asked)
+        return pl_fail(r, 404, NULL, "model_not_found", "model",
+                       "no model given and no server.default_model configured");
+    route_features_t f;
+    route_features_init(&f);
+    const char *hdr = NULL, *err = NULL;
+    if (pl_route_constraints(r, &f, &hdr, &err) < 0)
+        return pl_fail(r, 400, NULL, "invalid_header", hdr, "%s: %s", hdr, err);
+    if (rs_needs_body(r)) route_features_from_body(&f, r->arena, r->ep, pl_body(r));
+    f.explain = rs_explain_wanted(r);
+    route_decision_t d;
+    if (route_decide(r->cfg, r->asked, r->asked_len, &f, r->arena, 0, rs_rng(), &d) < 0)
+        return pl_fail(r, 404, NULL, "model_not_found", "model", "The model '%.*s' does not exist",
+                       (int)(r->asked_len > 200 ? 200 : r->asked_len), r->asked);
+    if (f.explain) {
+        buf_t o;
+        buf_init(&o, 0);
+        route_explain_json(&d, &o, EXPLAIN_HEADER_CANDS);
+        pl_header(r, "x-skuld-explain", buf_data(&o));
+        buf_free(&o);
+    }
+    if (!d.n_order) {
+        buf_t why;
+        buf_init(&why, 0);
+        route_reasons(&d, &why);
+        pl_rc_t rc = pl_fail(r, 422, "invalid_request_error", "no_eligible_deployment", "model",
+                             "no deployment of '%s' can serve this request: %s", d.target,
+                             buf_data(&why) ? buf_data(&why) : "no candidates");
+        buf_free(&why);
+        return rc;
+    }
+    r->cands = route_with_fallbacks(r->arena, d.order, d.n_order, &r->n_cands);
+    if (!r->cands) return pl_fail(r, 500, NULL, "internal_error", NULL, "out of memory");
+    r->resil = NULL;
+    if (d.is_route) { /* a route's resilience settings apply to every attempt */
+        const cfg_route_t *rt = config_find_route(r->cfg, r->asked, r->asked_len);
+        if (rt && rt->resil) r->resil = rt->resil;
+    }
+    pl_set_model(r, r->cands[0]);
+    rs_track_leave(r); /* resolved again (a budget fallback): the first choice is released */
+    route_track_t *t = arena_calloc(r->arena, sizeof *t);
+    if (t) {
+        t->counted = r->cands[0]->rstats;
+        t->t0_ns = time_mono_ns();
+        t->ttft_ns = -1;
+        route_stats_begin(t->counted, t->t0_ns / 1000000u);
+        r->route_track = t;
+    }
+    return PL_NEXT;
+}
+
+static void rs_finished(pl_req_t *r)
+{
+    route_track_t *t = r->route_track;
+    if (!t) return;
+    rs_track_leave(r);
+    int status = r->status;
+    if (status == 499 || !r->model) return; /* the client left: says nothing about the deployment */
+    /* Answered without an upstream attempt (a cache hit, a de-duplicated
+     * joiner, the gateway's own 400/429): nothing measured about the deployment. */
+    if (r->attempts == 0) return;
+    uint64_t now = time_mono_ns();
+    bool ok = status < 500 && status != 429 && !(status == 200 && r->error);
+    long out = r->completion_tokens, total = 0;
+    if (r->prompt_tokens > 0) total += r->prompt_tokens;
+    if (out > 0) total += out;
+    route_stats_end(r->model->rstats, ok, (double)(now - t->t0_ns) / 1e6,
+                    t->ttft_ns >= 0 ? (double)t->ttft_ns / 1e6 : -1, out, total, now / 1000000u);
+}
+
+static void rs_event(pl_req_t *r, pl_event_t ev, const pl_evd_t *d, void *ud)
+{
+    (void)d;
+    (void)ud;
+    if (ev == PL_EV_FIRST_BYTE) {
+        route_track_t *t = r->route_track;
+        if (t && t->ttft_ns < 0) t->ttft_ns = (int64_t)(time_mono_ns() - t->t0_ns);
+    } else {
+        rs_finished(r);
+    }
+}
+
+const pl_stage_t pl_resolve_stage = {"resolve", rs_run};
+
+void pl_resolve_subscribe(void)
+{
+    pl_subscribe(PL_EVMASK(PL_EV_FIRST_BYTE) | PL_EVMASK(PL_EV_FINISHED), rs_event, NULL);
+}
