@@ -7,7 +7,7 @@
 
 #include <cmocka.h>
 
-#include "policy/cost.h"
+#include "config/cost.h"
 #include "upstream/ndjson.h"
 
 static void expect_cost(const cfg_price_t *p, long prompt, long cached, long completion,

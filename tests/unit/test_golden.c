@@ -32,7 +32,7 @@
 #include <cmocka.h>
 
 #include "api/anthropic_shape.h"
-#include "policy/cost.h"
+#include "config/cost.h"
 #include "provider/provider.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"

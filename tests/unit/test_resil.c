@@ -13,10 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "route/breaker.h"
-#include "route/queue.h"
-#include "route/resil.h"
-#include "route/retry.h"
+#include "call/breaker.h"
+#include "call/queue.h"
+#include "call/resil.h"
+#include "call/retry.h"
 
 static brk_params_t params(void)
 {
