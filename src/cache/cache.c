@@ -35,186 +35,7 @@
 #include "config/cost.h"
 #include "store/store.h"
 
-/* ---------- state and metrics ---------- */
-
-enum { SRC_MEMORY = 0, SRC_REDIS, SRC_STORE, SRC_FLIGHT, SRC_WINDOW, SRC_N };
-static const char *const src_name[SRC_N] = {"memory", "redis", "store", "flight", "window"};
-
-#define FL_SHARDS 64
-#define FL_BUCKETS 1024
-
-typedef struct cache_flight cache_flight_t;
-
-typedef struct fl_shard {
-    pthread_mutex_t mu;
-    cache_flight_t *tab[FL_BUCKETS];
-    cache_flight_t *qhead, *qtail; /* finished flights serving their window, oldest first */
-} fl_shard_t;
-
-static struct {
-    bool on;
-    cache_lru_t *mem;
-    store_t *store;
-    fl_shard_t fl[FL_SHARDS];
-    atomic_uint_fast64_t hits[SRC_N];
-    atomic_uint_fast64_t miss_memory, miss_redis, bypass, stores[CACHE_TIER_N];
-    atomic_uint_fast64_t store_loaded, joined, rejected, orphaned, saved_calls;
-    atomic_uint_fast64_t saved_nanousd;
-} G;
-
-static void cnt(atomic_uint_fast64_t *a)
-{
-    atomic_fetch_add_explicit(a, 1, memory_order_relaxed);
-}
-
-/* ---------- flights ---------- */
-
-enum { F_RUNNING = 0, F_DONE, F_FAILED, F_ORPHANED };
-
-typedef struct cache_joiner cache_joiner_t;
-
-struct cache_flight {
-    cache_flight_t *hnext, *qnext; /* table chain, window queue (shard lock) */
-    cache_key_t key;
-    bool in_table; /* shard lock */
-    int64_t until_ms;
-    atomic_int refs;
-    pthread_mutex_t mu;
-    int state;
-    int shape;
-    bool stream_started, overflow;
-    int status;
-    char ctype[256];
-    size_t max_entry; /* cache.max_entry_bytes when the flight started */
-    buf_t hdrs;       /* "Name: value\r\n" to replay */
-    buf_t frames;     /* (u32 len | bytes)* as in the entry blob */
-    long ptok, ctok, cached;
-    cache_joiner_t *joiners;
-    size_t n_joiners;
-};
-
-struct cache_joiner {
-    cache_joiner_t *next; /* flight->joiners (flight lock) */
-    cache_flight_t *f;
-    pl_req_t *c; /* NULL once the client left (own thread) */
-    struct event_base *base;
-    atomic_int refs;
-    bool pump_pending; /* flight lock */
-    bool started;      /* own thread */
-    size_t sent;       /* bytes of f->frames delivered (own thread) */
-    int src;           /* SRC_FLIGHT or SRC_WINDOW */
-};
-
-static cache_flight_t *flight_new(cache_key_t key, int shape, size_t max, size_t max_entry)
-{
-    cache_flight_t *f = calloc(1, sizeof *f);
-    if (!f) return NULL;
-    f->key = key;
-    f->shape = shape;
-    f->max_entry = max_entry;
-    atomic_init(&f->refs, 1);
-    pthread_mutex_init(&f->mu, NULL);
-    buf_init(&f->hdrs, 64 * 1024);
-    buf_init(&f->frames, max);
-    f->ptok = f->ctok = f->cached = -1;
-    return f;
-}
-
-static void flight_unref(cache_flight_t *f)
-{
-    if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
-    buf_free(&f->hdrs);
-    buf_free(&f->frames);
-    pthread_mutex_destroy(&f->mu);
-    free(f);
-}
-
-static fl_shard_t *fl_shard(cache_key_t k)
-{
-    return &G.fl[(k.hi >> 40) % FL_SHARDS];
-}
-
-static size_t fl_bucket(cache_key_t k)
-{
-    return (size_t)(k.lo % FL_BUCKETS);
-}
-
-/* Shard lock held: unlink f from the table (drops the table's reference
- * into *drop for the caller to release after unlocking). */
-static void fl_unlink_locked(fl_shard_t *s, cache_flight_t *f, cache_flight_t **drop)
-{
-    if (!f->in_table) return;
-    cache_flight_t **pp = &s->tab[fl_bucket(f->key)];
-    while (*pp && *pp != f) pp = &(*pp)->hnext;
-    if (*pp) *pp = f->hnext;
-    f->hnext = NULL;
-    f->in_table = false;
-    *drop = f;
-}
-
-/* Shard lock held: retire window flights whose time is up. Returns a chain
- * (through qnext) of references to drop after unlocking. */
-static cache_flight_t *fl_expire_locked(fl_shard_t *s, int64_t now)
-{
-    cache_flight_t *dropq = NULL;
-    while (s->qhead && s->qhead->until_ms <= now) {
-        cache_flight_t *f = s->qhead;
-        s->qhead = f->qnext;
-        if (!s->qhead) s->qtail = NULL;
-        cache_flight_t *d = NULL;
-        fl_unlink_locked(s, f, &d);
-        if (d) flight_unref(d); /* the table's reference; the queue's is still held */
-        f->qnext = dropq;
-        dropq = f;
-    }
-    return dropq;
-}
-
-static void fl_drop_chain(cache_flight_t *f)
-{
-    while (f) {
-        cache_flight_t *next = f->qnext;
-        flight_unref(f);
-        f = next;
-    }
-}
-
-static cache_flight_t *fl_find_locked(fl_shard_t *s, cache_key_t k)
-{
-    for (cache_flight_t *f = s->tab[fl_bucket(k)]; f; f = f->hnext)
-        if (f->key.hi == k.hi && f->key.lo == k.lo) return f;
-    return NULL;
-}
-
-/* Take f out of the table (new arrivals will not find it). */
-static void fl_remove(cache_flight_t *f)
-{
-    fl_shard_t *s = fl_shard(f->key);
-    cache_flight_t *d = NULL;
-    pthread_mutex_lock(&s->mu);
-    fl_unlink_locked(s, f, &d);
-    pthread_mutex_unlock(&s->mu);
-    if (d) flight_unref(d);
-}
-
-/* A finished flight serves its result until f->until_ms, then leaves the table. */
-static void fl_retire(cache_flight_t *f)
-{
-    fl_shard_t *s = fl_shard(f->key);
-    pthread_mutex_lock(&s->mu);
-    if (f->in_table) {
-        atomic_fetch_add_explicit(&f->refs, 1, memory_order_relaxed); /* the queue's */
-        f->qnext = NULL;
-        if (s->qtail)
-            s->qtail->qnext = f;
-        else
-            s->qhead = f;
-        s->qtail = f;
-    }
-    pthread_mutex_unlock(&s->mu);
-}
-
-/* ---------- replaying to a client ---------- */
+#include "cache/cache_internal.h"
 
 static bool hdr_skip(const char *name, size_t n)
 {
@@ -267,11 +88,11 @@ static void hdrs_replay(pl_req_t *req, const char *h, size_t len)
 
 static void count_saved(pl_req_t *c, long ptok, long cached, long ctok)
 {
-    cnt(&G.saved_calls);
+    cache__cnt(&cache__g.saved_calls);
     if (!c->model || (ptok <= 0 && ctok <= 0)) return;
     double usd = cost_usd(&c->model->price, ptok, cached, ctok);
     if (usd > 0)
-        atomic_fetch_add_explicit(&G.saved_nanousd, (uint_fast64_t)(usd * 1e9 + 0.5),
+        atomic_fetch_add_explicit(&cache__g.saved_nanousd, (uint_fast64_t)(usd * 1e9 + 0.5),
                                   memory_order_relaxed);
 }
 
@@ -293,11 +114,11 @@ static void release_entry(void *e)
  * without it a whole answer is copied. */
 static pl_rc_t serve_view(pl_req_t *c, const cache_view_t *v, int src, cache_entry_t *e)
 {
-    cnt(&G.hits[src]);
+    cache__cnt(&cache__g.hits[src]);
     count_saved(c, v->prompt_tokens, v->cached_tokens, v->completion_tokens);
     hdrs_replay(c, v->hdrs, v->hdrs_len);
     cache_mark(c, "hit");
-    pl_header(c, "x-skuld-cache-source", src_name[src]);
+    pl_header(c, "x-skuld-cache-source", cache__src_name[src]);
     size_t pos = 0;
     const char *d;
     size_t n;
@@ -329,7 +150,7 @@ static pl_rc_t serve_entry(pl_req_t *c, cache_entry_t *e, int src)
 static void joiner_unref(cache_joiner_t *j)
 {
     if (atomic_fetch_sub_explicit(&j->refs, 1, memory_order_acq_rel) != 1) return;
-    flight_unref(j->f);
+    fl__unref(j->f);
     free(j);
 }
 
@@ -367,7 +188,7 @@ static void cache_dispatch_again(cache_joiner_t *j);
 
 static void release_flight(void *f)
 {
-    flight_unref(f);
+    fl__unref(f);
 }
 
 /* On the joiner's loop: deliver whatever the flight has that j has not seen. */
@@ -389,7 +210,7 @@ static void joiner_deliver(cache_joiner_t *j)
             j->started = true;
             hdrs_replay(c, buf_data(&f->hdrs), f->hdrs.len);
             cache_mark(c, "hit");
-            pl_header(c, "x-skuld-cache-source", src_name[j->src]);
+            pl_header(c, "x-skuld-cache-source", cache__src_name[j->src]);
             pl_replay_start(c, f->status, arena_strdup(c->arena, f->ctype));
         }
         cache_view_t v = {.frames = (const unsigned char *)buf_data(&f->frames),
@@ -451,7 +272,7 @@ static void joiner_deliver(cache_joiner_t *j)
     if (f->state == F_DONE || (f->state == F_FAILED && have)) {
         hdrs_replay(c, buf_data(&f->hdrs), f->hdrs.len);
         cache_mark(c, "hit");
-        pl_header(c, "x-skuld-cache-source", src_name[j->src]);
+        pl_header(c, "x-skuld-cache-source", cache__src_name[j->src]);
         if (f->state == F_DONE)
             count_saved(c, f->ptok, f->cached, f->ctok);
         else
@@ -547,8 +368,8 @@ static void b64_put(cache_req_t *cr, const char *blob, size_t len, int64_t expir
     EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)blob, (int)len);
     char hex[33];
     cache_key_hex(cr->key, hex);
-    store_cache_put(G.store, hex, b, expires_ms, NULL, NULL, NULL);
-    cnt(&G.stores[CACHE_TIER_STORE]);
+    store_cache_put(cache__g.store, hex, b, expires_ms, NULL, NULL, NULL);
+    cache__cnt(&cache__g.stores[CACHE_TIER_STORE]);
     free(b);
 }
 
@@ -567,15 +388,15 @@ static void store_answer(cache_req_t *cr, cache_flight_t *f)
         cache_entry_t *e =
             cache_entry_new(cr->key, exp, CACHE_TIER_MEMORY, buf_data(&blob), blob.len);
         if (e) {
-            cache_lru_put(G.mem, e, now);
-            cnt(&G.stores[CACHE_TIER_MEMORY]);
+            cache_lru_put(cache__g.mem, e, now);
+            cache__cnt(&cache__g.stores[CACHE_TIER_MEMORY]);
         }
         if (cr->redis) {
             cache_redis_set(c->env->base, c->env->id, &cfg->redis, cr->key, buf_data(&blob), blob.len,
                             cr->ttl_ms);
-            cnt(&G.stores[CACHE_TIER_REDIS]);
+            cache__cnt(&cache__g.stores[CACHE_TIER_REDIS]);
         }
-        if (G.store && cfg->cache.persistent) b64_put(cr, buf_data(&blob), blob.len, exp);
+        if (cache__g.store && cfg->cache.persistent) b64_put(cr, buf_data(&blob), blob.len, exp);
     }
     buf_free(&blob);
 }
@@ -598,9 +419,9 @@ static void flight_finish(cache_req_t *cr, cache_flight_t *f, int state)
     flight_notify_locked(f);
     pthread_mutex_unlock(&f->mu);
     if (window)
-        fl_retire(f);
+        fl__retire(f);
     else if (cr->registered)
-        fl_remove(f);
+        fl__remove(f);
 }
 
 /* The leader's answer is complete (END / BODY) or gone (ABORT). */
@@ -621,7 +442,7 @@ static void leader_finish(cache_req_t *cr, int state)
     /* the leader alone wrote the flight's fields: they are read here unlocked */
     if (state == F_DONE && cr->store) store_answer(cr, f);
     flight_finish(cr, f, state);
-    flight_unref(f);
+    fl__unref(f);
 }
 
 static void leader_tap(pl_req_t *req, const pl_tap_ev_t *ev, void *ud)
@@ -668,7 +489,7 @@ static void leader_tap(pl_req_t *req, const pl_tap_ev_t *ev, void *ud)
             f->overflow = true;
             buf_free(&f->frames);
             pthread_mutex_unlock(&f->mu);
-            if (cr->registered) fl_remove(f);
+            if (cr->registered) fl__remove(f);
             return;
         }
         if (!f->overflow) {
@@ -683,7 +504,7 @@ static void leader_tap(pl_req_t *req, const pl_tap_ev_t *ev, void *ud)
                 f->state = F_FAILED;
                 flight_notify_locked(f);
                 pthread_mutex_unlock(&f->mu);
-                if (cr->registered) fl_remove(f);
+                if (cr->registered) fl__remove(f);
                 return;
             }
         }
@@ -699,7 +520,7 @@ static void leader_tap(pl_req_t *req, const pl_tap_ev_t *ev, void *ud)
         return;
     }
     case PL_TAP_ABORT:
-        cnt(&G.orphaned);
+        cache__cnt(&cache__g.orphaned);
         leader_finish(cr, F_ORPHANED);
         return;
     }
@@ -743,14 +564,14 @@ static void leader_redis_done(void *ud, int rc, const char *val, size_t len)
         int64_t now = (int64_t)time_wall_ms();
         cache_entry_t *e =
             cache_entry_new(cr->key, now + (int64_t)cr->ttl_ms, CACHE_TIER_REDIS, val, len);
-        if (e) cache_lru_put(G.mem, e, now); /* before the flight shows it is done */
+        if (e) cache_lru_put(cache__g.mem, e, now); /* before the flight shows it is done */
         flight_finish(cr, f, f->overflow ? F_FAILED : F_DONE);
-        flight_unref(f);
+        fl__unref(f);
         c->on_abort = NULL;
         pl_resume(c, serve_view(c, &v, SRC_REDIS, NULL));
         return;
     }
-    cnt(&G.miss_redis);
+    cache__cnt(&cache__g.miss_redis);
     cache_mark(cr->c, "miss");
     cr->c->on_abort = NULL;
     pl_resume(cr->c, PL_NEXT); /* the call */
@@ -810,7 +631,7 @@ static const char *cache_asked_name(const pl_req_t *c)
 static bool cache_looks(const pl_req_t *c)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
-    return G.on && cc->present && (cc->enabled || cc->dedupe.enabled) && c->ep != EP_MODELS;
+    return cache__g.on && cc->present && (cc->enabled || cc->dedupe.enabled) && c->ep != EP_MODELS;
 }
 
 static pl_rc_t cache_run(pl_req_t *c)
@@ -839,19 +660,19 @@ static pl_rc_t cache_run(pl_req_t *c)
     bool eligible = body && cache_key_cacheable(body, cc->cache_sampled) &&
                     cache_key_make(&kin, body, &key) == 0;
     if (!eligible) {
-        cnt(&G.bypass);
+        cache__cnt(&cache__g.bypass);
         cache_mark(c, "bypass");
         return PL_NEXT;
     }
     int64_t now = (int64_t)time_wall_ms();
     if (cc->enabled && !h.no_cache) {
-        cache_entry_t *e = cache_lru_get(G.mem, key, now);
+        cache_entry_t *e = cache_lru_get(cache__g.mem, key, now);
         if (e) {
             pl_rc_t rc = serve_entry(c, e, e->origin == CACHE_TIER_STORE ? SRC_STORE : SRC_MEMORY);
             cache_entry_unref(e);
             return rc;
         }
-        cnt(&G.miss_memory);
+        cache__cnt(&cache__g.miss_memory);
     }
 
     cache_req_t *cr = arena_calloc(c->arena, sizeof *cr);
@@ -867,10 +688,10 @@ static pl_rc_t cache_run(pl_req_t *c)
     if (cc->max_entry_bytes > max) max = cc->max_entry_bytes;
 
     if (cc->dedupe.enabled && !h.no_cache) {
-        fl_shard_t *s = fl_shard(key);
+        fl_shard_t *s = fl__shard(key);
         pthread_mutex_lock(&s->mu);
-        cache_flight_t *dropq = fl_expire_locked(s, now);
-        cache_flight_t *f = fl_find_locked(s, key);
+        cache_flight_t *dropq = fl__expire_locked(s, now);
+        cache_flight_t *f = fl__find_locked(s, key);
         if (f) {
             pthread_mutex_lock(&f->mu);
             bool window = f->state == F_DONE && f->until_ms > now;
@@ -890,9 +711,9 @@ static pl_rc_t cache_run(pl_req_t *c)
                     f->n_joiners++;
                     pthread_mutex_unlock(&f->mu);
                     pthread_mutex_unlock(&s->mu);
-                    fl_drop_chain(dropq);
-                    cnt(&G.hits[window ? SRC_WINDOW : SRC_FLIGHT]);
-                    if (!window) cnt(&G.joined);
+                    fl__drop_chain(dropq);
+                    cache__cnt(&cache__g.hits[window ? SRC_WINDOW : SRC_FLIGHT]);
+                    if (!window) cache__cnt(&cache__g.joined);
                     c->wait_ud = j;
                     c->on_abort = joiner_abort;
                     joiner_deliver(j); /* the frames so far (or the whole result) now */
@@ -900,34 +721,34 @@ static pl_rc_t cache_run(pl_req_t *c)
                 }
             }
             bool stale = f->state != F_RUNNING; /* window over, failed or orphaned */
-            if (!stale) cnt(&G.rejected); /* over max_joiners: this request calls on its own */
+            if (!stale) cache__cnt(&cache__g.rejected); /* over max_joiners: this request calls on its own */
             pthread_mutex_unlock(&f->mu);
             if (stale) {
                 cache_flight_t *d = NULL;
-                fl_unlink_locked(s, f, &d);
+                fl__unlink_locked(s, f, &d);
                 if (d) atomic_fetch_sub_explicit(&d->refs, 1, memory_order_relaxed);
                 f = NULL;
             }
         }
         if (!f) {
-            cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes);
+            cr->f = fl__new(key, c->shape, max, cc->max_entry_bytes);
             if (cr->f) {
                 atomic_fetch_add_explicit(&cr->f->refs, 1, memory_order_relaxed); /* table's */
                 cr->f->in_table = true;
-                size_t b = fl_bucket(key);
+                size_t b = fl__bucket(key);
                 cr->f->hnext = s->tab[b];
                 s->tab[b] = cr->f;
                 cr->registered = true;
             }
         }
         pthread_mutex_unlock(&s->mu);
-        fl_drop_chain(dropq);
+        fl__drop_chain(dropq);
     }
     if (!cr->f && cr->store)
-        cr->f = flight_new(key, c->shape, max, cc->max_entry_bytes); /* record only */
+        cr->f = fl__new(key, c->shape, max, cc->max_entry_bytes); /* record only */
     if (!cr->f) { /* nothing to record (or out of memory): a plain call */
         cache_mark(c, h.no_cache ? "bypass" : "miss");
-        if (h.no_cache) cnt(&G.bypass);
+        if (h.no_cache) cache__cnt(&cache__g.bypass);
         return PL_NEXT;
     }
     pl_tap(c, leader_tap, cr);
@@ -945,9 +766,9 @@ static pl_rc_t cache_run(pl_req_t *c)
             cr->wait = NULL;
             free(w);
         }
-        cnt(&G.miss_redis);
+        cache__cnt(&cache__g.miss_redis);
     }
-    if (h.no_cache) cnt(&G.bypass);
+    if (h.no_cache) cache__cnt(&cache__g.bypass);
     cache_mark(c, h.no_cache ? "bypass" : "miss");
     return PL_NEXT;
 }
@@ -966,193 +787,3 @@ static void cache_dispatch_again(cache_joiner_t *j)
 
 const pl_stage_t cache_stage = {"cache", cache_run};
 
-/* ---------- admin ---------- */
-
-pl_rc_t cache_admin_purge(pl_req_t *c)
-{
-    size_t mem = G.on ? cache_lru_purge(G.mem) : 0;
-    size_t win = 0;
-    if (G.on) {
-        for (int i = 0; i < FL_SHARDS; i++) {
-            fl_shard_t *s = &G.fl[i];
-            pthread_mutex_lock(&s->mu);
-            for (cache_flight_t *f = s->qhead; f; f = f->qnext) {
-                cache_flight_t *d = NULL;
-                fl_unlink_locked(s, f, &d);
-                /* the table's reference; the queue still holds one until it expires */
-                if (d) atomic_fetch_sub_explicit(&d->refs, 1, memory_order_relaxed);
-                win += d != NULL;
-            }
-            pthread_mutex_unlock(&s->mu);
-        }
-    }
-    const config_t *cfg = c->cfg;
-    bool redis = false, store = false;
-    if (G.on && cfg->cache.redis && cfg->redis.url)
-        redis = cache_redis_purge(c->env->base, c->env->id, &cfg->redis) == 0;
-    if (G.on && G.store && cfg->cache.persistent) {
-        store_cache_purge(G.store, INT64_MAX, NULL, NULL, NULL);
-        store = true;
-    }
-    buf_t o;
-    buf_init(&o, 0);
-    buf_printf(&o, "{\"purged\":{\"memory\":%zu,\"window\":%zu},\"redis\":\"%s\",\"store\":\"%s\"}",
-               mem, win, redis ? "queued" : "off", store ? "queued" : "off");
-    pl_rc_t rc = pl_answer(c, 200, buf_data(&o), o.len);
-    buf_free(&o);
-    return rc;
-}
-
-/* ---------- metrics ---------- */
-
-void cache_metrics_render(buf_t *o)
-{
-    if (!G.on) return;
-    cache_lru_stats_t st;
-    cache_lru_stats(G.mem, &st);
-#define LD(x) (unsigned long long)atomic_load_explicit(&(x), memory_order_relaxed)
-    buf_appends(o, "# HELP skuld_cache_hits_total Requests answered from a stored or shared "
-                   "answer, by tier.\n# TYPE skuld_cache_hits_total counter\n");
-    for (int i = 0; i < SRC_N; i++)
-        buf_printf(o, "skuld_cache_hits_total{tier=\"%s\"} %llu\n", src_name[i], LD(G.hits[i]));
-    buf_printf(o,
-               "# HELP skuld_cache_misses_total Lookups that found nothing, by tier.\n"
-               "# TYPE skuld_cache_misses_total counter\n"
-               "skuld_cache_misses_total{tier=\"memory\"} %llu\n"
-               "skuld_cache_misses_total{tier=\"redis\"} %llu\n",
-               LD(G.miss_memory), LD(G.miss_redis));
-    buf_printf(o,
-               "# HELP skuld_cache_bypass_total Requests not looked up (no-cache, sampled, not "
-               "keyable).\n# TYPE skuld_cache_bypass_total counter\n"
-               "skuld_cache_bypass_total %llu\n",
-               LD(G.bypass));
-    buf_printf(o,
-               "# HELP skuld_cache_stores_total Answers written, by tier.\n"
-               "# TYPE skuld_cache_stores_total counter\n"
-               "skuld_cache_stores_total{tier=\"memory\"} %llu\n"
-               "skuld_cache_stores_total{tier=\"redis\"} %llu\n"
-               "skuld_cache_stores_total{tier=\"store\"} %llu\n",
-               LD(G.stores[CACHE_TIER_MEMORY]), LD(G.stores[CACHE_TIER_REDIS]),
-               LD(G.stores[CACHE_TIER_STORE]));
-    buf_printf(o,
-               "# HELP skuld_cache_bytes Bytes held, by tier.\n# TYPE skuld_cache_bytes gauge\n"
-               "skuld_cache_bytes{tier=\"memory\"} %llu\n"
-               "# HELP skuld_cache_entries Entries held, by tier.\n"
-               "# TYPE skuld_cache_entries gauge\n"
-               "skuld_cache_entries{tier=\"memory\"} %llu\n"
-               "# HELP skuld_cache_evictions_total Entries evicted to fit max_bytes, by tier.\n"
-               "# TYPE skuld_cache_evictions_total counter\n"
-               "skuld_cache_evictions_total{tier=\"memory\"} %llu\n"
-               "# HELP skuld_cache_expirations_total Entries dropped past their ttl, by tier.\n"
-               "# TYPE skuld_cache_expirations_total counter\n"
-               "skuld_cache_expirations_total{tier=\"memory\"} %llu\n"
-               "# HELP skuld_cache_loaded_total Entries loaded from the persistent tier at "
-               "start.\n# TYPE skuld_cache_loaded_total counter\n"
-               "skuld_cache_loaded_total{tier=\"store\"} %llu\n"
-               "# HELP skuld_cache_errors_total Tier failures (timeouts, refused connections).\n"
-               "# TYPE skuld_cache_errors_total counter\n"
-               "skuld_cache_errors_total{tier=\"redis\"} %llu\n",
-               (unsigned long long)st.bytes, (unsigned long long)st.entries,
-               (unsigned long long)st.evictions, (unsigned long long)st.expirations,
-               LD(G.store_loaded), (unsigned long long)cache_redis_errors());
-    buf_printf(o,
-               "# HELP skuld_dedupe_joined_total Requests that joined an identical call in "
-               "flight.\n# TYPE skuld_dedupe_joined_total counter\n"
-               "skuld_dedupe_joined_total %llu\n"
-               "# HELP skuld_dedupe_rejected_total Requests that found a call in flight with "
-               "max_joiners reached.\n# TYPE skuld_dedupe_rejected_total counter\n"
-               "skuld_dedupe_rejected_total %llu\n"
-               "# HELP skuld_dedupe_orphaned_total Shared calls whose leader's client left.\n"
-               "# TYPE skuld_dedupe_orphaned_total counter\n"
-               "skuld_dedupe_orphaned_total %llu\n"
-               "# HELP skuld_cache_saved_upstream_calls_total Upstream calls not made thanks "
-               "to a hit, a join or the window.\n"
-               "# TYPE skuld_cache_saved_upstream_calls_total counter\n"
-               "skuld_cache_saved_upstream_calls_total %llu\n"
-               "# HELP skuld_cache_saved_cost_usd_total What those calls would have cost.\n"
-               "# TYPE skuld_cache_saved_cost_usd_total counter\n"
-               "skuld_cache_saved_cost_usd_total %.9f\n",
-               LD(G.joined), LD(G.rejected), LD(G.orphaned), LD(G.saved_calls),
-               (double)LD(G.saved_nanousd) / 1e9);
-#undef LD
-}
-
-/* ---------- lifecycle ---------- */
-
-static void load_one(void *ud, const char *hex, const char *value, int64_t expires_ms)
-{
-    (void)ud;
-    if (strlen(hex) != 32) return;
-    cache_key_t k;
-    char part[17];
-    memcpy(part, hex, 16);
-    part[16] = '\0';
-    k.hi = strtoull(part, NULL, 16);
-    k.lo = strtoull(hex + 16, NULL, 16);
-    size_t vl = strlen(value);
-    if (vl % 4) return;
-    unsigned char *blob = malloc(vl / 4 * 3 + 1);
-    if (!blob) return;
-    int n = EVP_DecodeBlock(blob, (const unsigned char *)value, (int)vl);
-    if (n >= 0) {
-        if (vl >= 1 && value[vl - 1] == '=') n--;
-        if (vl >= 2 && value[vl - 2] == '=') n--;
-    }
-    cache_view_t v;
-    if (n > 0 && cache_blob_parse(blob, (size_t)n, &v) == 0) {
-        cache_entry_t *e = cache_entry_new(k, expires_ms, CACHE_TIER_STORE, blob, (size_t)n);
-        if (e) {
-            cache_lru_put(G.mem, e, (int64_t)time_wall_ms());
-            cnt(&G.store_loaded);
-        }
-    }
-    free(blob);
-}
-
-void cache_init(const config_t *cfg, store_t *store)
-{
-    if (G.on) return;
-    G.mem = cache_lru_new(cfg->cache.max_bytes, (unsigned)cfg->cache.shards);
-    if (!G.mem) {
-        log_error("cache: out of memory; the cache is off");
-        return;
-    }
-    for (int i = 0; i < FL_SHARDS; i++) pthread_mutex_init(&G.fl[i].mu, NULL);
-    G.on = true;
-    G.store = store; /* writes when a snapshot says cache.persistent */
-    if (store && cfg->cache.persistent && cfg->cache.enabled) {
-        int64_t now = (int64_t)time_wall_ms();
-        store_cache_purge(store, now, NULL, NULL, NULL); /* expired rows */
-        if (store_cache_load(store, now, load_one, NULL) != 0)
-            log_warn("cache: could not load the persistent tier");
-        log_info("cache: %llu entr%s loaded from the store",
-                 (unsigned long long)atomic_load(&G.store_loaded),
-                 atomic_load(&G.store_loaded) == 1 ? "y" : "ies");
-    }
-}
-
-void cache_shutdown(void)
-{
-    if (!G.on) return;
-    G.on = false;
-    for (int i = 0; i < FL_SHARDS; i++) {
-        fl_shard_t *s = &G.fl[i];
-        pthread_mutex_lock(&s->mu);
-        cache_flight_t *q = fl_expire_locked(s, INT64_MAX);
-        for (size_t b = 0; b < FL_BUCKETS; b++) {
-            cache_flight_t *f = s->tab[b], *next;
-            for (; f; f = next) {
-                next = f->hnext;
-                f->in_table = false;
-                flight_unref(f);
-            }
-            s->tab[b] = NULL;
-        }
-        pthread_mutex_unlock(&s->mu);
-        fl_drop_chain(q);
-        pthread_mutex_destroy(&s->mu);
-    }
-    cache_lru_free(G.mem);
-    G.mem = NULL;
-    G.store = NULL;
-}

@@ -56,70 +56,7 @@
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
-#define RELAY_MAX_EVENT (1024 * 1024)
-#define RELAY_MAX_ATTEMPTS 16
-
-typedef struct relay relay_t;
-
-typedef struct attempt {
-    relay_t *r;
-    const cfg_model_t *m;
-    int cand; /* index in c->cands, -1 for the content-policy alternate */
-    int no;   /* 1-based among the request's attempts */
-    const prov_ops_t *ops;
-    up_call_t *up;
-    prov_local_t *local;
-    bool live;      /* call running */
-    bool probe;     /* admitted as the breaker's half-open probe */
-    bool has_slot;  /* holds a concurrency slot on m->dep */
-    bool has_retry; /* holds a retry-budget slot */
-    bool sse;       /* answered 2xx with an event stream */
-    bool paused;
-    bool bad_event;
-    bool too_large;
-    bool untranslatable;
-    bool big_event;       /* a stream event over RELAY_MAX_EVENT */
-    bool deadline_capped; /* its total timeout is what was left of the request's deadline */
-    int status;
-    up_result_t res;
-    char retry_after[32];
-    uint64_t start_ms;
-    buf_t acc; /* non-streamed body or error body */
-    sse_parser_t parser;
-    ndjson_parser_t lines;
-    prov_xlate_t *xlate;
-    prov_framing_t framing;
-    struct event *fc_ev; /* first-chunk timeout */
-} attempt_t;
-
-struct relay {
-    pl_req_t *c;
-    config_t *cfg; /* our own reference: attempts point into it after the request drops its own */
-    const cfg_resilience_t *rs;
-    brk_params_t bp;
-    attempt_t *att[RELAY_MAX_ATTEMPTS];
-    int n_att;
-    int tried[RELAY_MAX_ATTEMPTS]; /* attempts per candidate index */
-    bool alt_tried;
-    attempt_t *winner; /* committed stream */
-    attempt_t *last;   /* the last finished failure */
-    bool started;      /* client stream started */
-    bool first_byte;   /* PL_EV_FIRST_BYTE told */
-    bool saw_done;
-    bool saw_error;
-    bool closed;   /* the client has its answer (or left): nothing more */
-    bool budgeted; /* counted in retry_budget_global.active */
-    bool hedged;
-    int next_cand;     /* scheduled for r->next_ev */
-    bool next_pending; /* r->next_ev armed: next_m holds a slot (and maybe a probe) */
-    bool next_probe;
-    const cfg_model_t *next_m;
-    uint64_t deadline_ms; /* absolute (resil_now_ms), 0 = none */
-    int prio;
-    bool queued; /* counted in queue_waiting */
-    resil_waiter_t waiter;
-    struct event *next_ev, *hedge_ev, *deadline_ev, *queue_ev;
-};
+#include "call/relay_internal.h"
 
 static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail);
 static void relay_teardown(relay_t *r);
@@ -195,72 +132,9 @@ static void relay_cancel_others(relay_t *r, attempt_t *keep)
         if (r->att[i] != keep) relay_attempt_cancel(r->att[i]);
 }
 
-/* c->model follows the deployment answering now (the subscribers move its series). */
-static void relay_use_model(relay_t *r, const cfg_model_t *m)
-{
-    pl_set_model(r->c, m);
-}
-
-static void relay_model_headers(relay_t *r)
-{
-    char n[16];
-    snprintf(n, sizeof n, "%d", r->c->attempts);
-    pl_header(r->c, "x-skuld-model", r->c->model->id); /* the deployment */
-    pl_header(r->c, "x-skuld-provider", r->c->model->provider->name);
-    pl_header(r->c, "x-skuld-attempts", n);
-}
-
 static metrics_series_t *relay_series(const attempt_t *a)
 {
     return a->m->stats ? a->m->stats : a->r->c->ms;
-}
-
-/* Read the "usage" object of a chat/completion/embedding answer. */
-static void relay_take_usage_obj(relay_t *r, json_t *u)
-{
-    if (!json_is_object(u)) return;
-    json_t *p = json_object_get(u, "prompt_tokens"), *cpl = json_object_get(u, "completion_tokens");
-    if (json_is_integer(p)) r->c->prompt_tokens = (long)json_integer_value(p);
-    json_t *cached = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
-    if (json_is_integer(cached)) r->c->cached_tokens = (long)json_integer_value(cached);
-    if (json_is_integer(cpl))
-        r->c->completion_tokens = (long)json_integer_value(cpl);
-    else if (r->c->ep == EP_EMBEDDINGS)
-        r->c->completion_tokens = 0;
-}
-
-static void relay_take_usage(relay_t *r, json_t *obj)
-{
-    relay_take_usage_obj(r, json_object_get(obj, "usage"));
-}
-
-/*
- * A passed-through answer is relayed as bytes; only its usage is needed, so
- * instead of parsing the whole body (a third of the gateway's CPU per request
- * in the profile), find the last unescaped "usage" key -- OpenAI-shaped
- * answers end with it; the same text inside a string would be escaped -- and
- * parse just the value after it. Also checks the body is an object ({...}).
- * Returns false when the body is not an object.
- */
-static bool relay_sniff_usage(relay_t *r, const char *b, size_t n)
-{
-    size_t i = 0, j = n;
-    while (i < n && (b[i] == ' ' || b[i] == '\n' || b[i] == '\r' || b[i] == '\t')) i++;
-    while (j > i && (b[j - 1] == ' ' || b[j - 1] == '\n' || b[j - 1] == '\r' || b[j - 1] == '\t'))
-        j--;
-    if (i == j || b[i] != '{' || b[j - 1] != '}') return false;
-    static const char key[] = "\"usage\"";
-    for (size_t k = j - 1; k > i + sizeof key - 1; k--) {
-        const char *at = b + k - (sizeof key - 1);
-        if (memcmp(at, key, sizeof key - 1) != 0 || at[-1] == '\\') continue;
-        const char *v = at + sizeof key - 1;
-        while (v < b + j && (*v == ' ' || *v == ':' || *v == '\n' || *v == '\t' || *v == '\r')) v++;
-        json_t *u = json_loadb(v, (size_t)(b + j - v), JSON_DISABLE_EOF_CHECK, NULL);
-        relay_take_usage_obj(r, u);
-        json_decref(u);
-        break;
-    }
-    return true;
 }
 
 /* ---------- streaming ---------- */
@@ -271,14 +145,6 @@ static void relay_stream_fail(relay_t *r, const char *code, const char *message)
     relay_end(r, pl_stream_fail(r->c, code, message));
 }
 
-/* An OpenAI error payload ({"error":...}) inside a stream. */
-static bool relay_is_error(const char *data, size_t len)
-{
-    size_t i = 0;
-    while (i < len && (data[i] == ' ' || data[i] == '\n')) i++;
-    return len - i > 9 && memcmp(data + i, "{\"error\":", 9) == 0;
-}
-
 /* The first event of attempt a: it wins; the client stream starts. */
 static void relay_commit(relay_t *r, attempt_t *a)
 {
@@ -287,41 +153,15 @@ static void relay_commit(relay_t *r, attempt_t *a)
     relay_cancel_others(r, a);
     if (r->hedge_ev) evtimer_del(r->hedge_ev);
     if (a->fc_ev) evtimer_del(a->fc_ev);
-    relay_use_model(r, a->m);
-    relay_model_headers(r);
+    relay__use_model(r, a->m);
+    relay__model_headers(r);
     pl_stream_start(r->c);
-}
-
-/* One OpenAI stream payload on to the client (the front end frames it). */
-static int relay_forward(relay_t *r, const char *event, const char *data, size_t len)
-{
-    pl_payload_t kind = PL_EV_CHUNK;
-    if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
-        r->saw_done = true;
-        kind = PL_EV_DONE_MARK;
-    } else if (relay_is_error(data, len)) {
-        r->saw_error = true;
-        kind = PL_EV_ERROR_OBJ;
-        if (!r->c->error) r->c->error = "upstream stream error event";
-        atomic_fetch_add_explicit(&r->c->ms->stream_errors, 1, memory_order_relaxed);
-    } else if (memmem(data, len, "\"usage\":{", 9) || memmem(data, len, "\"usage\": {", 10)) {
-        json_t *chunk = json_loadb(data, len, 0, NULL);
-        if (chunk) {
-            relay_take_usage(r, chunk);
-            json_t *choices = json_object_get(chunk, "choices");
-            bool usage_only = json_is_array(choices) && json_array_size(choices) == 0;
-            json_decref(chunk);
-            if (usage_only && !r->c->client_usage)
-                return 0; /* we asked for it, the client did not */
-        }
-    }
-    return pl_stream_payload(r->c, kind, event, data, len) != 0;
 }
 
 static int relay_emit(void *ud, const char *data, size_t len)
 {
     attempt_t *a = ud;
-    return relay_forward(a->r, "", data, len);
+    return relay__forward(a->r, "", data, len);
 }
 
 static int relay_on_event(void *ud, const char *event, const char *data, size_t len)
@@ -337,7 +177,7 @@ static int relay_on_event(void *ud, const char *event, const char *data, size_t 
         if (rc < 0) a->bad_event = true;
         return rc;
     }
-    return relay_forward(r, event, data, len);
+    return relay__forward(r, event, data, len);
 }
 
 /* ---------- callbacks from the upstream call ---------- */
@@ -399,60 +239,6 @@ static int relay_on_data(void *ud, const char *data, size_t len)
     return UP_CONTINUE; /* rc > 0: client gone, the abort path cancels the call */
 }
 
-/* The provider's body in OpenAI's shape (translators only); false if it could not be read. */
-static bool relay_translate_body(attempt_t *a)
-{
-    if (!a->xlate || !a->ops->translate_response) return true;
-    buf_t out;
-    buf_init(&out, 0);
-    int st = a->ops->translate_response(a->xlate, a->status, buf_data(&a->acc), a->acc.len, &out);
-    if (st >= 0) {
-        buf_free(&a->acc);
-        a->acc = out;
-        a->status = st;
-        return true;
-    }
-    buf_free(&out);
-    return false;
-}
-
-/* A whole upstream answer (any status) for the client. */
-static pl_rc_t relay_finish_body(relay_t *r, attempt_t *a)
-{
-    pl_req_t *c = r->c;
-    relay_use_model(r, a->m);
-    relay_model_headers(r);
-    if (a->untranslatable)
-        return pl_fail(c, a->status >= 400 ? a->status : 502, NULL, "upstream_invalid_response",
-                       NULL, "the upstream provider returned a body that could not be translated");
-    if (a->too_large) {
-        c->error = "upstream response too large";
-        return pl_fail(c, 502, NULL, "upstream_response_too_large", NULL,
-                       "the upstream response exceeded server.max_upstream_body_bytes");
-    }
-    if (a->status >= 400) {
-        if (a->retry_after[0]) pl_header(c, "Retry-After", a->retry_after);
-        json_t *e = json_loadb(buf_data(&a->acc), a->acc.len, 0, NULL);
-        bool openai_shape = json_is_object(json_object_get(e, "error"));
-        json_decref(e);
-        c->error = "upstream error status";
-        if (openai_shape) return pl_answer_take(c, a->status, &a->acc);
-        return pl_fail(c, a->status, NULL, "upstream_error", NULL,
-                       "the upstream provider answered HTTP %d", a->status);
-    }
-    if (!relay_sniff_usage(r, buf_data(&a->acc), a->acc.len))
-        return pl_fail(c, 502, NULL, "upstream_invalid_response", NULL,
-                       "the upstream provider returned a body that is not a JSON object");
-    if (c->prompt_tokens >= 0 || c->completion_tokens >= 0) {
-        char cost[48];
-        cost_format(
-            cost_usd(&c->model->price, c->prompt_tokens, c->cached_tokens, c->completion_tokens),
-            cost, sizeof cost);
-        pl_header(c, "x-skuld-cost-usd", cost);
-    }
-    return pl_answer_take(c, a->status, &a->acc);
-}
-
 static uint64_t relay_remaining_ms(relay_t *r)
 {
     if (!r->deadline_ms) return UINT64_MAX;
@@ -464,9 +250,9 @@ static uint64_t relay_remaining_ms(relay_t *r)
 static pl_rc_t relay_fail(relay_t *r, attempt_t *a, const char *detail)
 {
     pl_req_t *c = r->c;
-    if (a && a->res == UP_OK) return relay_finish_body(r, a);
-    if (a) relay_use_model(r, a->m);
-    relay_model_headers(r);
+    if (a && a->res == UP_OK) return relay__finish_body(r, a);
+    if (a) relay__use_model(r, a->m);
+    relay__model_headers(r);
     c->error = arena_strdup(c->arena, detail ? detail : "upstream failure");
     up_result_t res = a ? a->res : UP_PROTOCOL_ERROR;
     /* A timeout the deadline imposed is the deadline's, even if the timer fired
@@ -544,7 +330,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         if (retry) retry_budget_release(&retry_budget_global);
         if (probe) breaker_probe_abandon(&m->dep->brk);
         if (!relay_live(r)) {
-            relay_use_model(r, m);
+            relay__use_model(r, m);
             relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory"));
         }
         return;
@@ -588,7 +374,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         relay_attempt_release(a);
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
         if (relay_live(r)) return;
-        relay_use_model(r, m);
+        relay__use_model(r, m);
         if (brc == PROV_EBADREQ)
             relay_end(r, pl_fail(c, 400, NULL, "unsupported_request", NULL, "%s",
                                  call.error ? call.error
@@ -636,7 +422,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         relay_attempt_release(a);
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
         if (relay_live(r)) return;
-        relay_use_model(r, m);
+        relay__use_model(r, m);
         relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
                              "could not start the upstream call"));
         return;
@@ -819,7 +605,7 @@ static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail
                                    : res == UP_CONNECT_FAILED ? UPERR_CONNECT
                                                               : UPERR_PROTOCOL);
     } else {
-        if (!relay_translate_body(a)) {
+        if (!relay__translate_body(a)) {
             a->untranslatable = true;
             metrics_upstream_error(ms, a->status >= 400 ? UPERR_STATUS : UPERR_PROTOCOL);
             out = RES_FINAL;
@@ -834,7 +620,7 @@ static void relay_attempt_done(attempt_t *a, up_result_t res, const char *detail
     if (!failure && out == RES_OK && a->m->dep) resil_dep_latency(a->m->dep, now - a->start_ms);
     if (out == RES_OK || out == RES_FINAL) {
         relay_cancel_others(r, a);
-        relay_end(r, relay_finish_body(r, a));
+        relay_end(r, relay__finish_body(r, a));
         return;
     }
     r->last = a;
@@ -888,8 +674,8 @@ static void relay_deadline_cb(evutil_socket_t fd, short what, void *arg)
     }
     relay_cancel_others(r, NULL);
     relay_unschedule(r);
-    if (r->last) relay_use_model(r, r->last->m);
-    relay_model_headers(r);
+    if (r->last) relay__use_model(r, r->last->m);
+    relay__model_headers(r);
     relay_end(r, pl_fail(c, 504, NULL, "deadline_exceeded", NULL,
                          "the request deadline passed before an upstream answered"));
 }
@@ -910,7 +696,7 @@ static void relay_queue_reject(relay_t *r, const char *code, const char *msg)
     uint64_t secs = (r->rs->queue_timeout_ms + 999) / 1000;
     snprintf(ra, sizeof ra, "%llu", (unsigned long long)(secs ? secs : 1));
     pl_header(c, "Retry-After", ra);
-    relay_model_headers(r);
+    relay__model_headers(r);
     relay_end(r, pl_fail(c, 429, NULL, code, NULL, "%s", msg));
 }
 
@@ -930,7 +716,7 @@ static void relay_queue_timeout_cb(evutil_socket_t fd, short what, void *arg)
 static void relay_begin(relay_t *r, int i, bool probe)
 {
     if (i < 0) {
-        relay_model_headers(r);
+        relay__model_headers(r);
         relay_end(r, pl_fail(r->c, 503, NULL, "no_deployment_available", NULL,
                              "no deployment is available for this model"));
         return;
@@ -1030,23 +816,6 @@ static void relay_teardown(relay_t *r)
     r->cfg = NULL;
 }
 
-/* Does an OpenAI chat request carry image content? */
-static bool relay_has_image(const json_t *body)
-{
-    size_t i, j;
-    json_t *msg, *part;
-    json_array_foreach(json_object_get(body, "messages"), i, msg)
-    {
-        json_array_foreach(json_object_get(msg, "content"), j, part)
-        {
-            const char *t = json_string_value(json_object_get(part, "type"));
-            if (t && (!strcmp(t, "image_url") || !strcmp(t, "input_image") || !strcmp(t, "image")))
-                return true;
-        }
-    }
-    return false;
-}
-
 static pl_rc_t relay_run(pl_req_t *c)
 {
     const cfg_model_t *m = c->model;
@@ -1056,7 +825,7 @@ static pl_rc_t relay_run(pl_req_t *c)
     if (c->ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
         (c->body ||
          (c->fast && (c->fast->u_escape || memmem(c->raw, c->raw_len, "image", 5)))) &&
-        relay_has_image(pl_body(c)))
+        relay__has_image(pl_body(c)))
         return pl_fail(c, 400, NULL, "model_capability_missing", "messages",
                        "the model '%s' cannot take image input: it lacks the capability 'vision'",
                        m->name);
