@@ -1,10 +1,11 @@
 /*
  * h1 — the native HTTP/1.1 upstream client: plain-http calls to numeric or
  * "localhost" hosts, run directly on the worker's libevent loop behind the
- * interface of upstream/client.h (client.c picks the engine per call; libcurl
- * keeps https, hostnames that need DNS, and everything with SKULD_UPSTREAM=curl).
+ * interface of upstream/client.h (client.c picks the engine per call; libcurl,
+ * curl.c, keeps https, hostnames that need DNS, and everything with
+ * SKULD_UPSTREAM=curl).
  *
- * Owns: the calls it starts (up_call_t with c->native, linked in the
+ * Owns: the calls it starts (up_call_t with c->engine == &up_engine_h1, linked in the
  * upstream's list by client.c's up_link) and the worker's pool of idle
  * keep-alive connections (u->h1_idle, keyed by the peer's socket address,
  * most recently used first, at most u->max_idle). Worker-loop thread only.
@@ -132,7 +133,7 @@ static bool h1_parse_url(const char *url, h1_target_t *t, struct sockaddr_storag
     return true;
 }
 
-bool h1_url_ok(const char *url, struct sockaddr_storage *addr, socklen_t *alen)
+static bool h1_url_ok(const char *url, struct sockaddr_storage *addr, socklen_t *alen)
 {
     h1_target_t t;
     return h1_parse_url(url, &t, addr, alen);
@@ -170,7 +171,7 @@ static h1_conn_t *h1_pool_take(upstream_t *u, const struct sockaddr_storage *add
     return NULL;
 }
 
-void h1_close_idle(upstream_t *u)
+static void h1_close_idle(upstream_t *u)
 {
     while (u->h1_idle) {
         h1_conn_t *k = u->h1_idle;
@@ -615,7 +616,7 @@ static int h1_build_request(buf_t *b, const up_request_t *req, const h1_target_t
     return buf_appends(b, "\r\n") == BUF_OK ? 0 : -1;
 }
 
-up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb, void *ud)
+static up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb, void *ud)
 {
     h1_target_t t;
     up_call_t *c = calloc(1, sizeof *c);
@@ -628,7 +629,7 @@ up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callba
     c->up = u;
     c->cb = *cb;
     c->ud = ud;
-    c->native = true;
+    c->engine = &up_engine_h1;
     buf_init(&c->resp_head, UP_MAX_RESPONSE_HEAD);
     buf_init(&s->req, 1 << 20);
     if (h1_build_request(&s->req, req, &t) != 0) {
@@ -668,17 +669,32 @@ up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callba
     return c;
 }
 
-void h1_call_cancel(up_call_t *c)
+static void h1_call_cancel(up_call_t *c)
 {
-    if (c->cancelled) return;
     c->cancelled = true;
     if (c->in_callback) return; /* the code that fired the callback frees it */
     h1_free(c);                 /* closes the connection */
 }
 
-void h1_call_resume(up_call_t *c)
+static void h1_call_resume(up_call_t *c)
 {
-    if (c->cancelled || !c->paused) return;
     c->paused = false;
     event_active(&c->h1.kick_ev, EV_TIMEOUT, 0);
 }
+
+/* http:// to a numeric address or localhost, unless SKULD_UPSTREAM=curl. */
+static bool h1_takes(const upstream_t *u, const char *url)
+{
+    struct sockaddr_storage addr;
+    socklen_t alen;
+    return !u->force_curl && h1_url_ok(url, &addr, &alen);
+}
+
+const up_engine_t up_engine_h1 = {
+    .name = "h1",
+    .takes = h1_takes,
+    .start = h1_call_start,
+    .cancel = h1_call_cancel,
+    .resume = h1_call_resume,
+    .close_idle = h1_close_idle,
+};

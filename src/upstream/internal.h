@@ -1,11 +1,12 @@
 /*
- * upstream internals shared by client.c (the interface, libcurl calls) and
- * h1.c (native HTTP/1.1 calls). Worker-loop thread only.
+ * upstream internals shared by client.c (the interface), and the two
+ * engines behind it, h1.c (native HTTP/1.1) and curl.c (libcurl), which
+ * never call each other. Worker-loop thread only.
  *
- * A call is one up_call_t whichever engine runs it (c->native says which); the
- * fields above "curl" are common: list links, callbacks, status, the final
- * response's header lines (for upstream_call_header), the cancel/callback
- * bookkeeping.
+ * A call is one up_call_t whichever engine runs it (c->engine says which);
+ * the fields above "curl" are common: list links, callbacks, status, the
+ * final response's header lines (for upstream_call_header), the
+ * cancel/callback bookkeeping.
  */
 #ifndef SKULD_UPSTREAM_INTERNAL_H
 #define SKULD_UPSTREAM_INTERNAL_H
@@ -54,7 +55,7 @@ struct up_call {
     bool head_done;
     bool cancelled;
     bool paused;
-    bool native;   /* run by h1.c */
+    const struct up_engine *engine; /* the engine running it */
     bool deferred; /* curl: cancelled while curl was running: removed once it returns */
     int in_callback;
     buf_t resp_head; /* header lines of the final response, "Name: value\r\n" */
@@ -86,18 +87,27 @@ struct upstream {
     size_t h1_n_idle;
 };
 
-/* client.c */
+/* An engine: how one kind of call is run. init/fini (may be NULL) set up and
+ * release its per-worker state; takes() says whether it runs a URL; cancel
+ * and resume are called only on a call it started that is not cancelled
+ * (resume: and paused); close_idle closes its pooled connections. */
+typedef struct up_engine {
+    const char *name;
+    int (*init)(upstream_t *u);
+    void (*fini)(upstream_t *u);
+    bool (*takes)(const upstream_t *u, const char *url);
+    up_call_t *(*start)(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
+                        void *ud);
+    void (*cancel)(up_call_t *c);
+    void (*resume)(up_call_t *c);
+    void (*close_idle)(upstream_t *u);
+} up_engine_t;
+
+extern const up_engine_t up_engine_h1;   /* h1.c */
+extern const up_engine_t up_engine_curl; /* curl.c */
+
+/* client.c: the upstream's list of calls */
 void up_link(upstream_t *u, up_call_t *c);
 void up_unlink(upstream_t *u, up_call_t *c);
-
-/* h1.c */
-/* Can the native client take this URL? Fills the connect address. http:// with
- * a numeric IPv4/IPv6 host or "localhost" only. */
-bool h1_url_ok(const char *url, struct sockaddr_storage *addr, socklen_t *alen);
-up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
-                         void *ud);
-void h1_call_cancel(up_call_t *c);
-void h1_call_resume(up_call_t *c);
-void h1_close_idle(upstream_t *u); /* every pooled connection */
 
 #endif
