@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "core/jsonw.h"
+#include "route/overlay.h"
 #include "route/router.h"
 
 /* Per-candidate partial results of one selection (an array parallel to the
@@ -526,9 +527,10 @@ static int rt_pick(route_decision_t *d, const bool *ok, int strategy, route_bala
         if (!bal) return -1;
         int64_t *w = malloc(n * sizeof *w);
         if (!w) return -1;
-        /* weight adjusted from live stats: configured weight x reliability */
+        /* weight adjusted from live stats: the overlay's (else the configured)
+         * weight x reliability */
         for (size_t i = 0; i < n; i++)
-            w[i] = ok[i] ? (int64_t)llround((double)c[i].m->weight * 1000.0 *
+            w[i] = ok[i] ? (int64_t)llround(route_weight(c[i].m) * 1000.0 *
                                             route_score_reliability(&c[i].live))
                          : 0;
         pthread_mutex_lock(&bal->mu);

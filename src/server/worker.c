@@ -11,6 +11,7 @@
 #include "core/log.h"
 #include "core/loopcall.h"
 #include "call/health.h"
+#include "route/overlay.h"
 
 static void worker_drain_tick(evutil_socket_t fd, short what, void *arg)
 {
@@ -103,6 +104,7 @@ static void *worker_main(void *arg)
     worker_t *w = arg;
     event_base_dispatch(w->env.base);
     accesslog_flush(w->env.log);
+    route_overlay_thread_release();
     return NULL;
 }
 
