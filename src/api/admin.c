@@ -10,6 +10,9 @@
  *   POST   /admin/route/explain      the router's decision for a request (route/router.h)
  *   GET    /admin/budgets            team and key budgets, spend this period (policy/)
  *   POST   /admin/cache/purge        empty the response cache (cache/cache.h)
+ *   GET    /admin/weights            the runtime weight overlay (route/overlay.h)
+ *   PUT    /admin/weights            {"weights":{DEPLOYMENT_ID: W, ...}}: a new overlay
+ *   DELETE /admin/weights            back to the config's weights
  *
  * Reads answer from the request's snapshot. Changes go to the control plane
  * as a ticket (api/control.h) and are answered when every worker serves the
@@ -27,6 +30,7 @@
 #include "core/jsonw.h"
 #include "core/secure.h"
 #include "pipeline/resolve.h"
+#include "route/overlay.h"
 #include "policy/policy.h"
 
 /* Percent-decode s[0..n) into the arena; NULL on a malformed escape. */
@@ -192,6 +196,73 @@ static void admin_submit(api_ctx_t *c, ctl_op_t op, const char *name, const char
     ctl_submit(t);
 }
 
+static void admin_weights_answer(api_ctx_t *c)
+{
+    buf_t o, w;
+    buf_init(&o, 0);
+    buf_init(&w, 0);
+    uint64_t g = route_overlay_json(&w);
+    buf_printf(&o, "{\"generation\":%llu,\"weights\":%s}", (unsigned long long)g, buf_data(&w));
+    api_send(c, 200, "application/json", buf_data(&o), o.len);
+    buf_free(&w);
+    buf_free(&o);
+}
+
+/* GET / PUT / DELETE /admin/weights. A PUT names deployments of this
+ * snapshot by id; the overlay it makes replaces the current one whole. */
+static void admin_weights(api_ctx_t *c)
+{
+    http_req_t *r = c->req;
+    if (http_slice_eq(r->method, "GET")) {
+        admin_weights_answer(c);
+        return;
+    }
+    if (http_slice_eq(r->method, "DELETE")) {
+        route_overlay_publish(NULL);
+        admin_weights_answer(c);
+        return;
+    }
+    if (!http_slice_eq(r->method, "PUT")) {
+        api_send_error(c, 405, NULL, "method_not_allowed", NULL, "use GET, PUT or DELETE");
+        return;
+    }
+    json_t *body = json_loadb(r->body, r->body_len, JSON_REJECT_DUPLICATES, NULL);
+    json_t *ws = json_object_get(body, "weights");
+    if (!json_is_object(ws)) {
+        json_decref(body);
+        api_send_error(c, 400, NULL, "invalid_weights", "weights",
+                       "the body must be {\"weights\":{\"DEPLOYMENT_ID\": WEIGHT, ...}}");
+        return;
+    }
+    route_overlay_t *o = route_overlay_new(json_object_size(ws));
+    const char *id;
+    json_t *v;
+    const char *bad = NULL, *why = NULL;
+    json_object_foreach(ws, id, v)
+    {
+        bool known = false;
+        for (size_t i = 0; i < c->cfg->n_models && !known; i++)
+            known = strcmp(c->cfg->models[i].id, id) == 0;
+        if (!known) {
+            bad = id, why = "no deployment has this id";
+            break;
+        }
+        if (!json_is_number(v) || !o || route_overlay_set(o, id, json_number_value(v)) != 0) {
+            bad = id, why = "the weight must be a number from 0 to 1000000";
+            break;
+        }
+    }
+    if (bad || !o) {
+        api_send_error(c, bad ? 400 : 500, NULL, bad ? "invalid_weights" : "internal_error",
+                       "weights", "%.128s: %s", bad ? bad : "overlay", bad ? why : "out of memory");
+        route_overlay_discard(o);
+    } else {
+        route_overlay_publish(o);
+        admin_weights_answer(c);
+    }
+    json_decref(body);
+}
+
 void api_admin(api_ctx_t *c)
 {
     http_req_t *r = c->req;
@@ -225,6 +296,8 @@ void api_admin(api_ctx_t *c)
         pl_resume(c->r, cache_admin_purge(c->r)); /* response cache (cache/) */
     } else if (http_slice_eq(r->path, "/admin/budgets") && http_slice_eq(r->method, "GET")) {
         pl_resume(c->r, policy_budgets(c->r)); /* budgets and their spend (policy/) */
+    } else if (http_slice_eq(r->path, "/admin/weights")) {
+        admin_weights(c);
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "GET")) {
         admin_list_models(c);
     } else if (http_slice_eq(r->path, "/admin/models") && http_slice_eq(r->method, "POST")) {

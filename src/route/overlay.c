@@ -12,6 +12,8 @@
 #include <string.h>
 #include <xxhash.h>
 
+#include "core/jsonw.h"
+
 typedef struct ov_entry {
     char *id; /* NULL: empty slot */
     uint64_t h;
@@ -137,4 +139,22 @@ void route_overlay_thread_release(void)
     ov_mine = NULL;
     ov_mine_gen = 0;
     pthread_mutex_unlock(&ov_mu);
+}
+
+uint64_t route_overlay_json(buf_t *o)
+{
+    pthread_mutex_lock(&ov_mu);
+    uint64_t g = atomic_load_explicit(&ov_gen, memory_order_relaxed);
+    buf_appends(o, "{");
+    size_t k = 0;
+    for (size_t i = 0; ov_cur && i <= ov_cur->mask; i++) {
+        const ov_entry_t *e = &ov_cur->slots[i];
+        if (!e->id) continue;
+        buf_appends(o, k++ ? "," : "");
+        jsonw_cstr(o, e->id);
+        buf_printf(o, ":%.17g", e->weight);
+    }
+    buf_appends(o, "}");
+    pthread_mutex_unlock(&ov_mu);
+    return g;
 }

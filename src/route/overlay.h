@@ -25,6 +25,7 @@
 #include <stdint.h>
 
 #include "config/config.h"
+#include "core/buf.h"
 
 typedef struct route_overlay route_overlay_t;
 
@@ -44,6 +45,9 @@ uint64_t route_overlay_publish(route_overlay_t *o);
 double route_weight(const cfg_model_t *m);
 /* Bumped by every publish (0: none yet). */
 uint64_t route_overlay_generation(void);
+/* The current overlay as a JSON object {"id": weight, ...} ({} when none)
+ * appended to o; returns its generation. */
+uint64_t route_overlay_json(buf_t *o);
 /* This thread lets go of the overlay it holds (a worker thread that ends). */
 void route_overlay_thread_release(void);
 
