@@ -249,6 +249,7 @@ static void api_on_abort(http_req_t *req)
 {
     api_ctx_t *c = req->udata;
     pl_abort(c->r);
+    buf_free(&c->frame); /* a stream cut short never reached fe_stream_end */
 }
 
 static void api_on_drain(http_req_t *req)
