@@ -166,8 +166,7 @@ static void fe_stream_end(pl_req_t *r)
     buf_free(&c->frame);
 }
 
-static void fe_replay_body(pl_req_t *r, int status, const char *ctype, const char *data,
-                           size_t len)
+static void fe_replay_body(pl_req_t *r, int status, const char *ctype, const char *data, size_t len)
 {
     fe_send(api_of(r), status, ctype ? ctype : "application/json", data, len);
 }
@@ -201,8 +200,8 @@ static void fe_http_tap(http_req_t *req, http_tap_t ev, int status, const char *
                                      [HTTP_TAP_END] = PL_TAP_END,
                                      [HTTP_TAP_BODY] = PL_TAP_BODY,
                                      [HTTP_TAP_ABORT] = PL_TAP_ABORT};
-    pl_tap_ev_t e = {kinds[ev], status, ctype, data, len, buf_data(&req->resp_headers),
-                     req->resp_headers.len};
+    pl_tap_ev_t e = {
+        kinds[ev], status, ctype, data, len, buf_data(&req->resp_headers), req->resp_headers.len};
     if (c->tap) c->tap(c->r, &e, c->tap_ud);
 }
 

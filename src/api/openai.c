@@ -24,10 +24,8 @@ typedef struct api_route {
 } api_route_t;
 
 static const api_route_t api_routes[] = {
-    {"POST", "/v1/chat/completions", EP_CHAT},
-    {"POST", "/v1/completions", EP_COMPLETIONS},
-    {"POST", "/v1/embeddings", EP_EMBEDDINGS},
-    {"POST", "/v1/messages", -2},
+    {"POST", "/v1/chat/completions", EP_CHAT}, {"POST", "/v1/completions", EP_COMPLETIONS},
+    {"POST", "/v1/embeddings", EP_EMBEDDINGS}, {"POST", "/v1/messages", -2},
     {"GET", "/v1/models", EP_MODELS},
 };
 
@@ -60,15 +58,14 @@ static const char *api_ep_name(endpoint_t ep)
 
 /* The field checks every upstream would make, on what the scan or the tree
  * says of "messages"/"prompt"/"input" (present, array, string) and "stream". */
-static pl_rc_t api_check(pl_req_t *r, bool present, bool is_array, bool is_string,
-                         bool stream_ok)
+static pl_rc_t api_check(pl_req_t *r, bool present, bool is_array, bool is_string, bool stream_ok)
 {
     endpoint_t ep = r->ep;
     const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
     bool ok = ep == EP_CHAT ? is_array : (is_string || is_array);
     if (!ok)
-        return pl_fail(r, 400, NULL, present ? "invalid_type" : "missing_required_parameter",
-                       need, "%s requests need '%s' (%s)", api_ep_name(ep), need,
+        return pl_fail(r, 400, NULL, present ? "invalid_type" : "missing_required_parameter", need,
+                       "%s requests need '%s' (%s)", api_ep_name(ep), need,
                        ep == EP_CHAT ? "an array of messages" : "a string or an array");
     if (!stream_ok)
         return pl_fail(r, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
@@ -138,7 +135,8 @@ static pl_rc_t api_parse_openai(pl_req_t *r)
     if (!body || !json_is_object(body)) {
         if (body) {
             json_decref(body);
-            return pl_fail(r, 400, NULL, "invalid_json", NULL, "request body must be a JSON object");
+            return pl_fail(r, 400, NULL, "invalid_json", NULL,
+                           "request body must be a JSON object");
         }
         /* jansson's message may quote the body ("near '...'"): the client may
          * see its own text, the access log must not. */

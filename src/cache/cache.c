@@ -236,9 +236,10 @@ static void joiner_deliver(cache_joiner_t *j)
         }
         pl_rc_t rc = PL_DONE;
         if (f->state == F_ORPHANED || (f->state == F_FAILED && f->overflow)) {
-            rc = pl_stream_fail(c, "upstream_stream_error",
-                                f->state == F_ORPHANED ? "the shared upstream call was cancelled"
-                                                       : "the shared answer was too large to relay");
+            rc =
+                pl_stream_fail(c, "upstream_stream_error",
+                               f->state == F_ORPHANED ? "the shared upstream call was cancelled"
+                                                      : "the shared answer was too large to relay");
             c->error = "shared upstream call failed";
         } else if (f->state == F_FAILED) {
             c->error = "shared upstream call failed";
@@ -392,8 +393,8 @@ static void store_answer(cache_req_t *cr, cache_flight_t *f)
             cache__cnt(&cache__g.stores[CACHE_TIER_MEMORY]);
         }
         if (cr->redis) {
-            cache_redis_set(c->env->base, c->env->id, &cfg->redis, cr->key, buf_data(&blob), blob.len,
-                            cr->ttl_ms);
+            cache_redis_set(c->env->base, c->env->id, &cfg->redis, cr->key, buf_data(&blob),
+                            blob.len, cr->ttl_ms);
             cache__cnt(&cache__g.stores[CACHE_TIER_REDIS]);
         }
         if (cache__g.store && cfg->cache.persistent) b64_put(cr, buf_data(&blob), blob.len, exp);
@@ -721,7 +722,9 @@ static pl_rc_t cache_run(pl_req_t *c)
                 }
             }
             bool stale = f->state != F_RUNNING; /* window over, failed or orphaned */
-            if (!stale) cache__cnt(&cache__g.rejected); /* over max_joiners: this request calls on its own */
+            if (!stale)
+                cache__cnt(
+                    &cache__g.rejected); /* over max_joiners: this request calls on its own */
             pthread_mutex_unlock(&f->mu);
             if (stale) {
                 cache_flight_t *d = NULL;
@@ -786,4 +789,3 @@ static void cache_dispatch_again(cache_joiner_t *j)
 }
 
 const pl_stage_t cache_stage = {"cache", cache_run};
-

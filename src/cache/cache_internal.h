@@ -21,7 +21,6 @@
 #include "pipeline/pipeline.h"
 #include "store/store.h"
 
-
 enum { SRC_MEMORY = 0, SRC_REDIS, SRC_STORE, SRC_FLIGHT, SRC_WINDOW, SRC_N };
 extern const char *const cache__src_name[SRC_N];
 
@@ -90,7 +89,6 @@ struct cache_joiner {
     size_t sent;       /* bytes of f->frames delivered (own thread) */
     int src;           /* SRC_FLIGHT or SRC_WINDOW */
 };
-
 
 /* flights.c */
 cache_flight_t *fl__new(cache_key_t key, int shape, size_t max, size_t max_entry);

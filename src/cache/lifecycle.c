@@ -60,7 +60,8 @@ void cache_metrics_render(buf_t *o)
     buf_appends(o, "# HELP skuld_cache_hits_total Requests answered from a stored or shared "
                    "answer, by tier.\n# TYPE skuld_cache_hits_total counter\n");
     for (int i = 0; i < SRC_N; i++)
-        buf_printf(o, "skuld_cache_hits_total{tier=\"%s\"} %llu\n", cache__src_name[i], LD(cache__g.hits[i]));
+        buf_printf(o, "skuld_cache_hits_total{tier=\"%s\"} %llu\n", cache__src_name[i],
+                   LD(cache__g.hits[i]));
     buf_printf(o,
                "# HELP skuld_cache_misses_total Lookups that found nothing, by tier.\n"
                "# TYPE skuld_cache_misses_total counter\n"
@@ -118,8 +119,8 @@ void cache_metrics_render(buf_t *o)
                "# HELP skuld_cache_saved_cost_usd_total What those calls would have cost.\n"
                "# TYPE skuld_cache_saved_cost_usd_total counter\n"
                "skuld_cache_saved_cost_usd_total %.9f\n",
-               LD(cache__g.joined), LD(cache__g.rejected), LD(cache__g.orphaned), LD(cache__g.saved_calls),
-               (double)LD(cache__g.saved_nanousd) / 1e9);
+               LD(cache__g.joined), LD(cache__g.rejected), LD(cache__g.orphaned),
+               LD(cache__g.saved_calls), (double)LD(cache__g.saved_nanousd) / 1e9);
 #undef LD
 }
 

@@ -364,12 +364,11 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     if (a->ops && a->ops->build_raw && c->raw_is_request &&
         (c->body ? json_is_string(json_object_get(c->body, "model"))
                  : c->fast && c->fast->model == JS_STRING))
-        brc = a->ops->build_raw(c->arena, c->ep, c->raw, c->raw_len, m, c->stream,
-                                c->client_usage, &call);
+        brc = a->ops->build_raw(c->arena, c->ep, c->raw, c->raw_len, m, c->stream, c->client_usage,
+                                &call);
     if (brc == 1)
-        brc = a->ops && pl_body(c)
-                  ? a->ops->build(c->arena, c->ep, c->body, m, c->stream, &call)
-                  : -1;
+        brc = a->ops && pl_body(c) ? a->ops->build(c->arena, c->ep, c->body, m, c->stream, &call)
+                                   : -1;
     if (brc != 0) {
         relay_attempt_release(a);
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
@@ -423,8 +422,8 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         if (a->probe) breaker_probe_abandon(&m->dep->brk);
         if (relay_live(r)) return;
         relay__use_model(r, m);
-        relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
-                             "could not start the upstream call"));
+        relay_end(
+            r, pl_fail(c, 500, NULL, "internal_error", NULL, "could not start the upstream call"));
         return;
     }
     if (c->stream && tr->first_chunk_timeout_ms) {
@@ -823,8 +822,7 @@ static pl_rc_t relay_run(pl_req_t *c)
     if (!r) return pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory");
     /* Only a body that could name an image part is parsed here. */
     if (c->ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
-        (c->body ||
-         (c->fast && (c->fast->u_escape || memmem(c->raw, c->raw_len, "image", 5)))) &&
+        (c->body || (c->fast && (c->fast->u_escape || memmem(c->raw, c->raw_len, "image", 5)))) &&
         relay__has_image(pl_body(c)))
         return pl_fail(c, 400, NULL, "model_capability_missing", "messages",
                        "the model '%s' cannot take image input: it lacks the capability 'vision'",

@@ -38,9 +38,9 @@ static void acct_finished(pl_req_t *r)
     uint64_t dur = time_mono_ns() - r->start_ns;
     const cfg_model_t *m = r->model;
     bool used = r->prompt_tokens > 0 || r->completion_tokens > 0;
-    double cost = m && used ? cost_usd(&m->price, r->prompt_tokens, r->cached_tokens,
-                                       r->completion_tokens)
-                            : -1;
+    double cost =
+        m && used ? cost_usd(&m->price, r->prompt_tokens, r->cached_tokens, r->completion_tokens)
+                  : -1;
     if (r->ms) {
         metrics_request_end(r->ms, r->status, dur);
         if (used)

@@ -40,13 +40,13 @@ typedef enum {
 #define PL_EVMASK(e) (1u << (e))
 
 typedef struct pl_evd {
-    int stage, rc;              /* PL_EV_STAGE */
-    const cfg_model_t *model;   /* ATTEMPT_*: the deployment */
-    const cfg_model_t *prev;    /* MODEL: the one before (NULL: none) */
-    int attempt;                /* ATTEMPT_*: 1-based */
-    bool hedge, retry;          /* ATTEMPT_START: why it was started */
-    int result;                 /* ATTEMPT_END: up_result_t */
-    int status;                 /* ATTEMPT_END: upstream HTTP status, 0 when none */
+    int stage, rc;            /* PL_EV_STAGE */
+    const cfg_model_t *model; /* ATTEMPT_*: the deployment */
+    const cfg_model_t *prev;  /* MODEL: the one before (NULL: none) */
+    int attempt;              /* ATTEMPT_*: 1-based */
+    bool hedge, retry;        /* ATTEMPT_START: why it was started */
+    int result;               /* ATTEMPT_END: up_result_t */
+    int status;               /* ATTEMPT_END: upstream HTTP status, 0 when none */
 } pl_evd_t;
 
 typedef void (*pl_sub_fn)(pl_req_t *r, pl_event_t ev, const pl_evd_t *d, void *ud);

@@ -139,12 +139,12 @@ typedef struct pl_drive {
     bool answered;   /* a final answer was handed to the front end */
     bool streaming;  /* pl_stream_start was called */
     bool accounted;
-    bool has_error;   /* r->err holds the result */
-    pl_error_t err;   /* the error result (pl_fail) */
-    bool replay;      /* the body is a recorded answer (pl_replay) */
+    bool has_error; /* r->err holds the result */
+    pl_error_t err; /* the error result (pl_fail) */
+    bool replay;    /* the body is a recorded answer (pl_replay) */
     const char *replay_ctype;
-    int body_status;  /* pl_answer: the result */
-    buf_t owned;      /* pl_answer_take: the body's buffer, freed after the answer */
+    int body_status;           /* pl_answer: the result */
+    buf_t owned;               /* pl_answer_take: the body's buffer, freed after the answer */
     void (*release)(void *ud); /* pl_replay: called after the answer */
     void *release_ud;
     const char *body; /* ... in the arena, or the stage's buffer */

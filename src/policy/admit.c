@@ -257,7 +257,7 @@ static pl_rc_t pol_admit_result(pl_req_t *c, pol_req_t *p, bool ok, int failed, 
 
 struct pol_pending {
     predis_call_t call; /* first */
-    pl_req_t *c; /* NULL once the request is gone */
+    pl_req_t *c;        /* NULL once the request is gone */
     pl_env_t *env;
     bool fail_open;
     pc_check_t checks[POL_MAX_CHECKS];

@@ -100,7 +100,6 @@ void policy_metrics_render(buf_t *o)
                (unsigned long long)atomic_load(&pol__redis_policy[1]));
 }
 
-
 pol_req_t *pol__req(pl_req_t *r)
 {
     if (!r->pol) r->pol = arena_calloc(r->arena, sizeof(pol_req_t));

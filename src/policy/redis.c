@@ -5,7 +5,6 @@
 
 #include <stdio.h>
 
-
 #define PREDIS_MAX_ARGV 72
 
 static rds_client_t predis_client = {.name = "policy"};
@@ -15,8 +14,9 @@ uint64_t predis_failures(void)
     return rds_failures(&predis_client);
 }
 
-int predis_eval(struct event_base *base, int worker_id, const cfg_redis_t *rc, predis_call_t *call, const char *script,
-                int nkeys, const char *const *keys, int nargs, const char *const *args)
+int predis_eval(struct event_base *base, int worker_id, const cfg_redis_t *rc, predis_call_t *call,
+                const char *script, int nkeys, const char *const *keys, int nargs,
+                const char *const *args)
 {
     const char *argv[PREDIS_MAX_ARGV];
     char nk[16];

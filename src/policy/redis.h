@@ -34,8 +34,9 @@ typedef rds_call_t predis_call_t;
 /* EVAL script with keys and args. rc->url NULL: only on an open connection
  * (calls after an admission). 0: queued (done will run later, never inside
  * this call); -1: Redis unavailable right now (done never runs). */
-int predis_eval(struct event_base *base, int worker_id, const cfg_redis_t *rc, predis_call_t *call, const char *script,
-                int nkeys, const char *const *keys, int nargs, const char *const *args);
+int predis_eval(struct event_base *base, int worker_id, const cfg_redis_t *rc, predis_call_t *call,
+                const char *script, int nkeys, const char *const *keys, int nargs,
+                const char *const *args);
 
 /* Failures seen (timeouts, errors, unavailable), for metrics. */
 uint64_t predis_failures(void);

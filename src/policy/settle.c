@@ -47,7 +47,6 @@ static const char POL_LUA_SETTLE[] =
     "end\n"
     "return out\n";
 
-
 typedef struct pol_settle_call {
     predis_call_t call;
     pc_check_t checks[POL_MAX_CHECKS];
@@ -76,7 +75,7 @@ static void pol_settle_done(predis_call_t *call, redisReply *r, bool late)
         for (size_t i = 0; i < s->n; i++)
             if (s->checks[i].kind == 'b')
                 pol__alert_check(s->cfg, &s->checks[i], r->element[2 * i]->integer,
-                                r->element[2 * i + 1]->integer, false);
+                                 r->element[2 * i + 1]->integer, false);
     }
     if (!late && call->timed_out) return; /* the late reply follows */
     pol_settle_free(s);
@@ -110,8 +109,8 @@ static void pol_settle_send(pol_settle_call_t *s)
         args[4 * i + 2] = nums[i][1];
         args[4 * i + 3] = nums[i][2];
     }
-    if (predis_eval(s->base, s->worker_id, &s->rc, &s->call, POL_LUA_SETTLE, (int)s->n, keys, (int)(4 * s->n),
-                    args) == 0)
+    if (predis_eval(s->base, s->worker_id, &s->rc, &s->call, POL_LUA_SETTLE, (int)s->n, keys,
+                    (int)(4 * s->n), args) == 0)
         return;
     if (++s->tries < POL_SETTLE_TRIES &&
         (s->retry || (s->retry = evtimer_new(s->base, pol_settle_retry, s)))) {

@@ -89,8 +89,8 @@ int route_cli(int argc, char **argv)
     int rc = 0;
     for (int i = 0; i < 3; i++) {
         const char *err = NULL;
-        if (cons[i] &&
-            route_features_constraint(&f, route_constraint_headers[i], cons[i], strlen(cons[i]), &err) < 0) {
+        if (cons[i] && route_features_constraint(&f, route_constraint_headers[i], cons[i],
+                                                 strlen(cons[i]), &err) < 0) {
             fprintf(stderr, "skuld route explain: %s: %s\n", route_constraint_headers[i], err);
             rc = 2;
         }

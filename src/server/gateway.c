@@ -73,7 +73,6 @@ struct gateway {
 
 /* ---------- tickets ---------- */
 
-
 static void gw__deliver(void *p)
 {
     ctl_ticket_t *t = p;

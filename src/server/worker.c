@@ -175,7 +175,8 @@ int worker_init(worker_t *w, gateway_t *gw, int id, const char *listen, config_t
     w->ev_stop = event_new(w->env.base, -1, 0, worker_on_stop, w);
     w->ev_drain_tick = event_new(w->env.base, -1, EV_PERSIST, worker_drain_tick, w);
     w->ev_housekeep = event_new(w->env.base, -1, EV_PERSIST, worker_housekeep, w);
-    if (!w->http || !w->env.upstream || !w->env.log || !w->ev_stop || !w->ev_drain_tick || !w->ev_housekeep)
+    if (!w->http || !w->env.upstream || !w->env.log || !w->ev_stop || !w->ev_drain_tick ||
+        !w->ev_housekeep)
         return -1;
     struct timeval second = {1, 0};
     event_add(w->ev_housekeep, &second);

@@ -35,9 +35,9 @@ typedef struct worker {
     uint64_t drain_deadline_ns;
     struct health *health; /* deployment probes; worker 0 only */
     struct event *ev_housekeep;
-    uint64_t served_at_trim;         /* env.served at the last heap trim */
-    size_t conns_at_trim;            /* open client connections at the last heap trim */
-    unsigned idle_ticks;             /* housekeeping ticks in a row with nothing in flight */
+    uint64_t served_at_trim; /* env.served at the last heap trim */
+    size_t conns_at_trim;    /* open client connections at the last heap trim */
+    unsigned idle_ticks;     /* housekeeping ticks in a row with nothing in flight */
 } worker_t;
 
 /* Once at start, before any loop: libevent's own messages go to our log as
@@ -54,6 +54,5 @@ void worker_cleanup(worker_t *w);
 /* From any thread: make cfg (a reference the worker takes over) the snapshot
  * for new requests; done(arg) runs on the worker's thread after the swap. */
 int worker_publish(worker_t *w, config_t *cfg, void (*done)(void *arg), void *arg);
-
 
 #endif

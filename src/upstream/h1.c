@@ -616,7 +616,8 @@ static int h1_build_request(buf_t *b, const up_request_t *req, const h1_target_t
     return buf_appends(b, "\r\n") == BUF_OK ? 0 : -1;
 }
 
-static up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb, void *ud)
+static up_call_t *h1_call_start(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
+                                void *ud)
 {
     h1_target_t t;
     up_call_t *c = calloc(1, sizeof *c);

@@ -96,8 +96,7 @@ typedef struct up_engine {
     int (*init)(upstream_t *u);
     void (*fini)(upstream_t *u);
     bool (*takes)(const upstream_t *u, const char *url);
-    up_call_t *(*start)(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb,
-                        void *ud);
+    up_call_t *(*start)(upstream_t *u, const up_request_t *req, const up_callbacks_t *cb, void *ud);
     void (*cancel)(up_call_t *c);
     void (*resume)(up_call_t *c);
     void (*close_idle)(upstream_t *u);

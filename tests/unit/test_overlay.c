@@ -96,8 +96,8 @@ static void test_overlay_weights(void **state)
 }
 
 /* Round-robin picks over the group: which deployment comes first. */
-static const cfg_model_t *pick(const cfg_model_t *const *cands, route_balance_t *bal,
-                               uint64_t *rng, arena_t *a)
+static const cfg_model_t *pick(const cfg_model_t *const *cands, route_balance_t *bal, uint64_t *rng,
+                               arena_t *a)
 {
     route_live_t live[2] = {warm(), warm()};
     route_features_t f;
