@@ -297,12 +297,11 @@ void api_send(api_ctx_t *c, int status, const char *ctype, const char *body, siz
 void api_send_error(api_ctx_t *c, int status, const char *type, const char *code, const char *param,
                     const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pl_rc_t rc = pl_failv(c->r, status, type, code, param, fmt, ap);
     va_end(ap);
-    pl_resume(c->r, pl_fail(c->r, status, type, code, param, "%s", msg));
+    pl_resume(c->r, rc);
 }
 
 static void api_metrics(api_ctx_t *c)

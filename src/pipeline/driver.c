@@ -216,11 +216,18 @@ static void pl__respond(pl_req_t *r)
 pl_rc_t pl_fail(pl_req_t *r, int status, const char *type, const char *code, const char *param,
                 const char *fmt, ...)
 {
-    char msg[1024];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
+    pl_rc_t rc = pl_failv(r, status, type, code, param, fmt, ap);
     va_end(ap);
+    return rc;
+}
+
+pl_rc_t pl_failv(pl_req_t *r, int status, const char *type, const char *code, const char *param,
+                 const char *fmt, va_list ap)
+{
+    char msg[1024];
+    vsnprintf(msg, sizeof msg, fmt, ap);
     pl_drive_t *d = &r->drive;
     const char *m = arena_strdup(r->arena, msg);
     if (!r->error) r->error = m;

@@ -34,6 +34,8 @@
 #ifndef SKULD_PIPELINE_H
 #define SKULD_PIPELINE_H
 
+#include <stdarg.h>
+
 #include "pipeline/request.h"
 
 typedef enum { PL_NEXT = 0, PL_DONE, PL_AGAIN, PL_REDIRECT } pl_rc_t;
@@ -83,6 +85,8 @@ void pl_account(pl_req_t *r, int status);
  * The first error of a request is also its access-log reason (r->error). */
 pl_rc_t pl_fail(pl_req_t *r, int status, const char *type, const char *code, const char *param,
                 const char *fmt, ...) __attribute__((format(printf, 6, 7)));
+pl_rc_t pl_failv(pl_req_t *r, int status, const char *type, const char *code, const char *param,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 6, 0)));
 /* A whole OpenAI-shaped JSON answer (copied into the request's arena). */
 pl_rc_t pl_answer(pl_req_t *r, int status, const char *data, size_t len);
 /* The same from a buffer the driver takes over (b is left empty). */

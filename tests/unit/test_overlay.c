@@ -24,6 +24,7 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "../common/config_fixture.h"
 #include "route/overlay.h"
 #include "route/router.h"
 
@@ -34,16 +35,6 @@ static const char *const grp_yaml =
     "models:\n"
     "  - {name: grp, provider: pa, weight: 3}\n"
     "  - {name: grp, provider: pb, weight: 1}\n";
-
-static config_t *cfg_ok(const char *yaml)
-{
-    cfg_errors_t errs = {0};
-    config_t *c = config_load_string(yaml, strlen(yaml), "t.yaml", &errs);
-    if (!c) config_errors_print(&errs, stderr);
-    config_errors_free(&errs);
-    assert_non_null(c);
-    return c;
-}
 
 static route_live_t warm(void)
 {

@@ -17,22 +17,13 @@
 #include <string.h>
 
 #include "config/config.h"
+#include "../common/config_fixture.h"
 #include "provider/provider.h"
 #include "route/router.h"
 #include "obs/metrics.h"
 #include "route/stats.h"
 
 #define EPS 1e-9
-
-static config_t *cfg_ok(const char *yaml)
-{
-    cfg_errors_t errs = {0};
-    config_t *c = config_load_string(yaml, strlen(yaml), "t.yaml", &errs);
-    if (!c) config_errors_print(&errs, stderr);
-    config_errors_free(&errs);
-    assert_non_null(c);
-    return c;
-}
 
 static route_live_t warm(double lat_ms)
 {
