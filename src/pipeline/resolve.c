@@ -8,7 +8,8 @@
  * r->model = r->cands[0]. This is the only place a candidate list is made:
  * a budget fallback redirects here with r->asked changed. Errors: 404 unknown
  * name, 400 bad constraint header, 422 nothing eligible (with the reason per
- * candidate).
+ * candidate), 503 with Retry-After when nothing is eligible because of health
+ * (an outage: a route's healthy fallbacks are tried before that).
  *
  * Subscriber: the request's routing state (route_track_t, in its arena)
  * counts it in flight on the first deployment chosen and is released exactly
@@ -98,9 +99,17 @@ static pl_rc_t rs_run(pl_req_t *r)
         buf_t why;
         buf_init(&why, 0);
         route_reasons(&d, &why);
-        pl_rc_t rc = pl_fail(r, 422, "invalid_request_error", "no_eligible_deployment", "model",
-                             "no deployment of '%s' can serve this request: %s", d.target,
-                             buf_data(&why) ? buf_data(&why) : "no candidates");
+        const char *reasons = buf_data(&why) ? buf_data(&why) : "no candidates";
+        pl_rc_t rc;
+        if (d.unavailable) { /* an outage, not a bad request: the client may retry */
+            uint64_t s = (r->cfg->server.health_interval_ms + 999) / 1000;
+            pl_headerf(r, "Retry-After", "%llu", (unsigned long long)(s ? s : 1));
+            rc = pl_fail(r, 503, "server_error", "no_deployment_available", "model",
+                         "no deployment of '%s' is available now: %s", d.target, reasons);
+        } else {
+            rc = pl_fail(r, 422, "invalid_request_error", "no_eligible_deployment", "model",
+                         "no deployment of '%s' can serve this request: %s", d.target, reasons);
+        }
         buf_free(&why);
         return rc;
     }

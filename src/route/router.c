@@ -650,6 +650,48 @@ again:
     d->chosen = pick;
 }
 
+/* Was a candidate of d filtered for its health? (d->cands: a detailed decision) */
+static bool rt_any_unhealthy(const route_decision_t *d)
+{
+    for (size_t i = 0; i < d->n_cands; i++)
+        if (!d->cands[i].eligible && d->cands[i].why == ROUTE_WHY_UNHEALTHY) return true;
+    return false;
+}
+
+/* A route none of whose ranked candidates is eligible: its fallbacks that
+ * are (the same filters: a capability or a context no fallback has is still
+ * a 422), ranked. d keeps the candidates' reasons for an explanation. */
+static void rt_rescue(const cfg_route_t *r, const route_features_t *f, uint64_t *rng, arena_t *a,
+                      route_decision_t *d)
+{
+    bool unhealthy = rt_any_unhealthy(d);
+    route_decision_t fd;
+    memset(&fd, 0, sizeof fd);
+    if (r->n_fallbacks) {
+        double w[ROUTE_F__COUNT];
+        route_weights_normalise(&r->weights, w);
+        route_decide_among(r->fallbacks, r->n_fallbacks, NULL, f, w, ROUTE_STRAT_SCORE, r->region,
+                           r->load_threshold, NULL, rng, a, &fd);
+        if (!fd.n_order) unhealthy = unhealthy || rt_any_unhealthy(&fd);
+    }
+    if (fd.n_order) {
+        d->order = fd.order;
+        d->n_order = fd.n_order;
+        d->n_ranked = 0;
+        d->rescued = true;
+        return;
+    }
+    d->unavailable = unhealthy;
+    /* the fallbacks' reasons join the candidates' (the error message, an explanation) */
+    route_cand_t *all = fd.n_cands ? arena_alloc(a, (d->n_cands + fd.n_cands) * sizeof *all) : NULL;
+    if (all) {
+        memcpy(all, d->cands, d->n_cands * sizeof *all);
+        memcpy(all + d->n_cands, fd.cands, fd.n_cands * sizeof *all);
+        d->cands = all;
+        d->n_cands += fd.n_cands;
+    }
+}
+
 int route_decide(const config_t *cfg, const char *name, size_t len, const route_features_t *f,
                  arena_t *a, uint64_t now_ms, uint64_t *rng, route_decision_t *d)
 {
@@ -677,7 +719,10 @@ int route_decide(const config_t *cfg, const char *name, size_t len, const route_
             route_decide_among(cands, n, NULL, f, w, r->strategy, r->region, r->load_threshold, bal,
                                rng, a, d);
         d->target = r->name;
-        if (!d->n_order) return 0; /* fallbacks do not rescue a filtered request */
+        if (!d->n_order) {
+            rt_rescue(r, f, rng, a, d);
+            return 0;
+        }
         const cfg_model_t **order = arena_alloc(a, (d->n_order + r->n_fallbacks) * sizeof *order);
         if (!order) return 0;
         memcpy(order, d->order, d->n_order * sizeof *order);

@@ -106,8 +106,11 @@ typedef struct route_decision {
     double weights[ROUTE_F__COUNT]; /* normalised, sum 1 */
     route_cand_t *cands;            /* every candidate, config order (detailed decisions only) */
     size_t n_cands;
-    bool detailed;             /* cands filled: f->explain, or nothing was eligible */
-    bool cached;               /* the ranking came from the selection cache */
+    bool detailed;    /* cands filled: f->explain, or nothing was eligible */
+    bool cached;      /* the ranking came from the selection cache */
+    bool unavailable; /* nothing eligible, and a candidate was out for its health: a
+                         temporary outage (503), not a request none could ever serve (422) */
+    bool rescued;     /* no ranked candidate was eligible: order holds the route's fallbacks */
     const cfg_model_t **order; /* what to try: ranked eligible deployments, then fallbacks */
     size_t n_order;
     size_t n_ranked; /* of order, before the fallbacks */
@@ -169,8 +172,10 @@ void route_balance_shutdown(void);
 void route_prepare(cfg_route_t *r);
 /*
  * Decide for `name` (a route, a model name or a deployment id). Returns 0 with
- * d filled (d->n_order == 0 means nothing is eligible: answer 422 with the
- * reasons), or -1 when name is neither a route nor a model. live may be NULL
+ * d filled (d->n_order == 0 means nothing is eligible: 503 when
+ * d->unavailable, else 422, with the reasons), or -1 when name is neither a
+ * route nor a model. A route none of whose ranked candidates is eligible
+ * goes to its fallbacks that are (d->rescued). live may be NULL
  * (read from the deployments' stats at now_ms) or an array parallel to the
  * candidates, for tests. rng: per-thread random state.
  */
