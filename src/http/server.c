@@ -231,7 +231,9 @@ static void conn_process(http_conn_t *c)
                 conn_close(c);
                 return;
             }
-            c->keep_alive = h.keep_alive && !s->draining;
+            /* RFC 9112 §6.1: an HTTP/1.0 message framed by Transfer-Encoding
+             * cannot be trusted to end where we think: close after it */
+            c->keep_alive = h.keep_alive && !s->draining && !(h.minor_version == 0 && h.chunked);
             c->http10 = h.minor_version == 0;
             buf_consume(&c->in, h.head_len);
             if (h.has_length && h.content_length > s->p.max_body_bytes) {
