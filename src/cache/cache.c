@@ -415,6 +415,7 @@ static void flight_finish(cache_req_t *cr, cache_flight_t *f, int state)
     bool window = state == F_DONE && !f->overflow && cr->registered && cr->window_ms &&
                   f->frames.len <= f->max_entry;
     pthread_mutex_lock(&f->mu);
+    if (window) window = fl__charge(f); /* the window's copy counts against cache.max_bytes */
     f->until_ms = window ? (int64_t)time_wall_ms() + (int64_t)cr->window_ms : 0;
     f->state = state;
     flight_notify_locked(f);

@@ -71,6 +71,7 @@ struct cache_flight {
     int status;
     char ctype[256];
     size_t max_entry; /* cache.max_entry_bytes when the flight started */
+    size_t charged;   /* bytes charged to the memory tier's cap for the window */
     buf_t hdrs;       /* "Name: value\r\n" to replay */
     buf_t frames;     /* (u32 len | bytes)* as in the entry blob */
     long ptok, ctok, cached;
@@ -101,5 +102,8 @@ void fl__drop_chain(cache_flight_t *f);
 cache_flight_t *fl__find_locked(fl_shard_t *s, cache_key_t k);
 void fl__remove(cache_flight_t *f);
 void fl__retire(cache_flight_t *f);
+/* Flight lock held, its answer complete: fit its buffers and charge them to
+ * the memory tier's cap for the window; false when they do not fit. */
+bool fl__charge(cache_flight_t *f);
 
 #endif

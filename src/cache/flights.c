@@ -27,6 +27,7 @@ cache_flight_t *fl__new(cache_key_t key, int shape, size_t max, size_t max_entry
 void fl__unref(cache_flight_t *f)
 {
     if (!f || atomic_fetch_sub_explicit(&f->refs, 1, memory_order_acq_rel) != 1) return;
+    if (f->charged && cache__g.mem) cache_lru_uncharge(cache__g.mem, f->key, f->charged);
     buf_free(&f->hdrs);
     buf_free(&f->frames);
     pthread_mutex_destroy(&f->mu);
@@ -119,3 +120,14 @@ void fl__retire(cache_flight_t *f)
 }
 
 /* ---------- replaying to a client ---------- */
+
+bool fl__charge(cache_flight_t *f)
+{
+    if (!cache__g.mem) return false;
+    buf_fit(&f->frames); /* kept for the window: no slack from doubling */
+    buf_fit(&f->hdrs);
+    size_t bytes = sizeof *f + f->frames.alloc + f->hdrs.alloc;
+    if (!cache_lru_charge(cache__g.mem, f->key, bytes, (int64_t)time_wall_ms())) return false;
+    f->charged = bytes;
+    return true;
+}

@@ -3,6 +3,7 @@
  * loaded), shutdown, POST /admin/cache/purge and the skuld_cache_* /
  * skuld_dedupe_* metrics (cache_internal.h).
  */
+#include <malloc.h>
 #include <openssl/evp.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,7 @@ pl_rc_t cache_admin_purge(pl_req_t *c)
         store_cache_purge(cache__g.store, INT64_MAX, NULL, NULL, NULL);
         store = true;
     }
+    malloc_trim(0); /* the purged entries' pages go back to the kernel now */
     buf_t o;
     buf_init(&o, 0);
     buf_printf(&o, "{\"purged\":{\"memory\":%zu,\"window\":%zu},\"redis\":\"%s\",\"store\":\"%s\"}",

@@ -172,6 +172,7 @@ typedef struct lru_shard {
     pthread_mutex_t mu;
     cache_entry_t **tab;
     size_t nbuckets, count, bytes, cap;
+    size_t charged; /* bytes other holders keep against this cap (cache_lru_charge), in bytes */
     cache_entry_t *head, *tail; /* head = most recent */
     uint64_t evictions, expirations;
 } lru_shard_t;
@@ -323,6 +324,11 @@ void cache_lru_put(cache_lru_t *l, cache_entry_t *e, int64_t now_ms)
         s->evictions++;
         shard_unlink(s, s->tail);
     }
+    if (s->bytes + cost > s->cap) { /* what others hold leaves no room */
+        pthread_mutex_unlock(&s->mu);
+        cache_entry_unref(e);
+        return;
+    }
     size_t b = (size_t)(e->key.lo % s->nbuckets);
     e->hnext = s->tab[b];
     s->tab[b] = e;
@@ -334,6 +340,38 @@ void cache_lru_put(cache_lru_t *l, cache_entry_t *e, int64_t now_ms)
     e->linked = true;
     s->count++;
     s->bytes += cost;
+    pthread_mutex_unlock(&s->mu);
+}
+
+bool cache_lru_charge(cache_lru_t *l, cache_key_t key, size_t bytes, int64_t now_ms)
+{
+    lru_shard_t *s = shard_of(l, key);
+    pthread_mutex_lock(&s->mu);
+    bool ok = bytes <= s->cap;
+    while (ok && s->tail && s->tail->expires_ms <= now_ms) {
+        s->expirations++;
+        shard_unlink(s, s->tail);
+    }
+    while (ok && s->tail && s->bytes + bytes > s->cap) {
+        s->evictions++;
+        shard_unlink(s, s->tail);
+    }
+    ok = ok && s->bytes + bytes <= s->cap;
+    if (ok) {
+        s->bytes += bytes;
+        s->charged += bytes;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return ok;
+}
+
+void cache_lru_uncharge(cache_lru_t *l, cache_key_t key, size_t bytes)
+{
+    lru_shard_t *s = shard_of(l, key);
+    pthread_mutex_lock(&s->mu);
+    size_t n = bytes < s->charged ? bytes : s->charged;
+    s->charged -= n;
+    s->bytes -= n;
     pthread_mutex_unlock(&s->mu);
 }
 

@@ -20,7 +20,9 @@
  * inject headers into a replay).
  *
  * The LRU is sharded by key; each shard has its own mutex, hash table, LRU
- * list, byte count and cap (max_bytes / shards). Any thread may call any
+ * list, byte count and cap (max_bytes / shards). The byte count covers the
+ * entries and what other holders charge to it (cache_lru_charge: the
+ * de-duplication window's answers), so the cap bounds every copy. Any thread may call any
  * function. cache_lru_get() returns a reference (the caller unrefs), so an
  * entry evicted or purged while it is being replayed stays valid. Expired
  * entries are dropped when met (get) and from the LRU tail (put). Time is
@@ -100,6 +102,11 @@ cache_entry_t *cache_lru_get(cache_lru_t *l, cache_key_t key, int64_t now_ms);
 void cache_lru_put(cache_lru_t *l, cache_entry_t *e, int64_t now_ms);
 /* Remove every entry; returns how many. */
 size_t cache_lru_purge(cache_lru_t *l);
+/* Bytes held elsewhere on behalf of the cache (a de-dup window's answer)
+ * count against the same cap: the shard of key evicts to make room. false
+ * when they cannot fit (nothing charged). Uncharge gives them back. */
+bool cache_lru_charge(cache_lru_t *l, cache_key_t key, size_t bytes, int64_t now_ms);
+void cache_lru_uncharge(cache_lru_t *l, cache_key_t key, size_t bytes);
 void cache_lru_stats(cache_lru_t *l, cache_lru_stats_t *out);
 
 #endif

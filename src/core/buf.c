@@ -135,3 +135,15 @@ void buf_shrink(buf_t *b, size_t keep)
         b->alloc = b->start = 0;
     }
 }
+
+void buf_fit(buf_t *b)
+{
+    if (!b->mem || b->start + b->len + 1 == b->alloc) return;
+    if (b->start) memmove(b->mem, b->mem + b->start, b->len);
+    b->start = 0;
+    char *m = realloc(b->mem, b->len + 1);
+    if (m) {
+        b->mem = m;
+        b->alloc = b->len + 1;
+    }
+}

@@ -47,5 +47,7 @@ void buf_commit(buf_t *b, size_t n);
 void buf_consume(buf_t *b, size_t n);
 /* Release memory beyond keep bytes when empty (for idle connections). */
 void buf_shrink(buf_t *b, size_t keep);
+/* Give back what the allocation holds beyond the data (a buffer kept long). */
+void buf_fit(buf_t *b);
 
 #endif
