@@ -249,6 +249,10 @@ static int js_object(js_t *s, int depth, int top)
                 slot = &o->max_tokens, ivp = &o->max_tokens_v;
             else if (KEY("max_completion_tokens"))
                 slot = &o->max_completion_tokens, ivp = &o->max_completion_tokens_v;
+            else if (KEY("n"))
+                slot = &o->n, ivp = &o->n_v;
+            else if (KEY("best_of"))
+                slot = &o->best_of, ivp = &o->best_of_v;
         } else if (top == 2 && KEY("include_usage")) {
             slot = &o->include_usage;
         }

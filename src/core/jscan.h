@@ -26,6 +26,8 @@ typedef struct jscan {
     jscan_type_t include_usage; /* stream_options.include_usage (ABSENT unless an object) */
     jscan_type_t max_tokens, max_completion_tokens;
     int64_t max_tokens_v, max_completion_tokens_v; /* when JS_INT */
+    jscan_type_t n, best_of;                       /* the answers asked for (each billed) */
+    int64_t n_v, best_of_v;                        /* when JS_INT */
     const char *model_p; /* the model string's bytes (no escapes), when JS_STRING */
     size_t model_len;
     bool u_escape; /* some string holds a \u escape */

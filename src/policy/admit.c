@@ -8,7 +8,9 @@
  *   and team's budget for the current period.
  * The prompt estimate is body bytes / 4 + 8 tokens (an over-estimate for
  * English and JSON); max_tokens is the request's max_tokens or
- * max_completion_tokens, else limits.default_max_tokens.
+ * max_completion_tokens, else the deployment's observed output p99 (capped
+ * by its context window), else limits.default_max_tokens; times the answers
+ * the request asks for (n, or best_of when larger: each one is billed).
  *
  * A budget that is exhausted sends the request to budgets.fallback_model
  * when one is configured: r->asked becomes that model and the driver runs
@@ -25,6 +27,7 @@
 #include "config/cost.h"
 #include "core/log.h"
 #include "policy/policy_internal.h"
+#include "route/stats.h"
 
 /* ------------------------------------------------------------------------ */
 /* admission */
@@ -100,8 +103,7 @@ static void pol_add_budget(pol_req_t *p, int scope, const char *who, double usd,
     pc_period_bounds(period, time(NULL), &start, &end);
     pc_check_t *k = &p->checks[p->n++];
     memset(k, 0, sizeof *k);
-    snprintf(k->name, sizeof k->name, "bg:%s:%s:%lld", pol__scope_names[scope], who,
-             (long long)start);
+    pol__budget_name(k->name, sizeof k->name, scope, who, start);
     k->kind = 'b', k->scope = scope, k->unit = PC_USD;
     int64_t lim = pc_nusd(usd);
     k->limit = lim > (1ll << 52) ? (1ll << 52) : lim;
@@ -117,25 +119,48 @@ static const cfg_limit_t *pol_find_limit(const cfg_limit_t *v, size_t n, const c
     return NULL;
 }
 
+#define POL_MAX_ANSWERS 128 /* OpenAI's own limit on n */
+
+/* The output tokens to reserve for a request that sets no max_tokens: what
+ * the deployment's answers have needed (their p99, once it has enough
+ * samples), at most its context window; else limits.default_max_tokens. */
+static int64_t pol_default_out(const pl_req_t *c, const cfg_model_t *m)
+{
+    int64_t out = m->rstats ? (int64_t)route_stats_out_p99(m->rstats) : 0;
+    if (out <= 0) out = c->cfg->limits.default_max_tokens;
+    if (m->context_window > 0 && out > m->context_window) out = m->context_window;
+    return out;
+}
+
 static void pol_build_checks(pl_req_t *c, pol_req_t *p)
 {
     const config_t *cfg = c->cfg;
     const cfg_model_t *m = c->model;
-    int64_t mtv = 0;
+    int64_t mtv = 0, nv = 1, bv = 1;
     bool mt_int = false;
     if (!c->body && c->fast) { /* the fast path: only scanned (core/jscan.h) */
-        mt_int = c->fast->max_tokens == JS_INT || c->fast->max_completion_tokens == JS_INT;
-        mtv = c->fast->max_tokens == JS_INT ? c->fast->max_tokens_v
-                                            : c->fast->max_completion_tokens_v;
+        const jscan_t *f = c->fast;
+        mt_int = f->max_tokens == JS_INT || f->max_completion_tokens == JS_INT;
+        mtv = f->max_tokens == JS_INT ? f->max_tokens_v : f->max_completion_tokens_v;
+        if (f->n == JS_INT) nv = f->n_v;
+        if (f->best_of == JS_INT) bv = f->best_of_v;
     } else {
         json_t *mt = json_object_get(c->body, "max_tokens");
         if (!json_is_integer(mt)) mt = json_object_get(c->body, "max_completion_tokens");
         mt_int = json_is_integer(mt);
         mtv = mt_int ? json_integer_value(mt) : 0;
+        json_t *jn = json_object_get(c->body, "n"), *jb = json_object_get(c->body, "best_of");
+        if (json_is_integer(jn)) nv = json_integer_value(jn);
+        if (json_is_integer(jb)) bv = json_integer_value(jb);
     }
-    int64_t max_out = mt_int && mtv > 0 ? mtv : cfg->limits.default_max_tokens;
+    int64_t max_out = mt_int && mtv > 0 ? mtv : pol_default_out(c, m);
     if (c->ep == EP_EMBEDDINGS) max_out = 0;
     if (max_out > 100000000) max_out = 100000000;
+    /* every answer generated is billed: n of them, or best_of (>= n) */
+    int64_t answers = nv > bv ? nv : bv;
+    if (answers < 1) answers = 1;
+    if (answers > POL_MAX_ANSWERS) answers = POL_MAX_ANSWERS;
+    max_out *= answers;
     int64_t prompt_est = (int64_t)(c->raw_len / 4) + 8;
     p->tokens_reserved = prompt_est + max_out;
     p->max_cost_nusd = pc_nusd(cost_usd(&m->price, (long)prompt_est, 0, (long)max_out));
@@ -217,7 +242,6 @@ static pl_rc_t pol_admit_result(pl_req_t *c, pol_req_t *p, bool ok, int failed, 
     pc_check_t *k = &p->checks[failed];
     if (k->kind == 'b') {
         atomic_fetch_add(&pol__budget_rejects[k->scope == PC_SCOPE_TEAM], 1);
-        pol__alert_check(c->cfg, k, k->used, k->used, true);
         const char *fm = c->cfg->budgets.fallback_model;
         const cfg_model_t *fb =
             c->cfg->budgets.fallback && fm ? config_find_model(c->cfg, fm, strlen(fm)) : NULL;
@@ -235,9 +259,14 @@ static pl_rc_t pol_admit_result(pl_req_t *c, pol_req_t *p, bool ok, int failed, 
         int64_t secs = (k->period_end * 1000 - now_ms + 999) / 1000;
         if (secs < 1) secs = 1;
         pl_headerf(c, "Retry-After", "%lld", (long long)secs);
+        char lim[48], used[48], need[48];
+        cost_format((double)k->limit / 1e9, lim, sizeof lim);
+        cost_format((double)k->used / 1e9, used, sizeof used);
+        cost_format((double)k->amount / 1e9, need, sizeof need);
         return pl_fail(c, 429, "insufficient_quota", "budget_exceeded", NULL,
-                       "the %s budget of $%.2f for this period is exhausted (resets in %llds)",
-                       k->scope == PC_SCOPE_TEAM ? "team" : "key", (double)k->limit / 1e9,
+                       "the %s budget of $%s for this period cannot cover this request ($%s spent "
+                       "or reserved, this request may cost up to $%s; resets in %llds)",
+                       k->scope == PC_SCOPE_TEAM ? "team" : "key", lim, used, need,
                        (long long)secs);
     }
     atomic_fetch_add(&pol__rl_rejects[k->scope][k->unit == PC_TOK], 1);

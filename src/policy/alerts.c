@@ -1,5 +1,6 @@
 /*
- * policy alerts — budget thresholds (50%, 80%, 100%) crossed by a counter,
+ * policy alerts — budget thresholds (50%, 80%, 100%) crossed by what was
+ * actually spent (at settlement, never by a reservation or a refusal),
  * each (counter, threshold) once per process: a log line, the metric
  * skuld_budget_alerts_total, and a POST to budgets.alert_webhook from a
  * detached thread (5 s timeout), never from a worker loop.
@@ -77,15 +78,15 @@ static void *pol_webhook_main(void *arg)
 }
 
 /* A budget counter went from before to after (nano-USD) against limit. */
-void pol__alert_check(const config_t *cfg, const pc_check_t *ck, int64_t before, int64_t after,
-                      bool exhausted)
+void pol__alert_check(const config_t *cfg, const pc_check_t *ck, int64_t before, int64_t after)
 {
     if (ck->limit <= 0) return;
     static const int th[3] = {50, 80, 100};
     for (int i = 0; i < 3; i++) {
         int64_t at = ck->limit / 100 * th[i];
-        /* an exhausted budget (a request refused) counts as every threshold reached */
-        bool crossed = (before < at && after >= at) || exhausted;
+        /* on actual spend only: a refused request (its estimate did not fit
+         * what is left) crosses nothing */
+        bool crossed = before < at && after >= at;
         if (!crossed || !pol_alert_first(ck->name, th[i])) continue;
         atomic_fetch_add(&pol__alerts[i], 1);
         log_warn("budget: %s reached %d%% (spent $%.6f of $%.6f)", ck->name, th[i],

@@ -182,3 +182,11 @@ void pc_local_budget(const char *name, int64_t *spent, int64_t *reserved)
     *reserved = e ? e->reserved : 0;
     pthread_mutex_unlock(&pc_mu);
 }
+
+void pc_local_restore(const char *name, int64_t spent)
+{
+    pthread_mutex_lock(&pc_mu);
+    pc_entry_t *e = pc_get(name, 'b', true);
+    if (e) e->spent += spent;
+    pthread_mutex_unlock(&pc_mu);
+}

@@ -83,5 +83,8 @@ void pc_local_settle(const pc_check_t *v, size_t n, int64_t now_ms, int64_t *bef
                      int64_t *after);
 /* A budget counter's spent and reserved (0 when unknown). */
 void pc_local_budget(const char *name, int64_t *spent, int64_t *reserved);
+/* Start-up: spend already made this period (from the spend log) added to a
+ * budget counter. */
+void pc_local_restore(const char *name, int64_t spent);
 
 #endif

@@ -7,6 +7,8 @@
 #include "policy/policy.h"
 
 #include <stdio.h>
+#include <string.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "policy/jwks.h"
@@ -24,11 +26,67 @@ _Atomic uint64_t pol__alerts[3];       /* 50, 80, 100 */
 _Atomic uint64_t pol__auth_fail[2];    /* 401, 403 */
 _Atomic uint64_t pol__redis_policy[2]; /* fail-open admits, fail-closed rejects */
 
+void pol__budget_name(char *out, size_t n, int scope, const char *who, int64_t start)
+{
+    snprintf(out, n, "bg:%s:%s:%lld", pol__scope_names[scope], who, (long long)start);
+}
+
+/* The spend log rebuilds the local budget counters (without Redis they live
+ * in memory): what each key and team spent in its current period. */
+typedef struct pol_restore {
+    const config_t *cfg;
+    time_t now;
+    double usd;
+    size_t rows;
+} pol_restore_t;
+
+static void pol_restore_one(pol_restore_t *rs, int scope, const char *who, int period, int64_t day,
+                            double cost)
+{
+    int64_t start, end;
+    pc_period_bounds(period, rs->now, &start, &end);
+    if (day * 86400 < start || day * 86400 >= end) return;
+    char name[200];
+    pol__budget_name(name, sizeof name, scope, who, start);
+    pc_local_restore(name, pc_nusd(cost));
+    rs->usd += cost;
+}
+
+static void pol_restore_row(void *ud, const char *key_id, const char *team, int64_t day,
+                            double cost)
+{
+    pol_restore_t *rs = ud;
+    rs->rows++;
+    pol_key_t *k = key_id ? pol_keys_find_id(key_id) : NULL;
+    if (k && k->budget_usd > 0) pol_restore_one(rs, PC_SCOPE_KEY, k->id, k->period, day, cost);
+    const cfg_budgets_t *b = &rs->cfg->budgets;
+    for (size_t i = 0; team && i < b->n_teams; i++)
+        if (b->teams[i].name && strcmp(b->teams[i].name, team) == 0)
+            pol_restore_one(rs, PC_SCOPE_TEAM, team, b->teams[i].period, day, cost);
+}
+
+static void pol_restore_spend(store_t *store, const config_t *cfg)
+{
+    pol_restore_t rs = {.cfg = cfg, .now = time(NULL)};
+    int64_t ws, we, ms, me; /* the earliest period start: this week's or this month's */
+    pc_period_bounds(BUDGET_WEEKLY, rs.now, &ws, &we);
+    pc_period_bounds(BUDGET_MONTHLY, rs.now, &ms, &me);
+    int64_t since = ws < ms ? ws : ms;
+    if (store_spend_load(store, since * 1000, pol_restore_row, &rs) != 0) {
+        log_error("budgets: the spend log could not be read: budgets start from zero");
+        return;
+    }
+    if (rs.usd > 0)
+        log_info("budgets: $%.6f spent this period restored from the spend log (%zu sums)", rs.usd,
+                 rs.rows);
+}
+
 void policy_start(store_t *store, config_t *cfg)
 {
     pol__store = store;
     if (store && pol_keys_load(store) != 0) log_error("keys: cannot load keys from the store");
     if (pol_keys_count()) log_info("keys: %zu virtual key(s) loaded", pol_keys_count());
+    if (store && !cfg->redis.url) pol_restore_spend(store, cfg); /* Redis keeps its own */
     if (store) psec_load(store, cfg->store.encryption_key);
     psec_apply(cfg);
     pol_jwks_configure(cfg);

@@ -54,12 +54,14 @@ extern _Atomic uint64_t pol__alerts[3];       /* 50, 80, 100 */
 extern _Atomic uint64_t pol__auth_fail[2];    /* 401, 403 */
 extern _Atomic uint64_t pol__redis_policy[2]; /* fail-open admits, fail-closed rejects */
 extern const char *const pol__scope_names[PC_NSCOPE];
+/* The counter of a key's (PC_SCOPE_KEY) or team's budget for the period
+ * starting at start (unix seconds): "bg:<scope>:<who>:<start>". */
+void pol__budget_name(char *out, size_t n, int scope, const char *who, int64_t start);
 /* r->pol, made on first use; NULL when out of memory. */
 pol_req_t *pol__req(pl_req_t *r);
 
-/* alerts.c: a budget counter went from before to after (nano-USD) against its limit. */
-void pol__alert_check(const config_t *cfg, const pc_check_t *ck, int64_t before, int64_t after,
-                      bool exhausted);
+/* alerts.c: a budget's actual spend went from before to after (nano-USD). */
+void pol__alert_check(const config_t *cfg, const pc_check_t *ck, int64_t before, int64_t after);
 
 /* settle.c: send the settlement of checks (with .actual set) to Redis; fire and forget.
  * cfg (may be NULL) is referenced for the alerts. */

@@ -75,7 +75,7 @@ static void pol_settle_done(predis_call_t *call, redisReply *r, bool late)
         for (size_t i = 0; i < s->n; i++)
             if (s->checks[i].kind == 'b')
                 pol__alert_check(s->cfg, &s->checks[i], r->element[2 * i]->integer,
-                                 r->element[2 * i + 1]->integer, false);
+                                 r->element[2 * i + 1]->integer);
     }
     if (!late && call->timed_out) return; /* the late reply follows */
     pol_settle_free(s);
@@ -163,7 +163,7 @@ static void pol_settle(pl_req_t *c, int status)
             pc_local_settle(p->checks, p->n, (int64_t)time_wall_ms(), before, after);
             for (size_t i = 0; i < p->n; i++)
                 if (p->checks[i].kind == 'b')
-                    pol__alert_check(c->cfg, &p->checks[i], before[i], after[i], false);
+                    pol__alert_check(c->cfg, &p->checks[i], before[i], after[i]);
         }
     }
     if (p->key) {

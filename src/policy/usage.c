@@ -82,8 +82,8 @@ static void pol_brow_init(pol_brow_t *b, pol_key_t *k, const char *team, double 
     b->budget_usd = usd;
     b->period = period;
     pc_period_bounds(period, time(NULL), &b->start, &b->end);
-    snprintf(b->name, sizeof b->name, "bg:%s:%s:%lld", k ? "key" : "team", k ? k->id : team,
-             (long long)b->start);
+    pol__budget_name(b->name, sizeof b->name, k ? PC_SCOPE_KEY : PC_SCOPE_TEAM, k ? k->id : team,
+                     b->start);
 }
 
 /* GET /admin/budgets: every budget with its spend this period. */

@@ -142,6 +142,42 @@ void route_stats_leave(route_stats_t *s)
     if (s) atomic_fetch_sub_explicit(&s->in_flight, 1, memory_order_relaxed);
 }
 
+static int rs_out_bucket(long out)
+{
+    int k = (int)floor(4.0 * log2((double)out + 1.0));
+    return k < 0 ? 0 : k >= ROUTE_OUT_BUCKETS ? ROUTE_OUT_BUCKETS - 1 : k;
+}
+
+static void rs_out_sample(route_stats_t *s, long out)
+{
+    atomic_fetch_add_explicit(&s->out_hist[rs_out_bucket(out)], 1, memory_order_relaxed);
+    uint32_t n = atomic_fetch_add_explicit(&s->out_n, 1, memory_order_relaxed) + 1;
+    if (n < ROUTE_OUT_HALF_LIFE || atomic_flag_test_and_set(&s->out_halving)) return;
+    /* one thread halves; a sample added meanwhile may lose half a count */
+    uint32_t total = 0;
+    for (int k = 0; k < ROUTE_OUT_BUCKETS; k++) {
+        uint32_t v = atomic_load_explicit(&s->out_hist[k], memory_order_relaxed);
+        atomic_fetch_sub_explicit(&s->out_hist[k], v - v / 2, memory_order_relaxed);
+        total += v / 2;
+    }
+    atomic_store_explicit(&s->out_n, total, memory_order_relaxed);
+    atomic_flag_clear(&s->out_halving);
+}
+
+long route_stats_out_p99(route_stats_t *s)
+{
+    uint32_t h[ROUTE_OUT_BUCKETS], total = 0;
+    for (int k = 0; k < ROUTE_OUT_BUCKETS; k++)
+        total += h[k] = atomic_load_explicit(&s->out_hist[k], memory_order_relaxed);
+    if (total < ROUTE_OUT_MIN_SAMPLES) return 0;
+    uint32_t want = total - total / 100, acc = 0; /* the first bucket holding 99% */
+    for (int k = 0; k < ROUTE_OUT_BUCKETS; k++) {
+        acc += h[k];
+        if (acc >= want) return (long)ceil(exp2((double)(k + 1) / 4.0));
+    }
+    return (long)ceil(exp2((double)ROUTE_OUT_BUCKETS / 4.0));
+}
+
 void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, long out_tokens,
                      long total_tokens, uint64_t now_ms)
 {
@@ -153,6 +189,7 @@ void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, l
     rs_ewma(&s->success, ok ? 1.0 : 0.0, ROUTE_SUCCESS_ALPHA);
     if (ok) { /* failures are often fast: they would make a broken deployment look quick */
         rs_ewma(&s->lat_ms, lat_ms, ROUTE_EWMA_ALPHA);
+        if (out_tokens >= 0) rs_out_sample(s, out_tokens);
         if (ttft_ms >= 0) rs_ewma(&s->ttft_ms, ttft_ms, ROUTE_EWMA_ALPHA);
         double gen_s = (lat_ms - (ttft_ms >= 0 ? ttft_ms : lat_ms)) / 1000.0;
         if (out_tokens > 0 && gen_s > 0.001)

@@ -42,6 +42,10 @@
 #define ROUTE_COLD_SAMPLES 3
 #define ROUTE_STALE_MS 60000
 
+#define ROUTE_OUT_BUCKETS 96     /* 4 per power of two: up to 2^24 tokens */
+#define ROUTE_OUT_HALF_LIFE 4096 /* samples between halvings of the histogram */
+#define ROUTE_OUT_MIN_SAMPLES 20 /* fewer: no quantile (route_stats_out_p99 = 0) */
+
 typedef struct route_stats {
     /* what the router reads for every candidate: one cache line */
     _Alignas(64) _Atomic uint64_t lat_ms; /* double bits, like the next four */
@@ -55,6 +59,12 @@ typedef struct route_stats {
     struct route_stats *_Atomic next;
     _Atomic uint64_t minute; /* current one-minute bucket number */
     atomic_uint_fast64_t req_cur, req_prev, tok_cur, tok_prev;
+    /* output tokens of successful answers: log buckets, 4 per power of two
+     * (bucket k holds counts up to 2^((k+1)/4)), halved every
+     * ROUTE_OUT_HALF_LIFE samples so the quantile follows recent traffic */
+    _Atomic uint32_t out_hist[ROUTE_OUT_BUCKETS];
+    _Atomic uint32_t out_n;
+    atomic_flag out_halving;
 } route_stats_t;
 
 /* What the router reads: a plain copy of one deployment's state. */
@@ -81,6 +91,9 @@ void route_stats_leave(route_stats_t *s);
  * completion tokens (< 0 unknown) and total tokens (for tpm). */
 void route_stats_end(route_stats_t *s, bool ok, double lat_ms, double ttft_ms, long out_tokens,
                      long total_tokens, uint64_t now_ms);
+/* The 99th percentile of the output tokens of this deployment's successful
+ * answers (an upper bound: the top of its bucket); 0 with too few samples. */
+long route_stats_out_p99(route_stats_t *s);
 /* A plain copy for the router. m->rstats / m->stats may be NULL (cold, healthy). */
 void route_stats_read(const cfg_model_t *m, uint64_t now_ms, route_live_t *out);
 

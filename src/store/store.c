@@ -590,6 +590,7 @@ typedef struct store__read {
     void (*kfn)(void *ud, const char *id, const char *hash, const char *spec);
     void (*cfn)(void *ud, const char *key, const char *value, int64_t expires_ms);
     int64_t now_ms;
+    void (*sfn)(void *ud, const char *key_id, const char *team, int64_t day, double cost_usd);
     void (*mfn)(void *ud, const char *name, const char *spec_json);
     void (*hfn)(void *ud, const store_health_t *h);
     void *ud;
@@ -613,6 +614,8 @@ static int store__read(store_t *s, const store__read_t *rd)
             rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
         else if (rd->kind == 5)
             rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, sizeof err);
+        else if (rd->kind == 6)
+            rc = s->be->spend_load(c, rd->now_ms, rd->sfn, rd->ud, err, sizeof err);
         else
             rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
         if (rc == 0 || s->be->alive(c)) break;
@@ -752,6 +755,15 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
 }
 
 /* ---- response cache, persistent tier (src/cache) ---- */
+
+int store_spend_load(store_t *s, int64_t since_ms,
+                     void (*fn)(void *ud, const char *key_id, const char *team, int64_t day,
+                                double cost_usd),
+                     void *ud)
+{
+    store__read_t rd = {.kind = 6, .sfn = fn, .ud = ud, .now_ms = since_ms};
+    return store__read(s, &rd);
+}
 
 int store_cache_load(store_t *s, int64_t now_ms,
                      void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),

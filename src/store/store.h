@@ -103,6 +103,13 @@ int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, con
 
 void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
                      store_done_fn done, void *ud);
+/* The spend log since since_ms, summed per (key id, team, UTC day): fn gets
+ * each sum (key_id/team NULL when the rows had none; day = ts_ms / 86400000).
+ * Synchronous (start-up). 0 or -1. */
+int store_spend_load(store_t *s, int64_t since_ms,
+                     void (*fn)(void *ud, const char *key_id, const char *team, int64_t day,
+                                double cost_usd),
+                     void *ud);
 /* ---- response cache, persistent tier (src/cache) ---- */
 /* Upsert one entry: key (hex), value (base64 text), absolute expiry (wall ms).
  * Fire-and-forget (done may be NULL). */

@@ -81,6 +81,10 @@ typedef struct store__backend {
     int (*key_load)(store__conn_t *c,
                     void (*fn)(void *ud, const char *id, const char *hash, const char *spec),
                     void *ud, char *err, size_t errlen);
+    int (*spend_load)(store__conn_t *c, int64_t since_ms,
+                      void (*fn)(void *ud, const char *key_id, const char *team, int64_t day,
+                                 double cost_usd),
+                      void *ud, char *err, size_t errlen);
     int (*cache_load)(store__conn_t *c, int64_t now_ms,
                       void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
                       void *ud, char *err, size_t errlen);

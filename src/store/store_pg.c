@@ -517,6 +517,27 @@ static int store__pg_cache_load(store__conn_t *c, int64_t now_ms,
     return 0;
 }
 
+static int store__pg_spend_load(store__conn_t *c, int64_t since_ms,
+                                void (*fn)(void *ud, const char *key_id, const char *team,
+                                           int64_t day, double cost_usd),
+                                void *ud, char *err, size_t errlen)
+{
+    char b1[24];
+    snprintf(b1, sizeof b1, "%lld", (long long)since_ms);
+    const char *params[1] = {b1};
+    PGresult *r = store__pg_select(c,
+                                   "SELECT key_id, team, ts_ms / 86400000, SUM(cost_usd) FROM "
+                                   "spend_log WHERE ts_ms >= $1 GROUP BY 1, 2, 3",
+                                   1, params, "loading spend", err, errlen);
+    if (!r) return -1;
+    for (int i = 0, n = PQntuples(r); i < n; i++)
+        fn(ud, PQgetisnull(r, i, 0) ? NULL : PQgetvalue(r, i, 0),
+           PQgetisnull(r, i, 1) ? NULL : PQgetvalue(r, i, 1),
+           strtoll(PQgetvalue(r, i, 2), NULL, 10), strtod(PQgetvalue(r, i, 3), NULL));
+    PQclear(r);
+    return 0;
+}
+
 static bool store__pg_ping(store__conn_t *c)
 {
     PGresult *r = PQexec(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1");
@@ -541,4 +562,5 @@ const store__backend_t store__pg = {
     .key_load = store__pg_key_load,
     .secret_load = store__pg_secret_load,
     .cache_load = store__pg_cache_load,
+    .spend_load = store__pg_spend_load,
 };

@@ -465,6 +465,24 @@ static int store__sq_cache_load(store__conn_t *c, int64_t now_ms,
     return store__sq_done(c, st, rc, "loading cache", err, errlen);
 }
 
+static int store__sq_spend_load(store__conn_t *c, int64_t since_ms,
+                                void (*fn)(void *ud, const char *key_id, const char *team,
+                                           int64_t day, double cost_usd),
+                                void *ud, char *err, size_t errlen)
+{
+    sqlite3_stmt *st = store__sq_select(c,
+                                        "SELECT key_id, team, ts_ms / 86400000, SUM(cost_usd) FROM "
+                                        "spend_log WHERE ts_ms >= ?1 GROUP BY 1, 2, 3",
+                                        "loading spend", err, errlen);
+    if (!st) return -1;
+    sqlite3_bind_int64(st, 1, (sqlite3_int64)since_ms);
+    int rc;
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW)
+        fn(ud, (const char *)sqlite3_column_text(st, 0), (const char *)sqlite3_column_text(st, 1),
+           sqlite3_column_int64(st, 2), sqlite3_column_double(st, 3));
+    return store__sq_done(c, st, rc, "loading spend", err, errlen);
+}
+
 static bool store__sq_ping(store__conn_t *c)
 {
     sqlite3_stmt *st = NULL;
@@ -491,4 +509,5 @@ const store__backend_t store__sqlite = {
     .key_load = store__sq_key_load,
     .secret_load = store__sq_secret_load,
     .cache_load = store__sq_cache_load,
+    .spend_load = store__sq_spend_load,
 };

@@ -77,6 +77,8 @@ static inline int jscan_oracle(const char *b, size_t n, char *why, size_t whylen
         {"max_tokens", s.max_tokens, jscan_oracle_type_of(json_object_get(j, "max_tokens"))},
         {"max_completion_tokens", s.max_completion_tokens,
          jscan_oracle_type_of(json_object_get(j, "max_completion_tokens"))},
+        {"n", s.n, jscan_oracle_type_of(json_object_get(j, "n"))},
+        {"best_of", s.best_of, jscan_oracle_type_of(json_object_get(j, "best_of"))},
     };
     int bad = 0;
     for (size_t i = 0; i < sizeof fields / sizeof *fields && !bad; i++) {
@@ -98,6 +100,17 @@ static inline int jscan_oracle(const char *b, size_t n, char *why, size_t whylen
         snprintf(why, whylen, "max_completion_tokens: scanner %lld, jansson %lld",
                  (long long)s.max_completion_tokens_v,
                  (long long)json_integer_value(json_object_get(j, "max_completion_tokens")));
+        bad = 1;
+    }
+    if (!bad && s.n == JS_INT && s.n_v != json_integer_value(json_object_get(j, "n"))) {
+        snprintf(why, whylen, "n: scanner %lld, jansson %lld", (long long)s.n_v,
+                 (long long)json_integer_value(json_object_get(j, "n")));
+        bad = 1;
+    }
+    if (!bad && s.best_of == JS_INT &&
+        s.best_of_v != json_integer_value(json_object_get(j, "best_of"))) {
+        snprintf(why, whylen, "best_of: scanner %lld, jansson %lld", (long long)s.best_of_v,
+                 (long long)json_integer_value(json_object_get(j, "best_of")));
         bad = 1;
     }
     if (!bad && s.model == JS_STRING) {

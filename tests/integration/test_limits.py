@@ -195,15 +195,21 @@ class Limits(unittest.TestCase):
         b = body(40, chunks=60)  # 62 tokens actual: $0.062 each
         statuses = [self.chat(h, b).status for _ in range(6)]
         self.assertIn(429, statuses)
-        wait_until(lambda: len([x for x in Hook.got if "team-b" in x["budget"]]) >= 3, 5,
-                   what="webhooks at 50/80/100%")
+        # alerts follow actual spend (2 x $0.062 = 62% of $0.20): the refused
+        # request crosses nothing, though its estimate did not fit
+        wait_until(lambda: len([x for x in Hook.got if "team-b" in x["budget"]]) >= 1, 5,
+                   what="webhook at 50%")
+        time.sleep(0.3)  # a wrong 80% or 100% alert would have come with it
         th = sorted(x["threshold_pct"] for x in Hook.got if "team-b" in x["budget"])
-        self.assertEqual(th, [50, 80, 100])
+        self.assertEqual(th, [50])
+        for x in Hook.got:
+            if "team-b" in x["budget"]:
+                self.assertGreaterEqual(x["spent_usd"], 0.5 * x["budget_usd"])
         m, _ = harness.metrics_parse(self.s.metrics())
-        for t in ("50", "80", "100"):
-            self.assertGreaterEqual(harness.metric(m, "skuld_budget_alerts_total", threshold=t), 1)
+        self.assertGreaterEqual(harness.metric(m, "skuld_budget_alerts_total", threshold="50"), 1)
         self.assertGreaterEqual(harness.metric(m, "skuld_budget_rejections_total", scope="team"), 1)
-        wait_until(lambda: "reached 80%" in self.s.stderr(), 5, what="alert log line")
+        wait_until(lambda: "team-b:" in self.s.stderr() and "reached 50%" in self.s.stderr(), 5,
+                   what="alert log line")
 
     def test_fallback_model(self):
         cfg = dict(self.cfg, budgets={"on_exceeded": "fallback", "fallback_model": "local-cheap"})
