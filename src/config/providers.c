@@ -1,0 +1,194 @@
+/*
+ * providers.c — the providers section: a list of upstreams (name, type,
+ * base_url, api_key, health_check). Names are unique; the type decides
+ * whether base_url is required and api_key allowed (remote) or both refused
+ * (in-process types). api_key is a secret (helpers.c). c->providers is
+ * allocated once, before models are parsed, and never moves: models point
+ * into it.
+ */
+#include "config/config_internal.h"
+
+#include <ctype.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Provider types this version implements. Later provider types (anthropic,
+ * gemini, ollama, llamacpp, ...) are added to this array, each with its file
+ * in src/provider. */
+static const struct provider_type provider_types[] = {
+    {"openai", true},    {"echo", false},
+    {"llamacpp", false}, /* embedded llama.cpp; models need `path` */
+    {"anthropic", true}, {"gemini", true},
+    {"ollama", true},
+};
+
+const struct provider_type *config__find_provider_type(const char *name)
+{
+    for (size_t i = 0; i < COUNTOF(provider_types); i++)
+        if (strcmp(provider_types[i].name, name) == 0) return &provider_types[i];
+    return NULL;
+}
+
+enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY, P_HEALTH_CHECK };
+static const field_t provider_fields[] = {
+    [P_NAME] = {.key = "name",
+                .type = FT_STRING,
+                .off = offsetof(cfg_provider_t, name),
+                .required = true},
+    [P_TYPE] = {.key = "type",
+                .type = FT_STRING,
+                .off = offsetof(cfg_provider_t, type),
+                .required = true},
+    [P_BASE_URL] = {.key = "base_url",
+                    .type = FT_STRING,
+                    .off = offsetof(cfg_provider_t, base_url)},
+    [P_API_KEY] = {.key = "api_key", .type = FT_STRING, .off = offsetof(cfg_provider_t, api_key)},
+    [P_HEALTH_CHECK] = {.key = "health_check",
+                        .type = FT_STRING,
+                        .off = offsetof(cfg_provider_t, health_check)},
+};
+
+static bool provider_name_ok(const char *s)
+{
+    if (!*s) return false;
+    for (; *s; s++)
+        if (!isalnum((unsigned char)*s) && *s != '.' && *s != '_' && *s != '-') return false;
+    return true;
+}
+
+/* http:// or https://, a non-empty rest without whitespace; trailing slashes
+ * are stripped in place. */
+static void check_base_url(loader_t *L, const ynode_t *at, char *url)
+{
+    size_t skip = strncmp(url, "http://", 7) == 0 ? 7 : strncmp(url, "https://", 8) == 0 ? 8 : 0;
+    if (!skip) {
+        config__err_at(L, at, "base_url must start with http:// or https://");
+        return;
+    }
+    size_t len = strlen(url);
+    while (len > skip && url[len - 1] == '/') url[--len] = '\0';
+    if (len == skip || url[skip] == '/') {
+        config__err_at(L, at, "base_url '%s' has no host", SHOWN(at));
+        return;
+    }
+    for (const char *p = url; *p; p++) {
+        if ((unsigned char)*p <= 0x20 || *p == 0x7f) {
+            config__err_at(L, at, "base_url must not contain spaces or control characters");
+            return;
+        }
+    }
+}
+
+static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
+                           const ynode_t **name_nodes, size_t idx)
+{
+    const ynode_t *keys[COUNTOF(provider_fields)], *vals[COUNTOF(provider_fields)];
+    config__walk_map(L, map, "provider", provider_fields, COUNTOF(provider_fields), p, keys, vals);
+    name_nodes[idx] = NULL;
+
+    /* The raw api_key (FT_STRING) is replaced by its resolution below; wipe it
+     * on every path so the literal does not linger in freed memory. */
+    char *raw_key = p->api_key;
+    p->api_key = NULL;
+
+    if (p->name) {
+        if (!provider_name_ok(p->name)) {
+            config__err_at(L, vals[P_NAME],
+                           "invalid provider name '%s' (use letters, digits, '.', '_' and '-')",
+                           SHOWN(vals[P_NAME]));
+        } else {
+            for (size_t j = 0; j < idx; j++) {
+                if (name_nodes[j] && strcmp(name_nodes[j]->str, p->name) == 0) {
+                    config__err_at(L, vals[P_NAME],
+                                   "duplicate provider name '%s' (first at line %d)", p->name,
+                                   name_nodes[j]->line);
+                    break;
+                }
+            }
+            name_nodes[idx] = vals[P_NAME];
+        }
+    }
+
+    const struct provider_type *pt = NULL;
+    if (p->type) {
+        pt = config__find_provider_type(p->type);
+        if (!pt) {
+            char list[128] = "";
+            for (size_t i = 0; i < COUNTOF(provider_types); i++) {
+                if (i) strncat(list, ", ", sizeof(list) - strlen(list) - 1);
+                strncat(list, provider_types[i].name, sizeof(list) - strlen(list) - 1);
+            }
+            config__err_at(L, vals[P_TYPE], "unknown provider type '%s' (supported: %s)",
+                           SHOWN(vals[P_TYPE]), list);
+        }
+    }
+
+    if (pt && !pt->remote) {
+        if (keys[P_BASE_URL])
+            config__err_at(L, keys[P_BASE_URL], "base_url is not allowed for provider type '%s'",
+                           pt->name);
+        if (keys[P_API_KEY])
+            config__err_at(L, keys[P_API_KEY], "api_key is not allowed for provider type '%s'",
+                           pt->name);
+        free(p->base_url);
+        p->base_url = NULL;
+    } else {
+        if (pt && !keys[P_BASE_URL])
+            config__err_at(L, map,
+                           "provider is missing required key 'base_url' (required for type '%s')",
+                           pt->name);
+        if (p->base_url) check_base_url(L, vals[P_BASE_URL], p->base_url);
+        if (raw_key) p->api_key = config__resolve_secret(L, vals[P_API_KEY], raw_key);
+    }
+    config__free_secret(raw_key);
+
+    const char *hc = p->health_check;
+    if (hc && strcmp(hc, "models") != 0 && strcmp(hc, "chat") != 0 && strcmp(hc, "none") != 0)
+        config__err_at(L, vals[P_HEALTH_CHECK],
+                       "health_check must be models, chat or none, not '%s'",
+                       SHOWN(vals[P_HEALTH_CHECK]));
+}
+
+const cfg_provider_t *config__find_provider(const config_t *c, const char *name)
+{
+    for (size_t i = 0; i < c->n_providers; i++)
+        if (c->providers[i].name && strcmp(c->providers[i].name, name) == 0)
+            return &c->providers[i];
+    return NULL;
+}
+
+/* The providers list (a non-empty sequence). c->providers is allocated here
+ * once and never moves: models point into it. */
+void config__parse_providers(loader_t *L, config_t *c, const ynode_t *provs)
+{
+    const ynode_t **names = calloc(provs->n, sizeof(*names));
+    c->providers = calloc(provs->n, sizeof(*c->providers));
+    if (!names || !c->providers) {
+        config__err_at(L, provs, "out of memory");
+    } else {
+        for (size_t i = 0; i < provs->n; i++) {
+            const ynode_t *item = provs->items[i];
+            if (item->kind != YNODE_MAPPING) {
+                config__err_at(L, item, "providers: expected a mapping, got %s",
+                               ytree_kind_name(item));
+                continue;
+            }
+            size_t idx = c->n_providers++;
+            parse_provider(L, item, &c->providers[idx], names, idx);
+        }
+    }
+    free(names);
+}
+
+void config__providers_free(config_t *c)
+{
+    for (size_t i = 0; i < c->n_providers; i++) {
+        cfg_provider_t *p = &c->providers[i];
+        free(p->name);
+        free(p->type);
+        free(p->base_url);
+        free(p->health_check);
+        config__free_secret(p->api_key);
+    }
+    free(c->providers);
+}
