@@ -52,7 +52,7 @@ say() { printf '[fresh-check %4ds] %s\n' $(($(date +%s) - t0)) "$*"; }
 if ! command -v debootstrap >/dev/null 2>&1; then
   say "installing debootstrap on the host"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends debootstrap >/dev/null
 fi
 
 # The host's Debian mirror (deb822 sources or sources.list), else deb.debian.org.
@@ -128,7 +128,7 @@ if compgen -G "/usr/local/share/ca-certificates/*.crt" >/dev/null; then
   say "trusting the host's extra CA certificates"
   mkdir -p "$root/usr/local/share/ca-certificates"
   cp /usr/local/share/ca-certificates/*.crt "$root/usr/local/share/ca-certificates/"
-  chroot "$root" update-ca-certificates >/dev/null
+  chroot "$root" update-ca-certificates >/dev/null 2>&1
 fi
 
 say "cloning $repo (HEAD) into the root"
