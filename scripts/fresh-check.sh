@@ -85,7 +85,7 @@ cleanup() {
     grep " $root/" /proc/mounts >&2
     rc=1
   elif [ $keep = 0 ]; then
-    rm -rf --one-file-system "$root"
+    rm -rf --one-file-system "$root" "$root.debootstrap.log"
   else
     echo "fresh-check: kept $root"
   fi
@@ -181,7 +181,7 @@ step_install() {
     { tail -40 "$root/work/make-install.log" >&2; exit 1; }
   in_root "rm -rf build"
   in_root 'cd /tmp && /opt/skuld/bin/skuld version && /opt/skuld/bin/skuld check -c /opt/skuld/etc/skuld/skuld.yaml &&
-    ldd /opt/skuld/bin/skuld | grep -q "=> /opt/skuld/lib/skuld/libllama"' ||
+    ldd /opt/skuld/bin/skuld | grep -q "=> /opt/skuld/bin/../lib/skuld/libllama"' ||
     { echo "fresh-check: the installed binary does not run on its own" >&2; exit 1; }
   # The embedded default from /tmp: it writes the demo model there and loads
   # llama.cpp from /opt/skuld/lib/skuld (the build tree that linked it is gone).
