@@ -68,6 +68,7 @@ if (exec 3<>/dev/tcp/127.0.0.1/8080) 2>/dev/null; then
 fi
 
 root=$(mktemp -d "${FRESH_DIR:-/var/tmp}/skuld-fresh.XXXXXX")
+chmod 755 "$root" # mktemp makes it 0700: "/" of the new system must be traversable by its users
 mounts=()
 cleanup() {
   local rc=$?
