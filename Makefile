@@ -7,7 +7,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps test-deps build run test test-normal test-asan test-fuzz bench format clean
+.PHONY: all deps test-deps configure-run build install run test test-normal test-asan test-fuzz bench format clean
 
 all: build
 
@@ -17,9 +17,22 @@ deps:
 test-deps:
 	scripts/install-deps.sh --test
 
-build: deps
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_ALLOW_NO_E2E=ON >/dev/null
+# The gateway alone: no test package is needed (SKULD_TESTS=OFF). cmake's output is
+# kept in $(BUILD)/configure.log and shown when the configure fails.
+configure-run: deps
+	@mkdir -p $(BUILD)
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_TESTS=OFF \
+	    >$(BUILD)/configure.log 2>&1 || { cat $(BUILD)/configure.log; \
+	    echo "make: configuring failed (above); scripts/install-deps.sh installs what is missing" >&2; exit 1; }
+
+build: configure-run
 	cmake --build $(BUILD) -j$(JOBS) --target skuld
+
+# make install [PREFIX=/usr/local] [DESTDIR=...]: bin/skuld, lib/skuld/ (llama.cpp),
+# etc/skuld/skuld.yaml, lib/systemd/system/skuld.service (README, Install).
+PREFIX ?= /usr/local
+install: build
+	cmake --install $(BUILD) --prefix $(PREFIX)
 
 run: build
 	./$(BUILD)/skuld serve
@@ -29,12 +42,12 @@ test: test-deps
 	$(MAKE) test-normal test-asan test-fuzz
 
 test-normal:
-	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_ALLOW_NO_E2E=OFF
+	cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo -DSKULD_TESTS=ON -DSKULD_ALLOW_NO_E2E=OFF
 	cmake --build $(BUILD) -j$(JOBS)
 	cd $(BUILD) && ctest --no-tests=error --output-on-failure -j2
 
 test-asan:
-	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSKULD_SANITIZE=ON -DSKULD_ALLOW_NO_E2E=OFF
+	cmake -S . -B $(ASAN_BUILD) -DCMAKE_BUILD_TYPE=Debug -DSKULD_SANITIZE=ON -DSKULD_TESTS=ON -DSKULD_ALLOW_NO_E2E=OFF
 	cmake --build $(ASAN_BUILD) -j$(JOBS)
 	cd $(ASAN_BUILD) && ctest --no-tests=error --output-on-failure -j2
 

@@ -20,6 +20,8 @@ pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
       libsqlite3-dev libpq-dev libhiredis-dev libjwt-dev libxxhash-dev)
 [ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql redis-server) # postgresql, redis-server: tests start real servers
+# systemd: `systemd-analyze verify` checks the installed unit (test_install.py); nothing is started
+[ $want_test = 1 ] && pkgs+=(systemd)
 # clang + libclang-rt-14-dev: libFuzzer and the sanitizer runtimes for `make test-fuzz`
 [ $want_test = 1 ] && pkgs+=(clang libclang-rt-14-dev)
 # nginx-light pulls in the echo module bench/run's upstream uses; valgrind, strace and

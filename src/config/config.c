@@ -47,6 +47,7 @@ const char config_embedded_yaml[] = "server:\n"
                                     "  - name: demo\n"
                                     "    provider: local\n"
                                     "    path: skuld-data/demo.gguf\n"
+                                    "    default_max_tokens: 64\n"
                                     "  - name: echo\n"
                                     "    provider: builtin\n";
 

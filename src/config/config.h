@@ -106,6 +106,9 @@ typedef struct cfg_model {
     char *hardware;               /* hardware class, e.g. "cpu", "gpu", "cloud"; may be NULL */
     char *region;                 /* for distance, e.g. "eu-west"; may be NULL */
     int parallel;                 /* local providers: concurrent sequences; default 4 */
+    int default_max_tokens;       /* llamacpp: the cap of a request that sets neither max_tokens
+                                     nor max_completion_tokens; default
+                                     CONFIG_LOCAL_DEFAULT_MAX_TOKENS; 0 = the context window */
     bool runtime;                 /* registered through the admin API, not from the file */
     struct metrics_series *stats; /* attached by the gateway after load; the loader leaves NULL */
     /* resilience */
@@ -344,6 +347,10 @@ char *config_read_file(const char *path, size_t *len, cfg_errors_t *errs);
 
 /* The embedded default used by `skuld serve` without -c. */
 extern const char config_embedded_yaml[];
+/* A local deployment's generation cap for requests without max_tokens, unless
+ * its default_max_tokens says otherwise: without one a small model talks on
+ * to the end of its context window. */
+#define CONFIG_LOCAL_DEFAULT_MAX_TOKENS 512
 config_t *config_default(cfg_errors_t *errs);
 
 /* "FILE:LINE:COL: message\n" per error. */

@@ -60,6 +60,7 @@ enum {
     MD_HARDWARE,
     MD_REGION,
     MD_PARALLEL,
+    MD_DEFMAX,
     MD_FALLBACKS,
     MD_ON_CONTENT_POLICY,
     MD_RESILIENCE,
@@ -81,6 +82,11 @@ static const field_t model_meta_fields[] = {
     [MD_HARDWARE] = {.key = "hardware", .type = FT_STRING, .off = MDL(hardware)},
     [MD_REGION] = {.key = "region", .type = FT_STRING, .off = MDL(region)},
     [MD_PARALLEL] = {.key = "parallel", .type = FT_INT, .off = MDL(parallel), .min = 1, .max = 256},
+    [MD_DEFMAX] = {.key = "default_max_tokens",
+                   .type = FT_INT,
+                   .off = MDL(default_max_tokens),
+                   .min = 0,
+                   .max = 1 << 24},
     [MD_FALLBACKS] = {.key = "fallbacks", .type = FT_STRLIST, .off = MDL(fallbacks)},
     [MD_ON_CONTENT_POLICY] = {.key = "on_content_policy",
                               .type = FT_STRING,
@@ -271,6 +277,14 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     if (mpt && !m->path && strcmp(mpt->name, "llamacpp") == 0)
         config__err_at(L, map, "model '%s': provider type llamacpp needs 'path' (a GGUF file)",
                        raw.name ? raw.name : "?");
+    if (mpt && strcmp(mpt->name, "llamacpp") == 0) {
+        if (!keys[M__RAW + MD_DEFMAX]) m->default_max_tokens = CONFIG_LOCAL_DEFAULT_MAX_TOKENS;
+    } else if (mpt && keys[M__RAW + MD_DEFMAX]) {
+        /* remote upstreams apply their own; one the relay would not send is refused */
+        config__err_at(L, keys[M__RAW + MD_DEFMAX],
+                       "default_max_tokens is only for llamacpp models, not type '%s'",
+                       m->provider->type);
+    }
 
     m->name = raw.name;
     if (raw.model)

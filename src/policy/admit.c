@@ -123,11 +123,14 @@ static const cfg_limit_t *pol_find_limit(const cfg_limit_t *v, size_t n, const c
 
 /* The output tokens to reserve for a request that sets no max_tokens: what
  * the deployment's answers have needed (their p99, once it has enough
- * samples), at most its context window; else limits.default_max_tokens. */
+ * samples), at most its context window; else limits.default_max_tokens.
+ * Never more than the cap the deployment itself applies (default_max_tokens
+ * of a local model). */
 static int64_t pol_default_out(const pl_req_t *c, const cfg_model_t *m)
 {
     int64_t out = m->rstats ? (int64_t)route_stats_out_p99(m->rstats) : 0;
     if (out <= 0) out = c->cfg->limits.default_max_tokens;
+    if (m->default_max_tokens > 0 && out > m->default_max_tokens) out = m->default_max_tokens;
     if (m->context_window > 0 && out > m->context_window) out = m->context_window;
     return out;
 }

@@ -253,7 +253,60 @@ class LocalLimitsTest(LocalTest):
         self.assertEqual(b["usage"]["prompt_tokens"] + b["usage"]["completion_tokens"], 64)
 
 
+class LocalDefaultMaxTokensTest(LocalTest):
+    """A request without max_tokens is capped by the model's default_max_tokens
+    (512 unless set; 0 = to the end of the context)."""
+
+    @classmethod
+    def config(cls):
+        c = local_config(parallel=2, context_window=1024)
+        c["models"][0]["default_max_tokens"] = 9
+        unset = dict(c["models"][0], name="unset", id="unset")
+        del unset["default_max_tokens"]
+        nocap = dict(c["models"][0], name="nocap", id="nocap", default_max_tokens=0)
+        c["models"] += [unset, nocap]
+        return c
+
+    def test_request_without_max_tokens_gets_the_default(self):
+        r = gen(self.port, temperature=0)
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(b["usage"]["completion_tokens"], 9)
+        self.assertEqual(b["choices"][0]["finish_reason"], "length")
+        # streamed too: the cap is in the body the engine gets
+        res = H.sse_request(self.port, {"model": "tiny", "stream": True, "temperature": 0,
+                                        "stream_options": {"include_usage": True},
+                                        "messages": [{"role": "user", "content": "hi"}]})
+        self.assertEqual(res.status, 200)
+        self.assertTrue(res.done)
+        usage = [o["usage"] for o in res.json_events() if o.get("choices") == []]
+        self.assertEqual(len(usage), 1)
+        self.assertEqual(usage[0]["completion_tokens"], 9)
+
+    def test_explicit_max_tokens_wins(self):
+        r = gen(self.port, max_tokens=20, temperature=0)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 20)
+        r = gen(self.port, max_completion_tokens=3, temperature=0)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 3)
+
+    def test_llamacpp_default_is_512_and_zero_means_the_context(self):
+        r = gen(self.port, model="unset", temperature=0)
+        self.assertEqual(r.status, 200, r.body)
+        self.assertEqual(r.json()["usage"]["completion_tokens"], 512)
+        r = gen(self.port, model="nocap", temperature=0)
+        u = r.json()["usage"]
+        self.assertEqual(u["prompt_tokens"] + u["completion_tokens"], 1024)
+
+
 class LocalConfigTest(H.unittest.TestCase):
+    def test_default_max_tokens_only_for_llamacpp(self):
+        bad = H.write_temp("bad.yaml", "providers:\n  - name: up\n    type: openai\n"
+                           "    base_url: http://127.0.0.1:9\n"
+                           "models:\n  - name: m\n    provider: up\n    default_max_tokens: 5\n")
+        rc, out, err = H.run_skuld(["check", "-c", bad])
+        self.assertEqual(rc, 1)
+        self.assertRegex(err, r"bad\.yaml:8:5: default_max_tokens is only for llamacpp models")
+
     def test_path_required(self):
         bad = H.write_temp("bad.yaml", "providers:\n  - name: local\n    type: llamacpp\n"
                            "models:\n  - name: m\n    provider: local\n")
@@ -513,6 +566,11 @@ class EmbeddedDefaultLocalTest(H.unittest.TestCase):
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(r.headers.get("x-skuld-model"), "demo")
             self.assertEqual(r.json()["usage"]["completion_tokens"], 6)
+            # the README's first request (no max_tokens): the demo's cap of 64
+            r = H.post_json(gw.port, "/v1/chat/completions",
+                            {"messages": [{"role": "user", "content": "hello"}]})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(r.json()["usage"]["completion_tokens"], 64)
         finally:
             self.assertEqual(gw.stop(), 0)
 
