@@ -154,6 +154,24 @@ int demo_shape_check(const demo_shape_t *s, char *err, size_t errlen)
     return 0;
 }
 
+/* mkdir -p of path's directory part. */
+static int demo__mkdirs(const char *path)
+{
+    char buf[4096];
+    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+    char *slash = strrchr(buf, '/');
+    if (!slash || slash == buf) return 0;
+    *slash = '\0';
+    for (char *p = buf + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = '\0';
+        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+        *p = '/';
+    }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
+    return 0;
+}
+
 int demo_model_write(const char *path, char *err, size_t errlen)
 {
     demo_shape_t s;
@@ -164,6 +182,10 @@ int demo_model_write(const char *path, char *err, size_t errlen)
 int demo_model_write_shape(const char *path, const demo_shape_t *shape, char *err, size_t errlen)
 {
     if (demo_shape_check(shape, err, errlen) != 0) return -1;
+    if (demo__mkdirs(path) != 0) {
+        snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
+        return -1;
+    }
     size_t vlen;
     const unsigned char *vocab = demo_vocab_data(&vlen);
     struct gguf_init_params vp = {.no_alloc = true, .ctx = NULL};
@@ -279,31 +301,9 @@ int demo_model_write_shape(const char *path, const demo_shape_t *shape, char *er
     return rc;
 }
 
-/* mkdir -p of path's directory part. */
-static int demo__mkdirs(const char *path)
-{
-    char buf[4096];
-    if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
-    char *slash = strrchr(buf, '/');
-    if (!slash || slash == buf) return 0;
-    *slash = '\0';
-    for (char *p = buf + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-        *p = '/';
-    }
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return -1;
-    return 0;
-}
-
 int demo_model_ensure(const char *path, char *err, size_t errlen)
 {
     struct stat st;
     if (stat(path, &st) == 0) return 0;
-    if (demo__mkdirs(path) != 0) {
-        snprintf(err, errlen, "cannot create the directory of %s: %s", path, strerror(errno));
-        return -1;
-    }
     return demo_model_write(path, err, errlen);
 }
