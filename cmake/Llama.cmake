@@ -1,6 +1,6 @@
 # Embedded llama.cpp (DESIGN.md "Local inference"): the prebuilt libraries and
 # headers that scripts/install-llama.sh lays out under SKULD_LLAMA_DIR, linked
-# with an rpath so the binary finds them (and its CPU backends) at run time.
+# with a RUNPATH to them so the binary finds them (and its CPU backends) at run time.
 #
 # Defines the interface target skuld_llama and SKULD_LLAMA_VOCAB (the SPM
 # vocabulary embedded into skuld for the demo model).
@@ -19,7 +19,9 @@ target_include_directories(skuld_llama SYSTEM INTERFACE ${SKULD_LLAMA_DIR}/inclu
                            ${SKULD_LLAMA_DIR}/ggml/include)
 target_link_libraries(skuld_llama INTERFACE ${SKULD_LLAMA_LIB}/libllama.so
                       ${SKULD_LLAMA_LIB}/libggml.so ${SKULD_LLAMA_LIB}/libggml-base.so ${CMAKE_DL_LIBS})
-target_link_options(skuld_llama INTERFACE "LINKER:-rpath,${SKULD_LLAMA_LIB}")
+# No -rpath option of our own: CMake puts the directory of these full-path
+# libraries in the build tree's RUNPATH and replaces it on install with the
+# target's INSTALL_RPATH ($ORIGIN/../lib/skuld), which a linker option would not.
 target_compile_definitions(skuld_llama INTERFACE SKULD_LLAMA_LIB_DIR="${SKULD_LLAMA_LIB}")
 
 # The demo model's vocabulary is compiled into skuld (src/local/demo_vocab.c, .incbin).
