@@ -19,7 +19,7 @@ done
 pkgs=(build-essential cmake pkg-config git ca-certificates curl
       libevent-dev libcurl4-openssl-dev libjansson-dev libyaml-dev libssl-dev
       libsqlite3-dev libpq-dev libhiredis-dev libjwt-dev libxxhash-dev)
-[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 procps postgresql redis-server) # postgresql, redis-server: tests start real servers
+[ $want_test = 1 ] && pkgs+=(libcmocka-dev python3 python3-yaml procps postgresql redis-server) # postgresql, redis-server: tests start real servers; python3-yaml: test_deploy reads the manifests
 # systemd: `systemd-analyze verify` checks the installed unit (test_install.py); nothing is started
 [ $want_test = 1 ] && pkgs+=(systemd)
 # clang + libclang-rt-14-dev: libFuzzer and the sanitizer runtimes for `make test-fuzz`

@@ -68,13 +68,15 @@ int demo_shape_check(const demo_shape_t *s, char *err, size_t errlen);
 /* Size of the written file's tensor data in bytes (the vocabulary adds ~0.7 MB). */
 unsigned long long demo_shape_bytes(const demo_shape_t *s);
 
-/* Write the demo model (default shape) to path. 0 on success; -1 with a message in err. */
+/* Write the demo model (default shape) to path, creating its directory (`skuld
+ * demo-model -o skuld-data/demo.gguf` in a fresh state directory: the systemd
+ * unit's ExecStartPre, the image's CMD). 0 on success; -1 with a message in err. */
 int demo_model_write(const char *path, char *err, size_t errlen);
 
 /* Write a model of the given shape (checked with demo_shape_check) to path. */
 int demo_model_write_shape(const char *path, const demo_shape_t *shape, char *err, size_t errlen);
 
-/* Write it only if path does not exist yet (creating its directory). */
+/* Write it only if path does not exist yet. */
 int demo_model_ensure(const char *path, char *err, size_t errlen);
 
 /* The embedded vocabulary GGUF. */

@@ -38,7 +38,9 @@ static const char POL_LUA_SETTLE[] =
     "    end\n"
     "  elseif redis.call('EXISTS', KEYS[i]) == 1 then\n"
     "    before = tonumber(redis.call('HGET', KEYS[i], 's') or '0')\n"
-    "    local r = redis.call('HINCRBY', KEYS[i], 'r', -amt)\n"
+    /* 0 - amt, not -amt: a free request's -0 is sent as "-0", which HINCRBY
+     * refuses ("value is not an integer"), failing the whole settlement. */
+    "    local r = redis.call('HINCRBY', KEYS[i], 'r', 0 - amt)\n"
     "    if r < 0 then redis.call('HSET', KEYS[i], 'r', 0) end\n"
     "    after = redis.call('HINCRBY', KEYS[i], 's', act)\n"
     "  end\n"
