@@ -26,7 +26,7 @@ pkgs=(build-essential cmake pkg-config git ca-certificates curl
 [ $want_test = 1 ] && pkgs+=(clang libclang-rt-14-dev)
 # nginx-light pulls in the echo module bench/run's upstream uses; valgrind, strace and
 # linux-perf profile skuld when a benchmark target is missed.
-[ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3 valgrind strace linux-perf)
+[ $want_bench = 1 ] && pkgs+=(nginx-light wrk nghttp2-client python3 valgrind strace linux-perf postgresql)
 
 missing=()
 for p in "${pkgs[@]}"; do
