@@ -71,13 +71,21 @@ buf_status_t buf_append(buf_t *b, const void *p, size_t n)
     return BUF_OK;
 }
 
-buf_status_t buf_append_u64(buf_t *b, uint64_t v)
+size_t buf_fmt_u64(char *out, uint64_t v)
 {
     char tmp[20];
     size_t n = 0;
     do tmp[sizeof tmp - ++n] = (char)('0' + v % 10);
     while ((v /= 10));
-    return buf_append(b, tmp + sizeof tmp - n, n);
+    memcpy(out, tmp + sizeof tmp - n, n);
+    out[n] = '\0';
+    return n;
+}
+
+buf_status_t buf_append_u64(buf_t *b, uint64_t v)
+{
+    char tmp[BUF_U64_DIGITS];
+    return buf_append(b, tmp, buf_fmt_u64(tmp, v));
 }
 
 buf_status_t buf_append_i64(buf_t *b, int64_t v)

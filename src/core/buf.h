@@ -38,6 +38,10 @@ buf_status_t buf_append(buf_t *b, const void *p, size_t n);
 /* Decimal text of v / of a signed v, without printf (hot paths). */
 buf_status_t buf_append_u64(buf_t *b, uint64_t v);
 buf_status_t buf_append_i64(buf_t *b, int64_t v);
+/* The decimal text of v into out (at least BUF_U64_DIGITS bytes), NUL-terminated;
+ * returns its length. Without printf, for headers on the request path. */
+#define BUF_U64_DIGITS 21
+size_t buf_fmt_u64(char *out, uint64_t v);
 buf_status_t buf_appends(buf_t *b, const char *s);
 buf_status_t buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap);

@@ -183,22 +183,34 @@ static void pol_build_checks(pl_req_t *c, pol_req_t *p)
                                cfg->budgets.teams[i].period);
 }
 
-/* "20ms", "1s", "6m0s", like OpenAI's x-ratelimit-reset-* */
-static void pol_fmt_reset(char *out, size_t n, int64_t ms)
+/* "20ms", "1s", "6m0s", like OpenAI's x-ratelimit-reset-* (out: 48 bytes). */
+static void pol_fmt_reset(char *out, int64_t ms)
 {
     if (ms < 0) ms = 0;
-    if (ms < 1000)
-        snprintf(out, n, "%lldms", (long long)ms);
-    else if (ms < 60000)
-        snprintf(out, n, "%llds", (long long)((ms + 999) / 1000));
-    else
-        snprintf(out, n, "%lldm%llds", (long long)(ms / 60000), (long long)(ms % 60000 / 1000));
+    size_t n;
+    if (ms < 1000) {
+        n = buf_fmt_u64(out, (uint64_t)ms);
+        memcpy(out + n, "ms", 3);
+    } else if (ms < 60000) {
+        n = buf_fmt_u64(out, (uint64_t)((ms + 999) / 1000));
+        memcpy(out + n, "s", 2);
+    } else {
+        n = buf_fmt_u64(out, (uint64_t)(ms / 60000));
+        out[n++] = 'm';
+        n += buf_fmt_u64(out + n, (uint64_t)(ms % 60000 / 1000));
+        memcpy(out + n, "s", 2);
+    }
 }
 
 /* x-ratelimit-* from the tightest window of each unit. admitted: counts
- * include this request. */
+ * include this request. No printf: this runs on every admitted request. */
 static void pol_rate_headers(pl_req_t *c, pol_req_t *p, bool admitted)
 {
+    static const char *const names[2][3] = {
+        {"x-ratelimit-limit-requests", "x-ratelimit-remaining-requests",
+         "x-ratelimit-reset-requests"},
+        {"x-ratelimit-limit-tokens", "x-ratelimit-remaining-tokens", "x-ratelimit-reset-tokens"},
+    };
     for (int unit = PC_REQ; unit <= PC_TOK; unit++) {
         const pc_check_t *best = NULL;
         int64_t best_rem = 0;
@@ -210,17 +222,16 @@ static void pol_rate_headers(pl_req_t *c, pol_req_t *p, bool admitted)
             if (!best || rem < best_rem) best = k, best_rem = rem;
         }
         if (!best) continue;
-        const char *u = unit == PC_REQ ? "requests" : "tokens";
-        char name[48], v[32];
-        snprintf(name, sizeof name, "x-ratelimit-limit-%s", u);
-        pl_headerf(c, name, "%lld", (long long)best->limit);
-        snprintf(name, sizeof name, "x-ratelimit-remaining-%s", u);
-        pl_headerf(c, name, "%lld", (long long)best_rem);
-        snprintf(name, sizeof name, "x-ratelimit-reset-%s", u);
+        const char *const *nm = names[unit == PC_REQ ? 0 : 1];
+        char v[48];
+        buf_fmt_u64(v, (uint64_t)(best->limit > 0 ? best->limit : 0));
+        pl_header(c, nm[0], v);
+        buf_fmt_u64(v, (uint64_t)best_rem);
+        pl_header(c, nm[1], v);
         int64_t reset = best->reset_ms;
         if (admitted && reset <= 0) reset = PC_WINDOW_S * 1000;
-        pol_fmt_reset(v, sizeof v, reset);
-        pl_header(c, name, v);
+        pol_fmt_reset(v, reset);
+        pl_header(c, nm[2], v);
     }
 }
 
