@@ -5,9 +5,10 @@
  * Who owns what:
  * - litellm.c drives a conversion: text -> ytree (config/yaml_tree.h, every
  *   node with its line:col) -> the top-level sections -> the skuld document
- *   (emit.h) -> text. It owns the diagnostics, the key walker, the value
- *   readers and the resilience, redis, cache, store and auth mapping of
- *   router_settings, litellm_settings and general_settings.
+ *   (emit.h) -> text. It owns the diagnostics, the key walker and the value
+ *   readers.
+ * - litellm_settings.c maps router_settings, litellm_settings and
+ *   general_settings (resilience, cache, redis, store, auth).
  * - litellm_models.c owns model_list: each entry becomes one deployment
  *   (provider type from the model's prefix, providers shared by equal
  *   type/base_url/api_key), model groups with balance and weights, and the
@@ -184,6 +185,15 @@ const char *imp__secret(imp_conv_t *c, const ynode_t *v, const char *path, const
 /* skuld's rule for model names and ids: non-empty, no whitespace/control bytes. */
 bool imp__name_ok(const char *s, size_t len);
 bool imp__has_nul(const ynode_t *v);
+
+bool imp__env_not_here(imp_conv_t *c, const ynode_t *v, const char *path);
+bool imp__secret_clean(const char *s, size_t len);
+const ynode_t *imp__mapping_or_err(imp_conv_t *c, const ynode_t *v, const char *path);
+
+/* ---- settings (litellm_settings.c) ---- */
+
+void imp__settings(imp_conv_t *c, const ynode_t *router, const ynode_t *litellm);
+void imp__general(imp_conv_t *c, const ynode_t *general);
 
 /* ---- model_list (litellm_models.c) ---- */
 
