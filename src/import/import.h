@@ -1,13 +1,13 @@
 /*
  * import — converting another gateway's configuration into a skuld config
- * (`skuld import litellm FILE [--strict]`, README "Importing a LiteLLM config").
+ * (`skuld import litellm FILE [--strict]`, README "Coming from LiteLLM").
  *
  * What it owns: the converter's core, a pure function from the text of a
  * LiteLLM proxy config.yaml to the text of an equivalent skuld config (YAML)
  * plus a list of diagnostics. It does no I/O, reads no environment variable,
  * and allocates nothing that survives imp_result_free(); the command line
  * (cli.c) reads the file, calls it, and prints. So the fuzz target links it
- * without libevent, curl or llama.cpp (tests/fuzz/fuzz_import.c).
+ * without libevent, curl or llama.cpp (tests/fuzz/fuzz_import_litellm.c).
  *
  * Invariants:
  * - On success (return 0) out->yaml is a NUL-terminated YAML document whose

@@ -377,14 +377,17 @@ static void emit_doc(imp_conv_t *c, imp_doc_t *d, imp_node_t *root)
     imp_node_t *server = imp_map(d);
     if (c->master_key) imp_map_add(d, server, "master_key", imp_cstr(d, c->master_key));
     imp_node_t *res = imp_map(d);
-    size_t longest = imp__longest_fallbacks(c);
+    /* skuld tries every deployment of the model, then those of its fallbacks,
+     * all within max_attempts; LiteLLM retries num_retries times, then falls
+     * back. So: the most candidates of any model, plus num_retries. */
+    size_t longest = imp__longest_fallbacks(c), cands = imp__most_candidates(c);
     if (c->num_retries.set || longest) {
-        int64_t want = 1 + (c->num_retries.set ? c->num_retries.v : 0) + (int64_t)longest;
-        if (!c->num_retries.set && want < 3) want = 0; /* skuld's default 3 already covers it */
+        int64_t want = (int64_t)(cands ? cands : 1) + (c->num_retries.set ? c->num_retries.v : 0);
+        if (!c->num_retries.set && want <= 3) want = 0; /* skuld's default 3 already covers it */
         if (want > 10) {
             imp__warn(c, c->num_retries.set ? c->num_retries.at : NULL,
-                      "server.resilience.max_attempts: 1 + num_retries + the longest fallback "
-                      "list is %lld; skuld allows at most 10",
+                      "server.resilience.max_attempts: the deployments of a model and of its "
+                      "fallbacks plus num_retries make %lld attempts; skuld allows at most 10",
                       (long long)want);
             want = 10;
         }

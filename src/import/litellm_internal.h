@@ -205,8 +205,11 @@ void imp__default_fallbacks(imp_conv_t *c, const ynode_t *v, const char *path);
 void imp__aliases(imp_conv_t *c, const ynode_t *v, const char *path);
 /* After every section: balance and weights per group, default fallbacks. */
 void imp__finish_models(imp_conv_t *c);
-/* The longest fallback list of any model (for max_attempts). */
+/* The longest fallback list of any model. */
 size_t imp__longest_fallbacks(const imp_conv_t *c);
+/* The most candidates of any model: its deployments plus those of each of
+ * its fallbacks (for max_attempts). */
+size_t imp__most_candidates(const imp_conv_t *c);
 /* providers:, models: and routes: into root. */
 void imp__emit_models(imp_conv_t *c, imp_doc_t *d, imp_node_t *root);
 

@@ -703,6 +703,21 @@ size_t imp__longest_fallbacks(const imp_conv_t *c)
     return n;
 }
 
+size_t imp__most_candidates(const imp_conv_t *c)
+{
+    size_t most = 0;
+    for (size_t m = 0; m < c->n_models; m++) {
+        const imp_model_t *mm = &c->models[m];
+        size_t n = mm->n_deps;
+        for (size_t i = 0; i < mm->n_fb; i++) {
+            size_t f = find_model(c, mm->fb[i]);
+            if (f != (size_t)-1) n += c->models[f].n_deps;
+        }
+        if (n > most) most = n;
+    }
+    return most;
+}
+
 /* ---- groups, weights, ids ---- */
 
 static const char *balance_for(imp_conv_t *c, bool *weighted)

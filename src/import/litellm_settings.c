@@ -3,10 +3,12 @@
  * general_settings as skuld's server.resilience, fallbacks (through
  * litellm_models.c), routes, cache, redis, store, server.master_key and auth.
  *
- * Mapping (README "Importing a LiteLLM config" has the table):
+ * Mapping (README "Coming from LiteLLM" has the table):
  * - num_retries -> server.resilience.retries_per_deployment, and
- *   max_attempts = 1 + num_retries + the longest fallback list (at most 10;
- *   litellm.c writes it): skuld counts fallbacks in max_attempts;
+ *   max_attempts = num_retries + the most candidates of any model (its
+ *   deployments and those of its fallbacks; at most 10; litellm.c writes it):
+ *   skuld tries every deployment of a model before its fallbacks, all within
+ *   max_attempts;
  * - timeout / request_timeout -> per_try_timeout; allowed_fails ->
  *   breaker_failures = allowed_fails + 1 (LiteLLM cools a deployment down
  *   once it fails more than allowed_fails times); cooldown_time ->
