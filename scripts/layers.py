@@ -17,7 +17,7 @@ import sys
 LAYERS = [
     ["core"],
     ["config"],
-    ["http", "upstream", "store", "obs", "local"],
+    ["http", "upstream", "store", "obs", "local", "import"],
     ["provider"],
     ["route"],
     ["pipeline"],

@@ -4,6 +4,7 @@
  *   skuld serve [-c FILE] [--listen ADDR]   run the gateway
  *   skuld check -c FILE                      validate a config
  *   skuld route explain -c FILE --model NAME --prompt TEXT
+ *   skuld import litellm FILE [--strict]     convert a LiteLLM proxy config
  *   skuld version
  */
 #include <stdio.h>
@@ -11,6 +12,7 @@
 
 #include "config/config.h"
 #include "core/log.h"
+#include "import/cli.h"
 #include "local/cli.h"
 #include "local/local.h"
 #include "policy/cli.h"
@@ -32,6 +34,9 @@ static void usage(FILE *out)
         "  skuld keys create|list|revoke [ID] -c FILE [options]  virtual API keys in the store\n"
         "  skuld route explain -c FILE --model NAME --prompt TEXT\n"
         "                                         the router's candidates, scores and choice\n"
+        "  skuld import litellm FILE [--strict]   convert a LiteLLM proxy config.yaml to a skuld\n"
+        "                                         config on stdout; what is not converted on "
+        "stderr\n"
         "  skuld version                          print the version\n");
 }
 
@@ -103,6 +108,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "pull")) return local_cli_pull(argc, argv);
     if (!strcmp(cmd, "keys")) return policy_cli_keys(argc, argv);
     if (!strcmp(cmd, "route")) return route_cli(argc, argv);
+    if (!strcmp(cmd, "import")) return imp_cli(argc, argv);
     fprintf(stderr, "skuld: unknown command '%s'\n", cmd);
     usage(stderr);
     return 2;

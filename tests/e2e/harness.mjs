@@ -28,7 +28,7 @@ export const MOCK_UPSTREAM_BIN =
 // The api key skuld sends upstream (through `api_key: env:...`); the tests
 // check that this, and not the client's key, reaches the mock.
 export const UPSTREAM_KEY = 'sk-e2e-upstream-key';
-const KEY_ENV = 'SKULD_E2E_UPSTREAM_KEY';
+export const KEY_ENV = 'SKULD_E2E_UPSTREAM_KEY';
 
 // Public model names of the default config and the upstream ids they map to.
 export const DEFAULT_MODELS = [
@@ -201,9 +201,11 @@ async function startSkuld(configPath) {
  *   server: extra keys for the server section ({access_log: false, ...})
  *   providers: more providers on the same mock: [{name, type, path}] (base_url =
  *           mock URL + path); models may then name one ({provider, price, capabilities})
+ *   config: (mockPort, dir) => YAML text: the whole skuld config instead of the
+ *           generated one (models, server and providers are then ignored)
  * Returns { baseURL, port, mockURL, mockPort, mock(path, init), logs(), stop() }.
  */
-export async function startStack({ models = DEFAULT_MODELS, server = {}, providers = [] } = {}) {
+export async function startStack({ models = DEFAULT_MODELS, server = {}, providers = [], config } = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'skuld-e2e-'));
   let mock, skuld;
   const cleanup = async () => {
@@ -214,7 +216,8 @@ export async function startStack({ models = DEFAULT_MODELS, server = {}, provide
   try {
     mock = await startMock();
     const configPath = path.join(dir, 'skuld.yaml');
-    fs.writeFileSync(configPath, configYaml(mock.port, models, server, providers));
+    const text = config ? await config(mock.port, dir) : configYaml(mock.port, models, server, providers);
+    fs.writeFileSync(configPath, text);
     skuld = await startSkuld(configPath);
   } catch (err) {
     await cleanup();
