@@ -8,6 +8,7 @@
 
 #include "call/relay_internal.h"
 #include "config/cost.h"
+#include "core/jscan.h"
 
 /* c->model follows the deployment answering now (the subscribers move its series). */
 void relay__use_model(relay_t *r, const cfg_model_t *m)
@@ -24,18 +25,36 @@ void relay__model_headers(relay_t *r)
     pl_header(r->c, "x-skuld-attempts", n);
 }
 
+/* The token counts of an answer's usage, however they were read. */
+static void relay_apply_usage(relay_t *r, const jscan_usage_t *u)
+{
+    if (u->prompt_tokens == JS_INT) r->c->prompt_tokens = (long)u->prompt_tokens_v;
+    if (u->cached_tokens == JS_INT) r->c->cached_tokens = (long)u->cached_tokens_v;
+    if (u->completion_tokens == JS_INT)
+        r->c->completion_tokens = (long)u->completion_tokens_v;
+    else if (r->c->ep == EP_EMBEDDINGS)
+        r->c->completion_tokens = 0;
+}
+
+static jscan_type_t relay_int_field(json_t *o, const char *key, int64_t *v)
+{
+    json_t *x = json_object_get(o, key);
+    if (!json_is_integer(x)) return JS_ABSENT;
+    *v = json_integer_value(x);
+    return JS_INT;
+}
+
 /* Read the "usage" object of a chat/completion/embedding answer. */
 static void relay_take_usage_obj(relay_t *r, json_t *u)
 {
     if (!json_is_object(u)) return;
-    json_t *p = json_object_get(u, "prompt_tokens"), *cpl = json_object_get(u, "completion_tokens");
-    if (json_is_integer(p)) r->c->prompt_tokens = (long)json_integer_value(p);
-    json_t *cached = json_object_get(json_object_get(u, "prompt_tokens_details"), "cached_tokens");
-    if (json_is_integer(cached)) r->c->cached_tokens = (long)json_integer_value(cached);
-    if (json_is_integer(cpl))
-        r->c->completion_tokens = (long)json_integer_value(cpl);
-    else if (r->c->ep == EP_EMBEDDINGS)
-        r->c->completion_tokens = 0;
+    jscan_usage_t s;
+    memset(&s, 0, sizeof s);
+    s.prompt_tokens = relay_int_field(u, "prompt_tokens", &s.prompt_tokens_v);
+    s.completion_tokens = relay_int_field(u, "completion_tokens", &s.completion_tokens_v);
+    s.cached_tokens = relay_int_field(json_object_get(u, "prompt_tokens_details"), "cached_tokens",
+                                      &s.cached_tokens_v);
+    relay_apply_usage(r, &s);
 }
 
 void relay__take_usage(relay_t *r, json_t *obj)
@@ -48,7 +67,9 @@ void relay__take_usage(relay_t *r, json_t *obj)
  * instead of parsing the whole body (a third of the gateway's CPU per request
  * in the profile), find the last unescaped "usage" key -- OpenAI-shaped
  * answers end with it; the same text inside a string would be escaped -- and
- * parse just the value after it. Also checks the body is an object ({...}).
+ * read just the value after it: with the one-pass scanner (core/jscan.h, no
+ * tree, no allocation), or with jansson when the scanner defers (duplicate or
+ * escaped keys, deep nesting...). Also checks the body is an object ({...}).
  * Returns false when the body is not an object.
  */
 bool relay__sniff_usage(relay_t *r, const char *b, size_t n)
@@ -64,9 +85,14 @@ bool relay__sniff_usage(relay_t *r, const char *b, size_t n)
         if (memcmp(at, key, sizeof key - 1) != 0 || at[-1] == '\\') continue;
         const char *v = at + sizeof key - 1;
         while (v < b + j && (*v == ' ' || *v == ':' || *v == '\n' || *v == '\t' || *v == '\r')) v++;
-        json_t *u = json_loadb(v, (size_t)(b + j - v), JSON_DISABLE_EOF_CHECK, NULL);
-        relay_take_usage_obj(r, u);
-        json_decref(u);
+        jscan_usage_t su;
+        if (jscan_usage(v, (size_t)(b + j - v), &su) == 0) {
+            relay_apply_usage(r, &su);
+        } else {
+            json_t *u = json_loadb(v, (size_t)(b + j - v), JSON_DISABLE_EOF_CHECK, NULL);
+            relay_take_usage_obj(r, u);
+            json_decref(u);
+        }
         break;
     }
     return true;

@@ -13,6 +13,10 @@
  * than 63 bytes or out of range (under- or overflow), an escaped "model"
  * value. Pure function, no allocation (at most ~1 KiB of stack per nesting
  * level, 32 levels); any thread.
+ *
+ * jscan_usage() is the same scanner over an answer's "usage" object (the
+ * call layer reads the token counts of every relayed answer with it instead
+ * of building a jansson tree).
  */
 #include "core/jscan.h"
 
@@ -26,6 +30,7 @@
 typedef struct {
     const char *p, *end;
     jscan_t *out;
+    jscan_usage_t *usage; /* jscan_usage() only */
 } js_t;
 
 static void js_ws(js_t *s)
@@ -203,7 +208,8 @@ static inline int js_next(js_t *s, char close)
     return 0;
 }
 
-/* At '{'. top: 1 for the body, 2 for the body's stream_options. */
+/* At '{'. top: 1 for the body, 2 for the body's stream_options, 3 for a
+ * usage object, 4 for its prompt_tokens_details. */
 static int js_object(js_t *s, int depth, int top)
 {
     struct {
@@ -255,6 +261,16 @@ static int js_object(js_t *s, int depth, int top)
                 slot = &o->best_of, ivp = &o->best_of_v;
         } else if (top == 2 && KEY("include_usage")) {
             slot = &o->include_usage;
+        } else if (top == 3) {
+            jscan_usage_t *u = s->usage;
+            if (KEY("prompt_tokens"))
+                slot = &u->prompt_tokens, ivp = &u->prompt_tokens_v;
+            else if (KEY("completion_tokens"))
+                slot = &u->completion_tokens, ivp = &u->completion_tokens_v;
+            else if (KEY("prompt_tokens_details"))
+                sub = 4;
+        } else if (top == 4 && KEY("cached_tokens")) {
+            slot = &s->usage->cached_tokens, ivp = &s->usage->cached_tokens_v;
         }
 #undef KEY
         jscan_type_t t;
@@ -316,10 +332,22 @@ int jscan_body(const char *p, size_t n, jscan_t *out)
 {
     memset(out, 0, sizeof *out);
     if (!p) return -1;
-    js_t s = {p, p + n, out};
+    js_t s = {p, p + n, out, NULL};
     js_ws(&s);
     if (s.p >= s.end || *s.p != '{') return -1;
     if (js_object(&s, 1, 1)) return -1;
     js_ws(&s);
     return s.p == s.end ? 0 : -1;
+}
+
+int jscan_usage(const char *p, size_t n, jscan_usage_t *out)
+{
+    memset(out, 0, sizeof *out);
+    if (!p) return -1;
+    jscan_t body; /* the string scanner notes \u escapes there; unused here */
+    memset(&body, 0, sizeof body);
+    js_t s = {p, p + n, &body, out};
+    js_ws(&s);
+    if (s.p >= s.end || *s.p != '{') return -1;
+    return js_object(&s, 1, 3) ? -1 : 0;
 }

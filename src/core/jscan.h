@@ -33,10 +33,23 @@ typedef struct jscan {
     bool u_escape; /* some string holds a \u escape */
 } jscan_t;
 
+/* The usage object of an answer: what accounting reads. */
+typedef struct jscan_usage {
+    jscan_type_t prompt_tokens, completion_tokens;
+    jscan_type_t cached_tokens; /* prompt_tokens_details.cached_tokens (ABSENT unless an object) */
+    int64_t prompt_tokens_v, completion_tokens_v, cached_tokens_v; /* when JS_INT */
+} jscan_usage_t;
+
 /* 0: body is a JSON object jansson (JSON_REJECT_DUPLICATES) accepts as is,
  * and out describes it. -1: invalid, or anything the scanner is not sure
  * about (escaped keys, deep nesting, many keys, escaped model...): parse with
  * jansson instead. */
 int jscan_body(const char *p, size_t n, jscan_t *out);
+
+/* The object value starting at p (whitespace allowed before it; bytes after
+ * it are not looked at): 0 when json_loadb(p, n, JSON_DISABLE_EOF_CHECK |
+ * JSON_REJECT_DUPLICATES) accepts it as an object, with out as jansson would
+ * report; -1 as for jscan_body (parse with jansson instead). */
+int jscan_usage(const char *p, size_t n, jscan_usage_t *out);
 
 #endif

@@ -126,4 +126,49 @@ static inline int jscan_oracle(const char *b, size_t n, char *why, size_t whylen
     return bad ? JSCAN_ORACLE_DISAGREE : 0;
 }
 
+/* The same for jscan_usage(): when the scanner accepts, json_loadb(b, n,
+ * JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES) must accept an object and
+ * agree on prompt_tokens, completion_tokens and
+ * prompt_tokens_details.cached_tokens (types, and values when integers). */
+static inline int jscan_usage_oracle(const char *b, size_t n, char *why, size_t whylen)
+{
+    jscan_usage_t s;
+    int rc = jscan_usage(b, n, &s);
+    if (rc != 0) return rc;
+    json_error_t e;
+    json_t *j = json_loadb(b, n, JSON_DISABLE_EOF_CHECK | JSON_REJECT_DUPLICATES, &e);
+    if (!j || !json_is_object(j)) {
+        snprintf(why, whylen, "usage: scanner accepted what jansson rejects: '%.*s' (%s)", (int)n,
+                 b, j ? "not an object" : e.text);
+        json_decref(j);
+        return JSCAN_ORACLE_DISAGREE;
+    }
+    const json_t *d = json_object_get(j, "prompt_tokens_details");
+    const struct {
+        const char *name;
+        jscan_type_t got;
+        int64_t got_v;
+        const json_t *want;
+    } f[] = {
+        {"prompt_tokens", s.prompt_tokens, s.prompt_tokens_v, json_object_get(j, "prompt_tokens")},
+        {"completion_tokens", s.completion_tokens, s.completion_tokens_v,
+         json_object_get(j, "completion_tokens")},
+        {"cached_tokens", s.cached_tokens, s.cached_tokens_v, json_object_get(d, "cached_tokens")},
+    };
+    int bad = 0;
+    for (size_t i = 0; i < sizeof f / sizeof *f && !bad; i++) {
+        /* the scanner reports only what accounting reads: integers */
+        jscan_type_t want = jscan_oracle_type_of(f[i].want) == JS_INT ? JS_INT : JS_ABSENT;
+        jscan_type_t got = f[i].got == JS_INT ? JS_INT : JS_ABSENT;
+        if (got != want || (got == JS_INT && f[i].got_v != json_integer_value(f[i].want))) {
+            snprintf(why, whylen, "usage %s: scanner %d/%lld, jansson %d/%lld in '%.*s'", f[i].name,
+                     (int)got, (long long)f[i].got_v, (int)want,
+                     (long long)(want == JS_INT ? json_integer_value(f[i].want) : 0), (int)n, b);
+            bad = 1;
+        }
+    }
+    json_decref(j);
+    return bad ? JSCAN_ORACLE_DISAGREE : 0;
+}
+
 #endif

@@ -11,6 +11,8 @@
  * The scanner may defer (reject) anything it is unsure about; it must never
  * accept what jansson rejects. The body is an exact-size heap copy, so ASan
  * flags any read past it (the scanner gets no NUL terminator).
+ * The same bytes go to jscan_usage() (an answer's usage object, bytes after
+ * it ignored) under jscan_usage_oracle().
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -27,6 +29,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (rc == JSCAN_ORACLE_DISAGREE) {
         fprintf(stderr, "%s\n", why);
         FZ_CHECK(!"jscan and jansson disagree");
+    }
+    if (jscan_usage_oracle(b, size, why, sizeof why) == JSCAN_ORACLE_DISAGREE) {
+        fprintf(stderr, "%s\n", why);
+        FZ_CHECK(!"jscan_usage and jansson disagree");
     }
     free(b);
     return 0;

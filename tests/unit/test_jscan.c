@@ -280,12 +280,81 @@ static void test_mutations(void **state)
     assert_true(agreed_reject > 1000);
 }
 
+static int usage_agree(const char *b, size_t n)
+{
+    char why[2048];
+    int rc = jscan_usage_oracle(b, n, why, sizeof why);
+    if (rc == JSCAN_ORACLE_DISAGREE) fail_msg("%s", why);
+    return rc;
+}
+
+/* jscan_usage: the token counts of an answer's usage object, as jansson reads them. */
+static void test_usage(void **state)
+{
+    (void)state;
+    jscan_usage_t u;
+    const char *ok = " {\"prompt_tokens\": 12, \"completion_tokens\":7,\"total_tokens\":19,"
+                     "\"prompt_tokens_details\":{\"cached_tokens\":4,\"audio_tokens\":0},"
+                     "\"completion_tokens_details\":{\"reasoning_tokens\":1}}\n}";
+    assert_int_equal(jscan_usage(ok, strlen(ok), &u), 0); /* the body's '}' after it is ignored */
+    assert_int_equal(u.prompt_tokens, JS_INT);
+    assert_int_equal(u.prompt_tokens_v, 12);
+    assert_int_equal(u.completion_tokens_v, 7);
+    assert_int_equal(u.cached_tokens, JS_INT);
+    assert_int_equal(u.cached_tokens_v, 4);
+    assert_int_equal(usage_agree(ok, strlen(ok)), 0);
+    /* a cached_tokens outside prompt_tokens_details is not the cached count */
+    const char *outside =
+        "{\"cached_tokens\":5,\"completion_tokens_details\":{\"cached_tokens\":6}}";
+    assert_int_equal(jscan_usage(outside, strlen(outside), &u), 0);
+    assert_int_equal(u.cached_tokens, JS_ABSENT);
+    assert_int_equal(u.prompt_tokens, JS_ABSENT);
+    /* not integers: reported as such, accounting ignores them */
+    const char *reals = "{\"prompt_tokens\":1.5,\"completion_tokens\":\"3\"}";
+    assert_int_equal(jscan_usage(reals, strlen(reals), &u), 0);
+    assert_int_equal(u.prompt_tokens, JS_REAL);
+    assert_int_equal(u.completion_tokens, JS_STRING);
+    /* deferred to jansson: duplicates, escaped keys, not an object, truncated, too big */
+    static const char *const defer[] = {
+        "{\"prompt_tokens\":1,\"prompt_tokens\":2}",
+        "{\"prompt\\u005ftokens\":1}",
+        "null",
+        "[1]",
+        "{\"prompt_tokens\":1",
+        "{\"prompt_tokens\":99999999999999999999}",
+        "",
+    };
+    for (size_t i = 0; i < sizeof defer / sizeof *defer; i++)
+        assert_int_not_equal(jscan_usage(defer[i], strlen(defer[i]), &u), 0);
+    /* mutations through the oracle: never accepts what jansson rejects or disagrees */
+    static const char alphabet[] = "{}[],:\"\\ 0123456789.-eEtrufalsn_pomcdk\x80\xc3";
+    uint64_t rng = 0x2545f4914f6cdd1dull;
+    size_t n_ok = 0;
+    for (int iter = 0; iter < 40000; iter++) {
+        char b[512];
+        size_t n = strlen(ok);
+        memcpy(b, ok, n);
+        for (int m = 0; m < 1 + iter % 3; m++) {
+            rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+            size_t pos = (size_t)(rng % n);
+            char ch = alphabet[(rng >> 32) % (sizeof alphabet - 1)];
+            if ((rng >> 48) % 2)
+                b[pos] = ch;
+            else if (n > 1)
+                memmove(b + pos, b + pos + 1, n - pos - 1), n--;
+        }
+        if (usage_agree(b, n) == 0) n_ok++;
+    }
+    print_message("usage mutations: scanner accepted %zu of 40000\n", n_ok);
+    assert_true(n_ok > 1000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_rejects),   cmocka_unit_test(test_accepts),
         cmocka_unit_test(test_depth),     cmocka_unit_test(test_many_keys),
-        cmocka_unit_test(test_mutations),
+        cmocka_unit_test(test_mutations), cmocka_unit_test(test_usage),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
