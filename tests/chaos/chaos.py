@@ -284,3 +284,33 @@ def check_spend(tc, load, rows_fn, settle=15.0):
 
 def main(timeout=540):
     H.main(timeout)
+
+
+def kill_mock(m):
+    """SIGKILL a mock-upstream: its connections are reset, nothing more is answered."""
+    m.proc.kill()
+    m.proc.wait(10)
+
+
+def restart_mock(m, timeout=10):
+    """Start a killed mock again on the same port (same base_url)."""
+    port = m.port
+    args, i = [], 0
+    while i < len(m.args):
+        if m.args[i] == "--listen":
+            i += 2
+            continue
+        args.append(m.args[i])
+        i += 1
+    m.args = args + ["--listen", "%s:%d" % (H.HOST, port)]
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            m.start()
+            break
+        except RuntimeError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(0.1)
+    assert m.port == port, (m.port, port)
+    return m
