@@ -121,6 +121,8 @@ typedef struct store__stats {
     uint64_t ops;        /* ops completed (any rc) */
     uint64_t max_batch;  /* largest batch taken */
     uint64_t reconnects; /* successful reconnects of the writer */
+    uint64_t kept;       /* fire-and-forget ops put back while the store was unreachable */
+    uint64_t dropped;    /* fire-and-forget ops dropped: queue full, or closing unreachable */
 } store__stats_t;
 void store__get_stats(store_t *s, store__stats_t *out);
 
