@@ -68,6 +68,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/loopcall.h"
@@ -95,6 +97,8 @@ struct store {
     uint64_t oldest_ns; /* when the queue last became non-empty (monotonic) */
     bool stopping, paused;
     uint64_t hold_until_ns; /* unreachable: fire-and-forget ops wait until then */
+    uint64_t op_nonce;      /* random at open: spend rows' write ids are op_nonce + op_seq */
+    uint64_t op_seq;        /* atomic */
     store__stats_t stats;
 
     pthread_t thread;
@@ -630,6 +634,8 @@ store_t *store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     s->be = be;
+    if (getrandom(&s->op_nonce, sizeof s->op_nonce, 0) != sizeof s->op_nonce)
+        s->op_nonce = time_wall_ms() * 1000003ull ^ (uint64_t)getpid() << 40;
     store__redact(url, s->url_safe, sizeof s->url_safe);
     s->wconn = be->connect(url, err, errlen);
     if (!s->wconn) goto fail;
@@ -866,6 +872,9 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
         op->num[2] = row->completion_tokens;
         op->num[3] = row->latency_ms;
         op->num[4] = row->status;
+        /* the row's write id: a retry of this op after an ambiguous COMMIT
+         * finds it (ON CONFLICT DO NOTHING) instead of adding a second row */
+        op->num[5] = (int64_t)(s->op_nonce + __atomic_fetch_add(&s->op_seq, 1, __ATOMIC_RELAXED));
         op->cost_usd = row->cost_usd;
     }
     store__enqueue(s, op, true, NULL, done, ud);

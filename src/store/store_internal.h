@@ -48,7 +48,7 @@ typedef struct store__op {
     int64_t last_probe_ms;
     bool up;
     const char *str[5]; /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
-    int64_t num[5];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
+    int64_t num[6];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status, op_id */
     double cost_usd;    /* SPEND_ADD */
     int64_t expires_ms; /* CACHE_PUT, CACHE_PURGE */
     struct event_base *base;
