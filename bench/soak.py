@@ -106,8 +106,10 @@ def mib(kb):
 
 
 class Soak:
-    def __init__(self, H, port, total, threads, sample_every, warmup, pid):
+    def __init__(self, H, port, total, threads, sample_every, warmup, pid, procs):
         self.H, self.port, self.total, self.nthreads = H, port, total, threads
+        self.procs = procs      # {name: Popen}: a run stops when one of them exits
+        self.died = None
         self.sample_every, self.warmup, self.pid = sample_every, warmup, pid
         self.lock = threading.Lock()
         self.next = 0
@@ -190,7 +192,7 @@ class Soak:
         while True:
             with self.lock:
                 i = self.next
-                if i >= self.total:
+                if i >= self.total or self.died:
                     break
                 self.next += 1
             try:
@@ -210,6 +212,11 @@ class Soak:
                 n = self.done
                 due = n % self.sample_every == 0 or n == self.warmup
             if due:
+                for name, p in self.procs.items():
+                    if p.poll() is not None and not self.died:
+                        self.died = "%s exited (status %s) after %d requests" % (
+                            name, p.returncode, n)
+                        print("soak: " + self.died, file=sys.stderr, flush=True)
                 kb = self.sample(n)
                 if n % (self.sample_every * 10) == 0:
                     el = time.monotonic() - self.t0
@@ -303,7 +310,8 @@ def main():
     d = H.mkdtemp("skuld-soak-")
     gw = H.Skuld(config(mock, os.path.join(d, "soak.db")))
     try:
-        s = Soak(H, gw.port, a.requests, a.threads, a.sample_every, a.warmup, gw.pid)
+        s = Soak(H, gw.port, a.requests, a.threads, a.sample_every, a.warmup, gw.pid,
+                 {"mock-upstream": mock.proc, "skuld": gw.proc})
         s.run()
         time.sleep(a.settle)
         end = H.rss_kb(gw.pid)
@@ -319,7 +327,7 @@ def main():
     warm = s.warm_rss or s.samples[-1][2]
     after = [kb for n, _, kb in s.samples if n >= a.warmup]
     change = 100.0 * (end - warm) / warm
-    ok = s.nfail == 0 and abs(change) <= 5.0 and alive and rc == 0
+    ok = s.nfail == 0 and abs(change) <= 5.0 and alive and rc == 0 and not s.died
     step = max(1, len(s.samples) // 10)
     table = s.samples[::step]
     if table[-1] != s.samples[-1]:
@@ -331,7 +339,8 @@ def main():
         "failures": s.nfail, "rss0": s.samples[0][2], "warm": warm, "min_after": min(after),
         "max_after": max(after), "end": end, "hwm": hwm, "change": change,
         "result": "pass" if ok else "FAIL", "table": table, "failure_list": s.failures,
-        "note": a.note,
+        "note": (a.note + " " if a.note else "") + (
+            "The run was cut short: %s." % s.died if s.died else ""),
     }
     print("%d requests in %.0f s (%.0f req/s): %s" % (s.done, s.wall, s.done / s.wall,
           ", ".join("%s %d" % kv for kv in sorted(s.counts.items()))))
@@ -342,6 +351,8 @@ def main():
                                       res["result"]))
     if rc != 0:
         print("skuld exited with %s" % rc)
+    if s.died:
+        print("run cut short: %s" % s.died)
     if a.record:
         record(a, res)
     return 0 if ok else 1
