@@ -31,8 +31,17 @@
  *
  * Connection loss (PostgreSQL): when the writer's connection is broken it
  * reconnects before the next transaction; failed attempts back off
- * (100 ms doubling to 5 s) and, while backing off, writes fail fast with
- * "store unavailable" rather than piling up behind a dead server.
+ * (100 ms doubling to 5 s). While the database is unreachable, a write
+ * someone waits for (it has a callback: a registry change, a key) fails fast
+ * with "store unavailable" rather than waiting behind a dead server, but a
+ * fire-and-forget write (spend-log rows, cache entries, health counters: no
+ * one would hear that it failed) is kept: the ops of the failed batch go
+ * back to the head of the queue, in order, and the writer holds the queue
+ * until its next connection attempt (failing awaited ops found in it at
+ * once), so the spend log loses nothing across an outage. The queue cap
+ * bounds what an outage can hold (STORE__QUEUE_MAX ops; past it new writes
+ * are dropped and counted, with a warning). When the store closes, nothing
+ * is held any more: what cannot be written then is dropped and logged.
  *
  * Delivery: after a batch, ops are grouped by their event_base and each
  * group is posted with one loopcall() (core/loopcall), which runs the
@@ -59,6 +68,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core/log.h"
 #include "core/loopcall.h"
@@ -85,6 +96,9 @@ struct store {
     size_t awaited;     /* queued ops with a callback: the writer must not linger */
     uint64_t oldest_ns; /* when the queue last became non-empty (monotonic) */
     bool stopping, paused;
+    uint64_t hold_until_ns; /* unreachable: fire-and-forget ops wait until then */
+    uint64_t op_nonce;      /* random at open: spend rows' write ids are op_nonce + op_seq */
+    uint64_t op_seq;        /* atomic */
     store__stats_t stats;
 
     pthread_t thread;
@@ -311,7 +325,11 @@ static void store__submit(store_t *s, store__op_t *op)
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->queued >= STORE__QUEUE_MAX) {
         bool stopping = s->stopping;
+        uint64_t dropped = op->done ? 0 : ++s->stats.dropped;
         pthread_mutex_unlock(&s->mu);
+        if (dropped % 10000 == 1)
+            log_warn("store: %s: a write was dropped (%llu so far)",
+                     stopping ? "closing" : "queue full", (unsigned long long)dropped);
         store__fail_now(op, stopping ? "store is closing" : "store queue full");
         return;
     }
@@ -430,14 +448,80 @@ static void store__run_batch(store_t *s, store__op_t *ops, size_t n)
     for (store__op_t *op = ops; op; op = op->next) store__run_one(s, op);
 }
 
+static struct timespec store__ts(uint64_t ns)
+{
+    struct timespec ts = {(time_t)(ns / 1000000000ull), (long)(ns % 1000000000ull)};
+    return ts;
+}
+
+/* With s->mu held: unlinks up to STORE__BATCH_MAX awaited ops (in order)
+ * from the queue; their count in *n. */
+static store__op_t *store__take_awaited(store_t *s, size_t *n)
+{
+    store__op_t *out = NULL, **ot = &out, *prev = NULL;
+    *n = 0;
+    for (store__op_t *op = s->head, *next; op && *n < STORE__BATCH_MAX; op = next) {
+        next = op->next;
+        if (!op->done) {
+            prev = op;
+            continue;
+        }
+        if (prev)
+            prev->next = next;
+        else
+            s->head = next;
+        if (s->tail == op) s->tail = prev;
+        op->next = NULL;
+        *ot = op;
+        ot = &op->next;
+        (*n)++;
+        s->queued--;
+        s->awaited--;
+    }
+    return out;
+}
+
+/* After a batch on an unreachable store: splits off its failed
+ * fire-and-forget ops (kept, in order, count in *nk) from the rest. */
+static store__op_t *store__split_kept(store__op_t **ops, size_t *nk)
+{
+    store__op_t *keep = NULL, **kt = &keep, *rest = NULL, **rt = &rest;
+    *nk = 0;
+    for (store__op_t *op = *ops, *next; op; op = next) {
+        next = op->next;
+        op->next = NULL;
+        if (op->rc < 0 && !op->done) {
+            *kt = op;
+            kt = &op->next;
+            (*nk)++;
+        } else {
+            *rt = op;
+            rt = &op->next;
+        }
+    }
+    *ops = rest;
+    return keep;
+}
+
 static void *store__writer_main(void *arg)
 {
     store_t *s = arg;
     for (;;) {
+        bool only_awaited = false;
         pthread_mutex_lock(&s->mu);
         for (;;) {
             if (s->stopping) break;
             if (s->head && !s->paused) {
+                if (s->hold_until_ns > time_mono_ns()) {
+                    /* unreachable: awaited writes fail now, the others wait */
+                    if (s->awaited) {
+                        only_awaited = true;
+                        break;
+                    }
+                    struct timespec ts = store__ts(s->hold_until_ns);
+                    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+                    continue;
+                }
                 if (s->awaited || s->queued >= STORE__BATCH_MAX) break;
                 uint64_t due = s->oldest_ns + store__ms_to_ns(STORE__LINGER_MS);
                 if (time_mono_ns() >= due) break;
@@ -451,25 +535,62 @@ static void *store__writer_main(void *arg)
             pthread_mutex_unlock(&s->mu);
             break;
         }
-        store__op_t *ops = s->head, *last = s->head;
-        size_t n = 1;
-        while (n < STORE__BATCH_MAX && last->next) {
-            last = last->next;
-            n++;
+        store__op_t *ops;
+        size_t n;
+        if (only_awaited) {
+            ops = store__take_awaited(s, &n);
+        } else {
+            store__op_t *last = s->head;
+            ops = s->head;
+            n = 1;
+            while (n < STORE__BATCH_MAX && last->next) {
+                last = last->next;
+                n++;
+            }
+            s->head = last->next;
+            if (!s->head) s->tail = NULL;
+            last->next = NULL;
+            s->queued -= n;
+            for (store__op_t *o = ops; o; o = o->next)
+                if (o->done) s->awaited--;
         }
-        s->head = last->next;
-        if (!s->head) s->tail = NULL;
-        last->next = NULL;
-        s->queued -= n;
-        for (store__op_t *o = ops; o; o = o->next)
-            if (o->done) s->awaited--;
         if (n > s->stats.max_batch) s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
 
         store__run_batch(s, ops, n);
+        bool unreachable = !s->wconn || !s->be->alive(s->wconn);
+        store__op_t *keep = NULL;
+        size_t nk = 0;
         pthread_mutex_lock(&s->mu);
-        s->stats.ops += n;
+        if (unreachable && !s->stopping) keep = store__split_kept(&ops, &nk);
+        if (keep) { /* back to the head, in order, until the next connection attempt */
+            store__op_t *kl = keep;
+            while (kl->next) kl = kl->next;
+            if (!s->head) {
+                s->tail = kl;
+                s->oldest_ns = time_mono_ns();
+            }
+            kl->next = s->head;
+            s->head = keep;
+            s->queued += nk;
+            s->stats.kept += nk;
+            uint64_t now = time_mono_ns();
+            s->hold_until_ns = s->next_connect_ns > now
+                                   ? s->next_connect_ns
+                                   : now + store__ms_to_ns(STORE__BACKOFF_MIN_MS);
+        } else if (!unreachable) {
+            s->hold_until_ns = 0;
+        }
+        s->stats.ops += n - nk;
+        size_t lost = 0;
+        if (unreachable && s->stopping)
+            for (store__op_t *o = ops; o; o = o->next)
+                if (o->rc < 0 && !o->done) lost++;
+        s->stats.dropped += lost;
         pthread_mutex_unlock(&s->mu);
+        if (lost)
+            log_warn("store: closing with %s unreachable: %zu write(s) dropped", s->url_safe,
+                     lost);
         store__deliver(ops);
     }
     return NULL;
@@ -513,6 +634,8 @@ store_t *store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     s->be = be;
+    if (getrandom(&s->op_nonce, sizeof s->op_nonce, 0) != sizeof s->op_nonce)
+        s->op_nonce = time_wall_ms() * 1000003ull ^ (uint64_t)getpid() << 40;
     store__redact(url, s->url_safe, sizeof s->url_safe);
     s->wconn = be->connect(url, err, errlen);
     if (!s->wconn) goto fail;
@@ -749,6 +872,9 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
         op->num[2] = row->completion_tokens;
         op->num[3] = row->latency_ms;
         op->num[4] = row->status;
+        /* the row's write id: a retry of this op after an ambiguous COMMIT
+         * finds it (ON CONFLICT DO NOTHING) instead of adding a second row */
+        op->num[5] = (int64_t)(s->op_nonce + __atomic_fetch_add(&s->op_seq, 1, __ATOMIC_RELAXED));
         op->cost_usd = row->cost_usd;
     }
     store__enqueue(s, op, true, NULL, done, ud);

@@ -48,7 +48,7 @@ typedef struct store__op {
     int64_t last_probe_ms;
     bool up;
     const char *str[5]; /* KEY_PUT, SPEND_ADD (NULL = SQL NULL) */
-    int64_t num[5];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status */
+    int64_t num[6];     /* SPEND_ADD: ts_ms, prompt, completion, latency_ms, status, op_id */
     double cost_usd;    /* SPEND_ADD */
     int64_t expires_ms; /* CACHE_PUT, CACHE_PURGE */
     struct event_base *base;
@@ -121,6 +121,8 @@ typedef struct store__stats {
     uint64_t ops;        /* ops completed (any rc) */
     uint64_t max_batch;  /* largest batch taken */
     uint64_t reconnects; /* successful reconnects of the writer */
+    uint64_t kept;       /* fire-and-forget ops put back while the store was unreachable */
+    uint64_t dropped;    /* fire-and-forget ops dropped: queue full, or closing unreachable */
 } store__stats_t;
 void store__get_stats(store_t *s, store__stats_t *out);
 

@@ -76,6 +76,10 @@ static const store__migration_t store__pg_migrations[] = {
         "  expires_ms BIGINT NOT NULL"
         ");"
         "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);"},
+    /* issue 26: a spend row's write id, so a write retried after a lost
+     * connection (its COMMIT's outcome unknown) is not counted twice */
+    {5, "ALTER TABLE spend_log ADD COLUMN op_id BIGINT;"
+        "CREATE UNIQUE INDEX spend_log_op ON spend_log (op_id);"},
 };
 #define STORE__PG_NMIG (sizeof store__pg_migrations / sizeof store__pg_migrations[0])
 
@@ -106,8 +110,9 @@ static const char STORE__PG_KPUT[] =
     " updated_at = EXCLUDED.updated_at";
 static const char STORE__PG_SADD[] =
     "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
-    " completion_tokens, cost_usd, latency_ms, status)"
-    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)";
+    " completion_tokens, cost_usd, latency_ms, status, op_id)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)"
+    " ON CONFLICT (op_id) DO NOTHING";
 
 static const char STORE__PG_SECPUT[] =
     "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES ($1, $2, $3)"
@@ -320,7 +325,7 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
         {"skuld_model_del", STORE__PG_DEL, 1},
         {"skuld_health_put", STORE__PG_HPUT, 5},
         {"skuld_key_put", STORE__PG_KPUT, 4},
-        {"skuld_spend_add", STORE__PG_SADD, 11},
+        {"skuld_spend_add", STORE__PG_SADD, 12},
         {"skuld_secret_put", STORE__PG_SECPUT, 3},
         {"skuld_cache_put",
          "INSERT INTO cache_entries (key, value, expires_ms) VALUES ($1, $2, $3)"
@@ -351,8 +356,8 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
     /* Prepared on first use (the tables exist by then). Prepared statements
      * belong to the session, not the transaction: a later rollback keeps them. */
     if (store__pg_prepare_all(c, err, errlen)) return -1;
-    char b1[24], b2[24], b3[24], b4[24], b5[24], b6[40];
-    const char *params[11];
+    char b1[24], b2[24], b3[24], b4[24], b5[24], b6[40], b7[24];
+    const char *params[12];
     const char *stmt;
     int n;
     switch (op->kind) {
@@ -405,8 +410,10 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         params[8] = b6;
         params[9] = b4;
         params[10] = b5;
+        snprintf(b7, sizeof b7, "%lld", (long long)op->num[5]);
+        params[11] = b7;
         stmt = "skuld_spend_add";
-        n = 11;
+        n = 12;
         break;
     case STORE__OP_CACHE_PUT:
         snprintf(b1, sizeof b1, "%lld", (long long)op->expires_ms);

@@ -74,6 +74,10 @@ static const store__migration_t store__sqlite_migrations[] = {
         "  expires_ms INTEGER NOT NULL"
         ");"
         "CREATE INDEX cache_entries_expires ON cache_entries (expires_ms);"},
+    /* issue 26: a spend row's write id, so a write retried after a lost
+     * connection (its COMMIT's outcome unknown) is not counted twice */
+    {5, "ALTER TABLE spend_log ADD COLUMN op_id INTEGER;"
+        "CREATE UNIQUE INDEX spend_log_op ON spend_log (op_id);"},
 };
 #define STORE__SQLITE_NMIG (sizeof store__sqlite_migrations / sizeof store__sqlite_migrations[0])
 
@@ -106,8 +110,9 @@ static const char STORE__SQL_CPUT[] =
 static const char STORE__SQL_CPURGE[] = "DELETE FROM cache_entries WHERE expires_ms <= ?1";
 static const char STORE__SQL_SADD[] =
     "INSERT INTO spend_log (ts_ms, request_id, key_id, team, user_name, model, prompt_tokens,"
-    " completion_tokens, cost_usd, latency_ms, status)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+    " completion_tokens, cost_usd, latency_ms, status, op_id)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12)"
+    " ON CONFLICT (op_id) DO NOTHING";
 
 static const char STORE__SQL_SECPUT[] =
     "INSERT INTO provider_secrets (provider, sealed, updated_at) VALUES (?1, ?2, ?3)"
@@ -337,6 +342,7 @@ static int store__sq_apply(store__conn_t *c, const store__op_t *op, char *err, s
         sqlite3_bind_double(st, 9, op->cost_usd);
         sqlite3_bind_int64(st, 10, op->num[3]);
         sqlite3_bind_int64(st, 11, op->num[4]);
+        sqlite3_bind_int64(st, 12, op->num[5]);
         break;
     case STORE__OP_CACHE_PUT:
         if (store__sq_prepare(c, &c->cput, STORE__SQL_CPUT, err, errlen)) return -1;

@@ -171,18 +171,7 @@ class PgServer:
         last = None
         for _ in range(5):  # the free port may be taken between probe and bind
             self.port = _free_port()
-            kw = {}
-            if self.run_as:
-                pw = pwd.getpwnam(self.run_as)
-                kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
-            logf = open(os.path.join(self.dir, "server.log"), "ab")
-            self.proc = subprocess.Popen(
-                [os.path.join(self.bin, "postgres"), "-D", data, "-p", str(self.port),
-                 "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
-                 "-c", "fsync=on", "-c", "max_connections=50"],
-                stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                cwd=self.dir, preexec_fn=_pdeathsig, **kw)
-            logf.close()
+            self._spawn()
             if self._wait_ready(30):
                 break
             last = self.log()
@@ -201,6 +190,66 @@ class PgServer:
                                                             self.log()))
         return self
 
+    def _spawn(self):
+        kw = {}
+        if self.run_as:
+            pw = pwd.getpwnam(self.run_as)
+            kw = dict(user=pw.pw_uid, group=pw.pw_gid, extra_groups=[])
+        logf = open(os.path.join(self.dir, "server.log"), "ab")
+        self.proc = subprocess.Popen(
+            [os.path.join(self.bin, "postgres"), "-D", os.path.join(self.dir, "data"),
+             "-p", str(self.port),
+             "-c", "listen_addresses=127.0.0.1", "-c", "unix_socket_directories=",
+             "-c", "fsync=on", "-c", "max_connections=50"],
+            stdout=logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            cwd=self.dir, preexec_fn=_pdeathsig, **kw)
+        logf.close()
+
+    # -- outages (the chaos suite) -------------------------------------------
+    def _tree(self):
+        """The postmaster and every process it forked (backends, writers)."""
+        pids = [self.proc.pid]
+        for d in os.listdir("/proc"):
+            if not d.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % d) as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if ppid == self.proc.pid:
+                pids.append(int(d))
+        return pids
+
+    def freeze(self):
+        """SIGSTOP the server and its backends: connections stay open, nothing
+        answers (a hung database)."""
+        self._frozen = self._tree()
+        for pid in self._frozen:
+            try:
+                os.kill(pid, signal.SIGSTOP)
+            except ProcessLookupError:
+                pass
+
+    def thaw(self):
+        for pid in getattr(self, "_frozen", []):
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        self._frozen = []
+
+    def halt(self):
+        """Fast shutdown (every connection terminated), keeping the data."""
+        self._kill()
+
+    def resume(self, timeout=30):
+        """Start again on the same port and data after halt()."""
+        self._spawn()
+        if not self._wait_ready(timeout):
+            raise PgServerError("postgres did not start again:\n" + self.log())
+        return self
+
     def _wait_ready(self, timeout):
         isready = os.path.join(self.bin, "pg_isready")
         deadline = time.time() + timeout
@@ -215,6 +264,8 @@ class PgServer:
         return False
 
     def _kill(self):
+        if getattr(self, "_frozen", None):
+            self.thaw()
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # fast shutdown
             try:

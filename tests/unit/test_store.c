@@ -15,7 +15,8 @@
  *
  * The suite: open/migrate/reopen (idempotent; a newer on-disk schema is
  * refused), put/load/order/upsert idempotence/delete (rc STORE_NOT_FOUND for a
- * missing name), health put/load, a bad op inside a batch failing alone, many
+ * missing name), health put/load, a spend row retried after an ambiguous
+ * COMMIT written once, a bad op inside a batch failing alone, many
  * writes from two threads each with its own event loop all acknowledged
  * exactly once on the right thread, close draining the queue. PostgreSQL
  * only: the writer reconnects after its server connection is killed.
@@ -261,9 +262,10 @@ static void test_open_migrate_reopen(void **state)
                                             -1, &st, NULL),
                          SQLITE_OK);
         assert_int_equal(sqlite3_step(st), SQLITE_ROW);
-        /* 2: keys and spend, 3: provider secrets (issue 8), 4: cache_entries (cache) */
-        assert_int_equal(sqlite3_column_int(st, 0), 4);
-        assert_int_equal(sqlite3_column_int(st, 1), 4);
+        /* 2: keys and spend, 3: provider secrets (issue 8), 4: cache_entries (cache),
+         * 5: spend_log.op_id (issue 26) */
+        assert_int_equal(sqlite3_column_int(st, 0), 5);
+        assert_int_equal(sqlite3_column_int(st, 1), 5);
         sqlite3_finalize(st);
         sqlite3_close(db);
     }
@@ -483,6 +485,81 @@ static void test_keys_spend_secrets(void **state)
     assert_string_equal(sec.spec[0], "v1:abc:def");
     store_close(s);
     event_base_free(base);
+}
+
+/* Rows in spend_log, counted directly (not through the store). */
+static long count_spend(const ctx_t *c)
+{
+    long n = -1;
+    if (c->pg) {
+        PGconn *pg = PQconnectdb(c->url);
+        if (PQstatus(pg) != CONNECTION_OK) fail_msg("postgres: %s", PQerrorMessage(pg));
+        PGresult *r = PQexec(pg, "SELECT count(*) FROM spend_log");
+        if (PQresultStatus(r) != PGRES_TUPLES_OK) fail_msg("postgres: %s", PQresultErrorMessage(r));
+        n = atol(PQgetvalue(r, 0, 0));
+        PQclear(r);
+        PQfinish(pg);
+    } else {
+        sqlite3 *db = NULL;
+        sqlite3_stmt *st;
+        assert_int_equal(sqlite3_open(c->url + strlen("sqlite://"), &db), SQLITE_OK);
+        assert_int_equal(sqlite3_prepare_v2(db, "SELECT count(*) FROM spend_log", -1, &st, NULL),
+                         SQLITE_OK);
+        assert_int_equal(sqlite3_step(st), SQLITE_ROW);
+        n = sqlite3_column_int(st, 0);
+        sqlite3_finalize(st);
+        sqlite3_close(db);
+    }
+    return n;
+}
+
+/* A spend row written again after a COMMIT whose outcome the writer could
+ * not know (the connection died before the answer) is not counted twice:
+ * the op's write id makes the second INSERT a no-op; another op with the
+ * same request id is a row of its own. */
+static void test_spend_retry_idempotent(void **state)
+{
+    ctx_t *c = *state;
+    store_close(open_ok(c)); /* migrated */
+    const store__backend_t *be = c->pg ? &store__pg : &store__sqlite;
+    char err[STORE__ERRLEN];
+    store__conn_t *conn = be->connect(c->url, err, sizeof err);
+    if (!conn) fail_msg("connect: %s", err);
+    store__op_t op;
+    memset(&op, 0, sizeof op);
+    op.kind = STORE__OP_SPEND_ADD;
+    op.str[0] = "req-1";
+    op.num[0] = 5;
+    op.num[4] = 200;
+    op.num[5] = 0x1234567890abcdefll;
+    for (int i = 0; i < 2; i++) { /* the write, then its retry */
+        assert_int_equal(be->begin(conn, err, sizeof err), 0);
+        assert_int_equal(be->apply(conn, &op, err, sizeof err), 0);
+        assert_int_equal(be->commit(conn, err, sizeof err), 0);
+    }
+    assert_int_equal(count_spend(c), 1);
+    op.num[5]++; /* another request, same client-chosen request id */
+    assert_int_equal(be->begin(conn, err, sizeof err), 0);
+    assert_int_equal(be->apply(conn, &op, err, sizeof err), 0);
+    assert_int_equal(be->commit(conn, err, sizeof err), 0);
+    assert_int_equal(count_spend(c), 2);
+    be->disconnect(conn);
+    /* through the store: every row its own write id */
+    store_t *s = open_ok(c);
+    struct event_base *base = event_base_new();
+    atomic_int n = 0;
+    static ack_t a[50];
+    store_spend_t row = {.request_id = "req-1", .model = "m", .status = 200};
+    for (int i = 0; i < 50; i++) {
+        memset(&a[i], 0, sizeof a[i]);
+        a[i].counter = &n;
+        store_spend_add(s, &row, base, on_done, &a[i]);
+    }
+    run_until(base, &n, 50);
+    for (int i = 0; i < 50; i++) assert_int_equal(a[i].rc, 0);
+    store_close(s);
+    event_base_free(base);
+    assert_int_equal(count_spend(c), 52);
 }
 
 static void test_bad_op_fails_alone(void **state)
@@ -952,6 +1029,8 @@ static void test_cache_put_load_purge(void **state)
                                                  teardown, &ctx),                                  \
         cmocka_unit_test_prestate_setup_teardown(test_health_put_load, setup, teardown, &ctx),     \
         cmocka_unit_test_prestate_setup_teardown(test_keys_spend_secrets, setup, teardown, &ctx),  \
+        cmocka_unit_test_prestate_setup_teardown(test_spend_retry_idempotent, setup, teardown,     \
+                                                 &ctx),                                            \
         cmocka_unit_test_prestate_setup_teardown(test_bad_op_fails_alone, setup, teardown, &ctx),  \
         cmocka_unit_test_prestate_setup_teardown(test_two_loops_concurrent, setup, teardown,       \
                                                  &ctx),                                            \

@@ -12,7 +12,8 @@
  *   mock-upstream [--listen HOST:PORT] [--seed N]
  *   Default 127.0.0.1:0 (port 0 = pick a free port). Once listening it prints
  *   exactly "LISTENING <port>\n" on stdout. SIGTERM/SIGINT: free all, exit 0.
- *   --seed seeds the PRNG used by fail_rate (default 1).
+ *   --seed seeds the PRNG used by fail_rate, stall_rate and reset_rate
+ *   (default 1).
  *
  * Endpoints (a client's base_url is http://HOST:PORT/v1)
  *   POST /v1/chat/completions  chat.completion, or SSE chat.completion.chunk
@@ -100,11 +101,21 @@
  *   fail_rate     0..1: with that probability (seeded PRNG) answer with
  *                 `status` if it is >= 400, else 500; otherwise succeed
  *                 (with a 2xx/3xx `status`, else 200)
+ *   reset_rate    0..1: with that probability (seeded PRNG) the request is
+ *                 answered with nothing: once latency_ms has passed, the
+ *                 connection is closed with a TCP reset (SO_LINGER 0), no
+ *                 status line. fail_rate, stall_rate and reset_rate are drawn
+ *                 independently, in that order (three faults at rate p
+ *                 each hit 1-(1-p)^3 of the requests; a reset wins)
  *
  * Introspection (never scripted, never counted)
  *   GET  /_mock/stats    {"requests","by_path","in_flight",
  *                         "streams_completed","streams_cut","client_aborts",
  *                         "stalls" (requests given a stall),
+ *                         "fails" (errors drawn by fail_rate),
+ *                         "resets" (connections reset by reset_rate),
+ *                         "faults" (requests given at least one of the
+ *                         three: the share of calls that failed),
  *                         "abort_after_ms" (arrival to client abort, ms,
  *                         of the latest 256 aborts)}
  *   GET  /_mock/last     {"method","path","headers","body"} of the latest
@@ -182,6 +193,7 @@ struct script {
     int safety;             /* -1 = not set */
     double fail_rate;       /* < 0 = not set */
     double stall_rate;      /* < 0 = not set */
+    double reset_rate;      /* < 0 = not set */
     char *error_body, *retry_after, *content;
 };
 
@@ -195,6 +207,7 @@ struct mreq {
     enum endpoint ep;
     enum shape shape;
     bool safety;
+    bool reset; /* reset_rate drew this one: RST instead of a reply */
     long long cached_tokens;
     int status;
     long long stall_ms, gap_ms;
@@ -220,6 +233,7 @@ static struct {
     unsigned long long seq;
     json_t *defaults, *last, *prompts, *by_path;
     long long requests, streams_completed, streams_cut, client_aborts, in_flight, stalls;
+    long long fails, resets, faults;
     double abort_after_ms[256]; /* ring: arrival to client abort, latest aborts */
     size_t n_abort_after;
     struct mreq *active;
@@ -417,6 +431,7 @@ static void script_init(struct script *s)
     s->tool_call = -1;
     s->fail_rate = -1;
     s->stall_rate = -1;
+    s->reset_rate = -1;
     s->cached_tokens = -1;
     s->safety = -1;
 }
@@ -512,6 +527,7 @@ static void script_apply(struct script *s, const json_t *obj)
     if (j_number(json_object_get(obj, "status"), &d) && d >= 200 && d <= 599) s->status = (int)d;
     if (j_number(json_object_get(obj, "fail_rate"), &d) && d >= 0 && d <= 1) s->fail_rate = d;
     if (j_number(json_object_get(obj, "stall_rate"), &d) && d >= 0 && d <= 1) s->stall_rate = d;
+    if (j_number(json_object_get(obj, "reset_rate"), &d) && d >= 0 && d <= 1) s->reset_rate = d;
     if (j_bool(json_object_get(obj, "tool_call"), &b)) s->tool_call = b;
     if (j_bool(json_object_get(obj, "safety"), &b)) s->safety = b;
     count_key(obj, "cached_tokens", &s->cached_tokens);
@@ -882,8 +898,30 @@ static void stream_step(struct mreq *st)
     }
 }
 
+/* reset_rate: a TCP reset, nothing sent. evhttp_connection_free shuts the
+ * write side down (a FIN) before it closes, so the reset is sent first:
+ * connect(AF_UNSPEC) disconnects an established TCP socket with a RST on
+ * Linux; SO_LINGER 0 makes the close abortive where it does not. */
+static void reset_now(struct mreq *st)
+{
+    int fd = conn_fd(st->evcon);
+    if (fd >= 0) {
+        struct linger lg = {1, 0};
+        struct sockaddr sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_family = AF_UNSPEC;
+        setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+        (void)connect(fd, &sa, sizeof sa);
+    }
+    mreq_drop_connection(st);
+}
+
 static void start_reply(struct mreq *st)
 {
+    if (st->reset) {
+        reset_now(st);
+        return;
+    }
     if (!st->streaming) {
         if (st->stall_ms > 0)
             start_stalled(st);
@@ -1547,6 +1585,9 @@ static void handle_mock(struct evhttp_request *req, const char *path)
         json_object_set_new(o, "streams_cut", json_integer(g.streams_cut));
         json_object_set_new(o, "client_aborts", json_integer(g.client_aborts));
         json_object_set_new(o, "stalls", json_integer(g.stalls));
+        json_object_set_new(o, "fails", json_integer(g.fails));
+        json_object_set_new(o, "resets", json_integer(g.resets));
+        json_object_set_new(o, "faults", json_integer(g.faults));
         json_t *aa = json_array();
         size_t na = g.n_abort_after < 256 ? g.n_abort_after : 256;
         for (size_t i = 0; i < na; i++) json_array_append_new(aa, json_real(g.abort_after_ms[i]));
@@ -1562,6 +1603,7 @@ static void handle_mock(struct evhttp_request *req, const char *path)
             return;
         }
         g.requests = g.streams_completed = g.streams_cut = g.client_aborts = g.stalls = 0;
+        g.fails = g.resets = g.faults = 0;
         g.n_abort_after = 0;
         json_object_clear(g.by_path);
         json_object_clear(g.prompts);
@@ -1688,12 +1730,16 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     if (body) script_apply(&sc, json_object_get(body, "mock"));
 
     int status = sc.status ? sc.status : 200;
+    bool drew_fail = false;
     if (sc.fail_rate >= 0) {
         bool fail = sc.fail_rate > 0 && rng_double() < sc.fail_rate;
-        if (fail)
+        if (fail) {
             status = status >= 400 ? status : 500;
-        else if (status >= 400)
+            drew_fail = true;
+            g.fails++;
+        } else if (status >= 400) {
             status = 200;
+        }
     }
 
     struct mreq *st = mreq_new(req);
@@ -1702,9 +1748,17 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     st->safety = shape == SH_GEMINI && sc.safety == 1;
     st->status = status;
     st->stall_ms = (long long)sc.stall_ms;
-    if (sc.stall_rate >= 0 && !(sc.stall_rate > 0 && rng_double() < sc.stall_rate))
-        st->stall_ms = 0; /* stall_rate given: only that share of requests stalls */
+    bool drew_stall = false;
+    if (sc.stall_rate >= 0) {
+        drew_stall = sc.stall_rate > 0 && rng_double() < sc.stall_rate;
+        if (!drew_stall) st->stall_ms = 0; /* only that share of requests stalls */
+    }
+    if (sc.reset_rate > 0 && rng_double() < sc.reset_rate) {
+        st->reset = true;
+        g.resets++;
+    }
     if (st->stall_ms > 0) g.stalls++;
+    if (drew_fail || (drew_stall && st->stall_ms > 0) || st->reset) g.faults++;
     st->gap_ms = (long long)sc.chunk_gap_ms;
     if (sc.retry_after) st->retry_after = xstrdup(sc.retry_after);
 
