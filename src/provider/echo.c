@@ -7,7 +7,8 @@
  * is the same JSON (or SSE stream, one chunk per word, then a usage chunk and
  * [DONE]) an upstream would send, delivered through up_callbacks_t from a
  * zero-delay event on the worker's loop, never from inside local_start.
- * Token counts are whitespace-separated words.
+ * Token counts are whitespace-separated words (EP_COUNT_TOKENS: those of
+ * the messages, and of the tools' JSON).
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -57,20 +58,41 @@ static void echo_usage(buf_t *o, long prompt, long completion)
                completion, prompt + completion);
 }
 
+/* The text of every message into all (space-separated), of the last one into last. */
+static void echo_messages_text(json_t *req, buf_t *all, buf_t *last)
+{
+    size_t i;
+    json_t *msg;
+    json_array_foreach(json_object_get(req, "messages"), i, msg)
+    {
+        buf_reset(last);
+        provider_content_text(last, json_object_get(msg, "content"), " ");
+        buf_append(all, buf_data(last), last->len);
+        buf_append(all, " ", 1);
+    }
+}
+
+/* EP_COUNT_TOKENS: the prompt_tokens a chat with these messages reports
+ * (words), plus the words of the tool definitions' JSON. */
+static void echo_count(json_t *req, buf_t *o)
+{
+    buf_t all, last;
+    buf_init(&all, 0);
+    buf_init(&last, 0);
+    echo_messages_text(req, &all, &last);
+    json_t *tools = json_object_get(req, "tools");
+    if (json_array_size(tools)) provider_dump(&all, tools);
+    buf_printf(o, "{\"input_tokens\":%ld}", echo_words(buf_data(&all)));
+    buf_free(&all);
+    buf_free(&last);
+}
+
 static void echo_chat(json_t *req, bool stream, buf_t *o)
 {
     buf_t all, last;
     buf_init(&all, 0);
     buf_init(&last, 0);
-    size_t i;
-    json_t *msg;
-    json_array_foreach(json_object_get(req, "messages"), i, msg)
-    {
-        buf_reset(&last);
-        provider_content_text(&last, json_object_get(msg, "content"), " ");
-        buf_append(&all, buf_data(&last), last.len);
-        buf_append(&all, " ", 1);
-    }
+    echo_messages_text(req, &all, &last);
     const char *model = json_string_value(json_object_get(req, "model"));
     long prompt = echo_words(buf_data(&all)), completion = echo_words(buf_data(&last));
     if (!stream) {
@@ -210,6 +232,8 @@ static prov_local_t *echo_start(struct event_base *base, endpoint_t ep, const pr
         echo_chat(req, stream, &h->out);
     else if (ep == EP_COMPLETIONS)
         echo_completion(req, stream, &h->out);
+    else if (ep == EP_COUNT_TOKENS)
+        echo_count(req, &h->out);
     else
         echo_embeddings(req, &h->out);
     json_decref(req);
@@ -243,6 +267,7 @@ static void echo_resume(prov_local_t *h)
 
 const prov_ops_t provider_echo = {
     .type = "echo",
+    .counts_tokens = true,
     .build = echo_build,
     .local_start = echo_start,
     .local_cancel = echo_cancel,

@@ -26,6 +26,11 @@
  * ends the stream (finish chunk, usage chunk, [DONE]). Errors
  * {"error":{"code","message","status"}} keep their HTTP status; code = the
  * Gemini status name.
+ *
+ * Token counts (EP_COUNT_TOKENS): POST {base_url}/models/{model}:countTokens
+ * with {"generateContentRequest": the request above without
+ * generationConfig, plus "model": "models/{model}"}; totalTokens is the
+ * answer's input_tokens.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +47,7 @@ static const xl_wire_t gem_wire = {
     .stream_accept = "Accept: text/event-stream",
     .key_header = "x-goog-api-key: ",
     .id_prefix = "chatcmpl-gemini",
+    .endpoints = XL_EP(EP_CHAT) | XL_EP(EP_COUNT_TOKENS),
 };
 
 static const char *gem_mime_of(const char *url)
@@ -96,7 +102,7 @@ static json_t *gem_tool_config(const json_t *tc)
 static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    int bad = xl_chat_only(a, ep, &gem_wire, out);
+    int bad = xl_serves(a, ep, &gem_wire, out);
     if (bad) return bad;
     json_t *req = json_object(), *contents = json_array(), *sys = json_array();
     json_t *names = json_object(); /* tool_call id -> function name */
@@ -165,9 +171,17 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else
         json_decref(gc);
 
-    if (xl_build_end(a, req, m, stream, &gem_wire, sizeof(struct prov_xlate), out)) return -1;
-    out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model,
-                            stream ? "streamGenerateContent?alt=sse" : "generateContent");
+    const char *method = stream ? "streamGenerateContent?alt=sse" : "generateContent";
+    if (ep == EP_COUNT_TOKENS) { /* the request as it would be generated from, counted */
+        json_object_del(req, "generationConfig");
+        char *name = arena_printf(a, "models/%s", m->upstream_model);
+        json_object_set_new(req, "model", json_string(name ? name : ""));
+        req = json_pack("{s:o}", "generateContentRequest", req);
+        method = "countTokens";
+        stream = false;
+    }
+    if (xl_build_end(a, req, m, ep, stream, &gem_wire, sizeof(struct prov_xlate), out)) return -1;
+    out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model, method);
     return out->url ? 0 : -1;
 }
 
@@ -214,6 +228,11 @@ static int gem_response(prov_xlate_t *x, int status, const char *body, size_t le
                  msg ? msg : "the upstream provider answered with an error");
         json_decref(o);
         return status;
+    }
+    if (x->s.ep == EP_COUNT_TOKENS) {
+        int st = xl_count_answer(out, o, "totalTokens", status);
+        json_decref(o);
+        return st;
     }
     if (!json_is_object(o)) {
         json_decref(o);
@@ -304,6 +323,7 @@ static int gem_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 
 const prov_ops_t provider_gemini = {
     .type = "gemini",
+    .counts_tokens = true,
     .build = gem_build,
     .build_probe = gem_build_probe,
     .translate_response = gem_response,

@@ -42,7 +42,7 @@ static const xl_wire_t oll_wire = {
 static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    int bad = xl_chat_only(a, ep, &oll_wire, out);
+    int bad = xl_serves(a, ep, &oll_wire, out);
     if (bad) return bad;
     json_t *req = json_pack("{s:s, s:b}", "model", m->upstream_model, "stream", stream);
     json_t *msgs = json_array(), *names = json_object(), *msg, *v;
@@ -113,7 +113,7 @@ static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else if (rft && !strcmp(rft, "json_object"))
         json_object_set_new(req, "format", json_string("json"));
 
-    if (xl_build_end(a, req, m, stream, &oll_wire, sizeof(struct prov_xlate), out)) return -1;
+    if (xl_build_end(a, req, m, ep, stream, &oll_wire, sizeof(struct prov_xlate), out)) return -1;
     out->framing = PROV_FRAME_NDJSON;
     out->url = arena_printf(a, "%s/api/chat", m->provider->base_url);
     return out->url ? 0 : -1;

@@ -172,9 +172,9 @@ static void test_chat_only(void **state)
     (void)state;
     arena_t *a = arena_create(0);
     prov_call_t call = {0};
-    assert_int_equal(xl_chat_only(a, EP_CHAT, &test_wire, &call), 0);
+    assert_int_equal(xl_serves(a, EP_CHAT, &test_wire, &call), 0);
     assert_null(call.error);
-    assert_int_equal(xl_chat_only(a, EP_EMBEDDINGS, &test_wire, &call), PROV_EBADREQ);
+    assert_int_equal(xl_serves(a, EP_EMBEDDINGS, &test_wire, &call), PROV_EBADREQ);
     assert_string_equal(call.error,
                         "this deployment (provider type testprov) serves chat completions only");
     arena_destroy(a);
@@ -195,9 +195,9 @@ static void test_build_end(void **state)
     cfg_model_t m = {.name = "pub", .provider = &prov, .upstream_model = "up-model"};
 
     prov_call_t call = {0};
-    assert_int_equal(
-        xl_build_end(a, parse("{\"b\":1}"), &m, true, &test_wire, sizeof(struct prov_xlate), &call),
-        0);
+    assert_int_equal(xl_build_end(a, parse("{\"b\":1}"), &m, EP_CHAT, true, &test_wire,
+                                  sizeof(struct prov_xlate), &call),
+                     0);
     assert_int_equal(call.body_len, 7);
     assert_memory_equal(call.body, "{\"b\":1}", 7);
     assert_int_equal(count_headers(call.headers), 4);
@@ -218,8 +218,8 @@ static void test_build_end(void **state)
     bare.version = NULL;
     prov.api_key = NULL;
     prov_call_t c2 = {0};
-    assert_int_equal(xl_build_end(a, parse("{}"), &m, false, &bare, sizeof(struct prov_xlate), &c2),
-                     0);
+    assert_int_equal(
+        xl_build_end(a, parse("{}"), &m, EP_CHAT, false, &bare, sizeof(struct prov_xlate), &c2), 0);
     assert_int_equal(count_headers(c2.headers), 2);
     assert_string_equal(c2.headers[1], "Accept: application/json");
     arena_destroy(a);

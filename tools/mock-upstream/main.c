@@ -42,6 +42,14 @@
  *                              unless "stream": false) as NDJSON lines, the
  *                              last with "done": true and the counts.
  *                              Errors {"error":"..."}
+ *   POST /v1/messages/count_tokens  Anthropic token count: {"input_tokens":
+ *                              words of system and message text + 10 per
+ *                              tool}; a field Anthropic does not take there
+ *                              (max_tokens, stream, ...) is a 400
+ *   POST /v1beta/models/{m}:countTokens  Gemini token count of a
+ *                              {"generateContentRequest"} (or bare
+ *                              "contents"): {"totalTokens": words of the
+ *                              parts + 10 per function declaration}
  *   A tool call is one piece in the Gemini and Ollama shapes (they send a
  *   call whole). Anthropic input_tokens = prompt words - cached_tokens.
  *
@@ -162,7 +170,7 @@
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
 #define TOOL_ARGS "{\"x\":1}"
 
-enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS };
+enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP_COUNT };
 enum shape { SH_OPENAI, SH_ANTHROPIC, SH_GEMINI, SH_OLLAMA };
 
 enum phase {
@@ -1476,6 +1484,61 @@ static char *shape_event(const struct mreq *st, size_t idx)
 }
 
 /* Fill st for a chat or completions request. */
+#define COUNT_PER_TOOL 10 /* tokens a tool definition counts for */
+
+/* The body of a token count, or NULL with *why set when the request is not
+ * one the real API takes (400). Anthropic: fields other than these are
+ * refused, as Anthropic does ("Extra inputs are not permitted"). */
+static char *count_body(enum shape shape, const json_t *body, const char **why)
+{
+    long long n = 0;
+    if (shape == SH_ANTHROPIC) {
+        static const char *const ok[] = {"model", "messages",    "system",
+                                         "tools", "tool_choice", "thinking"};
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)body, key, v)
+        {
+            bool known = false;
+            for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) known |= !strcmp(key, ok[k]);
+            if (!known) {
+                *why = "Extra inputs are not permitted";
+                return NULL;
+            }
+        }
+        const json_t *msgs = json_object_get(body, "messages");
+        if (!json_is_string(json_object_get(body, "model")) || !json_is_array(msgs)) {
+            *why = "model and messages are required";
+            return NULL;
+        }
+        for (size_t i = 0; i < json_array_size(msgs); i++)
+            n += words_of_content(json_object_get(json_array_get(msgs, i), "content"));
+        n += words_of_content(json_object_get(body, "system"));
+        n += COUNT_PER_TOOL * (long long)json_array_size(json_object_get(body, "tools"));
+        json_t *o = json_pack("{s:I}", "input_tokens", (json_int_t)n);
+        char *s = dump(o);
+        json_decref(o);
+        return s;
+    }
+    const json_t *gr = json_object_get(body, "generateContentRequest");
+    const json_t *contents = json_object_get(gr ? gr : body, "contents");
+    if (!json_is_array(contents)) {
+        *why = "contents is required";
+        return NULL;
+    }
+    for (size_t i = 0; i < json_array_size(contents); i++)
+        n += words_of_parts(json_object_get(json_array_get(contents, i), "parts"));
+    n += words_of_parts(json_object_get(json_object_get(gr, "systemInstruction"), "parts"));
+    const json_t *tools = json_object_get(gr, "tools");
+    for (size_t i = 0; i < json_array_size(tools); i++)
+        n += COUNT_PER_TOOL * (long long)json_array_size(json_object_get(json_array_get(tools, i),
+                                                                         "functionDeclarations"));
+    json_t *o = json_pack("{s:I}", "totalTokens", (json_int_t)n);
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
 static void prepare_generation(struct mreq *st, const json_t *body, const struct script *sc)
 {
     const json_t *model = json_object_get(body, "model");
@@ -1638,6 +1701,14 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         ep = EP_CHAT;
         shape = SH_ANTHROPIC;
         want = EVHTTP_REQ_POST;
+    } else if (!strcmp(path, "/v1/messages/count_tokens")) {
+        ep = EP_COUNT;
+        shape = SH_ANTHROPIC;
+        want = EVHTTP_REQ_POST;
+    } else if (!strncmp(path, "/v1beta/models/", 15) && strstr(path, ":countTokens")) {
+        ep = EP_COUNT;
+        shape = SH_GEMINI;
+        want = EVHTTP_REQ_POST;
     } else if (!strcmp(path, "/api/chat")) {
         ep = EP_CHAT;
         shape = SH_OLLAMA;
@@ -1730,6 +1801,13 @@ static void handle_v1(struct evhttp_request *req, const char *path)
                                                         (st->include_usage ? 1 : 0) + 1;
         } else {
             st->body = completion_body(st);
+        }
+    } else if (ep == EP_COUNT) {
+        const char *why = NULL;
+        st->body = count_body(shape, body, &why);
+        if (!st->body) {
+            st->status = 400;
+            st->body = shape_error_body(shape, 400, why);
         }
     } else if (ep == EP_EMBEDDINGS) {
         const json_t *input = json_object_get(body, "input");
