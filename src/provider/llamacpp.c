@@ -31,10 +31,9 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "local/local.h"
+#include "provider/embed.h"
 #include "provider/provider.h"
 #include "provider/xlate.h"
-
-#define LLAMACPP_MAX_INPUTS 2048 /* embeddings: inputs per request, as OpenAI */
 
 struct prov_local {
     struct event *ev;
@@ -54,6 +53,7 @@ struct prov_local {
     const char *finish_detail;
     int now_status; /* != 0: answer this status at once (out holds the body): an error, a count */
     long prompt_tokens;
+    embed_opts_t emb; /* embeddings: encoding and dimensions asked */
     char id[40];
     char model[200];
     long created;
@@ -84,6 +84,9 @@ static void llamacpp__notify(void *ud)
 static int llamacpp_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m,
                           bool stream, prov_call_t *out)
 {
+    embed_opts_t eo;
+    int rc = ep == EP_EMBEDDINGS ? embed_request(a, body, &eo, out) : 0;
+    if (rc) return rc; /* dimensions against the model's size: at start, with the engine */
     json_object_set_new(body, "model", json_string(m->name));
     char *url = arena_concat(a, "llamacpp:", m->name);
     if (!url || provider_body(a, body, out) != 0) return -1;
@@ -292,29 +295,28 @@ static void llamacpp__prepare_generate(prov_local_t *h, json_t *req)
     free(toks);
 }
 
+/* A request llamacpp_build checked (embed_request): its inputs tokenized and queued. */
 static void llamacpp__prepare_embed(prov_local_t *h, json_t *req)
 {
-    json_t *input = json_object_get(req, "input");
-    size_t count = json_is_array(input) ? json_array_size(input) : 1;
-    if (count == 0 || count > LLAMACPP_MAX_INPUTS) {
-        llamacpp__error(h, 400, "invalid_value", "input",
-                        "input must hold between 1 and 2048 strings");
+    prov_call_t why = {0};
+    if (embed_request(NULL, req, &h->emb, &why) != 0) {
+        llamacpp__error(h, 400, why.error_code, why.error_param, "%s", why.error);
         return;
     }
+    if (h->emb.dims > engine_n_embd(h->engine)) {
+        embed_dims_error(&h->out, &h->emb, engine_n_embd(h->engine));
+        h->now_status = 400;
+        return;
+    }
+    size_t count = h->emb.n;
     int32_t **toks = calloc(count, sizeof *toks);
     int *ns = calloc(count, sizeof *ns);
     bool ok = toks && ns;
     if (!ok) llamacpp__error(h, 500, "internal_error", NULL, "out of memory");
     for (size_t i = 0; ok && i < count; i++) {
-        json_t *item = json_is_array(input) ? json_array_get(input, i) : input;
-        if (!json_is_string(item)) {
-            llamacpp__error(h, 400, "invalid_type", "input",
-                            "local models take input as a string or an array of strings");
-            ok = false;
-            break;
-        }
-        ns[i] = engine_tokenize(h->engine, json_string_value(item), json_string_length(item), false,
-                                &toks[i]);
+        size_t len;
+        const char *text = embed_input(req, i, &len);
+        ns[i] = engine_tokenize(h->engine, text, len, false, &toks[i]);
         if (ns[i] < 0) {
             llamacpp__error(h, 500, "internal_error", NULL, "cannot tokenize the input");
             ok = false;
@@ -384,18 +386,10 @@ static void llamacpp__whole(prov_local_t *h, const engine_result_t *res)
         int count;
         const float *v = engine_job_embeddings(h->job, &count);
         int d = engine_n_embd(h->engine);
-        buf_appends(&h->out, "{\"object\":\"list\",\"data\":[");
-        for (int i = 0; i < count; i++) {
-            buf_printf(&h->out, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":[",
-                       i ? "," : "", i);
-            for (int k = 0; k < d; k++)
-                buf_printf(&h->out, "%s%.7g", k ? "," : "", (double)v[(size_t)i * d + k]);
-            buf_appends(&h->out, "]}");
-        }
-        buf_appends(&h->out, "],\"model\":");
-        jsonw_cstr(&h->out, h->model);
-        buf_printf(&h->out, ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}}",
-                   h->prompt_tokens, h->prompt_tokens);
+        embed_begin(&h->out);
+        for (int i = 0; i < count; i++)
+            embed_vector(&h->out, &h->emb, (size_t)i, v + (size_t)i * d, d);
+        embed_end(&h->out, h->model, h->prompt_tokens);
         return;
     }
     bool chat = h->ep == EP_CHAT;

@@ -5,7 +5,11 @@
 //    deployment (the upstream's count), a local llama.cpp model (its
 //    tokenizer, equal to a chat's prompt_tokens), the echo model, and an
 //    OpenAI-compatible one (the estimate, flagged by x-skuld-token-count);
-//    errors raised as the SDK's own error classes.
+//    errors raised as the SDK's own error classes;
+//  - `openai`: client.embeddings.create with the SDK's default (it asks for
+//    base64 and decodes it), "float" and dimensions, on an OpenAI-compatible
+//    deployment (passed through), the echo and llama.cpp models and the
+//    Gemini- and Ollama-shaped mocks (translated by skuld).
 // The mock counts words of the system and message text + 10 per tool.
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
@@ -55,6 +59,8 @@ describe('official clients on models, token counts and embeddings', { timeout: 1
     stack = await startStack({
       providers: [
         { name: 'anth', type: 'anthropic', path: '/v1' },
+        { name: 'gem', type: 'gemini', path: '/v1beta' },
+        { name: 'oll', type: 'ollama', path: '', key: false },
         { name: 'builtin', type: 'echo' },
         { name: 'local', type: 'llamacpp' },
       ],
@@ -62,6 +68,8 @@ describe('official clients on models, token counts and embeddings', { timeout: 1
         { name: 'chat', model: 'mock-model' },
         { name: 'org/slashed', model: 'mock-slashed' },
         { name: 'claude', provider: 'anth', model: 'claude-up' },
+        { name: 'gem', provider: 'gem', model: 'gem-up' },
+        { name: 'oll', provider: 'oll', model: 'oll-up' },
         { name: 'echo', provider: 'builtin' },
         { name: 'tiny', provider: 'local', path: demo },
       ],
@@ -161,6 +169,65 @@ describe('official clients on models, token counts and embeddings', { timeout: 1
     await assert.rejects(anthropic.messages.countTokens({ model: 'claude', messages: MESSAGES }), (err) => {
       assert.equal(err.status, 503);
       assert.equal(err.error.error.type, 'overloaded_error');
+      return true;
+    });
+  });
+
+  // ---------------- embeddings ----------------
+
+  const INPUTS = ['hello world', 'bye'];
+  const NATIVE = { chat: 8, echo: 8, tiny: 64, gem: 8, oll: 8 };
+  const norm = (v) => Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+
+  it('openai sdk: embeddings with the default encoding (base64) on every path', async () => {
+    for (const [model, n] of Object.entries(NATIVE)) {
+      const dflt = await openai.embeddings.create({ model, input: INPUTS });
+      const flt = await openai.embeddings.create({ model, input: INPUTS, encoding_format: 'float' });
+      assert.equal(dflt.data.length, 2, model);
+      dflt.data.forEach((d, i) => {
+        assert.equal(d.index, i);
+        assert.equal(d.embedding.length, n, model);
+        // the decoded base64 is the float32 of the float answer
+        d.embedding.forEach((x, k) => assert.ok(Math.abs(x - flt.data[i].embedding[k]) < 1e-6, `${model}[${k}]`));
+      });
+      assert.ok(dflt.usage.prompt_tokens > 0, model);
+    }
+    // what the SDK asked for reached skuld: the OpenAI-compatible upstream got base64
+    await openai.embeddings.create({ model: 'chat', input: 'x' });
+    assert.equal((await stack.mock('/_mock/last')).body.encoding_format, 'base64');
+  });
+
+  it('openai sdk: embeddings with dimensions are cut and unit length on every path', async () => {
+    for (const model of Object.keys(NATIVE)) {
+      const full = await openai.embeddings.create({ model, input: INPUTS, encoding_format: 'float' });
+      const cut = await openai.embeddings.create({ model, input: INPUTS, dimensions: 3 });
+      cut.data.forEach((d, i) => {
+        assert.equal(d.embedding.length, 3, model);
+        assert.ok(Math.abs(norm(d.embedding) - 1) < 1e-5, model);
+        const head = full.data[i].embedding.slice(0, 3);
+        const k = norm(head);
+        d.embedding.forEach((x, j) => assert.ok(Math.abs(x - head[j] / k) < 1e-5, `${model}[${j}]`));
+      });
+    }
+    const last = async () => (await stack.mock('/_mock/last')).body;
+    await openai.embeddings.create({ model: 'gem', input: 'x', dimensions: 3 });
+    assert.equal((await last()).requests[0].outputDimensionality, 3);
+    await openai.embeddings.create({ model: 'oll', input: 'x', dimensions: 3 });
+    assert.equal((await last()).dimensions, 3);
+  });
+
+  it('openai sdk: embeddings errors are BadRequestErrors naming the parameter', async () => {
+    for (const [model, n] of Object.entries({ echo: 8, tiny: 64, gem: 8 })) {
+      await assert.rejects(openai.embeddings.create({ model, input: 'x', dimensions: n + 1 }), (err) => {
+        assert.ok(err instanceof OpenAI.BadRequestError, `${model}: ${err}`);
+        assert.equal(err.param, 'dimensions');
+        assert.equal(err.code, 'invalid_value');
+        return true;
+      });
+    }
+    await assert.rejects(openai.embeddings.create({ model: 'oll', input: [[1, 2]] }), (err) => {
+      assert.ok(err instanceof OpenAI.BadRequestError, String(err));
+      assert.equal(err.param, 'input');
       return true;
     });
   });

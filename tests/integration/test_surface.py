@@ -1,14 +1,20 @@
 """
 API surface of issue 17: GET /v1/models/{id} (OpenAI's model object, 404 in
 OpenAI's shape, percent-encoded ids, the same visibility as GET /v1/models
-for keys restricted to some models) and POST /v1/messages/count_tokens on
+for keys restricted to some models); POST /v1/messages/count_tokens on
 every kind of deployment: the upstream's counting endpoint (Anthropic- and
 Gemini-shaped mocks), the local tokenizer (llama.cpp demo model, the echo
 model), the gateway's estimate (OpenAI-compatible, Ollama) flagged by
-x-skuld-token-count; errors in Anthropic's shape with the right status.
+x-skuld-token-count; errors in Anthropic's shape with the right status;
+embeddings with encoding_format float/base64 and dimensions on every path
+(OpenAI-compatible passed through, echo, llama.cpp, Gemini
+batchEmbedContents, Ollama /api/embed), and their errors.
 """
+import base64
 import json
+import math
 import os
+import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -286,6 +292,141 @@ class Surface(H.GatewayTest):
         samples, _ = H.metrics_parse(H.request(self.port, "GET", "/metrics").text())
         self.assertEqual(H.metric_sum(samples, "skuld_tokens_total", model="claude"), 0)
         self.assertGreater(H.metric_sum(samples, "skuld_requests_total", model="claude"), 0)
+
+
+    # ------------------------------------------------------------ embeddings
+
+    def embed(self, model, **extra):
+        body = {"model": model, "input": ["hello world", "bye"]}
+        body.update(extra)
+        return H.post_json(self.port, "/v1/embeddings", body, timeout=60)
+
+    def vectors(self, r):
+        self.assertEqual(r.status, 200, r.body)
+        b = r.json()
+        self.assertEqual(b["object"], "list")
+        self.assertEqual([d["index"] for d in b["data"]], list(range(len(b["data"]))))
+        out = []
+        for d in b["data"]:
+            self.assertEqual(d["object"], "embedding")
+            e = d["embedding"]
+            if isinstance(e, str):  # little-endian float32
+                raw = base64.b64decode(e)
+                e = list(struct.unpack("<%df" % (len(raw) // 4), raw))
+            out.append(e)
+        return out
+
+    def test_embeddings_encodings_and_dimensions(self):
+        f32 = lambda xs: [struct.unpack("<f", struct.pack("<f", x))[0] for x in xs]
+        native = {"gpt": 8, "echo": 8, "tiny": 64, "gem": 8, "oll": 8}
+        for model, n in native.items():
+            flt = self.vectors(self.embed(model, encoding_format="float"))
+            dflt = self.vectors(self.embed(model))
+            b64 = self.vectors(self.embed(model, encoding_format="base64"))
+            self.assertEqual([len(v) for v in flt], [n, n], model)
+            self.assertEqual(dflt, flt, model)
+            for a, b in zip(b64, flt):
+                if model == "gpt":  # the mock prints 6 digits, its base64 is exact
+                    for x, y in zip(a, b):
+                        self.assertAlmostEqual(x, y, places=5)
+                else:  # ours: 9 digits, the same float32 exactly
+                    self.assertEqual(a, f32(b), model)
+            cut = self.vectors(self.embed(model, dimensions=4))
+            cut64 = self.vectors(self.embed(model, dimensions=4, encoding_format="base64"))
+            for v, full, v64 in zip(cut, flt, cut64):
+                self.assertEqual(len(v), 4, model)
+                self.assertAlmostEqual(math.sqrt(sum(x * x for x in v)), 1.0, places=5)
+                norm = math.sqrt(sum(x * x for x in full[:4]))
+                for x, y in zip(v, full[:4]):  # the first 4, renormalised
+                    self.assertAlmostEqual(x, y / norm, places=5, msg=model)
+                for x, y in zip(v64, v):
+                    self.assertAlmostEqual(x, y, places=5)
+
+    def test_embeddings_openai_pass_through(self):
+        r = self.embed("gpt", dimensions=3, encoding_format="base64", user="u-1")
+        self.assertEqual([len(v) for v in self.vectors(r)], [3, 3])
+        last = self.mock.last()
+        self.assertEqual(last["path"], "/v1/embeddings")
+        self.assertEqual((last["body"]["dimensions"], last["body"]["encoding_format"],
+                          last["body"]["user"], last["body"]["model"]), (3, "base64", "u-1", "up-gpt"))
+        # the upstream's own refusal comes back as it is
+        e = H.check_error_shape(self, self.embed("gpt", dimensions=99), 400)
+        self.assertIn("dimensions", e["message"])
+
+    def test_embeddings_gemini(self):
+        r = self.embed("gem", dimensions=5)
+        self.assertEqual([len(v) for v in self.vectors(r)], [5, 5])
+        last = self.mock.last()
+        self.assertEqual(last["path"], "/v1beta/models/up-gem:batchEmbedContents")
+        self.assertEqual(last["body"], {"requests": [
+            {"model": "models/up-gem", "content": {"parts": [{"text": "hello world"}]},
+             "outputDimensionality": 5},
+            {"model": "models/up-gem", "content": {"parts": [{"text": "bye"}]},
+             "outputDimensionality": 5}]})
+        b = r.json()
+        self.assertEqual(b["model"], "up-gem")
+        # Gemini reports no count: the estimate, bytes / 4 + 1 per input = 14 / 4 + 2
+        self.assertEqual(b["usage"], {"prompt_tokens": 5, "total_tokens": 5})
+        self.assertEqual(r.headers.get("x-skuld-model"), "gem")
+        # a single string input
+        one = self.vectors(H.post_json(self.port, "/v1/embeddings",
+                                       {"model": "gem", "input": "bye"}))
+        self.assertEqual(one[0], self.vectors(self.embed("gem"))[1])
+        # more dimensions than the model has: 400 naming dimensions
+        e = H.check_error_shape(self, self.embed("gem", dimensions=9), 400, "invalid_value")
+        self.assertEqual(e["param"], "dimensions")
+        # the upstream's errors keep their status, in OpenAI's shape
+        self.mock.set_config({"status": 429, "retry_after": 3})
+        r = self.embed("gem")
+        H.check_error_shape(self, r, 429)
+        self.assertEqual(r.headers.get("retry-after"), "3")
+
+    def test_embeddings_ollama(self):
+        r = self.embed("oll", dimensions=2)
+        self.assertEqual([len(v) for v in self.vectors(r)], [2, 2])
+        last = self.mock.last()
+        self.assertEqual(last["path"], "/api/embed")
+        self.assertEqual(last["body"], {"model": "up-oll", "input": ["hello world", "bye"],
+                                        "dimensions": 2})
+        self.assertEqual(r.json()["usage"], {"prompt_tokens": 3, "total_tokens": 3})
+        self.mock.set_config({"status": 500})
+        H.check_error_shape(self, self.embed("oll"), 500)
+
+    def test_embeddings_local_usage_and_limits(self):
+        b = self.embed("tiny", dimensions=64).json()
+        each = [self.embed("tiny", input=t).json()["usage"]["prompt_tokens"]
+                for t in ("hello world", "bye")]
+        self.assertEqual(each[0], 3)  # <s> ▁hello ▁world
+        self.assertEqual(b["usage"]["prompt_tokens"], sum(each))
+        for model, n in (("tiny", 64), ("echo", 8)):
+            e = H.check_error_shape(self, self.embed(model, dimensions=n + 1), 400,
+                                    "invalid_value")
+            self.assertEqual(e["param"], "dimensions")
+            self.assertIn(str(n), e["message"])
+
+    def test_embeddings_bad_input(self):
+        for model in ("echo", "tiny", "gem", "oll"):
+            before = self.mock.stats()["requests"]
+            cases = [
+                ({"encoding_format": "hex"}, "invalid_value", "encoding_format"),
+                ({"encoding_format": 5}, "invalid_value", "encoding_format"),
+                ({"dimensions": "4"}, "invalid_type", "dimensions"),
+                ({"dimensions": 0}, "invalid_value", "dimensions"),
+                ({"dimensions": 1.5}, "invalid_type", "dimensions"),
+                ({"truncate": True}, "unsupported_parameter", "truncate"),
+                ({"input": [[1, 2, 3]]}, "invalid_type", "input"),
+                ({"input": [1, 2]}, "invalid_type", "input"),
+                ({"input": []}, "invalid_value", "input"),
+                ({"input": ["x"] * 2049}, "invalid_value", "input"),
+                ({"user": 5}, "invalid_type", "user"),
+            ]
+            for extra, code, param in cases:
+                e = H.check_error_shape(self, self.embed(model, **extra), 400, code)
+                self.assertEqual(e["param"], param, (model, extra))
+            self.assertEqual(self.mock.stats()["requests"], before, model)  # nothing sent
+        # missing input: the gateway's own check, as for every endpoint
+        r = H.post_json(self.port, "/v1/embeddings", {"model": "gem"})
+        H.check_error_shape(self, r, 400, "missing_required_parameter")
 
 
 if __name__ == "__main__":
