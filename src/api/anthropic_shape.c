@@ -159,9 +159,61 @@ static json_t *as_tool_choice(const json_t *tc, json_t *req)
     return json_string("auto");
 }
 
-json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **param)
+/* The fields POST /v1/messages/count_tokens takes; anything else is refused. */
+static const char *const as_count_fields[] = {"model", "messages", "system", "tools",
+                                              "tool_choice"};
+
+/* A count_tokens body's checks beyond the shared ones: known fields only, and
+ * tools that are client tools (a server tool's definition, counted by
+ * Anthropic from its type, cannot be translated). 0 or -1 with err/param. */
+static int as_count_check(const json_t *in, char *err, size_t errlen, const char **param)
+{
+    const char *key;
+    json_t *v;
+    json_object_foreach((json_t *)in, key, v)
+    {
+        bool known = false;
+        for (size_t k = 0; k < sizeof as_count_fields / sizeof as_count_fields[0]; k++)
+            known = known || !strcmp(key, as_count_fields[k]);
+        if (!known) {
+            *param = *key ? key : NULL;
+            snprintf(err, errlen, "'%.64s': this field is not supported by count_tokens here", key);
+            return -1;
+        }
+    }
+    json_t *tools = json_object_get(in, "tools");
+    if (tools && !json_is_array(tools)) {
+        *param = "tools";
+        snprintf(err, errlen, "tools: must be an array");
+        return -1;
+    }
+    size_t i;
+    json_array_foreach(tools, i, v)
+    {
+        if (!json_is_string(json_object_get(v, "name")) ||
+            !json_is_object(json_object_get(v, "input_schema"))) {
+            *param = "tools";
+            snprintf(err, errlen,
+                     "tools.%zu: a tool needs a string 'name' and an object "
+                     "'input_schema' (server tools are not supported)",
+                     i);
+            return -1;
+        }
+    }
+    json_t *sys = json_object_get(in, "system");
+    if (sys && !json_is_string(sys) && !json_is_array(sys)) {
+        *param = "system";
+        snprintf(err, errlen, "system: must be a string or an array of text blocks");
+        return -1;
+    }
+    return 0;
+}
+
+static json_t *as_request(const json_t *in, bool count, char *err, size_t errlen,
+                          const char **param)
 {
     json_t *msgs = json_object_get(in, "messages"), *mt = json_object_get(in, "max_tokens");
+    if (count && as_count_check(in, err, errlen, param) != 0) return NULL;
     if (!json_is_array(msgs) || !json_array_size(msgs)) {
         *param = "messages";
         snprintf(err, errlen, "messages: %s",
@@ -170,7 +222,7 @@ json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **
                                        : "must be an array");
         return NULL;
     }
-    if (!json_is_integer(mt) || json_integer_value(mt) < 1) {
+    if (!count && (!json_is_integer(mt) || json_integer_value(mt) < 1)) {
         *param = "max_tokens";
         snprintf(err, errlen, "max_tokens: %s",
                  mt ? "must be a positive integer" : "Field required");
@@ -200,7 +252,7 @@ json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **
     }
     buf_free(&tmp);
     json_object_set_new(req, "messages", out);
-    json_object_set(req, "max_tokens", mt);
+    if (!count) json_object_set(req, "max_tokens", mt);
     static const char *const copy[] = {"temperature", "top_p", "stream"};
     for (size_t k = 0; k < 3; k++)
         if ((v = json_object_get(in, copy[k]))) json_object_set(req, copy[k], v);
@@ -225,6 +277,16 @@ json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **
     json_t *tc = as_tool_choice(json_object_get(in, "tool_choice"), req);
     if (tc) json_object_set_new(req, "tool_choice", tc);
     return req;
+}
+
+json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **param)
+{
+    return as_request(in, false, err, errlen, param);
+}
+
+json_t *ashape_count_request(const json_t *in, char *err, size_t errlen, const char **param)
+{
+    return as_request(in, true, err, errlen, param);
 }
 
 /* ---------- response: OpenAI -> Anthropic ---------- */

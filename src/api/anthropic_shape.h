@@ -6,7 +6,8 @@
  *
  * In: an Anthropic request becomes an OpenAI chat request (system, turns,
  * text/image blocks, tool_use -> tool_calls, tool_result -> tool messages,
- * tools, tool_choice, stop_sequences, max_tokens, stream).
+ * tools, tool_choice, stop_sequences, max_tokens, stream); a count_tokens
+ * body becomes the same without max_tokens.
  * Out: a chat.completion becomes a message; a stream of chat.completion.chunk
  * payloads becomes message_start, content_block_start / _delta / _stop per
  * text or tool_use block, message_delta (stop_reason, usage), message_stop.
@@ -23,6 +24,10 @@
 
 /* NULL on a client error: err holds the message, *param the field. */
 json_t *ashape_request(const json_t *in, char *err, size_t errlen, const char **param);
+/* A POST /v1/messages/count_tokens body (model, messages, system, tools,
+ * tool_choice; any other field, or a server tool, is refused) -> the OpenAI
+ * chat request whose input is counted (no max_tokens). NULL as above. */
+json_t *ashape_count_request(const json_t *in, char *err, size_t errlen, const char **param);
 /* chat.completion -> message; model is the name the client asked for. 0 or -1. */
 int ashape_response(const char *body, size_t len, const char *model, buf_t *out);
 

@@ -66,7 +66,9 @@ static void fe_error(pl_req_t *r, const pl_error_t *e)
 static void fe_body(pl_req_t *r, int status, const char *data, size_t len)
 {
     api_ctx_t *c = api_of(r);
-    if (r->shape != PL_SHAPE_ANTHROPIC || r->ep != EP_CHAT) {
+    /* Anthropic clients get Anthropic's error object on every endpoint; a
+     * count_tokens answer ({"input_tokens": N}) is already their shape. */
+    if (r->shape != PL_SHAPE_ANTHROPIC || (r->ep != EP_CHAT && status < 400)) {
         fe_send(c, status, "application/json", data, len);
         return;
     }
@@ -274,7 +276,9 @@ static api_ctx_t *api_ctx_new(http_req_t *req)
     r->path_len = req->path.n;
     r->raw = req->body;
     r->raw_len = req->body_len;
-    if (http_slice_eq(req->path, "/v1/messages")) r->shape = PL_SHAPE_ANTHROPIC;
+    if (http_slice_eq(req->path, "/v1/messages") ||
+        http_slice_eq(req->path, "/v1/messages/count_tokens"))
+        r->shape = PL_SHAPE_ANTHROPIC;
     http_slice_t rid = http_req_header(req, "x-request-id");
     if (api_request_id_ok(rid)) {
         memcpy(r->request_id, rid.p, rid.n);

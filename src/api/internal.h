@@ -48,6 +48,8 @@ void api_send_error(api_ctx_t *c, int status, const char *type, const char *code
 int api_v1_parse(pl_req_t *r);
 /* POST /v1/messages: the Anthropic body -> an OpenAI chat request in r->body. */
 pl_rc_t api_messages_parse(pl_req_t *r);
+/* POST /v1/messages/count_tokens: the body -> the OpenAI chat request whose input is counted. */
+pl_rc_t api_count_tokens_parse(pl_req_t *r);
 
 /* Endpoints answered by the api itself */
 void api_admin(api_ctx_t *c);

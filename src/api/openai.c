@@ -2,8 +2,9 @@
  * api openai — the parse stage of /v1/...: which endpoint the path and
  * method name, the OpenAI-shaped body decoded into the request (r->body, or
  * only scanned: r->fast) and checked the way every upstream would check it,
- * and GET /v1/models answered. Runs after the auth stage, so the body of a
- * client that is refused is never decoded.
+ * and GET /v1/models and GET /v1/models/{id} answered (with what the
+ * caller's key may see: policy_model_visible). Runs after the auth stage, so
+ * the body of a client that is refused is never decoded.
  *
  * The scan (core/jscan.h) reads a body once without building a tree; a body
  * it accepts goes on with r->body NULL, and a stage that needs the tree asks
@@ -15,45 +16,112 @@
 #include "api/internal.h"
 #include "core/jscan.h"
 #include "core/jsonw.h"
-#include "route/router.h"
+#include "policy/policy.h"
+
+enum { API_MESSAGES = -2, API_COUNT_TOKENS = -3 };
 
 typedef struct api_route {
     const char *method;
     const char *path;
-    int ep; /* endpoint_t, or -2 for /v1/messages */
+    int ep; /* endpoint_t, or API_MESSAGES / API_COUNT_TOKENS */
 } api_route_t;
 
 static const api_route_t api_routes[] = {
-    {"POST", "/v1/chat/completions", EP_CHAT}, {"POST", "/v1/completions", EP_COMPLETIONS},
-    {"POST", "/v1/embeddings", EP_EMBEDDINGS}, {"POST", "/v1/messages", -2},
+    {"POST", "/v1/chat/completions", EP_CHAT},
+    {"POST", "/v1/completions", EP_COMPLETIONS},
+    {"POST", "/v1/embeddings", EP_EMBEDDINGS},
+    {"POST", "/v1/messages", API_MESSAGES},
+    {"POST", "/v1/messages/count_tokens", API_COUNT_TOKENS},
     {"GET", "/v1/models", EP_MODELS},
 };
 
+#define API_MODELS_PREFIX "/v1/models/"
+#define API_MODEL_ID_MAX 1024 /* bytes of a decoded model id in the path */
+
+/* OpenAI's model object. created is 0: a deployment has no creation date. */
+static void api_model_object(buf_t *o, const char *id, const char *owned_by)
+{
+    buf_appends(o, "{\"id\":");
+    jsonw_cstr(o, id);
+    buf_appends(o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
+    jsonw_cstr(o, owned_by);
+    buf_appends(o, "}");
+}
+
+/* Model i is the one entry listed for its name (a group's first deployment). */
+static bool api_model_listed(const config_t *cfg, size_t i)
+{
+    const cfg_model_t *m = &cfg->models[i];
+    return config_find_model(cfg, m->name, strlen(m->name)) == m;
+}
+
+/* GET /v1/models: the public model names, then the routes, that the
+ * caller may see. */
 static pl_rc_t api_models(pl_req_t *r)
 {
     const config_t *cfg = r->cfg;
     buf_t o;
     buf_init(&o, 0);
     buf_appends(&o, "{\"object\":\"list\",\"data\":[");
+    bool first = true;
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
-        if (config_find_model(cfg, m->name, strlen(m->name)) != m) continue; /* a group: once */
-        buf_appends(&o, i ? ",{\"id\":" : "{\"id\":");
-        jsonw_cstr(&o, m->name);
-        buf_appends(&o, ",\"object\":\"model\",\"created\":0,\"owned_by\":");
-        jsonw_cstr(&o, m->provider->name);
-        buf_appends(&o, "}");
+        if (!api_model_listed(cfg, i) || !policy_model_visible(r, m->name)) continue;
+        if (!first) buf_appends(&o, ",");
+        first = false;
+        api_model_object(&o, m->name, m->provider->name);
     }
-    route_models_json(cfg, &o, cfg->n_models == 0);
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        if (!policy_model_visible(r, cfg->routes[i].name)) continue;
+        if (!first) buf_appends(&o, ",");
+        first = false;
+        api_model_object(&o, cfg->routes[i].name, "skuld-route");
+    }
     buf_appends(&o, "]}");
     pl_rc_t rc = pl_answer(r, 200, buf_data(&o), o.len);
     buf_free(&o);
     return rc;
 }
 
+/* GET /v1/models/{id}: the model object of a name GET /v1/models lists to
+ * this caller, else 404 in OpenAI's shape. */
+static pl_rc_t api_model_get(pl_req_t *r, http_slice_t seg)
+{
+    const config_t *cfg = r->cfg;
+    char id[API_MODEL_ID_MAX + 1];
+    if (http_pct_decode(seg.p, seg.n, id, sizeof id) < 0)
+        return pl_fail(r, 400, NULL, "invalid_value", "model",
+                       "the model id in the path is not a valid percent-encoded name of at "
+                       "most %d bytes",
+                       API_MODEL_ID_MAX);
+    const char *owner = NULL;
+    for (size_t i = 0; i < cfg->n_models && !owner; i++)
+        if (!strcmp(cfg->models[i].name, id) && api_model_listed(cfg, i))
+            owner = cfg->models[i].provider->name;
+    if (!owner && config_find_route(cfg, id, strlen(id))) owner = "skuld-route";
+    if (!owner || !*id || !policy_model_visible(r, id))
+        return pl_fail(r, 404, NULL, "model_not_found", "model",
+                       "The model '%.200s' does not exist", id);
+    buf_t o;
+    buf_init(&o, 0);
+    api_model_object(&o, id, owner);
+    pl_rc_t rc = pl_answer(r, 200, buf_data(&o), o.len);
+    buf_free(&o);
+    return rc;
+}
+
+/* Endpoints whose body is a chat request ("messages"). */
+static bool api_chat_like(endpoint_t ep)
+{
+    return ep == EP_CHAT || ep == EP_COUNT_TOKENS;
+}
+
 static const char *api_ep_name(endpoint_t ep)
 {
-    return ep == EP_CHAT ? "chat" : ep == EP_COMPLETIONS ? "completions" : "embeddings";
+    return ep == EP_CHAT           ? "chat"
+           : ep == EP_COUNT_TOKENS ? "count_tokens"
+           : ep == EP_COMPLETIONS  ? "completions"
+                                   : "embeddings";
 }
 
 /* The field checks every upstream would make, on what the scan or the tree
@@ -61,12 +129,12 @@ static const char *api_ep_name(endpoint_t ep)
 static pl_rc_t api_check(pl_req_t *r, bool present, bool is_array, bool is_string, bool stream_ok)
 {
     endpoint_t ep = r->ep;
-    const char *need = ep == EP_CHAT ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
-    bool ok = ep == EP_CHAT ? is_array : (is_string || is_array);
+    const char *need = api_chat_like(ep) ? "messages" : ep == EP_COMPLETIONS ? "prompt" : "input";
+    bool ok = api_chat_like(ep) ? is_array : (is_string || is_array);
     if (!ok)
         return pl_fail(r, 400, NULL, present ? "invalid_type" : "missing_required_parameter", need,
                        "%s requests need '%s' (%s)", api_ep_name(ep), need,
-                       ep == EP_CHAT ? "an array of messages" : "a string or an array");
+                       api_chat_like(ep) ? "an array of messages" : "a string or an array");
     if (!stream_ok)
         return pl_fail(r, 400, NULL, "invalid_type", "stream", "'stream' must be a boolean");
     return PL_NEXT;
@@ -115,10 +183,12 @@ static pl_rc_t api_parse_tree(pl_req_t *r)
     } else {
         api_asked_default(r);
     }
-    const char *need = r->ep == EP_CHAT ? "messages" : r->ep == EP_COMPLETIONS ? "prompt" : "input";
+    const char *need = api_chat_like(r->ep)      ? "messages"
+                       : r->ep == EP_COMPLETIONS ? "prompt"
+                                                 : "input";
     json_t *v = json_object_get(body, need);
     json_t *js = json_object_get(body, "stream");
-    r->stream = r->ep != EP_EMBEDDINGS && json_is_true(js);
+    r->stream = r->ep != EP_EMBEDDINGS && r->ep != EP_COUNT_TOKENS && json_is_true(js);
     r->client_usage =
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
     return api_check(r, v != NULL, json_is_array(v), json_is_string(v),
@@ -155,6 +225,15 @@ int api_v1_parse(pl_req_t *r)
     const http_req_t *req = c->req;
     const api_route_t *route = NULL;
     bool path_known = false;
+    size_t plen = sizeof API_MODELS_PREFIX - 1;
+    if (req->path.n > plen && memcmp(req->path.p, API_MODELS_PREFIX, plen) == 0) {
+        if (!http_slice_eq(req->method, "GET") && !http_slice_eq(req->method, "HEAD"))
+            return pl_fail(r, 405, NULL, "method_not_allowed", NULL,
+                           "method %.*s not allowed on %.*s", (int)req->method.n, req->method.p,
+                           (int)(req->path.n > 200 ? 200 : req->path.n), req->path.p);
+        r->ep = EP_MODELS;
+        return api_model_get(r, (http_slice_t){req->path.p + plen, req->path.n - plen});
+    }
     for (size_t i = 0; i < sizeof api_routes / sizeof api_routes[0]; i++) {
         if (!http_slice_eq(req->path, api_routes[i].path)) continue;
         path_known = true;
@@ -170,10 +249,13 @@ int api_v1_parse(pl_req_t *r)
         return pl_fail(r, 404, NULL, "not_found", NULL, "unknown path %.*s", (int)req->path.n,
                        req->path.p);
     }
-    if (route->ep == EP_MODELS) return api_models(r);
-    if (route->ep == -2) {
-        r->ep = EP_CHAT;
-        pl_rc_t rc = api_messages_parse(r);
+    if (route->ep == EP_MODELS) {
+        r->ep = EP_MODELS;
+        return api_models(r);
+    }
+    if (route->ep == API_MESSAGES || route->ep == API_COUNT_TOKENS) {
+        r->ep = route->ep == API_MESSAGES ? EP_CHAT : EP_COUNT_TOKENS;
+        pl_rc_t rc = r->ep == EP_CHAT ? api_messages_parse(r) : api_count_tokens_parse(r);
         return rc != PL_NEXT ? rc : api_parse_tree(r);
     }
     r->ep = (endpoint_t)route->ep;

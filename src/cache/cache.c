@@ -633,7 +633,8 @@ static const char *cache_asked_name(const pl_req_t *c)
 static bool cache_looks(const pl_req_t *c)
 {
     const cfg_cache_t *cc = &c->cfg->cache;
-    return cache__g.on && cc->present && (cc->enabled || cc->dedupe.enabled) && c->ep != EP_MODELS;
+    return cache__g.on && cc->present && (cc->enabled || cc->dedupe.enabled) &&
+           c->ep != EP_MODELS && c->ep != EP_COUNT_TOKENS; /* a count is cheap and not an answer */
 }
 
 static pl_rc_t cache_run(pl_req_t *c)

@@ -9,6 +9,7 @@
 #include "call/relay_internal.h"
 #include "config/cost.h"
 #include "core/jscan.h"
+#include "route/router.h"
 
 /* c->model follows the deployment answering now (the subscribers move its series). */
 void relay__use_model(relay_t *r, const cfg_model_t *m)
@@ -176,6 +177,9 @@ pl_rc_t relay__finish_body(relay_t *r, attempt_t *a)
     if (!relay__sniff_usage(r, buf_data(&a->acc), a->acc.len))
         return pl_fail(c, 502, NULL, "upstream_invalid_response", NULL,
                        "the upstream provider returned a body that is not a JSON object");
+    /* a count from the local tokenizer is exact; the upstream's is its own */
+    if (c->ep == EP_COUNT_TOKENS)
+        pl_header(c, "x-skuld-token-count", a->ops->local_start ? "exact" : "provider");
     if (c->prompt_tokens >= 0 || c->completion_tokens >= 0) {
         char cost[48];
         cost_format(
@@ -184,6 +188,18 @@ pl_rc_t relay__finish_body(relay_t *r, attempt_t *a)
         pl_header(c, "x-skuld-cost-usd", cost);
     }
     return pl_answer_take(c, a->status, &a->acc);
+}
+
+pl_rc_t relay__count_estimate(relay_t *r, const cfg_model_t *m)
+{
+    pl_req_t *c = r->c;
+    relay__use_model(r, m);
+    relay__model_headers(r);
+    pl_header(c, "x-skuld-token-count", "estimate");
+    char body[64];
+    int n = snprintf(body, sizeof body, "{\"input_tokens\":%ld}",
+                     route_estimate_input_tokens(pl_body(c)));
+    return pl_answer(c, 200, body, (size_t)n);
 }
 
 /* Does an OpenAI chat request carry image content? */

@@ -324,6 +324,16 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
 {
     pl_req_t *c = r->c;
     const cfg_server_t *sc = &r->cfg->server;
+    const prov_ops_t *ops = provider_ops(m->provider->type);
+    if (c->ep == EP_COUNT_TOKENS && ops && !ops->counts_tokens) {
+        /* Nothing to ask: the gateway's estimate is the answer, no attempt made. */
+        if (m->dep) resil_dep_release(m->dep);
+        if (retry) retry_budget_release(&retry_budget_global);
+        if (probe) breaker_probe_abandon(&m->dep->brk);
+        relay_cancel_others(r, NULL);
+        relay_end(r, relay__count_estimate(r, m));
+        return;
+    }
     attempt_t *a = r->n_att < RELAY_MAX_ATTEMPTS ? arena_calloc(c->arena, sizeof *a) : NULL;
     if (!a) {
         if (m->dep) resil_dep_release(m->dep);
@@ -343,7 +353,7 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
     a->probe = probe;
     a->has_slot = m->dep != NULL;
     a->has_retry = retry;
-    a->ops = provider_ops(m->provider->type);
+    a->ops = ops;
     a->start_ms = resil_now_ms();
     buf_init(&a->acc, sc->max_upstream_body_bytes);
     sse_init(&a->parser, RELAY_MAX_EVENT);
@@ -375,9 +385,11 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
         if (relay_live(r)) return;
         relay__use_model(r, m);
         if (brc == PROV_EBADREQ)
-            relay_end(r, pl_fail(c, 400, NULL, "unsupported_request", NULL, "%s",
-                                 call.error ? call.error
-                                            : "the request cannot be sent to this deployment"));
+            relay_end(
+                r,
+                pl_fail(c, 400, NULL, call.error_code ? call.error_code : "unsupported_request",
+                        call.error_param, "%s",
+                        call.error ? call.error : "the request cannot be sent to this deployment"));
         else
             relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
                                  "could not build the upstream request"));

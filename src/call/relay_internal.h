@@ -97,6 +97,9 @@ int relay__forward(relay_t *r, const char *event, const char *data, size_t len);
 bool relay__translate_body(attempt_t *a);
 /* A whole upstream answer (any status) as the request's result. */
 pl_rc_t relay__finish_body(relay_t *r, attempt_t *a);
+/* EP_COUNT_TOKENS on m, whose provider cannot count: the gateway's estimate
+ * as the answer, x-skuld-token-count: estimate. */
+pl_rc_t relay__count_estimate(relay_t *r, const cfg_model_t *m);
 /* Does an OpenAI chat request carry image content? */
 bool relay__has_image(const json_t *body);
 

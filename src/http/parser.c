@@ -168,6 +168,14 @@ enum { CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF, CH_TRAILER,
 
 #define HTTP_CHUNK_LINE_MAX 4096
 
+static int http_hex(char c)
+{
+    return c >= '0' && c <= '9'   ? c - '0'
+           : c >= 'a' && c <= 'f' ? c - 'a' + 10
+           : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                  : -1;
+}
+
 http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_t len, size_t *used,
                                         buf_t *out, int *status)
 {
@@ -177,13 +185,7 @@ http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_
         unsigned char ch = (unsigned char)in[i];
         switch (c->state) {
         case CH_SIZE: {
-            int d = -1;
-            if (ch >= '0' && ch <= '9')
-                d = ch - '0';
-            else if (ch >= 'a' && ch <= 'f')
-                d = ch - 'a' + 10;
-            else if (ch >= 'A' && ch <= 'F')
-                d = ch - 'A' + 10;
+            int d = http_hex((char)ch);
             if (d >= 0) {
                 if (c->remaining >> 56) goto bad; /* would overflow */
                 c->remaining = c->remaining * 16 + (uint64_t)d;
@@ -327,4 +329,24 @@ const char *http_status_reason(int status)
     default:
         return status < 300 ? "OK" : status < 500 ? "Client Error" : "Server Error";
     }
+}
+
+long http_pct_decode(const char *p, size_t n, char *out, size_t cap)
+{
+    if (cap == 0) return -1;
+    size_t o = 0;
+    for (size_t i = 0; i < n; i++) {
+        int c = (unsigned char)p[i];
+        if (c == '%') {
+            int hi = i + 2 < n ? http_hex(p[i + 1]) : -1;
+            int lo = hi >= 0 ? http_hex(p[i + 2]) : -1;
+            if (lo < 0) return -1;
+            c = hi * 16 + lo;
+            i += 2;
+        }
+        if (c == 0 || o + 1 >= cap) return -1;
+        out[o++] = (char)c;
+    }
+    out[o] = '\0';
+    return (long)o;
 }

@@ -58,6 +58,12 @@ http_parse_status_t http_parse_head(const char *data, size_t len, size_t max_hea
 /* Case-insensitive header lookup in a parsed head; NULL slice p when absent. */
 http_slice_t http_head_get(const http_head_t *h, const char *name);
 
+/* A path segment percent-decoded into out, NUL-terminated (clients encode
+ * path parameters with encodeURIComponent: "org/model" arrives as
+ * "org%2Fmodel"). The decoded length, or -1 for a bad escape, a decoded NUL,
+ * or a result that does not fit cap - 1 bytes. */
+long http_pct_decode(const char *p, size_t n, char *out, size_t cap);
+
 typedef struct http_chunked {
     int state;
     uint64_t remaining; /* bytes left in the current chunk */

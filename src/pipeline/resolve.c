@@ -122,6 +122,9 @@ static pl_rc_t rs_run(pl_req_t *r)
     }
     pl_set_model(r, r->cands[0]);
     rs_track_leave(r); /* resolved again (a budget fallback): the first choice is released */
+    /* A token count says nothing of how the deployment answers (latency,
+     * tokens/s): the router's live stats leave it out. */
+    if (r->ep == EP_COUNT_TOKENS) return PL_NEXT;
     route_track_t *t = arena_calloc(r->arena, sizeof *t);
     if (t) {
         t->counted = r->cands[0]->rstats;

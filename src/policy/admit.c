@@ -168,13 +168,18 @@ static void pol_build_checks(pl_req_t *c, pol_req_t *p)
     p->tokens_reserved = prompt_est + max_out;
     p->max_cost_nusd = pc_nusd(cost_usd(&m->price, (long)prompt_est, 0, (long)max_out));
     p->n = 0;
-    if (p->key) pol_add_rate(p, PC_SCOPE_KEY, p->key->id, p->key->rpm, p->key->tpm);
+    /* A token count generates nothing and costs nothing: it counts against
+     * the request limits only (tpm 0: no token check), and no budget. */
+    bool count = c->ep == EP_COUNT_TOKENS;
+    if (count) p->tokens_reserved = p->max_cost_nusd = 0;
+    if (p->key) pol_add_rate(p, PC_SCOPE_KEY, p->key->id, p->key->rpm, count ? 0 : p->key->tpm);
     const cfg_limit_t *tl = pol_find_limit(cfg->limits.teams, cfg->limits.n_teams, c->team);
-    if (tl) pol_add_rate(p, PC_SCOPE_TEAM, tl->name, tl->rpm, tl->tpm);
+    if (tl) pol_add_rate(p, PC_SCOPE_TEAM, tl->name, tl->rpm, count ? 0 : tl->tpm);
     const cfg_limit_t *dl = pol_find_limit(cfg->limits.models, cfg->limits.n_models, m->name);
-    if (dl) pol_add_rate(p, PC_SCOPE_DEPLOYMENT, dl->name, dl->rpm, dl->tpm);
-    pol_add_rate(p, PC_SCOPE_GLOBAL, "all", cfg->limits.rpm, cfg->limits.tpm);
-    if (p->fallback) return; /* a fallback request is not charged to the exhausted budgets */
+    if (dl) pol_add_rate(p, PC_SCOPE_DEPLOYMENT, dl->name, dl->rpm, count ? 0 : dl->tpm);
+    pol_add_rate(p, PC_SCOPE_GLOBAL, "all", cfg->limits.rpm, count ? 0 : cfg->limits.tpm);
+    /* a fallback request is not charged to the exhausted budgets */
+    if (p->fallback || count) return;
     if (p->key) pol_add_budget(p, PC_SCOPE_KEY, p->key->id, p->key->budget_usd, p->key->period);
     if (c->team)
         for (size_t i = 0; i < cfg->budgets.n_teams; i++)
@@ -423,15 +428,28 @@ static pl_rc_t pol_admit_run(pl_req_t *c, pol_req_t *p)
     return pol_admit_result(c, p, ok == 1, (int)failed, now_ms);
 }
 
+/* A key's `models` list names name (or the key has none). */
+static bool pol_key_allows(const pol_key_t *k, const char *name)
+{
+    if (!k || !k->models.n) return true;
+    for (size_t i = 0; i < k->models.n; i++)
+        if (strcmp(k->models.v[i], name) == 0) return true;
+    return false;
+}
+
+bool policy_model_visible(pl_req_t *r, const char *name)
+{
+    const pol_req_t *p = r->pol;
+    return !p || pol_key_allows(p->key, name);
+}
+
 static pl_rc_t pol_admit_stage_run(pl_req_t *c)
 {
     pol_req_t *p = pol__req(c);
     if (!p) return PL_NEXT;
     p->admitting = true;
-    if (p->key && p->key->models.n && !p->fallback) {
-        bool allowed = false;
-        for (size_t i = 0; i < p->key->models.n; i++)
-            if (strcmp(p->key->models.v[i], c->model->name) == 0) allowed = true;
+    if (!p->fallback) {
+        bool allowed = pol_key_allows(p->key, c->model->name);
         if (!allowed) {
             atomic_fetch_add(&pol__auth_fail[1], 1);
             return pl_fail(c, 403, NULL, "model_not_allowed", "model",

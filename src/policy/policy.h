@@ -50,6 +50,12 @@ store_t *policy_store(void);
  * redis.on_failure is closed). */
 extern const pl_stage_t policy_auth_stage;
 extern const pl_stage_t policy_admit_stage;
+/* May r's principal see the model or route `name` (GET /v1/models and
+ * /v1/models/{id})? A virtual key with a `models` list sees only the names
+ * it lists (the names the admit stage lets it use); every other principal
+ * (anonymous, master key, JWT, a key without a list) sees everything.
+ * After the auth stage. */
+bool policy_model_visible(pl_req_t *r, const char *name);
 /* Start-up: the settlement subscriber (reservations settled or released,
  * spend row, key usage) at PL_EV_FINISHED. */
 void policy_subscribe(void);

@@ -24,6 +24,10 @@
  * message_stop -> finish chunk, usage chunk, [DONE]; an error event becomes
  * an OpenAI error payload. Errors: the upstream status is kept except 529 /
  * overloaded_error -> 503; code = Anthropic's error type.
+ *
+ * Token counts (EP_COUNT_TOKENS): the same request without max_tokens,
+ * sampling, stop sequences, stream and metadata, to POST
+ * {base_url}/messages/count_tokens; its {"input_tokens": N} is the answer.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +47,12 @@ static const xl_wire_t anth_wire = {
     .version = "anthropic-version: 2023-06-01",
     .key_header = "x-api-key: ",
     .id_prefix = "msg",
+    .endpoints = XL_EP(EP_CHAT) | XL_EP(EP_COUNT_TOKENS),
 };
+
+/* What a count_tokens request leaves out of the Messages request it is built as. */
+static const char *const anth_not_counted[] = {"max_tokens", "stop_sequences", "temperature",
+                                               "top_p",      "stream",         "metadata"};
 
 static json_t *anth_image(arena_t *a, const char *url)
 {
@@ -118,7 +127,7 @@ static json_t *anth_tool_choice(const json_t *tc)
 static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                       prov_call_t *out)
 {
-    int bad = xl_chat_only(a, ep, &anth_wire, out);
+    int bad = xl_serves(a, ep, &anth_wire, out);
     if (bad) return bad;
     json_t *req = json_object(), *system = json_array(), *msgs = json_array();
     json_object_set_new(req, "model", json_string(m->upstream_model));
@@ -181,8 +190,14 @@ static int anth_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t
     if (json_is_string(user))
         json_object_set_new(req, "metadata", json_pack("{s:O}", "user_id", user));
 
-    if (xl_build_end(a, req, m, stream, &anth_wire, sizeof(struct prov_xlate), out)) return -1;
-    out->url = arena_printf(a, "%s/messages", m->provider->base_url);
+    if (ep == EP_COUNT_TOKENS) {
+        for (size_t k = 0; k < sizeof anth_not_counted / sizeof anth_not_counted[0]; k++)
+            json_object_del(req, anth_not_counted[k]);
+        stream = false;
+    }
+    if (xl_build_end(a, req, m, ep, stream, &anth_wire, sizeof(struct prov_xlate), out)) return -1;
+    out->url = arena_printf(a, "%s/messages%s", m->provider->base_url,
+                            ep == EP_COUNT_TOKENS ? "/count_tokens" : "");
     return out->url ? 0 : -1;
 }
 
@@ -228,6 +243,11 @@ static int anth_response(prov_xlate_t *x, int status, const char *body, size_t l
         int st = anth_error_status(status, type);
         xl_error(out, st, type ? type : "upstream_error",
                  msg ? msg : "the upstream provider answered with an error");
+        json_decref(o);
+        return st;
+    }
+    if (x->s.ep == EP_COUNT_TOKENS) {
+        int st = xl_count_answer(out, o, "input_tokens", status);
         json_decref(o);
         return st;
     }
@@ -338,6 +358,7 @@ static int anth_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 
 const prov_ops_t provider_anthropic = {
     .type = "anthropic",
+    .counts_tokens = true,
     .build = anth_build,
     .build_probe = anth_build_probe,
     .translate_response = anth_response,

@@ -7,7 +7,10 @@
  * is the same JSON (or SSE stream, one chunk per word, then a usage chunk and
  * [DONE]) an upstream would send, delivered through up_callbacks_t from a
  * zero-delay event on the worker's loop, never from inside local_start.
- * Token counts are whitespace-separated words.
+ * Embeddings (provider/embed.h): 8 components from a hash of each input,
+ * encoding_format and dimensions (at most 8) as asked. Token counts are
+ * whitespace-separated words (EP_COUNT_TOKENS: those of
+ * the messages, and of the tools' JSON).
  */
 #include <event2/event.h>
 #include <stdlib.h>
@@ -16,7 +19,9 @@
 #include "core/buf.h"
 #include "core/jsonw.h"
 #include "core/log.h"
+#include "provider/embed.h"
 #include "provider/provider.h"
+#include "provider/xlate.h"
 
 struct prov_local {
     struct event *ev;
@@ -41,9 +46,23 @@ static long echo_words(const char *s)
     return n;
 }
 
+#define ECHO_DIMS 8 /* the size of an echo embedding */
+
 static int echo_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                       prov_call_t *out)
 {
+    embed_opts_t eo;
+    if (ep == EP_EMBEDDINGS) {
+        int rc = embed_request(a, body, &eo, out);
+        if (rc) return rc;
+        if (eo.dims > ECHO_DIMS) {
+            out->error =
+                arena_printf(a, "dimensions must be between 1 and %d for this model", ECHO_DIMS);
+            out->error_code = "invalid_value";
+            out->error_param = "dimensions";
+            return PROV_EBADREQ;
+        }
+    }
     json_object_set_new(body, "model", json_string(m->upstream_model));
     if (provider_body(a, body, out) != 0) return -1;
     out->url = "echo:";
@@ -57,20 +76,41 @@ static void echo_usage(buf_t *o, long prompt, long completion)
                completion, prompt + completion);
 }
 
+/* The text of every message into all (space-separated), of the last one into last. */
+static void echo_messages_text(json_t *req, buf_t *all, buf_t *last)
+{
+    size_t i;
+    json_t *msg;
+    json_array_foreach(json_object_get(req, "messages"), i, msg)
+    {
+        buf_reset(last);
+        provider_content_text(last, json_object_get(msg, "content"), " ");
+        buf_append(all, buf_data(last), last->len);
+        buf_append(all, " ", 1);
+    }
+}
+
+/* EP_COUNT_TOKENS: the prompt_tokens a chat with these messages reports
+ * (words), plus the words of the tool definitions' JSON. */
+static void echo_count(json_t *req, buf_t *o)
+{
+    buf_t all, last;
+    buf_init(&all, 0);
+    buf_init(&last, 0);
+    echo_messages_text(req, &all, &last);
+    json_t *tools = json_object_get(req, "tools");
+    if (json_array_size(tools)) provider_dump(&all, tools);
+    buf_printf(o, "{\"input_tokens\":%ld}", echo_words(buf_data(&all)));
+    buf_free(&all);
+    buf_free(&last);
+}
+
 static void echo_chat(json_t *req, bool stream, buf_t *o)
 {
     buf_t all, last;
     buf_init(&all, 0);
     buf_init(&last, 0);
-    size_t i;
-    json_t *msg;
-    json_array_foreach(json_object_get(req, "messages"), i, msg)
-    {
-        buf_reset(&last);
-        provider_content_text(&last, json_object_get(msg, "content"), " ");
-        buf_append(&all, buf_data(&last), last.len);
-        buf_append(&all, " ", 1);
-    }
+    echo_messages_text(req, &all, &last);
     const char *model = json_string_value(json_object_get(req, "model"));
     long prompt = echo_words(buf_data(&all)), completion = echo_words(buf_data(&last));
     if (!stream) {
@@ -140,29 +180,31 @@ static void echo_completion(json_t *req, bool stream, buf_t *o)
     buf_free(&text);
 }
 
+/* A request echo_build checked (embed_request); dimensions and encoding as asked. */
 static void echo_embeddings(json_t *req, buf_t *o)
 {
-    json_t *input = json_object_get(req, "input");
-    json_t *list = json_is_array(input) ? input : NULL;
-    size_t count = list ? json_array_size(list) : 1;
+    embed_opts_t eo;
+    prov_call_t why = {0};
+    if (embed_request(NULL, req, &eo, &why) != 0) { /* not one echo_build let through */
+        xl_error_json(o, 400, NULL, why.error_code, why.error_param, why.error);
+        return;
+    }
     long tokens = 0;
-    buf_appends(o, "{\"object\":\"list\",\"data\":[");
-    for (size_t i = 0; i < count; i++) {
-        json_t *item = list ? json_array_get(list, i) : input;
-        const char *s = json_is_string(item) ? json_string_value(item) : "";
+    embed_begin(o);
+    for (size_t i = 0; i < eo.n; i++) {
+        size_t len;
+        const char *s = embed_input(req, i, &len);
         tokens += echo_words(s);
         /* FNV-1a seeded per dimension: deterministic, unit-free. */
-        buf_printf(o, "%s{\"object\":\"embedding\",\"index\":%zu,\"embedding\":[", i ? "," : "", i);
-        for (int d = 0; d < 8; d++) {
+        float v[ECHO_DIMS];
+        for (int d = 0; d < ECHO_DIMS; d++) {
             uint32_t h = 2166136261u ^ (uint32_t)d;
-            for (const char *p = s; *p; p++) h = (h ^ (unsigned char)*p) * 16777619u;
-            buf_printf(o, "%s%.6f", d ? "," : "", (double)(h % 20001) / 10000.0 - 1.0);
+            for (size_t k = 0; k < len; k++) h = (h ^ (unsigned char)s[k]) * 16777619u;
+            v[d] = (float)((double)(h % 20001) / 10000.0 - 1.0);
         }
-        buf_appends(o, "]}");
+        embed_vector(o, &eo, i, v, ECHO_DIMS);
     }
-    buf_appends(o, "],\"model\":");
-    jsonw_cstr(o, json_string_value(json_object_get(req, "model")));
-    buf_printf(o, ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}}", tokens, tokens);
+    embed_end(o, json_string_value(json_object_get(req, "model")), tokens);
 }
 
 static void echo_free(prov_local_t *h)
@@ -210,6 +252,8 @@ static prov_local_t *echo_start(struct event_base *base, endpoint_t ep, const pr
         echo_chat(req, stream, &h->out);
     else if (ep == EP_COMPLETIONS)
         echo_completion(req, stream, &h->out);
+    else if (ep == EP_COUNT_TOKENS)
+        echo_count(req, &h->out);
     else
         echo_embeddings(req, &h->out);
     json_decref(req);
@@ -243,6 +287,7 @@ static void echo_resume(prov_local_t *h)
 
 const prov_ops_t provider_echo = {
     .type = "echo",
+    .counts_tokens = true,
     .build = echo_build,
     .local_start = echo_start,
     .local_cancel = echo_cancel,

@@ -26,15 +26,31 @@
  * ends the stream (finish chunk, usage chunk, [DONE]). Errors
  * {"error":{"code","message","status"}} keep their HTTP status; code = the
  * Gemini status name.
+ *
+ * Token counts (EP_COUNT_TOKENS): POST {base_url}/models/{model}:countTokens
+ * with {"generateContentRequest": the request above without
+ * generationConfig, plus "model": "models/{model}"}; totalTokens is the
+ * answer's input_tokens.
+ *
+ * Embeddings (EP_EMBEDDINGS, provider/embed.h): POST {base_url}/models/{model}:
+ * batchEmbedContents, one {"model","content":{"parts":[{"text"}]}} request
+ * per input (with dimensions as outputDimensionality); embeddings[i].values
+ * become the OpenAI list, truncated and renormalised to dimensions (Gemini
+ * normalises only its full-size vectors) and encoded as asked. Gemini
+ * reports no token count there: usage is an estimate (bytes / 4 + 1 per
+ * input).
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider/embed.h"
 #include "provider/xlate.h"
 
 struct prov_xlate {
-    xl_stream_t s; /* first (xl_build_end) */
+    xl_stream_t s;    /* first (xl_build_end) */
+    embed_opts_t emb; /* embeddings: what the answer must be */
+    long emb_tokens;  /* embeddings: the estimate the usage reports */
 };
 
 static const xl_wire_t gem_wire = {
@@ -42,6 +58,7 @@ static const xl_wire_t gem_wire = {
     .stream_accept = "Accept: text/event-stream",
     .key_header = "x-goog-api-key: ",
     .id_prefix = "chatcmpl-gemini",
+    .endpoints = XL_EP(EP_CHAT) | XL_EP(EP_COUNT_TOKENS) | XL_EP(EP_EMBEDDINGS),
 };
 
 static const char *gem_mime_of(const char *url)
@@ -93,11 +110,40 @@ static json_t *gem_tool_config(const json_t *tc)
     return json_pack("{s:o}", "functionCallingConfig", fc);
 }
 
+/* EP_EMBEDDINGS: one batchEmbedContents request per call, a content per input. */
+static int gem_build_embed(arena_t *a, json_t *body, const cfg_model_t *m, prov_call_t *out)
+{
+    embed_opts_t eo;
+    int rc = embed_request(a, body, &eo, out);
+    if (rc) return rc;
+    const char *name = arena_printf(a, "models/%s", m->upstream_model);
+    json_t *reqs = json_array();
+    long bytes = 0;
+    for (size_t i = 0; i < eo.n; i++) {
+        size_t len;
+        const char *text = embed_input(body, i, &len);
+        bytes += (long)len;
+        json_t *r = json_pack("{s:s, s:{s:[{s:s%}]}}", "model", name ? name : "", "content",
+                              "parts", "text", text, len);
+        if (eo.dims) json_object_set_new(r, "outputDimensionality", json_integer(eo.dims));
+        json_array_append_new(reqs, r);
+    }
+    json_t *req = json_pack("{s:o}", "requests", reqs);
+    if (xl_build_end(a, req, m, EP_EMBEDDINGS, false, &gem_wire, sizeof(struct prov_xlate), out))
+        return -1;
+    out->xlate->emb = eo;
+    out->xlate->emb_tokens = bytes / 4 + (long)eo.n; /* Gemini reports no count here */
+    out->url = arena_printf(a, "%s/models/%s:batchEmbedContents", m->provider->base_url,
+                            m->upstream_model);
+    return out->url ? 0 : -1;
+}
+
 static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    int bad = xl_chat_only(a, ep, &gem_wire, out);
+    int bad = xl_serves(a, ep, &gem_wire, out);
     if (bad) return bad;
+    if (ep == EP_EMBEDDINGS) return gem_build_embed(a, body, m, out);
     json_t *req = json_object(), *contents = json_array(), *sys = json_array();
     json_t *names = json_object(); /* tool_call id -> function name */
     size_t i;
@@ -165,9 +211,17 @@ static int gem_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else
         json_decref(gc);
 
-    if (xl_build_end(a, req, m, stream, &gem_wire, sizeof(struct prov_xlate), out)) return -1;
-    out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model,
-                            stream ? "streamGenerateContent?alt=sse" : "generateContent");
+    const char *method = stream ? "streamGenerateContent?alt=sse" : "generateContent";
+    if (ep == EP_COUNT_TOKENS) { /* the request as it would be generated from, counted */
+        json_object_del(req, "generationConfig");
+        char *name = arena_printf(a, "models/%s", m->upstream_model);
+        json_object_set_new(req, "model", json_string(name ? name : ""));
+        req = json_pack("{s:o}", "generateContentRequest", req);
+        method = "countTokens";
+        stream = false;
+    }
+    if (xl_build_end(a, req, m, ep, stream, &gem_wire, sizeof(struct prov_xlate), out)) return -1;
+    out->url = arena_printf(a, "%s/models/%s:%s", m->provider->base_url, m->upstream_model, method);
     return out->url ? 0 : -1;
 }
 
@@ -214,6 +268,14 @@ static int gem_response(prov_xlate_t *x, int status, const char *body, size_t le
                  msg ? msg : "the upstream provider answered with an error");
         json_decref(o);
         return status;
+    }
+    if (x->s.ep == EP_COUNT_TOKENS || x->s.ep == EP_EMBEDDINGS) {
+        int st = x->s.ep == EP_COUNT_TOKENS
+                     ? xl_count_answer(out, o, "totalTokens", status)
+                     : embed_json_answer(out, &x->emb, json_object_get(o, "embeddings"), "values",
+                                         x->s.model, x->emb_tokens, status);
+        json_decref(o);
+        return st;
     }
     if (!json_is_object(o)) {
         json_decref(o);
@@ -304,6 +366,7 @@ static int gem_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)
 
 const prov_ops_t provider_gemini = {
     .type = "gemini",
+    .counts_tokens = true,
     .build = gem_build,
     .build_probe = gem_build_probe,
     .translate_response = gem_response,

@@ -31,10 +31,9 @@
 #include "core/jsonw.h"
 #include "core/log.h"
 #include "local/local.h"
+#include "provider/embed.h"
 #include "provider/provider.h"
 #include "provider/xlate.h"
-
-#define LLAMACPP_MAX_INPUTS 2048 /* embeddings: inputs per request, as OpenAI */
 
 struct prov_local {
     struct event *ev;
@@ -52,8 +51,9 @@ struct prov_local {
     bool finishing; /* last bytes handed over (or held by a pause); on_done next */
     up_result_t finish_result;
     const char *finish_detail;
-    int err_status; /* != 0: answer this error (out holds the body) */
+    int now_status; /* != 0: answer this status at once (out holds the body): an error, a count */
     long prompt_tokens;
+    embed_opts_t emb; /* embeddings: encoding and dimensions asked */
     char id[40];
     char model[200];
     long created;
@@ -84,6 +84,9 @@ static void llamacpp__notify(void *ud)
 static int llamacpp_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m,
                           bool stream, prov_call_t *out)
 {
+    embed_opts_t eo;
+    int rc = ep == EP_EMBEDDINGS ? embed_request(a, body, &eo, out) : 0;
+    if (rc) return rc; /* dimensions against the model's size: at start, with the engine */
     json_object_set_new(body, "model", json_string(m->name));
     json_t *cap = json_object_get(body, "max_completion_tokens");
     if (!cap || json_is_null(cap)) cap = json_object_get(body, "max_tokens");
@@ -107,7 +110,7 @@ static void llamacpp__error(prov_local_t *h, int status, const char *code, const
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    h->err_status = status;
+    h->now_status = status;
     buf_reset(&h->out);
     xl_error_json(&h->out, status, status >= 500 ? "server_error" : "invalid_request_error", code,
                   param, msg);
@@ -189,6 +192,66 @@ static void llamacpp__too_long(prov_local_t *h, long n, const char *param)
                     engine_n_ctx_slot(h->engine), param, n);
 }
 
+/* The chat template applied to req's messages, appended to prompt; false
+ * (an error set) when it cannot be. */
+static bool llamacpp__chat_prompt(prov_local_t *h, json_t *req, buf_t *prompt)
+{
+    json_t *msgs = json_object_get(req, "messages");
+    size_t n = json_array_size(msgs);
+    engine_msg_t *m = calloc(n ? n : 1, sizeof *m);
+    buf_t *texts = calloc(n ? n : 1, sizeof *texts);
+    if (!m || !texts) {
+        free(m);
+        free(texts);
+        llamacpp__error(h, 500, "internal_error", NULL, "out of memory");
+        return false;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *msg = json_array_get(msgs, i);
+        const char *role = json_string_value(json_object_get(msg, "role"));
+        buf_init(&texts[i], 0);
+        provider_content_text(&texts[i], json_object_get(msg, "content"), NULL);
+        m[i].role = role ? role : "user";
+        m[i].content = buf_data(&texts[i]);
+    }
+    int rc = engine_chat_prompt(h->engine, m, n, prompt);
+    for (size_t i = 0; i < n; i++) buf_free(&texts[i]);
+    free(texts);
+    free(m);
+    if (rc != 0) llamacpp__error(h, 500, "internal_error", NULL, "cannot apply the chat template");
+    return rc == 0;
+}
+
+/* EP_COUNT_TOKENS: the prompt tokens a chat request with these messages
+ * reports (the chat template, tokenized), with the tool definitions as JSON
+ * text after it (the template has no tool syntax; a chat request to a local
+ * model does not carry them). */
+static void llamacpp__count(prov_local_t *h, json_t *req)
+{
+    buf_t prompt;
+    buf_init(&prompt, 0);
+    if (!llamacpp__chat_prompt(h, req, &prompt)) {
+        buf_free(&prompt);
+        return;
+    }
+    json_t *tools = json_object_get(req, "tools");
+    if (json_array_size(tools)) {
+        buf_appends(&prompt, "\n");
+        provider_dump(&prompt, tools);
+    }
+    int32_t *toks = NULL;
+    int n = engine_tokenize(h->engine, buf_data(&prompt), prompt.len, true, &toks);
+    free(toks);
+    buf_free(&prompt);
+    if (n < 0) {
+        llamacpp__error(h, 500, "internal_error", NULL, "cannot tokenize the prompt");
+        return;
+    }
+    h->now_status = 200;
+    buf_reset(&h->out);
+    buf_printf(&h->out, "{\"input_tokens\":%d}", n);
+}
+
 /* Chat or completion: build the prompt, check it fits, queue it. */
 static void llamacpp__prepare_generate(prov_local_t *h, json_t *req)
 {
@@ -197,31 +260,7 @@ static void llamacpp__prepare_generate(prov_local_t *h, json_t *req)
     bool special = false;
     const char *param = "prompt";
     if (h->ep == EP_CHAT) {
-        json_t *msgs = json_object_get(req, "messages");
-        size_t n = json_array_size(msgs);
-        engine_msg_t *m = calloc(n ? n : 1, sizeof *m);
-        buf_t *texts = calloc(n ? n : 1, sizeof *texts);
-        if (!m || !texts) {
-            free(m);
-            free(texts);
-            llamacpp__error(h, 500, "internal_error", NULL, "out of memory");
-            buf_free(&prompt);
-            return;
-        }
-        for (size_t i = 0; i < n; i++) {
-            json_t *msg = json_array_get(msgs, i);
-            const char *role = json_string_value(json_object_get(msg, "role"));
-            buf_init(&texts[i], 0);
-            provider_content_text(&texts[i], json_object_get(msg, "content"), NULL);
-            m[i].role = role ? role : "user";
-            m[i].content = buf_data(&texts[i]);
-        }
-        int rc = engine_chat_prompt(h->engine, m, n, &prompt);
-        for (size_t i = 0; i < n; i++) buf_free(&texts[i]);
-        free(texts);
-        free(m);
-        if (rc != 0) {
-            llamacpp__error(h, 500, "internal_error", NULL, "cannot apply the chat template");
+        if (!llamacpp__chat_prompt(h, req, &prompt)) {
             buf_free(&prompt);
             return;
         }
@@ -260,29 +299,28 @@ static void llamacpp__prepare_generate(prov_local_t *h, json_t *req)
     free(toks);
 }
 
+/* A request llamacpp_build checked (embed_request): its inputs tokenized and queued. */
 static void llamacpp__prepare_embed(prov_local_t *h, json_t *req)
 {
-    json_t *input = json_object_get(req, "input");
-    size_t count = json_is_array(input) ? json_array_size(input) : 1;
-    if (count == 0 || count > LLAMACPP_MAX_INPUTS) {
-        llamacpp__error(h, 400, "invalid_value", "input",
-                        "input must hold between 1 and 2048 strings");
+    prov_call_t why = {0};
+    if (embed_request(NULL, req, &h->emb, &why) != 0) {
+        llamacpp__error(h, 400, why.error_code, why.error_param, "%s", why.error);
         return;
     }
+    if (h->emb.dims > engine_n_embd(h->engine)) {
+        embed_dims_error(&h->out, &h->emb, engine_n_embd(h->engine));
+        h->now_status = 400;
+        return;
+    }
+    size_t count = h->emb.n;
     int32_t **toks = calloc(count, sizeof *toks);
     int *ns = calloc(count, sizeof *ns);
     bool ok = toks && ns;
     if (!ok) llamacpp__error(h, 500, "internal_error", NULL, "out of memory");
     for (size_t i = 0; ok && i < count; i++) {
-        json_t *item = json_is_array(input) ? json_array_get(input, i) : input;
-        if (!json_is_string(item)) {
-            llamacpp__error(h, 400, "invalid_type", "input",
-                            "local models take input as a string or an array of strings");
-            ok = false;
-            break;
-        }
-        ns[i] = engine_tokenize(h->engine, json_string_value(item), json_string_length(item), false,
-                                &toks[i]);
+        size_t len;
+        const char *text = embed_input(req, i, &len);
+        ns[i] = engine_tokenize(h->engine, text, len, false, &toks[i]);
         if (ns[i] < 0) {
             llamacpp__error(h, 500, "internal_error", NULL, "cannot tokenize the input");
             ok = false;
@@ -352,18 +390,10 @@ static void llamacpp__whole(prov_local_t *h, const engine_result_t *res)
         int count;
         const float *v = engine_job_embeddings(h->job, &count);
         int d = engine_n_embd(h->engine);
-        buf_appends(&h->out, "{\"object\":\"list\",\"data\":[");
-        for (int i = 0; i < count; i++) {
-            buf_printf(&h->out, "%s{\"object\":\"embedding\",\"index\":%d,\"embedding\":[",
-                       i ? "," : "", i);
-            for (int k = 0; k < d; k++)
-                buf_printf(&h->out, "%s%.7g", k ? "," : "", (double)v[(size_t)i * d + k]);
-            buf_appends(&h->out, "]}");
-        }
-        buf_appends(&h->out, "],\"model\":");
-        jsonw_cstr(&h->out, h->model);
-        buf_printf(&h->out, ",\"usage\":{\"prompt_tokens\":%ld,\"total_tokens\":%ld}}",
-                   h->prompt_tokens, h->prompt_tokens);
+        embed_begin(&h->out);
+        for (int i = 0; i < count; i++)
+            embed_vector(&h->out, &h->emb, (size_t)i, v + (size_t)i * d, d);
+        embed_end(&h->out, h->model, h->prompt_tokens);
         return;
     }
     bool chat = h->ep == EP_CHAT;
@@ -439,8 +469,8 @@ static void llamacpp__run(evutil_socket_t fd, short what, void *arg)
         llamacpp__done(h, h->finish_result, h->finish_detail);
         return;
     }
-    if (h->err_status) {
-        llamacpp__head(h, h->err_status);
+    if (h->now_status) {
+        llamacpp__head(h, h->now_status);
         if (h->dead) {
             llamacpp__free(h);
             return;
@@ -529,11 +559,14 @@ static prov_local_t *llamacpp_start(struct event_base *base, endpoint_t ep, cons
         llamacpp__prepare_embed(h, req);
     } else if (ep == EP_CHAT || ep == EP_COMPLETIONS) {
         llamacpp__prepare_generate(h, req);
+    } else if (ep == EP_COUNT_TOKENS) {
+        h->stream = false;
+        llamacpp__count(h, req);
     } else {
         llamacpp__error(h, 404, "not_found", NULL, "not served by a local model");
     }
     json_decref(req);
-    if (h->err_status) event_active(h->ev, EV_TIMEOUT, 0); /* never call back from here */
+    if (h->now_status) event_active(h->ev, EV_TIMEOUT, 0); /* never call back from here */
     return h;
 }
 
@@ -560,6 +593,7 @@ static void llamacpp_resume(prov_local_t *h)
 
 const prov_ops_t provider_llamacpp = {
     .type = "llamacpp",
+    .counts_tokens = true,
     .build = llamacpp_build,
     .local_start = llamacpp_start,
     .local_cancel = llamacpp_cancel,

@@ -21,15 +21,22 @@
  * "done": true ends the stream (finish chunk, usage chunk, [DONE]); a line
  * {"error":"..."} becomes an OpenAI error payload. Errors {"error":"..."}
  * keep their HTTP status.
+ *
+ * Embeddings (EP_EMBEDDINGS, provider/embed.h): POST {base_url}/api/embed
+ * with the inputs and dimensions; its "embeddings" arrays become the OpenAI
+ * list (truncated and renormalised if longer than dimensions, encoded as
+ * asked), usage prompt_eval_count.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "provider/embed.h"
 #include "provider/xlate.h"
 
 struct prov_xlate {
-    xl_stream_t s; /* first (xl_build_end) */
+    xl_stream_t s;    /* first (xl_build_end) */
+    embed_opts_t emb; /* embeddings: what the answer must be */
 };
 
 static const xl_wire_t oll_wire = {
@@ -37,13 +44,31 @@ static const xl_wire_t oll_wire = {
     .stream_accept = "Accept: application/x-ndjson",
     .key_header = "Authorization: Bearer ",
     .id_prefix = "chatcmpl-ollama",
+    .endpoints = XL_EP(EP_CHAT) | XL_EP(EP_EMBEDDINGS),
 };
+
+/* EP_EMBEDDINGS: POST {base_url}/api/embed {"model", "input"[, "dimensions"]}. */
+static int oll_build_embed(arena_t *a, json_t *body, const cfg_model_t *m, prov_call_t *out)
+{
+    embed_opts_t eo;
+    int rc = embed_request(a, body, &eo, out);
+    if (rc) return rc;
+    json_t *req = json_pack("{s:s, s:O}", "model", m->upstream_model, "input",
+                            json_object_get(body, "input"));
+    if (eo.dims) json_object_set_new(req, "dimensions", json_integer(eo.dims));
+    if (xl_build_end(a, req, m, EP_EMBEDDINGS, false, &oll_wire, sizeof(struct prov_xlate), out))
+        return -1;
+    out->xlate->emb = eo;
+    out->url = arena_printf(a, "%s/api/embed", m->provider->base_url);
+    return out->url ? 0 : -1;
+}
 
 static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
                      prov_call_t *out)
 {
-    int bad = xl_chat_only(a, ep, &oll_wire, out);
+    int bad = xl_serves(a, ep, &oll_wire, out);
     if (bad) return bad;
+    if (ep == EP_EMBEDDINGS) return oll_build_embed(a, body, m, out);
     json_t *req = json_pack("{s:s, s:b}", "model", m->upstream_model, "stream", stream);
     json_t *msgs = json_array(), *names = json_object(), *msg, *v;
     size_t i, j;
@@ -113,7 +138,7 @@ static int oll_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t 
     else if (rft && !strcmp(rft, "json_object"))
         json_object_set_new(req, "format", json_string("json"));
 
-    if (xl_build_end(a, req, m, stream, &oll_wire, sizeof(struct prov_xlate), out)) return -1;
+    if (xl_build_end(a, req, m, ep, stream, &oll_wire, sizeof(struct prov_xlate), out)) return -1;
     out->framing = PROV_FRAME_NDJSON;
     out->url = arena_printf(a, "%s/api/chat", m->provider->base_url);
     return out->url ? 0 : -1;
@@ -149,6 +174,14 @@ static int oll_response(prov_xlate_t *x, int status, const char *body, size_t le
                  msg ? msg : "the upstream provider answered with an error");
         json_decref(o);
         return status;
+    }
+    if (x->s.ep == EP_EMBEDDINGS) {
+        const char *model = json_string_value(json_object_get(o, "model"));
+        int st = embed_json_answer(out, &x->emb, json_object_get(o, "embeddings"), NULL,
+                                   model ? model : x->s.model, xl_int(o, "prompt_eval_count", 0),
+                                   status);
+        json_decref(o);
+        return st;
     }
     json_t *m = json_object_get(o, "message");
     if (!json_is_object(m)) {

@@ -34,7 +34,17 @@
 
 struct event_base;
 
-typedef enum { EP_CHAT = 0, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP__COUNT } endpoint_t;
+/* EP_COUNT_TOKENS: an OpenAI chat request (messages, tools) whose input
+ * tokens are counted, answered {"input_tokens": N}; only providers with
+ * counts_tokens build it (the call stage estimates for the others). */
+typedef enum {
+    EP_CHAT = 0,
+    EP_COMPLETIONS,
+    EP_EMBEDDINGS,
+    EP_MODELS,
+    EP_COUNT_TOKENS,
+    EP__COUNT
+} endpoint_t;
 
 typedef struct prov_xlate prov_xlate_t; /* per-call translator state, defined by each provider */
 
@@ -45,9 +55,11 @@ typedef struct prov_call {
     const char *const *headers; /* NULL-terminated "Name: value" */
     char *body;
     size_t body_len;
-    prov_xlate_t *xlate;    /* for the translate hooks; NULL = pass-through */
-    prov_framing_t framing; /* how a streamed answer is framed */
-    const char *error;      /* build() returned PROV_EBADREQ: why (a 400 for the client) */
+    prov_xlate_t *xlate;     /* for the translate hooks; NULL = pass-through */
+    prov_framing_t framing;  /* how a streamed answer is framed */
+    const char *error;       /* build() returned PROV_EBADREQ: why (a 400 for the client) */
+    const char *error_code;  /* ... its code (NULL: unsupported_request) */
+    const char *error_param; /* ... the parameter it names, or NULL */
 } prov_call_t;
 
 enum { PROV_EBADREQ = -2 }; /* build(): the request cannot be expressed for this provider */
@@ -60,6 +72,9 @@ typedef struct prov_local prov_local_t; /* a running in-process call */
 
 typedef struct prov_ops {
     const char *type;
+    /* EP_COUNT_TOKENS is served: by the upstream's counting endpoint (an
+     * HTTP provider), or exactly in-process (local_start). */
+    bool counts_tokens;
     /* Optional fast path: the upstream request from the client's raw OpenAI
      * body, without re-serialising it. Returns 1 when it does not apply (the
      * relay then calls build), 0 or -1 otherwise. */

@@ -239,12 +239,22 @@ json_t *xl_call(json_t *id, json_t *name, const char *args)
                      "arguments", args ? args : "{}");
 }
 
-int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out)
+int xl_serves(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out)
 {
-    if (ep == EP_CHAT) return 0;
+    unsigned eps = w->endpoints ? w->endpoints : XL_EP(EP_CHAT);
+    if ((unsigned)ep < EP__COUNT && (eps & XL_EP(ep))) return 0;
     out->error =
-        arena_printf(a, "this deployment (provider type %s) serves chat completions only", w->type);
+        arena_printf(a, "this deployment (provider type %s) serves chat completions%s only",
+                     w->type, eps & XL_EP(EP_EMBEDDINGS) ? " and embeddings" : "");
     return PROV_EBADREQ;
+}
+
+int xl_count_answer(buf_t *out, const json_t *o, const char *key, int status)
+{
+    json_t *n = json_object_get(o, key);
+    if (!json_is_integer(n) || json_integer_value(n) < 0) return -1;
+    buf_printf(out, "{\"input_tokens\":%lld}", (long long)json_integer_value(n));
+    return status;
 }
 
 /* w's version header and m's key header into h from index n; the new count. */
@@ -264,8 +274,8 @@ const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t 
     return h;
 }
 
-int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
-                 size_t xsize, prov_call_t *out)
+int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, endpoint_t ep, bool stream,
+                 const xl_wire_t *w, size_t xsize, prov_call_t *out)
 {
     int rc = provider_body(a, req, out);
     json_decref(req);
@@ -280,6 +290,7 @@ int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, con
     out->headers = h;
     xl_stream_init(s, a, w->id_prefix);
     s->model = m->upstream_model;
+    s->ep = ep;
     out->xlate = (prov_xlate_t *)s;
     return 0;
 }

@@ -27,6 +27,7 @@
 
 typedef struct xl_stream {
     arena_t *a;
+    endpoint_t ep; /* what the call is (xl_build_end): the answer is translated as that */
     const char *id, *model;
     long long created;
     bool role_sent, done;
@@ -92,18 +93,25 @@ typedef struct xl_wire {
     const char *version;       /* a header every call carries, or NULL */
     const char *key_header;    /* the API key header up to the key ("x-api-key: "), or NULL */
     const char *id_prefix;     /* chunk id until the upstream names one */
+    unsigned endpoints;        /* XL_EP() of each endpoint served; 0 = chat only */
 } xl_wire_t;
 
-/* build() for any endpoint but chat: PROV_EBADREQ with out->error set; 0 for chat. */
-int xl_chat_only(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out);
+#define XL_EP(ep) (1u << (ep))
+
+/* build() for an endpoint w does not serve: PROV_EBADREQ with out->error set;
+ * 0 for one it serves. */
+int xl_serves(arena_t *a, endpoint_t ep, const xl_wire_t *w, prov_call_t *out);
+/* A count answer: the integer `key` (>= 0) of the upstream's object o as
+ * {"input_tokens": N} into out. Returns status, or -1 when o has none. */
+int xl_count_answer(buf_t *out, const json_t *o, const char *key, int status);
 /* The end of every translating build(): req serialised as out->body, then
  * released; out->headers = Content-Type: application/json, Accept
  * (w->stream_accept when streaming, else application/json), w->version, the
  * key (when the provider has one); out->xlate = a zeroed state of xsize bytes
  * from the arena whose first member is an xl_stream_t, initialised with
- * w->id_prefix and m's upstream model. out->url is the caller's. 0 or -1. */
-int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, bool stream, const xl_wire_t *w,
-                 size_t xsize, prov_call_t *out);
+ * w->id_prefix, m's upstream model and ep. out->url is the caller's. 0 or -1. */
+int xl_build_end(arena_t *a, json_t *req, const cfg_model_t *m, endpoint_t ep, bool stream,
+                 const xl_wire_t *w, size_t xsize, prov_call_t *out);
 /* The headers of a health probe: w->version and the key (when the provider has one). */
 const char **xl_probe_headers(arena_t *a, const cfg_model_t *m, const xl_wire_t *w);
 /* Append items (stolen) as the turn {"role": role, key: items} to turns,

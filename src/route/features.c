@@ -74,7 +74,7 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
     f->needs = endpoint == EP_EMBEDDINGS    ? CAP_EMBEDDINGS
                : endpoint == EP_COMPLETIONS ? CAP_COMPLETIONS
                                             : CAP_CHAT;
-    if (endpoint == EP_CHAT) {
+    if (endpoint == EP_CHAT || endpoint == EP_COUNT_TOKENS) {
         size_t i;
         const json_t *msg;
         json_array_foreach(json_object_get(body, "messages"), i, msg)
@@ -104,7 +104,7 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
     if (!json_is_integer(mt)) mt = json_object_get(body, "max_tokens");
     if (json_is_integer(mt) && json_integer_value(mt) > 0)
         f->out_tokens = (long)json_integer_value(mt);
-    if (endpoint == EP_EMBEDDINGS) f->out_tokens = 0;
+    if (endpoint == EP_EMBEDDINGS || endpoint == EP_COUNT_TOKENS) f->out_tokens = 0;
     f->stream = json_is_true(json_object_get(body, "stream"));
     if (acc.text.len && a) {
         char *t = arena_strndup(a, buf_data(&acc.text), acc.text.len);
@@ -115,6 +115,18 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
         f->text_len = t ? acc.text.len : 0;
     }
     buf_free(&acc.text);
+}
+
+long route_estimate_input_tokens(const json_t *body)
+{
+    route_features_t f;
+    route_features_init(&f);
+    route_features_from_body(&f, NULL, EP_COUNT_TOKENS, body);
+    long n = f.prompt_tokens;
+    const json_t *tools = json_object_get(body, "tools");
+    if (json_is_array(tools) && json_array_size(tools))
+        n += (long)(json_dumpb(tools, NULL, 0, JSON_COMPACT) / 4);
+    return n;
 }
 
 const char *const route_constraint_headers[ROUTE_N_CONSTRAINTS] = {

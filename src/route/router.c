@@ -889,15 +889,6 @@ void route_reasons(const route_decision_t *d, buf_t *o)
     }
 }
 
-void route_models_json(const config_t *cfg, buf_t *o, bool first)
-{
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        buf_appends(o, first && i == 0 ? "{\"id\":" : ",{\"id\":");
-        jsonw_cstr(o, cfg->routes[i].name);
-        buf_appends(o, ",\"object\":\"model\",\"created\":0,\"owned_by\":\"skuld-route\"}");
-    }
-}
-
 const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *base, size_t nb,
                                          size_t *n_out)
 {

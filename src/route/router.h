@@ -55,6 +55,11 @@ void route_features_init(route_features_t *f);
 /* From an OpenAI-shaped body (chat, completions, embeddings); text points into
  * an arena copy capped at 64 KiB. */
 void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, const json_t *body);
+/* The gateway's estimate of the input tokens of a chat request (body), for
+ * deployments that cannot count: the router's prompt estimate (bytes of
+ * message text / 4 + 4 per message) plus the JSON of the tool definitions
+ * (bytes / 4). */
+long route_estimate_input_tokens(const json_t *body);
 /* The request headers that carry routing constraints, in route_features_constraint's terms. */
 #define ROUTE_N_CONSTRAINTS 3
 extern const char *const route_constraint_headers[ROUTE_N_CONSTRAINTS];
@@ -186,9 +191,6 @@ void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_l
                         const route_features_t *f, const double w[ROUTE_F__COUNT], int strategy,
                         const char *region, double load_threshold, route_balance_t *bal,
                         uint64_t *rng, arena_t *a, route_decision_t *d);
-/* GET /v1/models: the routes as list entries ({...} each, comma-separated;
- * a leading comma unless first). */
-void route_models_json(const config_t *cfg, buf_t *o, bool first);
 /* base (the ranking), then each one's fallbacks, each deployment once, in a;
  * the one place a request's candidate list is made. NULL: out of memory. */
 const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *base, size_t nb,

@@ -144,14 +144,19 @@ function configYaml(mockPort, models, serverExtra, providers = []) {
     `    base_url: http://127.0.0.1:${mockPort}/v1`,
     `    api_key: env:${KEY_ENV}`,
   );
-  // Further providers of other types, all served by the same mock on their own paths.
+  // Further providers of other types, all served by the same mock on their own
+  // paths; a provider without a path is in-process (echo, llamacpp).
   for (const p of providers) {
-    lines.push(`  - name: ${p.name}`, `    type: ${p.type}`, `    base_url: http://127.0.0.1:${mockPort}${p.path}`);
+    lines.push(`  - name: ${p.name}`, `    type: ${p.type}`);
+    if (p.path === undefined) continue;
+    lines.push(`    base_url: http://127.0.0.1:${mockPort}${p.path}`);
     if (p.key !== false) lines.push(`    api_key: env:${KEY_ENV}`);
   }
   lines.push('models:');
   for (const m of models) {
-    lines.push(`  - name: ${JSON.stringify(m.name)}`, `    provider: ${m.provider ?? 'mock'}`, `    model: ${JSON.stringify(m.model)}`);
+    lines.push(`  - name: ${JSON.stringify(m.name)}`, `    provider: ${m.provider ?? 'mock'}`);
+    if (m.model) lines.push(`    model: ${JSON.stringify(m.model)}`);
+    if (m.path) lines.push(`    path: ${JSON.stringify(m.path)}`);
     if (m.price) lines.push(`    price: ${JSON.stringify(m.price)}`);
     if (m.capabilities) lines.push(`    capabilities: ${JSON.stringify(m.capabilities)}`);
   }
@@ -200,7 +205,8 @@ async function startSkuld(configPath) {
  *           the first is server.default_model)
  *   server: extra keys for the server section ({access_log: false, ...})
  *   providers: more providers on the same mock: [{name, type, path}] (base_url =
- *           mock URL + path); models may then name one ({provider, price, capabilities})
+ *           mock URL + path; no path: an in-process provider, echo or llamacpp);
+ *           models may then name one ({provider, price, capabilities, path of a GGUF})
  *   config: (mockPort, dir) => YAML text: the whole skuld config instead of the
  *           generated one (models, server and providers are then ignored)
  * Returns { baseURL, port, mockURL, mockPort, mock(path, init), logs(), stop() }.

@@ -4,6 +4,7 @@
  *
  *   tests/golden/<provider>/<case>/   provider = anthropic | gemini | ollama
  *     case.json        {"stream", "status" (upstream, default 200), "expect_status",
+ *                       "endpoint" ("chat" (default), "count_tokens", "embeddings"),
  *                       "url", "headers" (each must be sent), "price"
  *                       {input,output,cached}, "usage" {prompt,completion,cached},
  *                       "cost_usd" (x-skuld-cost-usd as the gateway prints it)}
@@ -12,7 +13,9 @@
  *     stream_in.txt    provider stream bytes    -> translate_event()     -> stream_out.txt
  *                      (stream_out.txt: one OpenAI payload per line)
  *   tests/golden/messages/<case>/     the inbound Anthropic shape (/v1/messages)
+ *     case.json        optional {"count": true}: /v1/messages/count_tokens
  *     request_in.json  Anthropic request        -> ashape_request()      -> request_out.json
+ *                      (ashape_count_request() with "count")
  *     response_in.json OpenAI chat.completion   -> ashape_response()     -> response_out.json
  *     stream_in.txt    OpenAI SSE stream        -> ashape_stream_*()     -> stream_out.txt
  *
@@ -184,6 +187,15 @@ static void check_usage_cost(const char *dir, const json_t *cs, const json_t *us
     if (wc && strcmp(got, wc) != 0) fail_msg("%s: cost %s, want %s", dir, got, wc);
 }
 
+static endpoint_t case_endpoint(const json_t *cs)
+{
+    const char *e = json_string_value(json_object_get(cs, "endpoint"));
+    if (e && !strcmp(e, "count_tokens")) return EP_COUNT_TOKENS;
+    if (e && !strcmp(e, "embeddings")) return EP_EMBEDDINGS;
+    if (e && strcmp(e, "chat")) fail_msg("case.json: unknown endpoint %s", e);
+    return EP_CHAT;
+}
+
 static void run_provider_case(const char *type, const char *dir)
 {
     const prov_ops_t *ops = provider_ops(type);
@@ -202,7 +214,7 @@ static void run_provider_case(const char *type, const char *dir)
     bool has_req = req != NULL;
     if (!req) req = json_pack("{s:[{s:s, s:s}]}", "messages", "role", "user", "content", "hi");
     prov_call_t call = {0};
-    int rc = ops->build(a, EP_CHAT, req, &m, stream, &call);
+    int rc = ops->build(a, case_endpoint(cs), req, &m, stream, &call);
     if (rc == PROV_EBADREQ) {
         const char *want = json_string_value(json_object_get(cs, "build_error"));
         if (!want || !call.error || !strstr(call.error, want))
@@ -332,10 +344,14 @@ static int ashape_event(void *ud, const char *event, const char *data, size_t le
 static void run_messages_case(const char *dir)
 {
     json_t *in = load_json(dir, "request_in.json");
+    json_t *cs = load_json(dir, "case.json");
+    bool count = json_is_true(json_object_get(cs, "count"));
+    json_decref(cs);
     if (in) {
         char err[256];
         const char *param = NULL;
-        json_t *out = ashape_request(in, err, sizeof err, &param);
+        json_t *out = count ? ashape_count_request(in, err, sizeof err, &param)
+                            : ashape_request(in, err, sizeof err, &param);
         if (!out) {
             char *e = NULL;
             if (asprintf(&e, "{\"error\":\"%s\",\"param\":\"%s\"}", err, param) < 0) fail();

@@ -867,6 +867,28 @@ static void test_chunked_ext_with_bare_lf(void **state)
         fail_msg("bare LF in chunk extension accepted (st %d, body \"%s\")", r.st, body);
 }
 
+/* Percent-decoding of a path segment (GET /v1/models/{id}). */
+static void test_pct_decode(void **state)
+{
+    (void)state;
+    char out[16];
+    assert_int_equal(http_pct_decode("org%2Fmodel", 11, out, sizeof out), 9);
+    assert_string_equal(out, "org/model");
+    assert_int_equal(http_pct_decode("a%2fb%20c", 9, out, sizeof out), 5);
+    assert_string_equal(out, "a/b c");
+    assert_int_equal(http_pct_decode("", 0, out, sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(http_pct_decode("plain-id_1.2", 12, out, sizeof out), 12);
+    /* bad escapes, a decoded NUL, too long for the buffer */
+    assert_int_equal(http_pct_decode("a%zz", 4, out, sizeof out), -1);
+    assert_int_equal(http_pct_decode("a%2", 3, out, sizeof out), -1);
+    assert_int_equal(http_pct_decode("a%", 2, out, sizeof out), -1);
+    assert_int_equal(http_pct_decode("a%00b", 5, out, sizeof out), -1);
+    assert_int_equal(http_pct_decode("0123456789abcdef", 16, out, sizeof out), -1);
+    assert_int_equal(http_pct_decode("0123456789abcde", 15, out, sizeof out), 15);
+    assert_int_equal(http_pct_decode("x", 1, out, 0), -1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -893,6 +915,7 @@ int main(void)
         cmocka_unit_test(test_chunked_done_is_sticky),
         cmocka_unit_test(test_chunked_one_byte_trailer_line),
         cmocka_unit_test(test_chunked_ext_with_bare_lf),
+        cmocka_unit_test(test_pct_decode),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 
 #include <cmocka.h>
 
+#include "provider/embed.h"
 #include "provider/xlate.h"
 
 /* v compactly (insertion order kept), compared with want; releases v. */
@@ -172,9 +173,9 @@ static void test_chat_only(void **state)
     (void)state;
     arena_t *a = arena_create(0);
     prov_call_t call = {0};
-    assert_int_equal(xl_chat_only(a, EP_CHAT, &test_wire, &call), 0);
+    assert_int_equal(xl_serves(a, EP_CHAT, &test_wire, &call), 0);
     assert_null(call.error);
-    assert_int_equal(xl_chat_only(a, EP_EMBEDDINGS, &test_wire, &call), PROV_EBADREQ);
+    assert_int_equal(xl_serves(a, EP_EMBEDDINGS, &test_wire, &call), PROV_EBADREQ);
     assert_string_equal(call.error,
                         "this deployment (provider type testprov) serves chat completions only");
     arena_destroy(a);
@@ -195,9 +196,9 @@ static void test_build_end(void **state)
     cfg_model_t m = {.name = "pub", .provider = &prov, .upstream_model = "up-model"};
 
     prov_call_t call = {0};
-    assert_int_equal(
-        xl_build_end(a, parse("{\"b\":1}"), &m, true, &test_wire, sizeof(struct prov_xlate), &call),
-        0);
+    assert_int_equal(xl_build_end(a, parse("{\"b\":1}"), &m, EP_CHAT, true, &test_wire,
+                                  sizeof(struct prov_xlate), &call),
+                     0);
     assert_int_equal(call.body_len, 7);
     assert_memory_equal(call.body, "{\"b\":1}", 7);
     assert_int_equal(count_headers(call.headers), 4);
@@ -218,8 +219,8 @@ static void test_build_end(void **state)
     bare.version = NULL;
     prov.api_key = NULL;
     prov_call_t c2 = {0};
-    assert_int_equal(xl_build_end(a, parse("{}"), &m, false, &bare, sizeof(struct prov_xlate), &c2),
-                     0);
+    assert_int_equal(
+        xl_build_end(a, parse("{}"), &m, EP_CHAT, false, &bare, sizeof(struct prov_xlate), &c2), 0);
     assert_int_equal(count_headers(c2.headers), 2);
     assert_string_equal(c2.headers[1], "Accept: application/json");
     arena_destroy(a);
@@ -276,14 +277,100 @@ static void test_error_type(void **state)
     assert_string_equal(xl_error_type(503), "server_error");
 }
 
+/* provider/embed.h: the request checks and the answer writer. */
+static json_t *jparse(const char *s)
+{
+    json_t *v = json_loads(s, 0, NULL);
+    assert_non_null(v);
+    return v;
+}
+
+static void test_embed_request(void **state)
+{
+    (void)state;
+    arena_t *a = arena_create(0);
+    embed_opts_t o;
+    prov_call_t c = {0};
+    json_t *b = jparse("{\"model\":\"m\",\"input\":[\"a\",\"b\"],\"dimensions\":3,"
+                       "\"encoding_format\":\"base64\",\"user\":\"u\"}");
+    assert_int_equal(embed_request(a, b, &o, &c), 0);
+    assert_true(o.base64);
+    assert_int_equal(o.dims, 3);
+    assert_int_equal(o.n, 2);
+    size_t len;
+    assert_string_equal(embed_input(b, 1, &len), "b");
+    json_decref(b);
+    static const struct {
+        const char *body, *code, *param;
+    } bad[] = {
+        {"{\"input\":\"x\",\"encoding_format\":\"hex\"}", "invalid_value", "encoding_format"},
+        {"{\"input\":\"x\",\"dimensions\":0}", "invalid_value", "dimensions"},
+        {"{\"input\":\"x\",\"dimensions\":\"2\"}", "invalid_type", "dimensions"},
+        {"{\"input\":[]}", "invalid_value", "input"},
+        {"{\"input\":[[1,2]]}", "invalid_type", "input"},
+        {"{\"input\":5}", "invalid_type", "input"},
+        {"{\"input\":\"x\",\"truncate\":true}", "unsupported_parameter", "truncate"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        prov_call_t e = {0};
+        b = jparse(bad[i].body);
+        assert_int_equal(embed_request(a, b, &o, &e), PROV_EBADREQ);
+        assert_string_equal(e.error_code, bad[i].code);
+        assert_string_equal(e.error_param, bad[i].param);
+        assert_non_null(e.error);
+        json_decref(b);
+    }
+    arena_destroy(a);
+}
+
+static void test_embed_vector(void **state)
+{
+    (void)state;
+    buf_t out;
+    buf_init(&out, 0);
+    const float v[3] = {3.0f, 4.0f, 12.0f};
+    embed_opts_t o = {.n = 1};
+    embed_begin(&out);
+    assert_int_equal(embed_vector(&out, &o, 0, v, 3), 0);
+    embed_end(&out, "m", 2);
+    assert_string_equal(buf_data(&out), "{\"object\":\"list\",\"data\":[{\"object\":\"embedding\","
+                                        "\"index\":0,\"embedding\":[3,4,12]}],\"model\":\"m\","
+                                        "\"usage\":{\"prompt_tokens\":2,\"total_tokens\":2}}");
+    /* dimensions 2: the first two, unit length; base64 of little-endian float32 */
+    buf_reset(&out);
+    o.dims = 2;
+    assert_int_equal(embed_vector(&out, &o, 0, v, 3), 0);
+    assert_string_equal(
+        buf_data(&out),
+        "{\"object\":\"embedding\",\"index\":0,\"embedding\":[0.600000024,0.800000012]}");
+    buf_reset(&out);
+    o.base64 = true;
+    assert_int_equal(embed_vector(&out, &o, 1, v, 3), 0);
+    /* 0.6f = 0x3f19999a, 0.8f = 0x3f4ccccd */
+    assert_string_equal(buf_data(&out),
+                        ",{\"object\":\"embedding\",\"index\":1,\"embedding\":\"mpkZP83MTD8=\"}");
+    /* more dimensions than the vector has: refused, nothing written */
+    buf_reset(&out);
+    o.dims = 4;
+    assert_int_equal(embed_vector(&out, &o, 0, v, 3), -1);
+    assert_int_equal(out.len, 0);
+    embed_dims_error(&out, &o, 3);
+    json_t *e = json_loads(buf_data(&out), 0, NULL);
+    assert_string_equal(json_string_value(json_object_get(json_object_get(e, "error"), "param")),
+                        "dimensions");
+    json_decref(e);
+    buf_free(&out);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_content_text), cmocka_unit_test(test_turn_merges_same_role),
-        cmocka_unit_test(test_tool_decls),   cmocka_unit_test(test_calls_append),
-        cmocka_unit_test(test_call),         cmocka_unit_test(test_chat_only),
-        cmocka_unit_test(test_build_end),    cmocka_unit_test(test_probe_headers),
-        cmocka_unit_test(test_error_type),   cmocka_unit_test(test_message),
+        cmocka_unit_test(test_content_text),  cmocka_unit_test(test_turn_merges_same_role),
+        cmocka_unit_test(test_tool_decls),    cmocka_unit_test(test_calls_append),
+        cmocka_unit_test(test_call),          cmocka_unit_test(test_chat_only),
+        cmocka_unit_test(test_build_end),     cmocka_unit_test(test_probe_headers),
+        cmocka_unit_test(test_error_type),    cmocka_unit_test(test_message),
+        cmocka_unit_test(test_embed_request), cmocka_unit_test(test_embed_vector),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

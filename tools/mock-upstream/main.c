@@ -19,8 +19,10 @@
  *   POST /v1/chat/completions  chat.completion, or SSE chat.completion.chunk
  *                              events when "stream": true
  *   POST /v1/completions       text_completion (legacy), streaming too
- *   POST /v1/embeddings        8 floats per input, derived from a hash of it
- *                              (base64 float32 when encoding_format is "base64")
+ *   POST /v1/embeddings        8 floats per input (unit length), derived from a
+ *                              hash of it (base64 float32 when encoding_format is
+ *                              "base64"; "dimensions" 1..8 keeps the first N,
+ *                              renormalised; more is a 400)
  *   GET  /v1/models            one model, "mock-model"
  *   Unknown /v1 path: 404 {"error":{...,"code":"not_found"}}; wrong method:
  *   405; malformed JSON body: 400; errors always use the OpenAI error object.
@@ -43,6 +45,21 @@
  *                              unless "stream": false) as NDJSON lines, the
  *                              last with "done": true and the counts.
  *                              Errors {"error":"..."}
+ *   POST /v1/messages/count_tokens  Anthropic token count: {"input_tokens":
+ *                              words of system and message text + 10 per
+ *                              tool}; a field Anthropic does not take there
+ *                              (max_tokens, stream, ...) is a 400
+ *   POST /v1beta/models/{m}:countTokens  Gemini token count of a
+ *                              {"generateContentRequest"} (or bare
+ *                              "contents"): {"totalTokens": words of the
+ *                              parts + 10 per function declaration}
+ *   POST /v1beta/models/{m}:batchEmbedContents  Gemini embeddings: the same
+ *                              8 components per request's text, cut to
+ *                              outputDimensionality and NOT renormalised (as
+ *                              Gemini below its full size)
+ *   POST /api/embed            Ollama embeddings: {"embeddings": unit vectors
+ *                              cut to "dimensions" and renormalised,
+ *                              "prompt_eval_count": words}
  *   A tool call is one piece in the Gemini and Ollama shapes (they send a
  *   call whole). Anthropic input_tokens = prompt words - cached_tokens.
  *
@@ -173,7 +190,7 @@
 #define DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(6))
 #define TOOL_ARGS "{\"x\":1}"
 
-enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS };
+enum endpoint { EP_CHAT, EP_COMPLETIONS, EP_EMBEDDINGS, EP_MODELS, EP_COUNT };
 enum shape { SH_OPENAI, SH_ANTHROPIC, SH_GEMINI, SH_OLLAMA };
 
 enum phase {
@@ -1157,7 +1174,103 @@ static json_t *embedding_base64(const double *vec, int n)
     return json_string(out);
 }
 
-static char *embedding_body(const json_t *input, const char *model, bool base64)
+#define EMBED_DIMS 8
+
+/* The mock's embedding of text: EMBED_DIMS components from an FNV-1a hash, unit length. */
+static void embed_vec(const char *text, double vec[EMBED_DIMS])
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (const char *p = text; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+    double norm = 0;
+    for (int j = 0; j < EMBED_DIMS; j++) {
+        vec[j] = (double)(splitmix64(&h) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
+        norm += vec[j] * vec[j];
+    }
+    norm = sqrt(norm);
+    for (int j = 0; j < EMBED_DIMS; j++) vec[j] = norm > 0 ? vec[j] / norm : 0;
+}
+
+/* The first dims components (0 or more than EMBED_DIMS: all), renormalised or not. */
+static json_t *embed_values(const double vec[EMBED_DIMS], long dims, bool renorm)
+{
+    int d = dims > 0 && dims < EMBED_DIMS ? (int)dims : EMBED_DIMS;
+    double norm = 0;
+    for (int j = 0; j < d; j++) norm += vec[j] * vec[j];
+    norm = renorm && norm > 0 ? sqrt(norm) : 1;
+    json_t *a = json_array();
+    for (int j = 0; j < d; j++) json_array_append_new(a, json_real(vec[j] / norm));
+    return a;
+}
+
+/* Gemini batchEmbedContents: {"embeddings":[{"values"}]} per request, truncated
+ * to outputDimensionality without renormalising (as Gemini does below its full
+ * size); NULL with *why for a body it would refuse. */
+static char *gemini_embed_body(const json_t *body, const char **why)
+{
+    const json_t *reqs = json_object_get(body, "requests");
+    if (!json_is_array(reqs) || !json_array_size(reqs)) {
+        *why = "requests is required";
+        return NULL;
+    }
+    json_t *embs = json_array();
+    for (size_t i = 0; i < json_array_size(reqs); i++) {
+        const json_t *r = json_array_get(reqs, i);
+        const json_t *parts = json_object_get(json_object_get(r, "content"), "parts");
+        const json_t *text = json_object_get(json_array_get(parts, 0), "text");
+        const json_t *od = json_object_get(r, "outputDimensionality");
+        if (!json_is_string(text) || json_array_size(parts) != 1 ||
+            (od && (!json_is_integer(od) || json_integer_value(od) < 1))) {
+            json_decref(embs);
+            *why = "each request needs content.parts[0].text (and a positive outputDimensionality)";
+            return NULL;
+        }
+        double vec[EMBED_DIMS];
+        embed_vec(json_string_value(text), vec);
+        json_array_append_new(
+            embs, json_pack("{s:o}", "values",
+                            embed_values(vec, od ? (long)json_integer_value(od) : 0, false)));
+    }
+    json_t *o = json_pack("{s:o}", "embeddings", embs);
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
+/* Ollama /api/embed: {"model","embeddings":[[...]],"prompt_eval_count"}, unit
+ * vectors cut to "dimensions" and renormalised. */
+static char *ollama_embed_body(const json_t *body, const char **why)
+{
+    const json_t *in = json_object_get(body, "input"), *dims = json_object_get(body, "dimensions");
+    const json_t *model = json_object_get(body, "model");
+    size_t n = json_is_array(in) ? json_array_size(in) : 1;
+    if ((!json_is_string(in) && !json_is_array(in)) || (json_is_array(in) && !n) ||
+        (dims && !json_is_integer(dims))) {
+        *why = "input must be a string or a list of strings";
+        return NULL;
+    }
+    json_t *embs = json_array();
+    long long tokens = 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *t = json_is_array(in) ? json_array_get(in, i) : in;
+        if (!json_is_string(t)) {
+            json_decref(embs);
+            *why = "input must be a string or a list of strings";
+            return NULL;
+        }
+        double vec[EMBED_DIMS];
+        embed_vec(json_string_value(t), vec);
+        tokens += count_words(json_string_value(t));
+        json_array_append_new(embs,
+                              embed_values(vec, dims ? (long)json_integer_value(dims) : 0, true));
+    }
+    json_t *o = json_pack("{s:o, s:o, s:I}", "model", jstr_safe(json_string_value(model)),
+                          "embeddings", embs, "prompt_eval_count", (json_int_t)tokens);
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
+static char *embedding_body(const json_t *input, const char *model, bool base64, long dims)
 {
     json_t *data = json_array();
     long long tokens = 0;
@@ -1175,18 +1288,15 @@ static char *embedding_body(const json_t *input, const char *model, bool base64)
             text = dump(item);
             tokens += json_is_array(item) ? (long long)json_array_size(item) : 1;
         }
-        uint64_t h = 1469598103934665603ULL; /* FNV-1a */
-        for (const char *p = text; *p; p++) h = (h ^ (unsigned char)*p) * 1099511628211ULL;
+        double vec[EMBED_DIMS];
+        embed_vec(text, vec);
         free(text);
-        double vec[8], norm = 0;
-        for (int j = 0; j < 8; j++) {
-            vec[j] = (double)(splitmix64(&h) >> 11) * (1.0 / 9007199254740992.0) * 2.0 - 1.0;
-            norm += vec[j] * vec[j];
-        }
-        norm = sqrt(norm);
-        for (int j = 0; j < 8; j++) vec[j] = norm > 0 ? vec[j] / norm : 0;
-        json_t *emb = base64 ? embedding_base64(vec, 8) : json_array();
-        for (int j = 0; j < 8 && !base64; j++) json_array_append_new(emb, json_real(vec[j]));
+        json_t *vals = embed_values(vec, dims, true); /* OpenAI: dimensions cut, unit length */
+        int d = (int)json_array_size(vals);
+        double cut[EMBED_DIMS];
+        for (int j = 0; j < d; j++) cut[j] = json_real_value(json_array_get(vals, j));
+        json_t *emb = base64 ? embedding_base64(cut, d) : json_incref(vals);
+        json_decref(vals);
         json_array_append_new(data, json_pack("{s:s, s:I, s:o}", "object", "embedding", "index",
                                               (json_int_t)i, "embedding", emb));
     }
@@ -1514,6 +1624,61 @@ static char *shape_event(const struct mreq *st, size_t idx)
 }
 
 /* Fill st for a chat or completions request. */
+#define COUNT_PER_TOOL 10 /* tokens a tool definition counts for */
+
+/* The body of a token count, or NULL with *why set when the request is not
+ * one the real API takes (400). Anthropic: fields other than these are
+ * refused, as Anthropic does ("Extra inputs are not permitted"). */
+static char *count_body(enum shape shape, const json_t *body, const char **why)
+{
+    long long n = 0;
+    if (shape == SH_ANTHROPIC) {
+        static const char *const ok[] = {"model", "messages",    "system",
+                                         "tools", "tool_choice", "thinking"};
+        const char *key;
+        json_t *v;
+        json_object_foreach((json_t *)body, key, v)
+        {
+            bool known = false;
+            for (size_t k = 0; k < sizeof ok / sizeof ok[0]; k++) known |= !strcmp(key, ok[k]);
+            if (!known) {
+                *why = "Extra inputs are not permitted";
+                return NULL;
+            }
+        }
+        const json_t *msgs = json_object_get(body, "messages");
+        if (!json_is_string(json_object_get(body, "model")) || !json_is_array(msgs)) {
+            *why = "model and messages are required";
+            return NULL;
+        }
+        for (size_t i = 0; i < json_array_size(msgs); i++)
+            n += words_of_content(json_object_get(json_array_get(msgs, i), "content"));
+        n += words_of_content(json_object_get(body, "system"));
+        n += COUNT_PER_TOOL * (long long)json_array_size(json_object_get(body, "tools"));
+        json_t *o = json_pack("{s:I}", "input_tokens", (json_int_t)n);
+        char *s = dump(o);
+        json_decref(o);
+        return s;
+    }
+    const json_t *gr = json_object_get(body, "generateContentRequest");
+    const json_t *contents = json_object_get(gr ? gr : body, "contents");
+    if (!json_is_array(contents)) {
+        *why = "contents is required";
+        return NULL;
+    }
+    for (size_t i = 0; i < json_array_size(contents); i++)
+        n += words_of_parts(json_object_get(json_array_get(contents, i), "parts"));
+    n += words_of_parts(json_object_get(json_object_get(gr, "systemInstruction"), "parts"));
+    const json_t *tools = json_object_get(gr, "tools");
+    for (size_t i = 0; i < json_array_size(tools); i++)
+        n += COUNT_PER_TOOL * (long long)json_array_size(json_object_get(json_array_get(tools, i),
+                                                                         "functionDeclarations"));
+    json_t *o = json_pack("{s:I}", "totalTokens", (json_int_t)n);
+    char *s = dump(o);
+    json_decref(o);
+    return s;
+}
+
 static void prepare_generation(struct mreq *st, const json_t *body, const struct script *sc)
 {
     const json_t *model = json_object_get(body, "model");
@@ -1680,6 +1845,22 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         ep = EP_CHAT;
         shape = SH_ANTHROPIC;
         want = EVHTTP_REQ_POST;
+    } else if (!strcmp(path, "/v1/messages/count_tokens")) {
+        ep = EP_COUNT;
+        shape = SH_ANTHROPIC;
+        want = EVHTTP_REQ_POST;
+    } else if (!strncmp(path, "/v1beta/models/", 15) && strstr(path, ":countTokens")) {
+        ep = EP_COUNT;
+        shape = SH_GEMINI;
+        want = EVHTTP_REQ_POST;
+    } else if (!strncmp(path, "/v1beta/models/", 15) && strstr(path, ":batchEmbedContents")) {
+        ep = EP_EMBEDDINGS;
+        shape = SH_GEMINI;
+        want = EVHTTP_REQ_POST;
+    } else if (!strcmp(path, "/api/embed")) {
+        ep = EP_EMBEDDINGS;
+        shape = SH_OLLAMA;
+        want = EVHTTP_REQ_POST;
     } else if (!strcmp(path, "/api/chat")) {
         ep = EP_CHAT;
         shape = SH_OLLAMA;
@@ -1785,6 +1966,21 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         } else {
             st->body = completion_body(st);
         }
+    } else if (ep == EP_COUNT) {
+        const char *why = NULL;
+        st->body = count_body(shape, body, &why);
+        if (!st->body) {
+            st->status = 400;
+            st->body = shape_error_body(shape, 400, why);
+        }
+    } else if (ep == EP_EMBEDDINGS && shape != SH_OPENAI) {
+        const char *why = NULL;
+        st->body =
+            shape == SH_GEMINI ? gemini_embed_body(body, &why) : ollama_embed_body(body, &why);
+        if (!st->body) {
+            st->status = 400;
+            st->body = shape_error_body(shape, 400, why);
+        }
     } else if (ep == EP_EMBEDDINGS) {
         const json_t *input = json_object_get(body, "input");
         const json_t *model = json_object_get(body, "model");
@@ -1796,9 +1992,18 @@ static void handle_v1(struct evhttp_request *req, const char *path)
             return;
         }
         const char *fmt = json_string_value(json_object_get(body, "encoding_format"));
-        st->body =
-            embedding_body(input, json_is_string(model) ? json_string_value(model) : "mock-model",
-                           fmt && !strcmp(fmt, "base64"));
+        const json_t *dims = json_object_get(body, "dimensions");
+        if (dims && (!json_is_integer(dims) || json_integer_value(dims) < 1 ||
+                     json_integer_value(dims) > EMBED_DIMS)) {
+            mreq_destroy(st);
+            send_error_now(req, 400, "'dimensions' must be an integer from 1 to 8", NULL);
+            script_free(&sc);
+            json_decref(body);
+            return;
+        }
+        st->body = embedding_body(
+            input, json_is_string(model) ? json_string_value(model) : "mock-model",
+            fmt && !strcmp(fmt, "base64"), dims ? (long)json_integer_value(dims) : 0);
     } else {
         st->body = models_body();
     }
@@ -1821,7 +2026,7 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!strncmp(path, "/_mock/", 7))
         handle_mock(req, path);
     else if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4) || !strncmp(path, "/v1beta/", 8) ||
-             !strcmp(path, "/api/chat"))
+             !strcmp(path, "/api/chat") || !strcmp(path, "/api/embed"))
         handle_v1(req, path);
     else
         send_error_now(req, 404, "not found", "not_found");
