@@ -88,10 +88,12 @@ static int llamacpp_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_mod
     int rc = ep == EP_EMBEDDINGS ? embed_request(a, body, &eo, out) : 0;
     if (rc) return rc; /* dimensions against the model's size: at start, with the engine */
     json_object_set_new(body, "model", json_string(m->name));
-    json_t *cap = json_object_get(body, "max_completion_tokens");
-    if (!cap || json_is_null(cap)) cap = json_object_get(body, "max_tokens");
-    if ((!cap || json_is_null(cap)) && m->default_max_tokens > 0)
-        json_object_set_new(body, "max_tokens", json_integer(m->default_max_tokens));
+    if (ep != EP_EMBEDDINGS) { /* a generation cap; an embeddings body takes no such field */
+        json_t *cap = json_object_get(body, "max_completion_tokens");
+        if (!cap || json_is_null(cap)) cap = json_object_get(body, "max_tokens");
+        if ((!cap || json_is_null(cap)) && m->default_max_tokens > 0)
+            json_object_set_new(body, "max_tokens", json_integer(m->default_max_tokens));
+    }
     char *url = arena_concat(a, "llamacpp:", m->name);
     if (!url || provider_body(a, body, out) != 0) return -1;
     out->url = url; /* names the engine: local_acquire(model name) */
