@@ -201,9 +201,25 @@ static int as_count_check(const json_t *in, char *err, size_t errlen, const char
         }
     }
     json_t *sys = json_object_get(in, "system");
-    if (sys && !json_is_string(sys) && !json_is_array(sys)) {
+    bool sys_ok = !sys || json_is_string(sys) || json_is_array(sys);
+    json_array_foreach(json_is_array(sys) ? sys : NULL, i, v)
+    {
+        const char *t = json_string_value(json_object_get(v, "type"));
+        sys_ok = sys_ok && t && !strcmp(t, "text") && json_is_string(json_object_get(v, "text"));
+    }
+    if (!sys_ok) {
         *param = "system";
         snprintf(err, errlen, "system: must be a string or an array of text blocks");
+        return -1;
+    }
+    json_t *tc = json_object_get(in, "tool_choice");
+    const char *tct = json_string_value(json_object_get(tc, "type"));
+    if (tc && !(tct && (!strcmp(tct, "auto") || !strcmp(tct, "any") || !strcmp(tct, "none") ||
+                        (!strcmp(tct, "tool") && json_is_string(json_object_get(tc, "name")))))) {
+        *param = "tool_choice";
+        snprintf(err, errlen,
+                 "tool_choice: must be {type: auto | any | none} or {type: tool, "
+                 "name}");
         return -1;
     }
     return 0;

@@ -17,19 +17,141 @@
 #include "config/yaml_tree.h"
 
 #define PULL_CATALOG_MAX (1u << 20)
+#define PULL_ERRBODY_MAX 4096 /* bytes of an error answer read, for its first line */
 
 typedef struct pull__xfer {
     FILE *f;
     CURL *curl;
     long long offset;  /* bytes already in the .part when this transfer began */
     long long written; /* bytes written by this transfer */
-    bool checked;      /* the status of the answer was looked at */
+    pull_resp_t resp;  /* the response whose head is being read, then the final one */
+    bool decided;      /* the final response's head is read: what its body is for */
+    bool http_error;   /* ... an error: its body is the message, not the model */
+    bool bad_range;    /* ... a 206 for another range than the one asked */
     bool restart;      /* the server ignored Range: the .part was truncated */
+    bool io_error;     /* the .part could not be truncated or written */
+    char errbody[PULL_ERRBODY_MAX];
+    size_t errlen;
     bool tty;
     int last_pct; /* plain output: last 10% step printed */
     double t0, last_draw;
     const char *name;
 } pull__xfer_t;
+
+/* ---------- parsing what the server answers (pure) ---------- */
+
+static long long pull__digits(const char *p, const char *end, const char **next)
+{
+    long long v = -1;
+    while (p < end && *p >= '0' && *p <= '9' && v < (1ll << 56)) {
+        v = (v < 0 ? 0 : v * 10) + (*p - '0');
+        p++;
+    }
+    *next = p;
+    return v;
+}
+
+static bool pull__name_is(const char *p, size_t n, const char *name)
+{
+    size_t k = strlen(name);
+    return n > k && p[k] == ':' && strncasecmp(p, name, k) == 0;
+}
+
+int pull_header_line(pull_resp_t *r, const char *line, size_t n)
+{
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) n--;
+    const char *end = line + n, *q;
+    if (n == 0) return 1;
+    if (n >= 5 && !memcmp(line, "HTTP/", 5)) { /* a new response: HTTP/1.1 206 Partial Content */
+        memset(r, 0, sizeof *r);
+        r->range_start = -1;
+        const char *sp = memchr(line, ' ', n);
+        if (!sp) return 0;
+        long long code = pull__digits(sp + 1, end, &q);
+        r->status = code >= 100 && code <= 999 ? (long)code : 0;
+        while (q < end && *q == ' ') q++;
+        size_t k = 0;
+        for (; q < end && k + 1 < sizeof r->reason; q++)
+            r->reason[k++] = (unsigned char)*q < 0x20 || *q == 0x7f ? '?' : *q;
+        r->reason[k] = '\0';
+        return 0;
+    }
+    if (pull__name_is(line, n, "location")) {
+        r->location = true;
+    } else if (pull__name_is(line, n, "content-range")) { /* bytes START-END/TOTAL */
+        const char *p = line + strlen("content-range") + 1;
+        while (p < end && *p == ' ') p++;
+        if ((size_t)(end - p) > 6 && !strncasecmp(p, "bytes ", 6))
+            r->range_start = pull__digits(p + 6, end, &q);
+    }
+    return 0;
+}
+
+void pull_error_line(const char *body, size_t n, char *out, size_t cap)
+{
+    if (!cap) return;
+    size_t i = 0, o = 0;
+    while (i < n && (body[i] == '\r' || body[i] == '\n' || body[i] == ' ' || body[i] == '\t')) i++;
+    for (; i < n && body[i] != '\r' && body[i] != '\n' && o + 1 < cap; i++) {
+        unsigned char c = (unsigned char)body[i];
+        out[o++] = c < 0x20 || c == 0x7f ? '?' : (char)c;
+    }
+    /* cut short: never inside a UTF-8 sequence */
+    if (i < n && body[i] != '\r' && body[i] != '\n') {
+        size_t k = o;
+        while (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0x80) k--;
+        if (k > 0 && ((unsigned char)out[k - 1] & 0xc0) == 0xc0) {
+            unsigned char lead = (unsigned char)out[k - 1];
+            size_t need = lead >= 0xf0 ? 4 : lead >= 0xe0 ? 3 : 2;
+            if (o - (k - 1) < need) o = k - 1;
+        }
+    }
+    while (o && (out[o - 1] == ' ' || out[o - 1] == '\t')) o--;
+    out[o] = '\0';
+}
+
+/* ---------- the transfer ---------- */
+
+/* The head of the final response is read: decide what its body is. false: abort. */
+static bool pull__decide(pull__xfer_t *x)
+{
+    const pull_resp_t *r = &x->resp;
+    x->decided = true;
+    if (r->status == 416 && x->offset > 0) return true; /* the .part is whole already */
+    if (r->status == 206) {
+        if (r->range_start != x->offset) {
+            x->bad_range = true;
+            return false;
+        }
+        return true;
+    }
+    if (r->status == 200) {
+        if (x->offset > 0) { /* Range ignored: start over from byte 0 */
+            if (ftruncate(fileno(x->f), 0) != 0 || fseek(x->f, 0, SEEK_SET) != 0) {
+                x->io_error = true;
+                return false;
+            }
+            x->offset = 0;
+            x->restart = true;
+        }
+        return true;
+    }
+    x->http_error = true; /* 4xx, 5xx, and anything else that is not the file */
+    return true;
+}
+
+static size_t pull__header(char *p, size_t size, size_t n, void *ud)
+{
+    pull__xfer_t *x = ud;
+    size_t len = size * n;
+    if (x->decided) return len; /* trailers */
+    if (pull_header_line(&x->resp, p, len) == 1) {
+        long st = x->resp.status;
+        bool interim = (st >= 100 && st < 200) || (st >= 300 && st < 400 && x->resp.location);
+        if (!interim && !pull__decide(x)) return 0;
+    }
+    return len;
+}
 
 static double pull__now(void)
 {
@@ -41,20 +163,18 @@ static double pull__now(void)
 static size_t pull__write(char *p, size_t size, size_t n, void *ud)
 {
     pull__xfer_t *x = ud;
-    if (!x->checked) {
-        long code = 0;
-        curl_easy_getinfo(x->curl, CURLINFO_RESPONSE_CODE, &code);
-        x->checked = true;
-        if (code >= 400) return 0; /* abort: do not write an error page into the model */
-        if (code == 200 && x->offset > 0) {
-            /* Range ignored: start over from byte 0 */
-            if (ftruncate(fileno(x->f), 0) != 0 || fseek(x->f, 0, SEEK_SET) != 0) return 0;
-            x->offset = 0;
-            x->restart = true;
-        }
-    }
     size_t len = size * n;
-    if (fwrite(p, 1, len, x->f) != len) return 0;
+    if (!x->decided && !pull__decide(x)) return 0; /* a head without its blank line */
+    if (x->http_error || x->resp.status == 416) {  /* never into the model: kept for the message */
+        size_t room = sizeof x->errbody - x->errlen;
+        memcpy(x->errbody + x->errlen, p, len < room ? len : room);
+        x->errlen += len < room ? len : room;
+        return x->errlen < sizeof x->errbody ? len : 0; /* enough read: stop */
+    }
+    if (fwrite(p, 1, len, x->f) != len) {
+        x->io_error = true;
+        return 0;
+    }
     x->written += (long long)len;
     return len;
 }
@@ -68,6 +188,7 @@ static int pull__progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_o
                           curl_off_t ulnow)
 {
     pull__xfer_t *x = ud;
+    if (!x->decided || x->http_error || x->resp.status == 416) return 0; /* not the file (yet) */
     double have = (double)(x->offset + dlnow),
            total = dltotal > 0 ? (double)(x->offset + dltotal) : 0;
     double now = pull__now(), el = now - x->t0;
@@ -170,6 +291,7 @@ static int pull__one(const char *url, const char *dir, const char *want_sha)
         return 1;
     }
     pull__xfer_t x = {.f = f, .tty = isatty(STDERR_FILENO) == 1, .last_pct = -1, .name = name};
+    x.resp.range_start = -1;
     x.offset = ftell(f);
     if (x.offset < 0) x.offset = 0;
     if (x.offset > 0) fprintf(stderr, "%s: resuming at byte %lld\n", name, x.offset);
@@ -191,6 +313,9 @@ static int pull__one(const char *url, const char *dir, const char *want_sha)
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "skuld/" SKULD_VERSION);
+    curl_easy_setopt(c, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L); /* a proxy's 200 is not ours */
+    curl_easy_setopt(c, CURLOPT_HEADERFUNCTION, pull__header);
+    curl_easy_setopt(c, CURLOPT_HEADERDATA, &x);
     curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, pull__write);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, &x);
     curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
@@ -202,18 +327,43 @@ static int pull__one(const char *url, const char *dir, const char *want_sha)
     snprintf(range, sizeof range, "%lld-", x.offset);
     if (x.offset > 0) curl_easy_setopt(c, CURLOPT_RANGE, range);
     CURLcode rc = curl_easy_perform(c);
-    long code = 0;
-    curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &code);
     curl_easy_cleanup(c);
-    if (x.tty) fputc('\n', stderr);
+    if (x.tty && x.decided && !x.http_error) fputc('\n', stderr);
     bool flushed = fflush(f) == 0;
     fclose(f);
     long long have = x.offset + x.written;
-    if (code == 416 && x.offset > 0) {
+    if (x.http_error) {
+        char line[201];
+        pull_error_line(x.errbody, x.errlen, line, sizeof line);
+        fprintf(stderr, "skuld pull: %s answered HTTP %ld%s%s%s%s\n", url, x.resp.status,
+                x.resp.reason[0] ? " " : "", x.resp.reason, line[0] ? ": " : "", line);
+        /* A transient failure keeps what an earlier run fetched, to resume;
+         * anything else (the file is gone, forbidden, ...) leaves nothing. */
+        bool transient = x.resp.status >= 500 || x.resp.status == 429 || x.resp.status == 408;
+        if (have > 0 && transient) {
+            fprintf(stderr,
+                    "skuld pull: %s is kept (%lld bytes); run the same command again to "
+                    "resume\n",
+                    part, have);
+        } else {
+            unlink(part);
+        }
+        return 1;
+    }
+    if (x.bad_range) {
+        fprintf(stderr,
+                "skuld pull: %s answered a range from byte %lld, not the %lld asked for; %s is "
+                "kept\n",
+                url, x.resp.range_start, x.offset, part);
+        return 1;
+    }
+    if (x.decided && x.resp.status == 416 && x.offset > 0) {
         rc = CURLE_OK; /* nothing left to fetch: the .part is complete */
-    } else if (rc == CURLE_OK && code >= 400) {
-        fprintf(stderr, "skuld pull: %s answered HTTP %ld\n", url, code);
-        if (have == 0) unlink(part);
+    } else if (rc == CURLE_OK && !x.decided) {
+        rc = CURLE_RECV_ERROR; /* no final answer at all */
+    }
+    if (x.io_error) {
+        fprintf(stderr, "skuld pull: cannot write %s: %s\n", part, strerror(errno));
         return 1;
     }
     if (rc != CURLE_OK || !flushed) {
@@ -224,7 +374,8 @@ static int pull__one(const char *url, const char *dir, const char *want_sha)
         return 1;
     }
     if (x.restart)
-        fprintf(stderr, "%s: the server ignored the range request; fetched whole\n", name);
+        fprintf(stderr, "%s: the server ignored the range request; fetched whole from byte 0\n",
+                name);
     if (want_sha) {
         char got[65];
         if (pull__sha256(part, got) != 0) {
