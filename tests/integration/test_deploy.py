@@ -75,6 +75,11 @@ import yaml  # noqa: E402  python3-yaml (scripts/install-deps.sh --test)
 
 ROOT = H.ROOT
 BUILD = os.path.dirname(os.path.abspath(H.SKULD_BIN))
+# make test also runs this file on the sanitizer build (build-asan). The image ships the
+# release build (make install); a sanitized binary also needs libasan/libubsan and, as the
+# sanitizer keeps code --as-needed would drop, libevent's other libraries.
+with open(os.path.join(BUILD, "CMakeCache.txt")) as _f:
+    SANITIZED = "SKULD_SANITIZE:BOOL=ON" in _f.read()
 
 
 def read(rel):
@@ -699,7 +704,10 @@ class FilesTest(unittest.TestCase):
                 self.assertIsInstance(d, dict, p)
 
     def test_dockerfile(self):
-        self.assertEqual(check_dockerfile(read("Dockerfile"), FACTS), [])
+        bad = check_dockerfile(read("Dockerfile"), FACTS)
+        if SANITIZED:  # its NEEDED list is not the image's; the release build's run checks it
+            bad = [b for b in bad if not b.startswith("runtime stage lacks ")]
+        self.assertEqual(bad, [])
         self.assertEqual(DOCKERF["config_path"], "/etc/skuld/skuld.yaml")
         self.assertEqual(DOCKERF["workdir"], "/var/lib/skuld")
 
