@@ -19,8 +19,8 @@ void relay__use_model(relay_t *r, const cfg_model_t *m)
 
 void relay__model_headers(relay_t *r)
 {
-    char n[16];
-    snprintf(n, sizeof n, "%d", r->c->attempts);
+    char n[BUF_U64_DIGITS];
+    buf_fmt_u64(n, r->c->attempts > 0 ? (uint64_t)r->c->attempts : 0);
     pl_header(r->c, "x-skuld-model", r->c->model->id); /* the deployment */
     pl_header(r->c, "x-skuld-provider", r->c->model->provider->name);
     pl_header(r->c, "x-skuld-attempts", n);

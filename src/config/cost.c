@@ -1,5 +1,7 @@
 #include "config/cost.h"
 
+#include "core/buf.h"
+
 #include <stdio.h>
 #include <string.h>
 
@@ -17,7 +19,9 @@ double cost_usd(const cfg_price_t *price, long prompt, long cached, long complet
 void cost_format(double usd, char *out, size_t n)
 {
     if (!(usd > 0)) usd = 0;
-    snprintf(out, n, "%.10f", usd);
+    char t[BUF_FIXED_MAX];
+    buf_fmt_fixed(t, usd, 10);
+    snprintf(out, n, "%s", t);
     char *dot = strchr(out, '.');
     if (!dot) return;
     char *e = out + strlen(out);

@@ -1,5 +1,6 @@
 #include "core/buf.h"
 
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,12 @@ void buf_reset(buf_t *b)
 
 char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
 {
+    /* the common case first: room at the end and under the cap (n < alloc: no overflow) */
+    if (n < b->alloc && b->start + b->len + n < b->alloc &&
+        (!b->cap || (n <= b->cap && b->len <= b->cap - n))) {
+        if (st) *st = BUF_OK;
+        return b->mem + b->start + b->len;
+    }
     if (b->cap && (n > b->cap || b->len > b->cap - n)) {
         if (st) *st = BUF_TOOBIG;
         return NULL;
@@ -82,6 +89,41 @@ size_t buf_fmt_u64(char *out, uint64_t v)
     return n;
 }
 
+size_t buf_fmt_fixed(char *out, double v, int decimals)
+{
+    static const long double pow10[11] = {1e0L, 1e1L, 1e2L, 1e3L, 1e4L, 1e5L,
+                                          1e6L, 1e7L, 1e8L, 1e9L, 1e10L};
+    if (decimals < 0) decimals = 0;
+    if (decimals > 10) decimals = 10;
+    /* v * 10^d in x87 extended precision (64-bit mantissa): below 2^40 its error is under
+     * 2^-24, so unless the fraction is within 1e-5 of one half, rounding it to nearest
+     * gives printf's digits; anything else (negative, huge, NaN, near a tie) goes to printf. */
+    long double x = (long double)v * pow10[decimals];
+    if (signbit(v) || !(x < 1099511627776.0L)) /* 2^40; also false for NaN */
+        return (size_t)snprintf(out, BUF_FIXED_MAX, "%.*f", decimals, v);
+    long double whole = floorl(x), frac = x - whole;
+    if (frac > 0.49999L && frac < 0.50001L)
+        return (size_t)snprintf(out, BUF_FIXED_MAX, "%.*f", decimals, v);
+    uint64_t q = (uint64_t)whole + (frac > 0.5L);
+    uint64_t p10 = (uint64_t)pow10[decimals];
+    size_t n = buf_fmt_u64(out, q / p10);
+    if (decimals) {
+        uint64_t f = q % p10;
+        out[n++] = '.';
+        for (int i = decimals - 1; i >= 0; i--, f /= 10) out[n + (size_t)i] = (char)('0' + f % 10);
+        n += (size_t)decimals;
+        out[n] = '\0';
+    }
+    return n;
+}
+
+void buf_fmt_hex64(char out[17], uint64_t v)
+{
+    static const char hx[] = "0123456789abcdef";
+    for (int i = 15; i >= 0; i--, v >>= 4) out[i] = hx[v & 15];
+    out[16] = '\0';
+}
+
 buf_status_t buf_append_u64(buf_t *b, uint64_t v)
 {
     char tmp[BUF_U64_DIGITS];
@@ -93,11 +135,6 @@ buf_status_t buf_append_i64(buf_t *b, int64_t v)
     if (v >= 0) return buf_append_u64(b, (uint64_t)v);
     buf_status_t st = buf_append(b, "-", 1);
     return st != BUF_OK ? st : buf_append_u64(b, (uint64_t)0 - (uint64_t)v);
-}
-
-buf_status_t buf_appends(buf_t *b, const char *s)
-{
-    return buf_append(b, s, strlen(s));
 }
 
 buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap)

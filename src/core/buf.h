@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 typedef enum { BUF_OK = 0, BUF_TOOBIG = -1, BUF_NOMEM = -2 } buf_status_t;
 
@@ -42,7 +43,19 @@ buf_status_t buf_append_i64(buf_t *b, int64_t v);
  * returns its length. Without printf, for headers on the request path. */
 #define BUF_U64_DIGITS 21
 size_t buf_fmt_u64(char *out, uint64_t v);
-buf_status_t buf_appends(buf_t *b, const char *s);
+/* v with `decimals` (0..10) digits after the point into out (at least BUF_FIXED_MAX bytes),
+ * NUL-terminated; returns its length. The same text as printf("%.*f", decimals, v) for
+ * every double (exactly: where its fixed-point arithmetic cannot decide the rounding it
+ * asks printf), without printf on the common path (costs in headers and the access log). */
+#define BUF_FIXED_MAX 352
+size_t buf_fmt_fixed(char *out, double v, int decimals);
+/* The 16 lower-case hex digits of v into out (17 bytes), NUL-terminated. */
+void buf_fmt_hex64(char out[17], uint64_t v);
+/* Inline, so that a literal's length is known where it is appended. */
+static inline buf_status_t buf_appends(buf_t *b, const char *s)
+{
+    return buf_append(b, s, strlen(s));
+}
 buf_status_t buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Ensure room for n more bytes; returns the write pointer or NULL. Commit with buf_commit. */

@@ -502,11 +502,19 @@ static void resp_head(http_req_t *req, buf_t *o, int status, const char *ctype, 
 
 void http_resp_header(http_req_t *req, const char *name, const char *value)
 {
-    if (strpbrk(value, "\r\n") || strpbrk(name, "\r\n:")) return;
-    buf_appends(&req->resp_headers, name);
-    buf_appends(&req->resp_headers, ": ");
-    buf_appends(&req->resp_headers, value);
-    buf_appends(&req->resp_headers, "\r\n");
+    /* a name or value that could split the head is not sent (nor is a ':' in a name) */
+    size_t nl = 0, vl = 0;
+    for (; name[nl]; nl++)
+        if (name[nl] == '\r' || name[nl] == '\n' || name[nl] == ':') return;
+    for (; value[vl]; vl++)
+        if (value[vl] == '\r' || value[vl] == '\n') return;
+    char *w = buf_reserve(&req->resp_headers, nl + vl + 4, NULL);
+    if (!w) return;
+    memcpy(w, name, nl);
+    memcpy(w + nl, ": ", 2);
+    memcpy(w + nl + 2, value, vl);
+    memcpy(w + nl + 2 + vl, "\r\n", 2);
+    buf_commit(&req->resp_headers, nl + vl + 4);
 }
 
 void http_resp_headerf(http_req_t *req, const char *name, const char *fmt, ...)

@@ -88,8 +88,15 @@ void accesslog_write(accesslog_t *l, const accesslog_rec_t *r)
         buf_appends(b, ",\"completion_tokens\":");
         buf_append_i64(b, r->completion_tokens);
     }
-    if (r->cost_usd >= 0) buf_printf(b, ",\"cost_usd\":%.10f", r->cost_usd);
-    if (r->attempts > 0) buf_printf(b, ",\"attempts\":%d", r->attempts);
+    if (r->cost_usd >= 0) {
+        char t[BUF_FIXED_MAX];
+        buf_appends(b, ",\"cost_usd\":");
+        buf_append(b, t, buf_fmt_fixed(t, r->cost_usd, 10));
+    }
+    if (r->attempts > 0) {
+        buf_appends(b, ",\"attempts\":");
+        buf_append_i64(b, r->attempts);
+    }
     if (r->cache) buf_appends(b, ",\"cache\":"), jsonw_cstr(b, r->cache);
     if (r->key_id) buf_appends(b, ",\"key_id\":"), jsonw_cstr(b, r->key_id);
     if (r->team) buf_appends(b, ",\"team\":"), jsonw_cstr(b, r->team);

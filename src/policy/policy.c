@@ -7,9 +7,11 @@
 #include "policy/policy.h"
 
 #include <stdio.h>
+#include <stddef.h>
 #include <string.h>
 #include <time.h>
 
+#include "core/buf.h"
 #include "core/log.h"
 #include "policy/jwks.h"
 #include "policy/policy_internal.h"
@@ -26,9 +28,30 @@ _Atomic uint64_t pol__alerts[3];       /* 50, 80, 100 */
 _Atomic uint64_t pol__auth_fail[2];    /* 401, 403 */
 _Atomic uint64_t pol__redis_policy[2]; /* fail-open admits, fail-closed rejects */
 
+void pol__counter_name(char *out, size_t n, const char *kind, const char *scope, const char *who,
+                       const char *last)
+{
+    /* what snprintf(out, n, "%s:%s:%s:%s", ...) writes (truncated to n - 1), without printf:
+     * two names per admitted request */
+    const char *part[4] = {kind, scope, who, last};
+    size_t w = 0;
+    for (int i = 0; i < 4 && n; i++) {
+        if (i && w + 1 < n) out[w++] = ':';
+        for (const char *s = part[i]; *s && w + 1 < n; s++) out[w++] = *s;
+    }
+    if (n) out[w] = '\0';
+}
+
 void pol__budget_name(char *out, size_t n, int scope, const char *who, int64_t start)
 {
-    snprintf(out, n, "bg:%s:%s:%lld", pol__scope_names[scope], who, (long long)start);
+    char num[BUF_U64_DIGITS + 1];
+    if (start < 0) {
+        num[0] = '-';
+        buf_fmt_u64(num + 1, (uint64_t)0 - (uint64_t)start);
+    } else {
+        buf_fmt_u64(num, (uint64_t)start);
+    }
+    pol__counter_name(out, n, "bg", pol__scope_names[scope], who, num);
 }
 
 /* The spend log rebuilds the local budget counters (without Redis they live
@@ -160,6 +183,10 @@ void policy_metrics_render(buf_t *o)
 
 pol_req_t *pol__req(pl_req_t *r)
 {
-    if (!r->pol) r->pol = arena_calloc(r->arena, sizeof(pol_req_t));
+    if (!r->pol) {
+        pol_req_t *p = arena_alloc(r->arena, sizeof(pol_req_t));
+        if (p) memset(p, 0, offsetof(pol_req_t, checks)); /* each check is zeroed when added */
+        r->pol = p;
+    }
     return r->pol;
 }

@@ -37,12 +37,12 @@ typedef struct pol_req {
     pol_key_t *key;
     /* admission */
     bool admitting; /* the admit stage ran */
-    pc_check_t checks[POL_MAX_CHECKS];
-    size_t n;
+    size_t n;       /* checks[0..n) are set; the rest is not even zeroed (3 KiB) */
     bool admitted, settled, fallback;
     pol_pending_t *pending;       /* Redis admission in flight */
     struct pol_usage_call *usage; /* Redis usage read in flight */
     int64_t max_cost_nusd, tokens_reserved;
+    pc_check_t checks[POL_MAX_CHECKS]; /* last: pol__req zeroes what comes before */
 } pol_req_t;
 
 /* policy.c */
@@ -57,6 +57,9 @@ extern const char *const pol__scope_names[PC_NSCOPE];
 /* The counter of a key's (PC_SCOPE_KEY) or team's budget for the period
  * starting at start (unix seconds): "bg:<scope>:<who>:<start>". */
 void pol__budget_name(char *out, size_t n, int scope, const char *who, int64_t start);
+/* "kind:scope:who:last" into out (n bytes, truncated like snprintf). */
+void pol__counter_name(char *out, size_t n, const char *kind, const char *scope, const char *who,
+                       const char *last);
 /* r->pol, made on first use; NULL when out of memory. */
 pol_req_t *pol__req(pl_req_t *r);
 

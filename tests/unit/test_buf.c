@@ -13,6 +13,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <math.h>
 #include <string.h>
 
 #include "core/buf.h"
@@ -363,22 +364,75 @@ static void test_append_integers(void **state)
     buf_free(&b);
 }
 
+/* buf_fmt_fixed against printf, the oracle: random costs at every magnitude, exact
+ * binary ties (m * 2^-k, where printf rounds half to even), boundaries, odd values. */
+static void expect_fixed(double v, int d)
+{
+    char want[BUF_FIXED_MAX], got[BUF_FIXED_MAX];
+    int wn = snprintf(want, sizeof want, "%.*f", d, v);
+    size_t gn = buf_fmt_fixed(got, v, d);
+    if ((size_t)wn != gn || strcmp(want, got) != 0)
+        fail_msg("%.17g with %d decimals: printf \"%s\", buf_fmt_fixed \"%s\"", v, d, want, got);
+}
+
+static void test_fmt_fixed(void **state)
+{
+    (void)state;
+    uint64_t s = 0x9e3779b97f4a7c15ull;
+    for (int i = 0; i < 2000000; i++) {
+        s ^= s << 13, s ^= s >> 7, s ^= s << 17;
+        /* uniform mantissa, exponent over 1e-14 .. 1e4 */
+        double m = (double)(s >> 11) / 9007199254740992.0;
+        double v = m * pow(10, (int)(s % 19) - 14);
+        expect_fixed(v, 10);
+        expect_fixed(v, (int)(s >> 60) % 11);
+    }
+    for (int k = 1; k < 40; k++)
+        for (int m = 1; m < 200; m += 2) {
+            double v = ldexp(m, -k);
+            for (int d = 0; d <= 10; d++) expect_fixed(v, d);
+        }
+    const double odd[] = {0.0,
+                          -0.0,
+                          1.0,
+                          0.5,
+                          1.5,
+                          2.5,
+                          9.99999999995,
+                          0.00000000005,
+                          0.000000000049999,
+                          109.9951171875,
+                          1e11,
+                          1e12,
+                          1099511627776.0,
+                          -1.25,
+                          1e300,
+                          INFINITY,
+                          -INFINITY,
+                          NAN,
+                          5e-324,
+                          0.1,
+                          0.2,
+                          0.3};
+    for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++)
+        for (int d = 0; d <= 10; d++) expect_fixed(odd[i], d);
+    char h[17];
+    buf_fmt_hex64(h, 0x0123456789abcdefull);
+    assert_string_equal(h, "0123456789abcdef");
+    buf_fmt_hex64(h, 0);
+    assert_string_equal(h, "0000000000000000");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_integers),
-        cmocka_unit_test(test_empty),
-        cmocka_unit_test(test_append),
-        cmocka_unit_test(test_append_growth),
-        cmocka_unit_test(test_printf),
-        cmocka_unit_test(test_reserve_commit),
-        cmocka_unit_test(test_cap),
-        cmocka_unit_test(test_consume),
-        cmocka_unit_test(test_compaction),
-        cmocka_unit_test(test_fifo_stream),
-        cmocka_unit_test(test_reset),
-        cmocka_unit_test(test_shrink),
-        cmocka_unit_test(test_reserve_overflow_uncapped),
+        cmocka_unit_test(test_append_integers), cmocka_unit_test(test_fmt_fixed),
+        cmocka_unit_test(test_empty),           cmocka_unit_test(test_append),
+        cmocka_unit_test(test_append_growth),   cmocka_unit_test(test_printf),
+        cmocka_unit_test(test_reserve_commit),  cmocka_unit_test(test_cap),
+        cmocka_unit_test(test_consume),         cmocka_unit_test(test_compaction),
+        cmocka_unit_test(test_fifo_stream),     cmocka_unit_test(test_reset),
+        cmocka_unit_test(test_shrink),          cmocka_unit_test(test_reserve_overflow_uncapped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
