@@ -36,11 +36,12 @@ static void set_env_refs(const char *y)
         while ((*e >= 'A' && *e <= 'Z') || (*e >= 'a' && *e <= 'z') || (*e >= '0' && *e <= '9') ||
                *e == '_')
             e++;
-        if (e == s || e - s > 200 || (*s >= '0' && *s <= '9')) continue;
-        char name[256];
-        memcpy(name, s, (size_t)(e - s));
-        name[e - s] = '\0';
+        if (e == s || (*s >= '0' && *s <= '9')) continue;
+        /* Any length: the loader puts no bound on a name, so neither may this. */
+        char *name = strndup(s, (size_t)(e - s));
+        FZ_CHECK(name != NULL);
         setenv(name, strcmp(name, "REDIS_URL") == 0 ? "redis://127.0.0.1:6379" : "fuzz-secret", 1);
+        free(name);
     }
 }
 
