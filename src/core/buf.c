@@ -26,14 +26,9 @@ void buf_reset(buf_t *b)
     if (b->mem) b->mem[0] = '\0';
 }
 
-char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
+/* buf_reserve when the inline check found no room: the cap, compaction, growth. */
+char *buf__reserve_slow(buf_t *b, size_t n, buf_status_t *st)
 {
-    /* the common case first: room at the end and under the cap (n < alloc: no overflow) */
-    if (n < b->alloc && b->start + b->len + n < b->alloc &&
-        (!b->cap || (n <= b->cap && b->len <= b->cap - n))) {
-        if (st) *st = BUF_OK;
-        return b->mem + b->start + b->len;
-    }
     if (b->cap && (n > b->cap || b->len > b->cap - n)) {
         if (st) *st = BUF_TOOBIG;
         return NULL;
@@ -62,16 +57,10 @@ char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
     return b->mem + b->start + b->len;
 }
 
-void buf_commit(buf_t *b, size_t n)
-{
-    b->len += n;
-    b->mem[b->start + b->len] = '\0';
-}
-
-buf_status_t buf_append(buf_t *b, const void *p, size_t n)
+buf_status_t buf__append_slow(buf_t *b, const void *p, size_t n)
 {
     buf_status_t st;
-    char *w = buf_reserve(b, n, &st);
+    char *w = buf__reserve_slow(b, n, &st);
     if (!w) return st;
     if (n) memcpy(w, p, n);
     buf_commit(b, n);

@@ -35,7 +35,26 @@ static inline char *buf_data(const buf_t *b)
     return b->mem ? b->mem + b->start : (char *)"";
 }
 
-buf_status_t buf_append(buf_t *b, const void *p, size_t n);
+/* Room for n more bytes at the end, under the cap (n < alloc: no overflow). */
+static inline int buf__has_room(const buf_t *b, size_t n)
+{
+    return n < b->alloc && b->start + b->len + n < b->alloc &&
+           (!b->cap || (n <= b->cap && b->len <= b->cap - n));
+}
+char *buf__reserve_slow(buf_t *b, size_t n, buf_status_t *st);
+buf_status_t buf__append_slow(buf_t *b, const void *p, size_t n);
+
+/* Append n bytes; BUF_TOOBIG past the cap (contents unchanged). Inline: the request
+ * path makes ~100 small appends per request, and the call cost more than the copy. */
+static inline buf_status_t buf_append(buf_t *b, const void *p, size_t n)
+{
+    if (!buf__has_room(b, n)) return buf__append_slow(b, p, n);
+    char *w = b->mem + b->start + b->len;
+    if (n) memcpy(w, p, n);
+    b->len += n;
+    w[n] = '\0';
+    return BUF_OK;
+}
 /* Decimal text of v / of a signed v, without printf (hot paths). */
 buf_status_t buf_append_u64(buf_t *b, uint64_t v);
 buf_status_t buf_append_i64(buf_t *b, int64_t v);
@@ -59,8 +78,17 @@ static inline buf_status_t buf_appends(buf_t *b, const char *s)
 buf_status_t buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 buf_status_t buf_vprintf(buf_t *b, const char *fmt, va_list ap);
 /* Ensure room for n more bytes; returns the write pointer or NULL. Commit with buf_commit. */
-char *buf_reserve(buf_t *b, size_t n, buf_status_t *st);
-void buf_commit(buf_t *b, size_t n);
+static inline char *buf_reserve(buf_t *b, size_t n, buf_status_t *st)
+{
+    if (!buf__has_room(b, n)) return buf__reserve_slow(b, n, st);
+    if (st) *st = BUF_OK;
+    return b->mem + b->start + b->len;
+}
+static inline void buf_commit(buf_t *b, size_t n)
+{
+    b->len += n;
+    b->mem[b->start + b->len] = '\0';
+}
 void buf_consume(buf_t *b, size_t n);
 /* Release memory beyond keep bytes when empty (for idle connections). */
 void buf_shrink(buf_t *b, size_t keep);

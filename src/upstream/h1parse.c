@@ -92,9 +92,14 @@ static h1p_ev_t h1p_header_line(h1p_t *p, const char *l, size_t n)
     p->head_bytes += n + 2;
     if (p->head_bytes > p->head_cap) return h1p_fail(p, "response headers too large");
     if (p->status >= 200 && p->head) {
-        if (buf_append(p->head, l, nl) != BUF_OK || buf_append(p->head, ": ", 2) != BUF_OK ||
-            buf_append(p->head, v, vl) != BUF_OK || buf_append(p->head, "\r\n", 2) != BUF_OK)
-            return h1p_fail(p, "response headers too large");
+        /* "name: value\r\n", normalised, in one reservation */
+        char *w = buf_reserve(p->head, nl + vl + 4, NULL);
+        if (!w) return h1p_fail(p, "response headers too large");
+        memcpy(w, l, nl);
+        memcpy(w + nl, ": ", 2);
+        memcpy(w + nl + 2, v, vl);
+        memcpy(w + nl + 2 + vl, "\r\n", 2);
+        buf_commit(p->head, nl + vl + 4);
     }
     if (nl == 14 && strncasecmp(l, "content-length", 14) == 0) {
         if (!vl || vl > 18) return h1p_fail(p, "bad Content-Length");
