@@ -3,12 +3,6 @@
 #include <string.h>
 #include <strings.h>
 
-bool http_slice_eq_ci(http_slice_t s, const char *lit)
-{
-    size_t n = strlen(lit);
-    return s.n == n && strncasecmp(s.p, lit, n) == 0;
-}
-
 static bool http__is_tchar(unsigned char c)
 {
     if (c >= 'a' && c <= 'z') return true;

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <strings.h>
 
 #include "core/buf.h"
 
@@ -83,7 +84,13 @@ http_parse_status_t http_chunked_decode(http_chunked_t *c, const char *in, size_
 
 const char *http_status_reason(int status);
 
-bool http_slice_eq_ci(http_slice_t s, const char *lit);
+/* s is lit, ASCII case-insensitively (header names, tokens). Inline: a literal's length
+ * is known at the call, and most calls fail on it without comparing a byte. */
+static inline bool http_slice_eq_ci(http_slice_t s, const char *lit)
+{
+    size_t n = strlen(lit);
+    return s.n == n && strncasecmp(s.p, lit, n) == 0;
+}
 
 /* s is exactly lit (case-sensitive: paths, methods). Inline: on the dispatch path. */
 static inline bool http_slice_eq(http_slice_t s, const char *lit)

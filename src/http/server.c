@@ -503,11 +503,8 @@ static void resp_head(http_req_t *req, buf_t *o, int status, const char *ctype, 
 void http_resp_header(http_req_t *req, const char *name, const char *value)
 {
     /* a name or value that could split the head is not sent (nor is a ':' in a name) */
-    size_t nl = 0, vl = 0;
-    for (; name[nl]; nl++)
-        if (name[nl] == '\r' || name[nl] == '\n' || name[nl] == ':') return;
-    for (; value[vl]; vl++)
-        if (value[vl] == '\r' || value[vl] == '\n') return;
+    size_t nl = strcspn(name, "\r\n:"), vl = strcspn(value, "\r\n");
+    if (name[nl] || value[vl]) return;
     char *w = buf_reserve(&req->resp_headers, nl + vl + 4, NULL);
     if (!w) return;
     memcpy(w, name, nl);

@@ -73,8 +73,48 @@ typedef struct h1_target {
     const char *path; /* "/..." or "" */
 } h1_target_t;
 
+/* The last URL prefix ("http://authority") this thread parsed and its address: a
+ * deployment's calls share it, and parsing it (inet_pton, twice per call) cost ~850
+ * instructions a request. An exact byte match of the prefix gives the same parse. */
+static _Thread_local struct {
+    char prefix[96];
+    size_t n; /* 0: empty */
+    struct sockaddr_storage addr;
+    socklen_t alen;
+} h1__last_url;
+
+static bool h1_parse_url_uncached(const char *url, h1_target_t *t, struct sockaddr_storage *addr,
+                                  socklen_t *alen);
+
 static bool h1_parse_url(const char *url, h1_target_t *t, struct sockaddr_storage *addr,
                          socklen_t *alen)
+{
+    size_t n = h1__last_url.n;
+    if (n && strncmp(url, h1__last_url.prefix, n) == 0 &&
+        (url[n] == '/' || url[n] == '?' || url[n] == '\0')) {
+        const char *path = url + n;
+        if (strchr(path, '#') || strchr(path, ' ')) return false;
+        *addr = h1__last_url.addr;
+        *alen = h1__last_url.alen;
+        t->authority = url + 7;
+        t->authority_len = n - 7;
+        t->path = path;
+        return true;
+    }
+    if (!h1_parse_url_uncached(url, t, addr, alen)) return false;
+    size_t pn = (size_t)(t->path - url);
+    if (pn < sizeof h1__last_url.prefix) {
+        memcpy(h1__last_url.prefix, url, pn);
+        h1__last_url.prefix[pn] = '\0';
+        h1__last_url.n = pn;
+        h1__last_url.addr = *addr;
+        h1__last_url.alen = *alen;
+    }
+    return true;
+}
+
+static bool h1_parse_url_uncached(const char *url, h1_target_t *t, struct sockaddr_storage *addr,
+                                  socklen_t *alen)
 {
     if (strncasecmp(url, "http://", 7) != 0) return false;
     const char *a = url + 7;
