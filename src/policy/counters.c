@@ -10,28 +10,54 @@
 
 #include "config/config.h"
 
-int64_t pc_window_sum(const pc_window_t *w, int64_t now, int64_t *oldest)
+/* What bucket i adds to the sum at second now. */
+static int64_t pc__live(const pc_window_t *w, int i, int64_t now)
 {
-    int64_t sum = 0, old = 0;
-    for (int i = 0; i < PC_WINDOW_S; i++) {
-        int64_t s = w->sec[i];
-        if (s > now - PC_WINDOW_S && s <= now && w->cnt[i] > 0) {
+    int64_t s = w->sec[i];
+    return s > now - PC_WINDOW_S && s <= now && w->cnt[i] > 0 ? w->cnt[i] : 0;
+}
+
+int64_t pc_window_sum(pc_window_t *w, int64_t now, int64_t *oldest)
+{
+    if (!w->memo_now || w->memo_now != now) {
+        int64_t sum = 0, old = 0;
+        for (int i = 0; i < PC_WINDOW_S; i++) {
+            if (!pc__live(w, i, now)) continue;
             sum += w->cnt[i];
-            if (!old || s < old) old = s;
+            if (!old || w->sec[i] < old) old = w->sec[i];
         }
+        w->memo_now = now;
+        w->memo_sum = sum;
+        w->memo_old = old;
     }
-    if (oldest) *oldest = old;
-    return sum;
+    if (oldest) *oldest = w->memo_old;
+    return w->memo_sum;
+}
+
+/* Bucket i changed at second now (its contribution was `before`): the memo follows, or
+ * is dropped where it cannot (another second; the oldest bucket emptied). */
+static void pc__memo_update(pc_window_t *w, int i, int64_t now, int64_t before)
+{
+    if (w->memo_now != now) {
+        w->memo_now = 0;
+        return;
+    }
+    int64_t after = pc__live(w, i, now);
+    w->memo_sum += after - before;
+    if (after && (!w->memo_old || w->sec[i] < w->memo_old)) w->memo_old = w->sec[i];
+    if (!after && before && w->sec[i] == w->memo_old) w->memo_now = 0;
 }
 
 void pc_window_add(pc_window_t *w, int64_t now, int64_t amount)
 {
     int i = (int)(now % PC_WINDOW_S);
+    int64_t before = pc__live(w, i, now);
     if (w->sec[i] != now) {
         w->sec[i] = now;
         w->cnt[i] = 0;
     }
     w->cnt[i] += amount;
+    pc__memo_update(w, i, now, before);
 }
 
 void pc_window_adjust(pc_window_t *w, int64_t now, int64_t slot, int64_t delta)
@@ -39,8 +65,10 @@ void pc_window_adjust(pc_window_t *w, int64_t now, int64_t slot, int64_t delta)
     if (slot <= now - PC_WINDOW_S) return;
     int i = (int)(slot % PC_WINDOW_S);
     if (w->sec[i] != slot) return;
+    int64_t before = pc__live(w, i, now);
     w->cnt[i] += delta;
     if (w->cnt[i] < 0) w->cnt[i] = 0;
+    pc__memo_update(w, i, now, before);
 }
 
 static void pc_period_bounds_calc(int period, time_t now, int64_t *start, int64_t *end);

@@ -59,10 +59,14 @@ typedef struct pc_check {
 typedef struct pc_window {
     int64_t sec[PC_WINDOW_S];
     int64_t cnt[PC_WINDOW_S];
+    /* The sum and oldest bucket at second memo_now (0: none), kept up to date by add and
+     * adjust at that second: a window is read thousands of times a second, and the
+     * 60-bucket scan cost ~500 instructions a read. Any change at another second drops it. */
+    int64_t memo_now, memo_sum, memo_old;
 } pc_window_t;
 /* Units in the window at unix second now; *oldest the oldest live bucket's
  * second with a positive count (0 if none). */
-int64_t pc_window_sum(const pc_window_t *w, int64_t now, int64_t *oldest);
+int64_t pc_window_sum(pc_window_t *w, int64_t now, int64_t *oldest);
 void pc_window_add(pc_window_t *w, int64_t now, int64_t amount);
 /* Adjust the bucket of second slot by delta if it is still live (>= 0 after). */
 void pc_window_adjust(pc_window_t *w, int64_t now, int64_t slot, int64_t delta);

@@ -52,6 +52,55 @@ static void test_window(void **state)
     assert_int_equal(pc_window_sum(&w, 1100, NULL), 0 + 1 + 0); /* 1059 still live, 1030 gone */
 }
 
+/* The window's memo against a full scan of its buckets, over random adds, settles
+ * (up and down, live and dead buckets) and reads, the clock mostly forward, sometimes
+ * back, sometimes jumping past the window. */
+static int64_t ref_window_sum(const pc_window_t *w, int64_t now, int64_t *oldest)
+{
+    int64_t sum = 0, old = 0;
+    for (int i = 0; i < PC_WINDOW_S; i++) {
+        int64_t s = w->sec[i];
+        if (s > now - PC_WINDOW_S && s <= now && w->cnt[i] > 0) {
+            sum += w->cnt[i];
+            if (!old || s < old) old = s;
+        }
+    }
+    *oldest = old;
+    return sum;
+}
+
+static void test_window_memo(void **state)
+{
+    (void)state;
+    srand(27);
+    for (int round = 0; round < 200; round++) {
+        pc_window_t w;
+        memset(&w, 0, sizeof w);
+        int64_t now = 1000000 + rand() % 1000, slots[64];
+        int ns = 0;
+        for (int op = 0; op < 2000; op++) {
+            int r = rand() % 100;
+            if (r < 10)
+                now += rand() % 3;
+            else if (r < 11)
+                now -= rand() % 3;
+            else if (r < 12)
+                now += 55 + rand() % 10;
+            if (r < 40) {
+                pc_window_add(&w, now, rand() % 5);
+                if (ns < 64) slots[ns++] = now;
+            } else if (r < 60 && ns) {
+                pc_window_adjust(&w, now, slots[rand() % ns], rand() % 9 - 6);
+            } else {
+                int64_t o1, o2;
+                int64_t got = pc_window_sum(&w, now, &o1), want = ref_window_sum(&w, now, &o2);
+                assert_int_equal(got, want);
+                assert_int_equal(o1, o2);
+            }
+        }
+    }
+}
+
 static void test_periods(void **state)
 {
     (void)state;
@@ -496,15 +545,11 @@ static void test_seal(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_window),
-        cmocka_unit_test(test_periods),
-        cmocka_unit_test(test_local_reserve_settle),
-        cmocka_unit_test(test_local_race),
-        cmocka_unit_test(test_key_hashing),
-        cmocka_unit_test(test_jwt),
-        cmocka_unit_test(test_seal),
-        cmocka_unit_test(test_jwks),
-        cmocka_unit_test(test_jwks_ec),
+        cmocka_unit_test(test_window),     cmocka_unit_test(test_window_memo),
+        cmocka_unit_test(test_periods),    cmocka_unit_test(test_local_reserve_settle),
+        cmocka_unit_test(test_local_race), cmocka_unit_test(test_key_hashing),
+        cmocka_unit_test(test_jwt),        cmocka_unit_test(test_seal),
+        cmocka_unit_test(test_jwks),       cmocka_unit_test(test_jwks_ec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
