@@ -32,6 +32,9 @@ typedef struct cfg_provider {
     char *base_url;     /* no trailing slash; NULL for local types */
     char *api_key;      /* resolved secret; NULL when none; never logged */
     char *health_check; /* probe method: "models" (default), "chat" (1-token completion), "none" */
+    char *api_version;  /* azure: the api-version query parameter (CONFIG_AZURE_API_VERSION) */
+    bool bearer;        /* azure: api_key is an Entra ID token sent as Authorization: Bearer
+                           ("auth: entra"), not an api-key header */
 } cfg_provider_t;
 
 typedef struct cfg_strlist {
@@ -351,6 +354,8 @@ extern const char config_embedded_yaml[];
  * its default_max_tokens says otherwise: without one a small model talks on
  * to the end of its context window. */
 #define CONFIG_LOCAL_DEFAULT_MAX_TOKENS 512
+/* The api-version an azure provider sends when its config names none (Azure OpenAI GA). */
+#define CONFIG_AZURE_API_VERSION "2024-10-21"
 config_t *config_default(cfg_errors_t *errs);
 
 /* "FILE:LINE:COL: message\n" per error. */

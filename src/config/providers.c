@@ -1,8 +1,12 @@
 /*
  * providers.c — the providers section: a list of upstreams (name, type,
- * base_url, api_key, health_check). Names are unique; the type decides
- * whether base_url is required and api_key allowed (remote) or both refused
- * (in-process types). api_key is a secret (helpers.c). c->providers is
+ * base_url, api_key, health_check; api_version and auth for azure). Names
+ * are unique; the type decides whether base_url is required and api_key
+ * allowed (remote) or both refused (in-process types). An azure provider
+ * needs api_key (the key, or with auth: entra an Entra ID token); its
+ * api_version defaults to CONFIG_AZURE_API_VERSION and its base_url is the
+ * resource endpoint, with no query and no "/openai" (the provider appends
+ * /openai/deployments/...). api_key is a secret (helpers.c). c->providers is
  * allocated once, before models are parsed, and never moves: models point
  * into it.
  */
@@ -16,10 +20,9 @@
  * gemini, ollama, llamacpp, ...) are added to this array, each with its file
  * in src/provider. */
 static const struct provider_type provider_types[] = {
-    {"openai", true},    {"echo", false},
-    {"llamacpp", false}, /* embedded llama.cpp; models need `path` */
-    {"anthropic", true}, {"gemini", true},
-    {"ollama", true},
+    {"openai", true},    {"echo", false},  {"llamacpp", false}, /* embedded llama.cpp; models need
+                                                                   `path` */
+    {"anthropic", true}, {"gemini", true}, {"ollama", true},    {"azure", true},
 };
 
 const struct provider_type *config__find_provider_type(const char *name)
@@ -29,7 +32,11 @@ const struct provider_type *config__find_provider_type(const char *name)
     return NULL;
 }
 
-enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY, P_HEALTH_CHECK };
+/* P_AUTH goes into a struct of its own (split walk): only its value is kept. */
+enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY, P_HEALTH_CHECK, P_API_VERSION, P_AUTH };
+struct provider_extra {
+    char *auth;
+};
 static const field_t provider_fields[] = {
     [P_NAME] = {.key = "name",
                 .type = FT_STRING,
@@ -46,6 +53,10 @@ static const field_t provider_fields[] = {
     [P_HEALTH_CHECK] = {.key = "health_check",
                         .type = FT_STRING,
                         .off = offsetof(cfg_provider_t, health_check)},
+    [P_API_VERSION] = {.key = "api_version",
+                       .type = FT_STRING,
+                       .off = offsetof(cfg_provider_t, api_version)},
+    [P_AUTH] = {.key = "auth", .type = FT_STRING, .off = offsetof(struct provider_extra, auth)},
 };
 
 static bool provider_name_ok(const char *s)
@@ -79,11 +90,62 @@ static void check_base_url(loader_t *L, const ynode_t *at, char *url)
     }
 }
 
+/* YYYY-MM-DD, optionally followed by "-preview" (Azure's api-version values). */
+static bool api_version_ok(const char *s)
+{
+    static const char pat[] = "dddd-dd-dd";
+    for (size_t i = 0; i < sizeof pat - 1; i++)
+        if (pat[i] == 'd' ? !isdigit((unsigned char)s[i]) : s[i] != pat[i]) return false;
+    return s[10] == '\0' || strcmp(s + 10, "-preview") == 0;
+}
+
+/* The azure-only keys: refused for other types; for azure checked and defaulted. */
+static void check_azure(loader_t *L, const ynode_t *map, cfg_provider_t *p, const char *auth,
+                        const ynode_t **keys, const ynode_t **vals)
+{
+    if (!p->type || strcmp(p->type, "azure") != 0) {
+        for (int f = P_API_VERSION; f <= P_AUTH; f++)
+            if (keys[f])
+                config__err_at(L, keys[f], "%s is only for provider type 'azure'",
+                               provider_fields[f].key);
+        return;
+    }
+    if (!p->api_version) {
+        p->api_version = config__dup_str(L, map, CONFIG_AZURE_API_VERSION);
+    } else if (!api_version_ok(p->api_version)) {
+        config__err_at(L, vals[P_API_VERSION],
+                       "api_version '%s' is not an Azure OpenAI API version (YYYY-MM-DD or "
+                       "YYYY-MM-DD-preview, e.g. %s)",
+                       SHOWN(vals[P_API_VERSION]), CONFIG_AZURE_API_VERSION);
+    }
+    if (auth && strcmp(auth, "entra") == 0)
+        p->bearer = true;
+    else if (auth && strcmp(auth, "api-key") != 0)
+        config__err_at(L, vals[P_AUTH], "auth must be api-key or entra, not '%s'",
+                       SHOWN(vals[P_AUTH]));
+    if (!keys[P_API_KEY])
+        config__err_at(L, map,
+                       "provider type 'azure' needs api_key (the resource key, or with auth: "
+                       "entra an Entra ID access token)");
+    const char *u = p->base_url;
+    size_t n = u ? strlen(u) : 0;
+    if (u && strpbrk(u, "?#"))
+        config__err_at(L, vals[P_BASE_URL],
+                       "base_url of an azure provider must not have a query or fragment "
+                       "(api_version sets the api-version)");
+    else if (n >= 7 && strcmp(u + n - 7, "/openai") == 0)
+        config__err_at(L, vals[P_BASE_URL],
+                       "base_url of an azure provider is the resource endpoint without /openai "
+                       "(e.g. https://NAME.openai.azure.com)");
+}
+
 static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
                            const ynode_t **name_nodes, size_t idx)
 {
     const ynode_t *keys[COUNTOF(provider_fields)], *vals[COUNTOF(provider_fields)];
-    config__walk_map(L, map, "provider", provider_fields, COUNTOF(provider_fields), p, keys, vals);
+    struct provider_extra extra = {0};
+    config__walk_map_split(L, map, "provider", provider_fields, COUNTOF(provider_fields), p, P_AUTH,
+                           &extra, keys, vals);
     name_nodes[idx] = NULL;
 
     /* The raw api_key (FT_STRING) is replaced by its resolution below; wipe it
@@ -141,6 +203,8 @@ static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
         if (raw_key) p->api_key = config__resolve_secret(L, vals[P_API_KEY], raw_key);
     }
     config__free_secret(raw_key);
+    if (pt) check_azure(L, map, p, extra.auth, keys, vals);
+    free(extra.auth);
 
     const char *hc = p->health_check;
     if (hc && strcmp(hc, "models") != 0 && strcmp(hc, "chat") != 0 && strcmp(hc, "none") != 0)
@@ -188,6 +252,7 @@ void config__providers_free(config_t *c)
         free(p->type);
         free(p->base_url);
         free(p->health_check);
+        free(p->api_version);
         config__free_secret(p->api_key);
     }
     free(c->providers);

@@ -12,9 +12,6 @@
 
 #include "provider/provider.h"
 
-static int openai_finish(arena_t *a, endpoint_t ep, const cfg_model_t *m, bool stream,
-                         prov_call_t *out);
-
 /* Where the value of the only unescaped "model" key starts (the opening quote)
  * and ends (after the closing quote), when that value is the string want.
  * NULL when the key is absent, appears more than once as a key, or holds
@@ -48,9 +45,9 @@ static const char *openai_model_span(const char *raw, size_t len, const char *wa
 /* The common case without a parse-and-dump: the body as the client sent it
  * with the model value replaced by the upstream id. Streams that need
  * include_usage added, escaped names and repeated "model" keys go the
- * general way (openai_build). */
-static int openai_build_raw(arena_t *a, endpoint_t ep, const char *raw, size_t len,
-                            const cfg_model_t *m, bool stream, bool client_usage, prov_call_t *out)
+ * general way (provider_openai_body). */
+int provider_openai_raw_body(arena_t *a, endpoint_t ep, const char *raw, size_t len,
+                             const cfg_model_t *m, bool stream, bool client_usage, prov_call_t *out)
 {
     if ((stream && !client_usage && ep != EP_EMBEDDINGS) || strpbrk(m->name, "\"\\") ||
         strpbrk(m->upstream_model, "\"\\"))
@@ -69,11 +66,11 @@ static int openai_build_raw(arena_t *a, endpoint_t ep, const char *raw, size_t l
     p[head + ul + 2 + tail] = '\0';
     out->body = p;
     out->body_len = head + ul + 2 + tail;
-    return openai_finish(a, ep, m, stream, out);
+    return 0;
 }
 
-static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
-                        prov_call_t *out)
+int provider_openai_body(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
+                         prov_call_t *out)
 {
     json_object_set_new(body, "model", json_string(m->upstream_model));
     if (stream && (ep == EP_CHAT || ep == EP_COMPLETIONS)) {
@@ -84,8 +81,7 @@ static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model
         }
         json_object_set_new(so, "include_usage", json_true());
     }
-    if (provider_body(a, body, out) != 0) return -1;
-    return openai_finish(a, ep, m, stream, out);
+    return provider_body(a, body, out);
 }
 
 /* URL and headers, once the body is in out. */
@@ -104,6 +100,20 @@ static int openai_finish(arena_t *a, endpoint_t ep, const cfg_model_t *m, bool s
     h[i] = NULL;
     out->headers = h;
     return 0;
+}
+
+static int openai_build_raw(arena_t *a, endpoint_t ep, const char *raw, size_t len,
+                            const cfg_model_t *m, bool stream, bool client_usage, prov_call_t *out)
+{
+    int rc = provider_openai_raw_body(a, ep, raw, len, m, stream, client_usage, out);
+    return rc != 0 ? rc : openai_finish(a, ep, m, stream, out);
+}
+
+static int openai_build(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
+                        prov_call_t *out)
+{
+    if (provider_openai_body(a, ep, body, m, stream, out) != 0) return -1;
+    return openai_finish(a, ep, m, stream, out);
 }
 
 static int openai_build_probe(arena_t *a, const cfg_model_t *m, prov_call_t *out)

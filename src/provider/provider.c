@@ -3,9 +3,9 @@
 #include <string.h>
 
 /* Every provider type; config validation accepts exactly these names. */
-static const prov_ops_t *const provider_table[] = {&provider_openai,    &provider_echo,
-                                                   &provider_anthropic, &provider_gemini,
-                                                   &provider_ollama,    &provider_llamacpp};
+static const prov_ops_t *const provider_table[] = {
+    &provider_openai, &provider_echo,     &provider_anthropic, &provider_gemini,
+    &provider_ollama, &provider_llamacpp, &provider_azure};
 
 const prov_ops_t *provider_ops(const char *type)
 {

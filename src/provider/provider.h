@@ -113,6 +113,18 @@ int provider_dump(buf_t *b, const json_t *v);
  * blocks), each one after sep once out holds text (sep NULL: none). */
 void provider_content_text(buf_t *out, const json_t *content, const char *sep);
 
+/* The body for an upstream that speaks OpenAI (openai, azure): the client's
+ * request with the public model name replaced by m->upstream_model and, on a
+ * streamed chat/completion, stream_options.include_usage asked for. The raw
+ * form works on the client's bytes and returns 1 when it does not apply (see
+ * build_raw), the other re-serialises body. 0 or -1; URL and headers are the
+ * caller's. */
+int provider_openai_raw_body(arena_t *a, endpoint_t ep, const char *raw, size_t len,
+                             const cfg_model_t *m, bool stream, bool client_usage,
+                             prov_call_t *out);
+int provider_openai_body(arena_t *a, endpoint_t ep, json_t *body, const cfg_model_t *m, bool stream,
+                         prov_call_t *out);
+
 /* Path suffix per endpoint, appended to an OpenAI-style base_url ("/chat/completions"). */
 const char *provider_openai_path(endpoint_t ep);
 
@@ -122,5 +134,6 @@ extern const prov_ops_t provider_anthropic;
 extern const prov_ops_t provider_gemini;
 extern const prov_ops_t provider_ollama;
 extern const prov_ops_t provider_llamacpp;
+extern const prov_ops_t provider_azure;
 
 #endif

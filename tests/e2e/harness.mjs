@@ -111,7 +111,9 @@ function freePort() {
 }
 
 async function startMock() {
-  const child = spawnChild('mock-upstream', MOCK_UPSTREAM_BIN, ['--listen', '127.0.0.1:0'], process.env);
+  // its Azure shape takes the same upstream key, as api-key or bearer token
+  const args = ['--listen', '127.0.0.1:0', '--azure-key', UPSTREAM_KEY, '--azure-token', UPSTREAM_KEY];
+  const child = spawnChild('mock-upstream', MOCK_UPSTREAM_BIN, args, process.env);
   const port = await new Promise((resolve, reject) => {
     let buf = '';
     const onData = (d) => {
@@ -150,7 +152,9 @@ function configYaml(mockPort, models, serverExtra, providers = []) {
     lines.push(`  - name: ${p.name}`, `    type: ${p.type}`);
     if (p.path === undefined) continue;
     lines.push(`    base_url: http://127.0.0.1:${mockPort}${p.path}`);
-    if (p.key !== false) lines.push(`    api_key: env:${KEY_ENV}`);
+    if (p.key !== false) lines.push(`    api_key: env:${p.keyEnv ?? KEY_ENV}`);
+    // more keys of the provider as they are (auth, api_version, ...)
+    for (const [k, v] of Object.entries(p.extra ?? {})) lines.push(`    ${k}: ${JSON.stringify(v)}`);
   }
   lines.push('models:');
   for (const m of models) {
@@ -205,7 +209,9 @@ async function startSkuld(configPath) {
  *           the first is server.default_model)
  *   server: extra keys for the server section ({access_log: false, ...})
  *   providers: more providers on the same mock: [{name, type, path}] (base_url =
- *           mock URL + path; no path: an in-process provider, echo or llamacpp);
+ *           mock URL + path; no path: an in-process provider, echo or llamacpp;
+ *           keyEnv: the api_key's variable instead of KEY_ENV, key: false for
+ *           none; extra: more keys as they are, e.g. {auth: 'entra'});
  *           models may then name one ({provider, price, capabilities, path of a GGUF})
  *   config: (mockPort, dir) => YAML text: the whole skuld config instead of the
  *           generated one (models, server and providers are then ignored)

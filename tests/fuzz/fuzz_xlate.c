@@ -1,9 +1,10 @@
 /*
  * fuzz_xlate — the response translators of the non-OpenAI providers
- * (src/provider/anthropic.c, gemini.c, ollama.c over provider/xlate.c),
- * through their public prov_ops_t hooks.
+ * (src/provider/anthropic.c, gemini.c, ollama.c over provider/xlate.c) and
+ * of azure.c (errors rewritten, the rest passed through), through their
+ * public prov_ops_t hooks.
  *
- * Feeds: byte 0 picks the provider (bits 0-1: Anthropic, Gemini, Ollama), whole answer
+ * Feeds: byte 0 picks the provider (bits 0-1: Anthropic, Gemini, Ollama, Azure), whole answer
  * or stream (bit 2), and the upstream status (bits 3-5: 200, 400, 429, 500, 529); the rest is
  * the upstream body. A fixed OpenAI chat request is built first with
  * ops->build() (which hangs the per-call translator state on the call); the
@@ -19,6 +20,8 @@
  *   JSON object (a chunk with a "choices" array, or an "error" object), and
  *   an event emits nothing after its "[DONE]" or error payload. As in the
  *   relay (src/api/relay.c), events after the end are not translated.
+ * - Azure passes through: a 2xx body comes out unchanged, and a stream event
+ *   comes out as it went in, or not at all (the prompt-filter preamble).
  * The local provider tables (echo, llama.cpp: libevent and llama.cpp, not
  * under test) are empty tables (local_providers_stub.c) so provider.c links.
  */
@@ -42,6 +45,9 @@ typedef struct stream_state {
     prov_xlate_t *x;
     bool done; /* "[DONE]" or an error payload was emitted */
     int payloads;
+    bool passthrough; /* azure: payloads are the events' data unchanged */
+    const char *cur;  /* the event being translated */
+    size_t cur_len;
 } stream_state_t;
 
 static void check_object(const char *data, size_t len, int status)
@@ -62,6 +68,10 @@ static int on_payload(void *ud, const char *data, size_t len)
     stream_state_t *s = ud;
     FZ_CHECK(!s->done);
     s->payloads++;
+    if (s->passthrough) {
+        FZ_CHECK(len == s->cur_len && memcmp(data, s->cur, len) == 0);
+        return 0;
+    }
     if (len == 6 && memcmp(data, "[DONE]", 6) == 0) {
         s->done = true;
         return 0;
@@ -77,6 +87,8 @@ static int on_event(void *ud, const char *event, const char *data, size_t len)
 {
     stream_state_t *s = ud;
     if (s->done) return 0; /* nothing after the end (relay_on_event) */
+    s->cur = data;
+    s->cur_len = len;
     int rc = s->ops->translate_event(s->x, event, data, len, on_payload, s);
     FZ_CHECK(rc == 0 || rc == -1);
     return rc == -1 ? 1 : 0; /* a malformed event ends the stream, as in the relay */
@@ -86,10 +98,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     if (size < 1) return 0;
     static const prov_ops_t *const ops_by[] = {&provider_anthropic, &provider_gemini,
-                                               &provider_ollama};
-    static const char *const type_by[] = {"anthropic", "gemini", "ollama"};
+                                               &provider_ollama, &provider_azure};
+    static const char *const type_by[] = {"anthropic", "gemini", "ollama", "azure"};
     static const int statuses[] = {200, 200, 200, 400, 429, 500, 529, 200};
-    unsigned sel = (data[0] & 3) % 3;
+    unsigned sel = data[0] & 3;
     bool stream = (data[0] >> 2) & 1;
     int status = statuses[(data[0] >> 3) & 7];
     const char *body = (const char *)data + 1;
@@ -99,7 +111,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     cfg_provider_t prov = {.name = "p",
                            .type = (char *)type_by[sel],
                            .base_url = "http://127.0.0.1:1/v1",
-                           .api_key = "k"};
+                           .api_key = "k",
+                           .api_version = "2024-10-21"};
     cfg_model_t m;
     memset(&m, 0, sizeof m);
     m.name = "m";
@@ -123,10 +136,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         int rc = ops->translate_response(call.xlate, status, copy, len, &out);
         free(copy);
         FZ_CHECK(rc == -1 || (rc >= 100 && rc <= 599));
-        if (rc != -1) check_object(buf_data(&out), out.len, rc);
+        if (sel == 3 && rc != -1 && rc < 400)
+            FZ_CHECK(out.len == len && memcmp(buf_data(&out), body, len) == 0);
+        else if (rc != -1)
+            check_object(buf_data(&out), out.len, rc);
         buf_free(&out);
     } else {
-        stream_state_t s = {.ops = ops, .x = call.xlate};
+        stream_state_t s = {.ops = ops, .x = call.xlate, .passthrough = sel == 3};
         char *copy = fz_dup(body, len);
         if (call.framing == PROV_FRAME_NDJSON) {
             ndjson_parser_t p;

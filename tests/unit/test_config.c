@@ -1050,6 +1050,63 @@ static void test_store_master_key_health(void **state)
     config_errors_free(&e);
 }
 
+/* azure: api_version defaulted and checked, auth api-key|entra, api_key
+ * required, base_url without query or /openai, deployment names that fit a
+ * URL path segment; the azure-only keys refused for other types. */
+static void test_provider_azure(void **state)
+{
+    (void)state;
+    setenv("SKULD_T_AZ", "az-secret", 1);
+    config_t *c = load_ok("providers:\n"
+                          "  - {name: a, type: azure, base_url: 'https://r.openai.azure.com/', "
+                          "api_key: env:SKULD_T_AZ}\n"
+                          "  - {name: b, type: azure, base_url: 'https://r.openai.azure.com', "
+                          "api_key: env:SKULD_T_AZ, auth: entra, api_version: 2025-01-01-preview}\n"
+                          "models:\n  - {name: m, provider: a, model: gpt-4o.dep_1}\n"
+                          "  - {name: n, provider: b}\n");
+    assert_string_equal(c->providers[0].api_version, CONFIG_AZURE_API_VERSION);
+    assert_string_equal(c->providers[0].base_url, "https://r.openai.azure.com");
+    assert_false(c->providers[0].bearer);
+    assert_string_equal(c->providers[0].api_key, "az-secret");
+    assert_string_equal(c->providers[1].api_version, "2025-01-01-preview");
+    assert_true(c->providers[1].bearer);
+    assert_string_equal(c->models[0].upstream_model, "gpt-4o.dep_1");
+    config_unref(c);
+
+    static const struct {
+        const char *yaml;
+        int line, col;
+        const char *msg;
+    } bad[] = {
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r', api_key: k, "
+         "api_version: '2024-10'}\n",
+         2, 76, "api_version '2024-10' is not an Azure OpenAI API version"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r', api_key: k, "
+         "api_version: 2024-10-21-beta}\n",
+         2, 76, "is not an Azure OpenAI API version"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r', api_key: k, auth: aad}\n",
+         2, 69, "auth must be api-key or entra, not 'aad'"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r'}\n", 2, 5,
+         "provider type 'azure' needs api_key"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r?x=1', api_key: k}\n", 2, 38,
+         "must not have a query"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r/openai/', api_key: k}\n", 2,
+         38, "without /openai"},
+        {"providers:\n  - {name: a, type: openai, base_url: 'http://h', api_version: 2024-10-21}\n",
+         2, 51, "api_version is only for provider type 'azure'"},
+        {"providers:\n  - {name: a, type: openai, base_url: 'http://h', auth: entra}\n", 2, 51,
+         "auth is only for provider type 'azure'"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r', api_key: k}\n"
+         "models:\n  - {name: m, provider: a, model: 'dep/../x'}\n",
+         4, 35, "an azure deployment name"},
+        {"providers:\n  - {name: a, type: azure, base_url: 'https://r', api_key: k}\n"
+         "models:\n  - {name: 'm?x', provider: a}\n",
+         4, 12, "an azure deployment name"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++)
+        expect_only(bad[i].yaml, bad[i].line, bad[i].col, bad[i].msg);
+}
+
 /* config_build: file text + runtime models (JSON); errors name "registry". */
 static void test_build_with_runtime_models(void **state)
 {
@@ -1538,6 +1595,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_store_master_key_health),
+        cmocka_unit_test(test_provider_azure),
         cmocka_unit_test(test_build_with_runtime_models),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_route_resilience),

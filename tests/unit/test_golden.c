@@ -2,8 +2,9 @@
  * Golden translation tests: data files under tests/golden, one directory per
  * case, driven through the translation functions with no network.
  *
- *   tests/golden/<provider>/<case>/   provider = anthropic | gemini | ollama
+ *   tests/golden/<provider>/<case>/   provider = anthropic | gemini | ollama | azure
  *     case.json        {"stream", "status" (upstream, default 200), "expect_status",
+ *                       "bearer" (azure: auth entra), "api_version" (azure),
  *                       "endpoint" ("chat" (default), "count_tokens", "embeddings"),
  *                       "url", "headers" (each must be sent), "price"
  *                       {input,output,cached}, "usage" {prompt,completion,cached},
@@ -192,6 +193,7 @@ static endpoint_t case_endpoint(const json_t *cs)
     const char *e = json_string_value(json_object_get(cs, "endpoint"));
     if (e && !strcmp(e, "count_tokens")) return EP_COUNT_TOKENS;
     if (e && !strcmp(e, "embeddings")) return EP_EMBEDDINGS;
+    if (e && !strcmp(e, "completions")) return EP_COMPLETIONS;
     if (e && strcmp(e, "chat")) fail_msg("case.json: unknown endpoint %s", e);
     return EP_CHAT;
 }
@@ -206,7 +208,11 @@ static void run_provider_case(const char *type, const char *dir)
     cfg_provider_t prov = {.name = "up", .type = (char *)type, .api_key = "TEST-KEY"};
     prov.base_url = !strcmp(type, "anthropic") ? "https://api.anthropic.test/v1"
                     : !strcmp(type, "gemini")  ? "https://gemini.test/v1beta"
+                    : !strcmp(type, "azure")   ? "https://res.openai.azure.test"
                                                : "http://ollama.test:11434";
+    const char *ver = json_string_value(json_object_get(cs, "api_version"));
+    prov.api_version = (char *)(ver ? ver : CONFIG_AZURE_API_VERSION);
+    prov.bearer = json_is_true(json_object_get(cs, "bearer"));
     cfg_model_t m = {
         .name = "public", .provider = &prov, .upstream_model = "up-model", .capabilities = CAP_ALL};
     arena_t *a = arena_create(4096);
@@ -428,11 +434,11 @@ int main(void)
     strcat(golden_dir, "/golden");
     update_mode = getenv("SKULD_GOLDEN_UPDATE") && *getenv("SKULD_GOLDEN_UPDATE") == '1';
 
-    static const char *const kinds[] = {"anthropic", "gemini", "ollama", "messages"};
+    static const char *const kinds[] = {"anthropic", "gemini", "ollama", "azure", "messages"};
     struct CMUnitTest *tests = NULL;
     gcase_t *cases = NULL;
     size_t n = 0;
-    for (size_t k = 0; k < 4; k++) {
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
         char d[4300];
         snprintf(d, sizeof d, "%s/%s", golden_dir, kinds[k]);
         struct dirent **ents;

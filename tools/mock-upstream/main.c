@@ -9,11 +9,12 @@
  * once. The RLIMIT_NOFILE soft limit is raised to the hard limit at start.
  *
  * Command line
- *   mock-upstream [--listen HOST:PORT] [--seed N]
+ *   mock-upstream [--listen HOST:PORT] [--seed N] [--azure-key K] [--azure-token T]
  *   Default 127.0.0.1:0 (port 0 = pick a free port). Once listening it prints
  *   exactly "LISTENING <port>\n" on stdout. SIGTERM/SIGINT: free all, exit 0.
  *   --seed seeds the PRNG used by fail_rate, stall_rate and reset_rate
- *   (default 1).
+ *   (default 1). --azure-key and --azure-token are the credentials the Azure
+ *   shape accepts (default "mock-azure-key" and "mock-azure-token").
  *
  * Endpoints (a client's base_url is http://HOST:PORT/v1)
  *   POST /v1/chat/completions  chat.completion, or SSE chat.completion.chunk
@@ -60,6 +61,22 @@
  *   POST /api/embed            Ollama embeddings: {"embeddings": unit vectors
  *                              cut to "dimensions" and renormalised,
  *                              "prompt_eval_count": words}
+ *   POST /openai/deployments/{d}/chat/completions?api-version=V  Azure
+ *                              OpenAI (also .../completions, .../embeddings;
+ *                              GET /openai/models?api-version=V): OpenAI's
+ *                              bodies and streams, with Azure's
+ *                              prompt_filter_results (a stream opens with a
+ *                              chunk of "choices":[] carrying them). Checked
+ *                              in this order: an unknown /openai path or no
+ *                              api-version is a 404 "Resource not found";
+ *                              the "api-key" header must be the --azure-key
+ *                              or "Authorization: Bearer" the --azure-token
+ *                              (else 401); V must be YYYY-MM-DD[-preview]
+ *                              (else 400 "API version not supported"); a
+ *                              deployment whose name starts with "missing" is
+ *                              a 404 DeploymentNotFound. Errors
+ *                              {"error":{"code","message"}}, code the status
+ *                              as a string (as Azure's own)
  *   A tool call is one piece in the Gemini and Ollama shapes (they send a
  *   call whole). Anthropic input_tokens = prompt words - cached_tokens.
  *
@@ -135,8 +152,9 @@
  *                         three: the share of calls that failed),
  *                         "abort_after_ms" (arrival to client abort, ms,
  *                         of the latest 256 aborts)}
- *   GET  /_mock/last     {"method","path","headers","body"} of the latest
- *                        /v1 request (null before the first)
+ *   GET  /_mock/last     {"method","path","query","headers","body"} of the
+ *                        latest /v1 request (null before the first; query
+ *                        the raw query string or null)
  *   GET  /_mock/prompts  {"<last user message text>": count} (chat only)
  *   POST /_mock/reset    zero the counters, forget last and prompts; the
  *                        defaults stay; answers {"ok":true}
@@ -225,6 +243,7 @@ struct mreq {
     enum shape shape;
     bool safety;
     bool reset; /* reset_rate drew this one: RST instead of a reply */
+    bool azure; /* the Azure shape: OpenAI's with prompt filter results */
     long long cached_tokens;
     int status;
     long long stall_ms, gap_ms;
@@ -254,6 +273,7 @@ static struct {
     double abort_after_ms[256]; /* ring: arrival to client abort, latest aborts */
     size_t n_abort_after;
     struct mreq *active;
+    const char *azure_key, *azure_token;
 } g;
 
 static double mono_s(void)
@@ -791,6 +811,8 @@ static size_t role_events(const struct mreq *st)
 
 static char *shape_event(const struct mreq *st, size_t idx);
 static char *shape_body(const struct mreq *st);
+static char *azure_preamble(void);
+static json_t *azure_filter_results(void);
 
 static json_t *chunk_base(const struct mreq *st)
 {
@@ -826,6 +848,7 @@ static char *make_event(const struct mreq *st, size_t idx)
     json_t *chunk, *choice = NULL;
 
     if (st->shape != SH_OPENAI) return shape_event(st, idx);
+    if (st->azure && idx-- == 0) return azure_preamble();
     if (idx >= base + st->npieces + 1 + (st->include_usage ? 1 : 0))
         return xstrdup("data: [DONE]\n\n");
     chunk = chunk_base(st);
@@ -872,7 +895,7 @@ static char *make_event(const struct mreq *st, size_t idx)
 /* Is the stream cut before event idx? (cut_after content pieces sent) */
 static bool cut_point(const struct mreq *st, size_t idx)
 {
-    size_t base = role_events(st);
+    size_t base = role_events(st) + (st->azure ? 1 : 0);
     if (st->cut_after < 0 || (size_t)st->cut_after > st->npieces) return false;
     if (idx < base) return false;
     return idx - base == (size_t)st->cut_after;
@@ -1107,6 +1130,9 @@ static void record_last(struct evhttp_request *req, const char *path, const json
     }
     json_object_set_new(last, "method", json_string(method));
     json_object_set_new(last, "path", jstr_safe(path));
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *query = uri ? evhttp_uri_get_query(uri) : NULL;
+    json_object_set_new(last, "query", query ? jstr_safe(query) : json_null());
     json_object_set_new(last, "headers", headers);
     json_object_set_new(last, "body", body ? json_deep_copy(body) : json_null());
     json_decref(g.last);
@@ -1348,6 +1374,10 @@ static char *completion_body(const struct mreq *st)
     }
     json_object_set_new(o, "choices", json_pack("[o]", choice));
     json_object_set_new(o, "usage", usage_object(st));
+    if (st->azure)
+        json_object_set_new(o, "prompt_filter_results",
+                            json_pack("[{s:i, s:o}]", "prompt_index", 0, "content_filter_results",
+                                      azure_filter_results()));
     char *s = dump(o);
     json_decref(o);
     return s;
@@ -1738,6 +1768,121 @@ static void prepare_generation(struct mreq *st, const json_t *body, const struct
 
 /* ------------------------------------------------------------- handlers */
 
+/* ------------------------------------------------------- the Azure shape */
+
+static json_t *azure_filter_results(void)
+{
+    json_t *o = json_object();
+    static const char *const cats[] = {"hate", "self_harm", "sexual", "violence"};
+    for (size_t i = 0; i < 4; i++)
+        json_object_set_new(o, cats[i], json_pack("{s:b, s:s}", "filtered", 0, "severity", "safe"));
+    return o;
+}
+
+/* Azure's first stream event: prompt filter results, no choices, empty id. */
+static char *azure_preamble(void)
+{
+    json_t *o = json_pack("{s:[], s:i, s:s, s:s, s:s, s:[{s:i, s:o}]}", "choices", "created", 0,
+                          "id", "", "model", "", "object", "", "prompt_filter_results",
+                          "prompt_index", 0, "content_filter_results", azure_filter_results());
+    char *js = dump(o);
+    json_decref(o);
+    char *ev = xasprintf("data: %s\n\n", js);
+    free(js);
+    return ev;
+}
+
+static char *azure_error_body(int status, const char *code, const char *msg)
+{
+    char num[16];
+    snprintf(num, sizeof num, "%d", status);
+    json_t *e = json_pack("{s:{s:s, s:s}}", "error", "code", code ? code : num, "message", msg);
+    char *s = dump(e);
+    json_decref(e);
+    return s;
+}
+
+static void azure_fail(struct evhttp_request *req, int status, const char *code, const char *msg)
+{
+    char *s = azure_error_body(status, code, msg);
+    json_t *v = json_loads(s, 0, NULL);
+    free(s);
+    send_json_now(req, status, v);
+}
+
+static bool azure_version_ok(const char *v)
+{
+    static const char pat[] = "dddd-dd-dd";
+    for (size_t i = 0; i < sizeof pat - 1; i++)
+        if (pat[i] == 'd' ? !isdigit((unsigned char)v[i]) : v[i] != pat[i]) return false;
+    return v[10] == '\0' || !strcmp(v + 10, "-preview");
+}
+
+/* The endpoint of an Azure path, after its checks; false when an error was sent. */
+static bool azure_route(struct evhttp_request *req, const char *path, enum endpoint *ep,
+                        enum evhttp_cmd_type *want)
+{
+    static const char dep[] = "/openai/deployments/";
+    const char *name = NULL, *op = NULL;
+    size_t name_len = 0;
+    if (!strcmp(path, "/openai/models")) {
+        *ep = EP_MODELS;
+        *want = EVHTTP_REQ_GET;
+    } else if (!strncmp(path, dep, sizeof dep - 1) && (op = strchr(path + sizeof dep - 1, '/'))) {
+        name = path + sizeof dep - 1;
+        name_len = (size_t)(op - name);
+        *want = EVHTTP_REQ_POST;
+        if (!strcmp(op, "/chat/completions"))
+            *ep = EP_CHAT;
+        else if (!strcmp(op, "/completions"))
+            *ep = EP_COMPLETIONS;
+        else if (!strcmp(op, "/embeddings"))
+            *ep = EP_EMBEDDINGS;
+        else
+            name = NULL;
+    }
+    if ((!name && *ep != EP_MODELS) || (name && name_len == 0)) {
+        azure_fail(req, 404, NULL, "Resource not found");
+        return false;
+    }
+    const struct evhttp_uri *uri = evhttp_request_get_evhttp_uri(req);
+    const char *q = uri ? evhttp_uri_get_query(uri) : NULL;
+    struct evkeyvalq params = {0}; /* evhttp_parse_query_str initialises it again */
+    if (q) evhttp_parse_query_str(q, &params);
+    const char *version = evhttp_find_header(&params, "api-version");
+    bool ok = true;
+    struct evkeyvalq *ih = evhttp_request_get_input_headers(req);
+    const char *key = evhttp_find_header(ih, "api-key");
+    const char *authz = evhttp_find_header(ih, "authorization");
+    if (!version) {
+        azure_fail(req, 404, NULL, "Resource not found");
+        ok = false;
+    } else if (key ? strcmp(key, g.azure_key) != 0 : !authz) {
+        azure_fail(req, 401, NULL,
+                   key ? "Access denied due to invalid subscription key or wrong API endpoint. "
+                         "Make sure to provide a valid key for an active subscription and use a "
+                         "correct regional API endpoint for your resource."
+                       : "Access denied due to missing subscription key. Make sure to include "
+                         "subscription key when making requests to an API.");
+        ok = false;
+    } else if (!key && (strncmp(authz, "Bearer ", 7) != 0 || strcmp(authz + 7, g.azure_token))) {
+        azure_fail(req, 401, NULL,
+                   "Unauthorized. Access token is missing, invalid, audience is incorrect "
+                   "(https://cognitiveservices.azure.com), or have expired.");
+        ok = false;
+    } else if (!azure_version_ok(version)) {
+        azure_fail(req, 400, "BadRequest", "API version not supported");
+        ok = false;
+    } else if (name && name_len >= 7 && !strncmp(name, "missing", 7)) {
+        azure_fail(req, 404, "DeploymentNotFound",
+                   "The API deployment for this resource does not exist. If you created the "
+                   "deployment within the last 5 minutes, please wait a moment and try again.");
+        ok = false;
+    }
+    evhttp_clear_headers(&params);
+    return ok;
+}
+
 static void handle_mock(struct evhttp_request *req, const char *path)
 {
     enum evhttp_cmd_type cmd = evhttp_request_get_command(req);
@@ -1829,7 +1974,13 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     }
     record_last(req, path, body);
 
-    if (!strcmp(path, "/v1/chat/completions")) {
+    bool azure = !strncmp(path, "/openai/", 8);
+    if (azure) {
+        if (!azure_route(req, path, &ep, &want)) {
+            json_decref(body);
+            return;
+        }
+    } else if (!strcmp(path, "/v1/chat/completions")) {
         ep = EP_CHAT;
         want = EVHTTP_REQ_POST;
     } else if (!strcmp(path, "/v1/completions")) {
@@ -1926,6 +2077,7 @@ static void handle_v1(struct evhttp_request *req, const char *path)
     struct mreq *st = mreq_new(req);
     st->ep = ep;
     st->shape = shape;
+    st->azure = azure;
     st->safety = shape == SH_GEMINI && sc.safety == 1;
     st->status = status;
     st->stall_ms = (long long)sc.stall_ms;
@@ -1948,7 +2100,8 @@ static void handle_v1(struct evhttp_request *req, const char *path)
             st->body = xstrdup(sc.error_body);
         } else {
             char *msg = xasprintf("mock error %d", status);
-            st->body = shape_error_body(shape, status, msg);
+            st->body =
+                azure ? azure_error_body(status, NULL, msg) : shape_error_body(shape, status, msg);
             free(msg);
         }
     } else if (ep == EP_CHAT || ep == EP_COMPLETIONS) {
@@ -1960,9 +2113,10 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         if (stream) {
             st->streaming = true;
             st->cut_after = sc.cut_after;
-            st->total_events = shape != SH_OPENAI ? shape_total_events(st)
-                                                  : role_events(st) + st->npieces + 1 +
-                                                        (st->include_usage ? 1 : 0) + 1;
+            st->total_events = shape != SH_OPENAI
+                                   ? shape_total_events(st)
+                                   : role_events(st) + st->npieces + 1 +
+                                         (st->include_usage ? 1 : 0) + 1 + (azure ? 1 : 0);
         } else {
             st->body = completion_body(st);
         }
@@ -2026,7 +2180,8 @@ static void on_request(struct evhttp_request *req, void *arg)
     if (!strncmp(path, "/_mock/", 7))
         handle_mock(req, path);
     else if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4) || !strncmp(path, "/v1beta/", 8) ||
-             !strcmp(path, "/api/chat") || !strcmp(path, "/api/embed"))
+             !strcmp(path, "/api/chat") || !strcmp(path, "/api/embed") ||
+             !strncmp(path, "/openai/", 8))
         handle_v1(req, path);
     else
         send_error_now(req, 404, "not found", "not_found");
@@ -2079,12 +2234,15 @@ static void raise_nofile(void)
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: mock-upstream [--listen HOST:PORT] [--seed N]\n");
+    fprintf(f, "usage: mock-upstream [--listen HOST:PORT] [--seed N] [--azure-key K] "
+               "[--azure-token T]\n");
 }
 
 int main(int argc, char **argv)
 {
     const char *listen_arg = "127.0.0.1:0";
+    g.azure_key = "mock-azure-key";
+    g.azure_token = "mock-azure-token";
     unsigned long long seed = 1;
 
     for (int i = 1; i < argc; i++) {
@@ -2096,6 +2254,10 @@ int main(int argc, char **argv)
             seed = strtoull(argv[++i], NULL, 10);
         } else if (!strncmp(argv[i], "--seed=", 7)) {
             seed = strtoull(argv[i] + 7, NULL, 10);
+        } else if (!strcmp(argv[i], "--azure-key") && i + 1 < argc) {
+            g.azure_key = argv[++i];
+        } else if (!strcmp(argv[i], "--azure-token") && i + 1 < argc) {
+            g.azure_token = argv[++i];
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
