@@ -719,8 +719,13 @@ unsigned route_name_lacks(const config_t *cfg, const char *name, size_t len)
     for (size_t i = 0; i < cfg->n_models; i++) {
         const cfg_model_t *m = &cfg->models[i];
         if ((m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) ||
-            (strlen(m->name) == len && !memcmp(m->name, name, len)))
+            (strlen(m->name) == len && !memcmp(m->name, name, len))) {
             lacks |= CAP_ALL & ~m->capabilities;
+            /* the candidates it brings (route_with_fallbacks, the relay's alternate) */
+            for (size_t k = 0; m->fallback_models && k < m->fallbacks.n; k++)
+                if (m->fallback_models[k]) lacks |= CAP_ALL & ~m->fallback_models[k]->capabilities;
+            if (m->content_policy_alt) lacks |= CAP_ALL & ~m->content_policy_alt->capabilities;
+        }
     }
     return lacks;
 }

@@ -61,8 +61,9 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
 unsigned route_needs_from_body(int endpoint, const json_t *body);
 /* The capability an endpoint itself needs (chat, completions, embeddings). */
 unsigned route_endpoint_need(int endpoint);
-/* The capabilities some deployment of a model name (or id) lacks, CAP_* of
- * CAP_ALL; 0 when every one has them all or the name is none. */
+/* The capabilities some deployment of a model name (or id), or one of their
+ * fallbacks or content-policy alternates, lacks (CAP_* of CAP_ALL); 0 when
+ * every one has them all or the name is none. */
 unsigned route_name_lacks(const config_t *cfg, const char *name, size_t len);
 /* The first capability (lowest bit) of a mask, by name ("tools"). */
 const char *route_cap_first_name(unsigned caps);
