@@ -66,12 +66,6 @@ static bool rs_explain_wanted(pl_req_t *r)
     return v.n == 1 && v.p[0] == '1';
 }
 
-/* The router reads the body only for a route (scoring) or an explanation. */
-static bool rs_needs_body(pl_req_t *r)
-{
-    return config_find_route(r->cfg, r->asked, r->asked_len) != NULL || rs_explain_wanted(r);
-}
-
 /* What an explicit name's request needs, when some deployment lacks `lacks`:
  * the endpoint's capability, and what the body asks for. A scanned body is
  * parsed only when its bytes could ask for a capability in lacks. */
@@ -157,13 +151,19 @@ static pl_rc_t rs_run(pl_req_t *r)
     const char *hdr = NULL, *err = NULL;
     if (pl_route_constraints(r, &f, &hdr, &err) < 0)
         return pl_fail(r, 400, NULL, "invalid_header", hdr, "%s: %s", hdr, err);
-    if (rs_needs_body(r)) {
+    /* The router reads the body only for a route (scoring) or an explanation. */
+    bool route = config_find_route(r->cfg, r->asked, r->asked_len) != NULL;
+    f.explain = rs_explain_wanted(r);
+    if (route || f.explain) {
         route_features_from_body(&f, r->arena, r->ep, pl_body(r));
     } else {
         unsigned lacks = route_name_lacks(r->cfg, r->asked, r->asked_len);
         f.needs = lacks ? rs_explicit_needs(r, lacks) : route_endpoint_need(r->ep);
     }
-    f.explain = rs_explain_wanted(r);
+    /* Counting a request's tokens on a model named directly needs only that it
+     * counts chats (the tools are counted as text); a route picks the
+     * deployment the request itself would go to. */
+    if (r->ep == EP_COUNT_TOKENS && !route) f.needs = route_endpoint_need(r->ep);
     route_decision_t d;
     if (route_decide(r->cfg, r->asked, r->asked_len, &f, r->arena, 0, rs_rng(), &d) < 0)
         return pl_fail(r, 404, NULL, "model_not_found", "model", "The model '%.*s' does not exist",

@@ -79,7 +79,6 @@ unsigned route_endpoint_need(int endpoint)
 static unsigned feat_needs(const route_features_t *f, int endpoint)
 {
     unsigned needs = route_endpoint_need(endpoint);
-    if (endpoint == EP_COUNT_TOKENS) return needs; /* counting serves none of the request */
     if (f->tools) needs |= CAP_TOOLS;
     if (f->image) needs |= CAP_VISION;
     if (f->audio) needs |= CAP_AUDIO;

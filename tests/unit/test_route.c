@@ -333,8 +333,9 @@ static void test_needs(void **state)
     assert_non_null(b);
     assert_int_equal(route_needs_from_body(EP_CHAT, b),
                      CAP_CHAT | CAP_AUDIO | CAP_FILES | CAP_TOOLS | CAP_N);
-    /* a token count needs only chat; embeddings have no n */
-    assert_int_equal(route_needs_from_body(EP_COUNT_TOKENS, b), CAP_CHAT);
+    /* a token count on a route needs what the chat would (n aside); embeddings have no n */
+    assert_int_equal(route_needs_from_body(EP_COUNT_TOKENS, b),
+                     CAP_CHAT | CAP_AUDIO | CAP_FILES | CAP_TOOLS);
     json_decref(b);
     b = json_loads("{\"prompt\":\"x\",\"best_of\":3,\"n\":1}", 0, NULL);
     assert_int_equal(route_needs_from_body(EP_COMPLETIONS, b), CAP_COMPLETIONS | CAP_N);
