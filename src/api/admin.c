@@ -139,8 +139,7 @@ static void admin_list_models(api_ctx_t *c)
     unsigned cap = 0;
     if (capability && !(cap = config_capability(capability))) {
         api_send_error(c, 400, NULL, "invalid_capability", "capability",
-                       "unknown capability '%.64s' (known: chat, completions, embeddings, vision, "
-                       "tools, json)",
+                       "unknown capability '%.64s' (known: " CONFIG_CAPABILITY_LIST ")",
                        capability);
         return;
     }

@@ -140,6 +140,32 @@ static pl_rc_t api_check(pl_req_t *r, bool present, bool is_array, bool is_strin
     return PL_NEXT;
 }
 
+/* n and best_of (chat, completions): absent, null, or an integer 1..128 (n)
+ * / 1..20 (best_of), OpenAI's own limits; whether a deployment can serve
+ * more than one answer is the resolve stage's (capability n). */
+static pl_rc_t api_check_answers(pl_req_t *r, jscan_type_t nt, int64_t nv, jscan_type_t bt,
+                                 int64_t bv)
+{
+    if (r->ep != EP_CHAT && r->ep != EP_COMPLETIONS) return PL_NEXT;
+    if (nt != JS_ABSENT && nt != JS_NULL && (nt != JS_INT || nv < 1 || nv > 128))
+        return pl_fail(r, 400, NULL, nt == JS_INT ? "invalid_value" : "invalid_type", "n",
+                       "'n' must be an integer from 1 to 128");
+    if (bt != JS_ABSENT && bt != JS_NULL && (bt != JS_INT || bv < 1 || bv > 20))
+        return pl_fail(r, 400, NULL, bt == JS_INT ? "invalid_value" : "invalid_type", "best_of",
+                       "'best_of' must be an integer from 1 to 20");
+    return PL_NEXT;
+}
+
+/* A tree value in the scanner's terms (what api_check_answers reads). */
+static jscan_type_t api_jtype(const json_t *v, int64_t *iv)
+{
+    *iv = json_is_integer(v) ? (int64_t)json_integer_value(v) : 0;
+    return !v                   ? JS_ABSENT
+           : json_is_null(v)    ? JS_NULL
+           : json_is_integer(v) ? JS_INT
+                                : JS_REAL; /* any other kind: refused alike */
+}
+
 static void api_asked_default(pl_req_t *r)
 {
     r->asked = r->cfg->server.default_model;
@@ -167,6 +193,7 @@ static bool api_parse_fast(pl_req_t *r, pl_rc_t *rc)
     *rc = api_check(r, v != JS_ABSENT, v == JS_ARRAY, v == JS_STRING,
                     s.stream == JS_ABSENT || s.stream == JS_TRUE || s.stream == JS_FALSE ||
                         s.stream == JS_NULL);
+    if (*rc == PL_NEXT) *rc = api_check_answers(r, s.n, s.n_v, s.best_of, s.best_of_v);
     return true;
 }
 
@@ -191,8 +218,12 @@ static pl_rc_t api_parse_tree(pl_req_t *r)
     r->stream = r->ep != EP_EMBEDDINGS && r->ep != EP_COUNT_TOKENS && json_is_true(js);
     r->client_usage =
         json_is_true(json_object_get(json_object_get(body, "stream_options"), "include_usage"));
-    return api_check(r, v != NULL, json_is_array(v), json_is_string(v),
-                     !js || json_is_boolean(js) || json_is_null(js));
+    pl_rc_t rc = api_check(r, v != NULL, json_is_array(v), json_is_string(v),
+                           !js || json_is_boolean(js) || json_is_null(js));
+    int64_t nv, bv;
+    jscan_type_t nt = api_jtype(json_object_get(body, "n"), &nv);
+    jscan_type_t bt = api_jtype(json_object_get(body, "best_of"), &bv);
+    return rc == PL_NEXT ? api_check_answers(r, nt, nv, bt, bv) : rc;
 }
 
 static pl_rc_t api_parse_openai(pl_req_t *r)

@@ -201,20 +201,3 @@ pl_rc_t relay__count_estimate(relay_t *r, const cfg_model_t *m)
                      route_estimate_input_tokens(pl_body(c)));
     return pl_answer(c, 200, body, (size_t)n);
 }
-
-/* Does an OpenAI chat request carry image content? */
-bool relay__has_image(const json_t *body)
-{
-    size_t i, j;
-    json_t *msg, *part;
-    json_array_foreach(json_object_get(body, "messages"), i, msg)
-    {
-        json_array_foreach(json_object_get(msg, "content"), j, part)
-        {
-            const char *t = json_string_value(json_object_get(part, "type"));
-            if (t && (!strcmp(t, "image_url") || !strcmp(t, "input_image") || !strcmp(t, "image")))
-                return true;
-        }
-    }
-    return false;
-}

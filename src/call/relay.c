@@ -505,7 +505,7 @@ static void relay_retry(relay_t *r, attempt_t *a, resil_outcome_t out, const cha
     bool probe = false;
     if (out == RES_POLICY) {
         const cfg_model_t *alt = a->m->content_policy_alt;
-        if (alt && !r->alt_tried && alt->dep &&
+        if (alt && !r->alt_tried && alt->dep && !(c->needs & ~alt->capabilities) &&
             resil_dep_acquire(alt->dep, alt->resil.max_concurrency)) {
             r->alt_tried = true;
             m = alt;
@@ -829,16 +829,8 @@ static void relay_teardown(relay_t *r)
 
 static pl_rc_t relay_run(pl_req_t *c)
 {
-    const cfg_model_t *m = c->model;
     relay_t *r = arena_calloc(c->arena, sizeof *r);
     if (!r) return pl_fail(c, 500, NULL, "internal_error", NULL, "out of memory");
-    /* Only a body that could name an image part is parsed here. */
-    if (c->ep == EP_CHAT && !(m->capabilities & CAP_VISION) &&
-        (c->body || (c->fast && (c->fast->u_escape || memmem(c->raw, c->raw_len, "image", 5)))) &&
-        relay__has_image(pl_body(c)))
-        return pl_fail(c, 400, NULL, "model_capability_missing", "messages",
-                       "the model '%s' cannot take image input: it lacks the capability 'vision'",
-                       m->name);
     c->call = r;
     r->c = c;
     r->cfg = config_ref(c->cfg);

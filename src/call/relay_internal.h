@@ -100,7 +100,5 @@ pl_rc_t relay__finish_body(relay_t *r, attempt_t *a);
 /* EP_COUNT_TOKENS on m, whose provider cannot count: the gateway's estimate
  * as the answer, x-skuld-token-count: estimate. */
 pl_rc_t relay__count_estimate(relay_t *r, const cfg_model_t *m);
-/* Does an OpenAI chat request carry image content? */
-bool relay__has_image(const json_t *body);
 
 #endif

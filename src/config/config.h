@@ -42,19 +42,28 @@ typedef struct cfg_strlist {
     size_t n;
 } cfg_strlist_t;
 
-/* What a deployment can do ("capabilities:" in the config). */
+/* What a deployment can do ("capabilities:" in the config; without the key,
+ * its provider type's defaults: config_default_capabilities). A request that
+ * needs one a deployment lacks never reaches it (README "Capabilities"). */
 enum {
     CAP_CHAT = 1u << 0,
     CAP_COMPLETIONS = 1u << 1,
     CAP_EMBEDDINGS = 1u << 2,
-    CAP_VISION = 1u << 3,
-    CAP_TOOLS = 1u << 4,
-    CAP_JSON = 1u << 5,
-    CAP_ALL = (1u << 6) - 1,
+    CAP_VISION = 1u << 3, /* image content parts */
+    CAP_TOOLS = 1u << 4,  /* tools / functions */
+    CAP_JSON = 1u << 5,   /* response_format json_object / json_schema */
+    CAP_AUDIO = 1u << 6,  /* input_audio content parts */
+    CAP_FILES = 1u << 7,  /* file content parts */
+    CAP_N = 1u << 8,      /* several answers in one call: n > 1, best_of > 1 */
+    CAP_ALL = (1u << 9) - 1,
 };
+#define CONFIG_CAPABILITY_LIST "chat, completions, embeddings, vision, tools, json, audio, files, n"
 /* "chat" -> CAP_CHAT; 0 for an unknown name. */
 unsigned config_capability(const char *name);
 const char *config_capability_name(unsigned cap);
+/* What a deployment of provider type `type` can do when its config lists no
+ * capabilities; CAP_ALL for an unknown type (refused by the loader anyway). */
+unsigned config_default_capabilities(const char *type);
 
 typedef struct cfg_price {
     double input, output, cached; /* USD per 1M tokens */
@@ -101,8 +110,8 @@ typedef struct cfg_model {
     char *path;                     /* GGUF file, for local providers; NULL otherwise */
     cfg_price_t price;
     int64_t context_window; /* tokens; 0 = unknown */
-    unsigned capabilities;  /* CAP_* mask; CAP_ALL when the config lists none */
-    double quality;         /* prior quality 0..1; default 0.5 */
+    unsigned capabilities; /* CAP_* mask; the provider type's defaults when the config lists none */
+    double quality;        /* prior quality 0..1; default 0.5 */
     cfg_strlist_t tags;
     int weight;                   /* relative share among deployments of one model; default 1 */
     double params_b;              /* parameter count in billions; 0 = unknown */

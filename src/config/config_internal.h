@@ -145,7 +145,8 @@ void config__store_free(config_t *c);
 /* providers.c */
 struct provider_type {
     const char *name;
-    bool remote; /* true: base_url required, api_key allowed; false: neither */
+    bool remote;   /* true: base_url required, api_key allowed; false: neither */
+    unsigned caps; /* default capabilities of its models (CAP_*) */
 };
 const struct provider_type *config__find_provider_type(const char *name);
 const cfg_provider_t *config__find_provider(const config_t *c, const char *name);

@@ -121,8 +121,8 @@ static const field_t price_fields[] = {
     {.key = "cached", .type = FT_NUMBER, .off = PRC(cached), .dmin = 0, .dmax = 1e6},
 };
 
-static const char *const capability_names[] = {"chat",   "completions", "embeddings",
-                                               "vision", "tools",       "json"};
+static const char *const capability_names[] = {
+    "chat", "completions", "embeddings", "vision", "tools", "json", "audio", "files", "n"};
 
 unsigned config_capability(const char *name)
 {
@@ -197,11 +197,9 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
         for (size_t i = 0; i < raw.capabilities.n; i++) {
             unsigned cap = config_capability(raw.capabilities.v[i]);
             if (!cap)
-                config__err_at(
-                    L, list->items[i],
-                    "unknown capability '%s' (known: chat, completions, embeddings, vision, "
-                    "tools, json)",
-                    SHOWN(list->items[i]));
+                config__err_at(L, list->items[i],
+                               "unknown capability '%s' (known: " CONFIG_CAPABILITY_LIST ")",
+                               SHOWN(list->items[i]));
             m->capabilities |= cap;
         }
     }
@@ -281,6 +279,7 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
     /* NULL when the provider's type is missing or unknown (reported with the provider) */
     const struct provider_type *mpt =
         m->provider && m->provider->type ? config__find_provider_type(m->provider->type) : NULL;
+    if (!keys[M_CAPABILITIES]) m->capabilities = mpt ? mpt->caps : CAP_ALL;
     if (mpt && m->path && mpt->remote)
         config__err_at(L, keys[M__RAW + MD_PATH], "path is only for local providers, not type '%s'",
                        m->provider->type);

@@ -16,13 +16,22 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Provider types this version implements. Later provider types (anthropic,
- * gemini, ollama, llamacpp, ...) are added to this array, each with its file
- * in src/provider. */
+/* Provider types this version implements, with what their deployments can
+ * do unless a model lists its capabilities (README "Capabilities"): what the
+ * provider file really sends upstream. openai passes every field through;
+ * anthropic translates tools and images but has no JSON mode or n; gemini and
+ * ollama translate tools, images and response_format; the in-process types
+ * (echo, llamacpp: no grammar-constrained decoding) generate plain text only.
+ * None but openai asks the upstream for several answers (n). */
+#define CAPS_LOCAL (CAP_CHAT | CAP_COMPLETIONS | CAP_EMBEDDINGS)
 static const struct provider_type provider_types[] = {
-    {"openai", true},    {"echo", false},  {"llamacpp", false}, /* embedded llama.cpp; models need
-                                                                   `path` */
-    {"anthropic", true}, {"gemini", true}, {"ollama", true},    {"azure", true},
+    {"openai", true, CAP_ALL},
+    {"echo", false, CAPS_LOCAL},
+    {"llamacpp", false, CAPS_LOCAL}, /* embedded llama.cpp; models need `path` */
+    {"anthropic", true, CAP_CHAT | CAP_VISION | CAP_TOOLS},
+    {"gemini", true, CAP_CHAT | CAP_EMBEDDINGS | CAP_VISION | CAP_TOOLS | CAP_JSON},
+    {"ollama", true, CAP_CHAT | CAP_EMBEDDINGS | CAP_VISION | CAP_TOOLS | CAP_JSON},
+    {"azure", true, CAP_ALL}, /* Azure OpenAI: OpenAI's API, n included */
 };
 
 const struct provider_type *config__find_provider_type(const char *name)
@@ -30,6 +39,12 @@ const struct provider_type *config__find_provider_type(const char *name)
     for (size_t i = 0; i < COUNTOF(provider_types); i++)
         if (strcmp(provider_types[i].name, name) == 0) return &provider_types[i];
     return NULL;
+}
+
+unsigned config_default_capabilities(const char *type)
+{
+    const struct provider_type *pt = type ? config__find_provider_type(type) : NULL;
+    return pt ? pt->caps : CAP_ALL;
 }
 
 /* P_AUTH goes into a struct of its own (split walk): only its value is kept. */

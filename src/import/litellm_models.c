@@ -107,8 +107,10 @@ static const imp_reason_t info_reasons[] = {
     {"base_model", "skuld prices from each model's price:"},
     {"max_tokens", "ambiguous (input or output?): give max_input_tokens for context_window"},
     {"max_output_tokens", "skuld reserves max_tokens from the request (limits)"},
-    {"supports_vision", "skuld's capabilities default to all"},
-    {"supports_function_calling", "skuld's capabilities default to all"},
+    {"supports_vision",
+     "skuld's capabilities default to the provider type's (README Capabilities)"},
+    {"supports_function_calling",
+     "skuld's capabilities default to the provider type's (README Capabilities)"},
     {"access_groups", "use skuld's keys (models allowed per key)"},
 };
 

@@ -182,6 +182,7 @@ struct pl_req {
     metrics_series_t *ms;             /* series the request is counted in (obs subscriber) */
     const cfg_model_t **cands;        /* ordered deployments to try (resolve) */
     size_t n_cands;
+    unsigned needs;                /* CAP_* the request needs; every candidate has them (resolve) */
     const cfg_resilience_t *resil; /* the route's settings, or NULL: cands[0]'s */
     bool budget_fallback;          /* admit sent the request to budgets.fallback_model */
     int attempts;                  /* upstream attempts started */

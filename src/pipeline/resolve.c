@@ -6,9 +6,16 @@
  * balanced; route -> the router's ranking plus the route's fallbacks) ->
  * route_with_fallbacks() (each candidate's own fallbacks) = r->cands, and
  * r->model = r->cands[0]. This is the only place a candidate list is made:
- * a budget fallback redirects here with r->asked changed. Errors: 404 unknown
- * name, 400 bad constraint header, 422 nothing eligible (with the reason per
- * candidate), 503 with Retry-After when nothing is eligible because of health
+ * a budget fallback redirects here with r->asked changed. Capabilities are
+ * hard (README "Capabilities"): what the request needs (route/features.c:
+ * tools, images, audio, files, JSON mode, n > 1, the endpoint) = r->needs,
+ * and no candidate or fallback lacks any of it. For an explicit name whose
+ * deployments all lack nothing the body is not read; otherwise the scanned
+ * (fast) body is parsed only when its bytes could ask for a missing one.
+ * Errors: 404 unknown name, 400 bad constraint header, 400
+ * model_capability_missing (an explicit name none of whose deployments can),
+ * 422 nothing eligible (with the reason per candidate: "lacks capability
+ * 'tools'"), 503 with Retry-After when nothing is eligible because of health
  * (an outage: a route's healthy fallbacks are tried before that).
  *
  * Subscriber: the request's routing state (route_track_t, in its arena)
@@ -20,6 +27,7 @@
 
 #include <string.h>
 
+#include "core/jscan.h"
 #include "core/log.h"
 #include "pipeline/events.h"
 #include "route/router.h"
@@ -58,10 +66,71 @@ static bool rs_explain_wanted(pl_req_t *r)
     return v.n == 1 && v.p[0] == '1';
 }
 
-/* The router reads the body only for a route (scoring) or an explanation. */
-static bool rs_needs_body(pl_req_t *r)
+/* What an explicit name's request needs, when some deployment lacks `lacks`:
+ * the endpoint's capability, and what the body asks for. A scanned body is
+ * parsed only when its bytes could ask for a capability in lacks. */
+static unsigned rs_explicit_needs(pl_req_t *r, unsigned lacks)
 {
-    return config_find_route(r->cfg, r->asked, r->asked_len) != NULL || rs_explain_wanted(r);
+    unsigned base = route_endpoint_need(r->ep);
+    if (!(lacks & ~(CAP_CHAT | CAP_COMPLETIONS | CAP_EMBEDDINGS))) return base;
+    const jscan_t *s = r->body ? NULL : r->fast;
+    bool parse = !s || s->u_escape;
+    if (!parse && (lacks & CAP_N))
+        parse = (s->n == JS_INT && s->n_v > 1) || (s->best_of == JS_INT && s->best_of_v > 1);
+    static const struct {
+        unsigned cap;
+        const char *word;
+    } words[] = {{CAP_TOOLS, "tools"},  {CAP_TOOLS, "functions"}, {CAP_JSON, "response_format"},
+                 {CAP_VISION, "image"}, {CAP_AUDIO, "audio"},     {CAP_FILES, "file"}};
+    for (size_t i = 0; !parse && i < sizeof words / sizeof *words; i++)
+        parse = (lacks & words[i].cap) &&
+                memmem(r->raw, r->raw_len, words[i].word, strlen(words[i].word)) != NULL;
+    if (!parse) return base;
+    const json_t *body = pl_body(r);
+    return body ? route_needs_from_body(r->ep, body) : base;
+}
+
+/* What the request asks for that a capability names, for the 400. */
+static const char *rs_cap_param(unsigned cap)
+{
+    switch (cap) {
+    case CAP_TOOLS:
+        return "tools";
+    case CAP_JSON:
+        return "response_format";
+    case CAP_N:
+        return "n";
+    case CAP_VISION:
+    case CAP_AUDIO:
+    case CAP_FILES:
+        return "messages";
+    default:
+        return "model";
+    }
+}
+
+static const char *rs_cap_what(unsigned cap)
+{
+    switch (cap) {
+    case CAP_TOOLS:
+        return "tools or functions";
+    case CAP_JSON:
+        return "a JSON response_format";
+    case CAP_N:
+        return "several answers (n or best_of > 1)";
+    case CAP_VISION:
+        return "image input";
+    case CAP_AUDIO:
+        return "audio input";
+    case CAP_FILES:
+        return "file input";
+    case CAP_COMPLETIONS:
+        return "text completions";
+    case CAP_EMBEDDINGS:
+        return "embeddings";
+    default:
+        return "chat completions";
+    }
 }
 
 static void rs_track_leave(pl_req_t *r)
@@ -82,8 +151,19 @@ static pl_rc_t rs_run(pl_req_t *r)
     const char *hdr = NULL, *err = NULL;
     if (pl_route_constraints(r, &f, &hdr, &err) < 0)
         return pl_fail(r, 400, NULL, "invalid_header", hdr, "%s: %s", hdr, err);
-    if (rs_needs_body(r)) route_features_from_body(&f, r->arena, r->ep, pl_body(r));
+    /* The router reads the body only for a route (scoring) or an explanation. */
+    bool route = config_find_route(r->cfg, r->asked, r->asked_len) != NULL;
     f.explain = rs_explain_wanted(r);
+    if (route || f.explain) {
+        route_features_from_body(&f, r->arena, r->ep, pl_body(r));
+    } else {
+        unsigned lacks = route_name_lacks(r->cfg, r->asked, r->asked_len);
+        f.needs = lacks ? rs_explicit_needs(r, lacks) : route_endpoint_need(r->ep);
+    }
+    /* Counting a request's tokens on a model named directly needs only that it
+     * counts chats (the tools are counted as text); a route picks the
+     * deployment the request itself would go to. */
+    if (r->ep == EP_COUNT_TOKENS && !route) f.needs = route_endpoint_need(r->ep);
     route_decision_t d;
     if (route_decide(r->cfg, r->asked, r->asked_len, &f, r->arena, 0, rs_rng(), &d) < 0)
         return pl_fail(r, 404, NULL, "model_not_found", "model", "The model '%.*s' does not exist",
@@ -94,6 +174,12 @@ static pl_rc_t rs_run(pl_req_t *r)
         route_explain_json(&d, &o, EXPLAIN_HEADER_CANDS);
         pl_header(r, "x-skuld-explain", buf_data(&o));
         buf_free(&o);
+    }
+    if (!d.n_order && d.lacks) {
+        unsigned cap = d.lacks & -d.lacks;
+        return pl_fail(r, 400, NULL, "model_capability_missing", rs_cap_param(cap),
+                       "the model '%s' lacks the capability '%s' this request needs (%s)", d.target,
+                       route_cap_first_name(cap), rs_cap_what(cap));
     }
     if (!d.n_order) {
         buf_t why;
@@ -113,7 +199,8 @@ static pl_rc_t rs_run(pl_req_t *r)
         buf_free(&why);
         return rc;
     }
-    r->cands = route_with_fallbacks(r->arena, d.order, d.n_order, &r->n_cands);
+    r->needs = f.needs;
+    r->cands = route_with_fallbacks(r->arena, d.order, d.n_order, f.needs, &r->n_cands);
     if (!r->cands) return pl_fail(r, 500, NULL, "internal_error", NULL, "out of memory");
     r->resil = NULL;
     if (d.is_route) { /* a route's resilience settings apply to every attempt */

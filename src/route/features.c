@@ -18,6 +18,7 @@ void route_features_init(route_features_t *f)
     memset(f, 0, sizeof *f);
     f->needs = CAP_CHAT;
     f->out_tokens = ROUTE_DEFAULT_OUT_TOKENS;
+    f->answers = 1;
     f->max_cost_usd = f->max_latency_ms = f->min_quality = -1;
 }
 
@@ -66,14 +67,46 @@ static void feat_content(route_features_t *f, feat_acc_t *acc, const json_t *con
     }
 }
 
+/* The capabilities the request's content and options need (README
+ * "Capabilities"); f's flags are set already. */
+unsigned route_endpoint_need(int endpoint)
+{
+    return endpoint == EP_EMBEDDINGS    ? CAP_EMBEDDINGS
+           : endpoint == EP_COMPLETIONS ? CAP_COMPLETIONS
+                                        : CAP_CHAT;
+}
+
+static unsigned feat_needs(const route_features_t *f, int endpoint)
+{
+    unsigned needs = route_endpoint_need(endpoint);
+    if (f->tools) needs |= CAP_TOOLS;
+    if (f->image) needs |= CAP_VISION;
+    if (f->audio) needs |= CAP_AUDIO;
+    if (f->file) needs |= CAP_FILES;
+    if (f->json_mode) needs |= CAP_JSON;
+    if (f->answers > 1) needs |= CAP_N;
+    return needs;
+}
+
+/* n, or best_of when larger (completions); 1 when neither is an integer > 1. */
+static long feat_answers(int endpoint, const json_t *body)
+{
+    if (endpoint == EP_EMBEDDINGS || endpoint == EP_COUNT_TOKENS) return 1;
+    long k = 1;
+    const char *keys[] = {"n", "best_of"};
+    for (size_t i = 0; i < 2; i++) {
+        const json_t *v = json_object_get(body, keys[i]);
+        if (json_is_integer(v) && json_integer_value(v) > k) k = (long)json_integer_value(v);
+    }
+    return k;
+}
+
 void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, const json_t *body)
 {
     feat_acc_t acc = {0};
-    buf_init(&acc.text, FEAT_TEXT_MAX + 16);
+    bool keep = a != NULL; /* no arena: no text wanted (estimates and needs only) */
+    buf_init(&acc.text, keep ? FEAT_TEXT_MAX + 16 : 0);
     size_t n_msgs = 0;
-    f->needs = endpoint == EP_EMBEDDINGS    ? CAP_EMBEDDINGS
-               : endpoint == EP_COMPLETIONS ? CAP_COMPLETIONS
-                                            : CAP_CHAT;
     if (endpoint == EP_CHAT || endpoint == EP_COUNT_TOKENS) {
         size_t i;
         const json_t *msg;
@@ -81,7 +114,7 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
         {
             const char *role = json_string_value(json_object_get(msg, "role"));
             bool user = !role || !strcmp(role, "user");
-            feat_content(f, &acc, json_object_get(msg, "content"), user);
+            feat_content(f, &acc, json_object_get(msg, "content"), keep && user);
             n_msgs++;
         }
         const json_t *tools = json_object_get(body, "tools");
@@ -93,12 +126,11 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
         f->json_mode = rf && (!strcmp(rf, "json_object") || !strcmp(rf, "json_schema"));
     } else {
         feat_content(f, &acc, json_object_get(body, endpoint == EP_EMBEDDINGS ? "input" : "prompt"),
-                     true);
+                     keep);
         n_msgs = 1;
     }
-    if (f->tools) f->needs |= CAP_TOOLS;
-    if (f->image) f->needs |= CAP_VISION;
-    if (f->json_mode) f->needs |= CAP_JSON;
+    f->answers = feat_answers(endpoint, body);
+    f->needs = feat_needs(f, endpoint);
     f->prompt_tokens = (long)(acc.bytes / 4 + 4 * n_msgs);
     const json_t *mt = json_object_get(body, "max_completion_tokens");
     if (!json_is_integer(mt)) mt = json_object_get(body, "max_tokens");
@@ -115,6 +147,19 @@ void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, con
         f->text_len = t ? acc.text.len : 0;
     }
     buf_free(&acc.text);
+}
+
+unsigned route_needs_from_body(int endpoint, const json_t *body)
+{
+    route_features_t f;
+    route_features_init(&f);
+    route_features_from_body(&f, NULL, endpoint, body);
+    return f.needs;
+}
+
+const char *route_cap_first_name(unsigned caps)
+{
+    return config_capability_name(caps & -caps);
 }
 
 long route_estimate_input_tokens(const json_t *body)

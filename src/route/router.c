@@ -692,6 +692,44 @@ static void rt_rescue(const cfg_route_t *r, const route_features_t *f, uint64_t 
     }
 }
 
+/* The deployments a model name or a deployment id stands for, into cands
+ * (room for cfg->n_models); *strategy: the first balance one sets, else -1. */
+static size_t rt_name_cands(const config_t *cfg, const char *name, size_t len,
+                            const cfg_model_t **cands, int *strategy)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->n_models && !n; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) cands[n++] = m;
+    }
+    if (n == 1 && strcmp(cands[0]->name, cands[0]->id) == 0) n = 0; /* the id is the name */
+    bool by_id = n == 1;
+    for (size_t i = 0; i < cfg->n_models && !by_id; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if (strlen(m->name) != len || memcmp(m->name, name, len)) continue;
+        cands[n++] = m;
+        if (m->balance >= 0 && *strategy < 0) *strategy = m->balance;
+    }
+    return n;
+}
+
+unsigned route_name_lacks(const config_t *cfg, const char *name, size_t len)
+{
+    unsigned lacks = 0;
+    for (size_t i = 0; i < cfg->n_models; i++) {
+        const cfg_model_t *m = &cfg->models[i];
+        if ((m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) ||
+            (strlen(m->name) == len && !memcmp(m->name, name, len))) {
+            lacks |= CAP_ALL & ~m->capabilities;
+            /* the candidates it brings (route_with_fallbacks, the relay's alternate) */
+            for (size_t k = 0; m->fallback_models && k < m->fallbacks.n; k++)
+                if (m->fallback_models[k]) lacks |= CAP_ALL & ~m->fallback_models[k]->capabilities;
+            if (m->content_policy_alt) lacks |= CAP_ALL & ~m->content_policy_alt->capabilities;
+        }
+    }
+    return lacks;
+}
+
 int route_decide(const config_t *cfg, const char *name, size_t len, const route_features_t *f,
                  arena_t *a, uint64_t now_ms, uint64_t *rng, route_decision_t *d)
 {
@@ -727,7 +765,7 @@ int route_decide(const config_t *cfg, const char *name, size_t len, const route_
         if (!order) return 0;
         memcpy(order, d->order, d->n_order * sizeof *order);
         for (size_t i = 0; i < r->n_fallbacks; i++) {
-            bool dup = false;
+            bool dup = (f->needs & ~r->fallbacks[i]->capabilities) != 0; /* incapable: never */
             for (size_t j = 0; j < d->n_order && !dup; j++) dup = order[j] == r->fallbacks[i];
             if (!dup) order[d->n_order++] = r->fallbacks[i];
         }
@@ -737,24 +775,29 @@ int route_decide(const config_t *cfg, const char *name, size_t len, const route_
     /* A model name (all its deployments) or one deployment id. */
     const cfg_model_t **cands = arena_alloc(a, (cfg->n_models + 1) * sizeof *cands);
     if (!cands) return -1;
-    size_t n = 0;
     int strategy = -1;
-    for (size_t i = 0; i < cfg->n_models && !n; i++) {
-        const cfg_model_t *m = &cfg->models[i];
-        if (m->id && strlen(m->id) == len && !memcmp(m->id, name, len)) cands[n++] = m;
-    }
-    if (n == 1 && strcmp(cands[0]->name, cands[0]->id) == 0) n = 0; /* the id is the name */
-    bool by_id = n == 1;
-    for (size_t i = 0; i < cfg->n_models && !by_id; i++) {
-        const cfg_model_t *m = &cfg->models[i];
-        if (strlen(m->name) != len || memcmp(m->name, name, len)) continue;
-        cands[n++] = m;
-        if (m->balance >= 0 && strategy < 0) strategy = m->balance;
-    }
+    size_t n = rt_name_cands(cfg, name, len, cands, &strategy);
     if (!n) return -1;
+    /* Capabilities are hard, for an explicit name too: a deployment never
+     * gets a request that needs one it lacks. None left: d->lacks says what. */
+    size_t k = 0;
+    unsigned common = CAP_ALL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned miss = f->needs & ~cands[i]->capabilities;
+        if (!miss)
+            cands[k++] = cands[i];
+        else
+            common &= miss;
+    }
+    if (!k) {
+        d->lacks = common ? common : f->needs & ~cands[0]->capabilities;
+        d->target = arena_strndup(a, name, len);
+        return 0;
+    }
+    n = k;
     if (strategy < 0) strategy = ROUTE_STRAT_ROUND_ROBIN;
-    /* Explicit names win: no needs or constraints filter them, only health
-     * and load order the deployments; if none is healthy all are tried. */
+    /* Explicit names win: no constraints filter the capable deployments, only
+     * health and load order them; if none is healthy all are tried. */
     route_features_t fx = *f;
     fx.needs = 0;
     fx.max_cost_usd = fx.max_latency_ms = fx.min_quality = -1;
@@ -890,7 +933,7 @@ void route_reasons(const route_decision_t *d, buf_t *o)
 }
 
 const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *base, size_t nb,
-                                         size_t *n_out)
+                                         unsigned needs, size_t *n_out)
 {
     size_t cap = nb;
     for (size_t i = 0; i < nb; i++) cap += base[i]->fallbacks.n;
@@ -902,7 +945,7 @@ const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *b
         const cfg_model_t *b = base[i];
         for (size_t k = 0; k < b->fallbacks.n; k++) {
             const cfg_model_t *f = b->fallback_models ? b->fallback_models[k] : NULL;
-            bool dup = !f;
+            bool dup = !f || (needs & ~f->capabilities); /* incapable: as good as tried */
             for (size_t j = 0; j < n && !dup; j++) dup = v[j] == f;
             if (!dup) v[n++] = f;
         }

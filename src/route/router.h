@@ -43,6 +43,7 @@ typedef struct route_features {
     long out_tokens;    /* max_tokens, else ROUTE_DEFAULT_OUT_TOKENS */
     bool stream;
     bool tools, image, audio, file, json_mode;
+    long answers;     /* n, or best_of when larger; 1 by default */
     const char *text; /* user text for keyword rules, ASCII lower-cased (may be NULL) */
     size_t text_len;
     double max_cost_usd;   /* x-skuld-max-cost; < 0 unset */
@@ -55,6 +56,17 @@ void route_features_init(route_features_t *f);
 /* From an OpenAI-shaped body (chat, completions, embeddings); text points into
  * an arena copy capped at 64 KiB. */
 void route_features_from_body(route_features_t *f, arena_t *a, int endpoint, const json_t *body);
+/* The capabilities (CAP_*) a request needs: its endpoint's, and tools,
+ * vision, audio, files, json and n as its body asks (the features' needs). */
+unsigned route_needs_from_body(int endpoint, const json_t *body);
+/* The capability an endpoint itself needs (chat, completions, embeddings). */
+unsigned route_endpoint_need(int endpoint);
+/* The capabilities some deployment of a model name (or id), or one of their
+ * fallbacks or content-policy alternates, lacks (CAP_* of CAP_ALL); 0 when
+ * every one has them all or the name is none. */
+unsigned route_name_lacks(const config_t *cfg, const char *name, size_t len);
+/* The first capability (lowest bit) of a mask, by name ("tools"). */
+const char *route_cap_first_name(unsigned caps);
 /* The gateway's estimate of the input tokens of a chat request (body), for
  * deployments that cannot count: the router's prompt estimate (bytes of
  * message text / 4 + 4 per message) plus the JSON of the tool definitions
@@ -120,6 +132,8 @@ typedef struct route_decision {
     size_t n_order;
     size_t n_ranked; /* of order, before the fallbacks */
     int chosen;      /* index into cands of order[0], -1 when nothing is eligible */
+    unsigned lacks;  /* an explicit name none of whose deployments has every capability the
+                        request needs: the ones missing (n_order 0); 0 otherwise */
 } route_decision_t;
 
 /* ---- score.c ---- */
@@ -179,7 +193,9 @@ void route_prepare(cfg_route_t *r);
  * Decide for `name` (a route, a model name or a deployment id). Returns 0 with
  * d filled (d->n_order == 0 means nothing is eligible: 503 when
  * d->unavailable, else 422, with the reasons), or -1 when name is neither a
- * route nor a model. A route none of whose ranked candidates is eligible
+ * route nor a model. An explicit name keeps only its deployments with every
+ * capability f->needs names (none: d->lacks set, n_order 0, a 400 for the
+ * client). A route none of whose ranked candidates is eligible
  * goes to its fallbacks that are (d->rescued). live may be NULL
  * (read from the deployments' stats at now_ms) or an array parallel to the
  * candidates, for tests. rng: per-thread random state.
@@ -191,10 +207,11 @@ void route_decide_among(const cfg_model_t *const *cands, size_t n, const route_l
                         const route_features_t *f, const double w[ROUTE_F__COUNT], int strategy,
                         const char *region, double load_threshold, route_balance_t *bal,
                         uint64_t *rng, arena_t *a, route_decision_t *d);
-/* base (the ranking), then each one's fallbacks, each deployment once, in a;
- * the one place a request's candidate list is made. NULL: out of memory. */
+/* base (the ranking), then each one's fallbacks that have every capability
+ * in needs, each deployment once, in a; the one place a request's candidate
+ * list is made. NULL: out of memory. */
 const cfg_model_t **route_with_fallbacks(arena_t *a, const cfg_model_t *const *base, size_t nb,
-                                         size_t *n_out);
+                                         unsigned needs, size_t *n_out);
 /* Compact JSON (no newlines) of the decision; at most max_cands candidates. */
 void route_explain_json(const route_decision_t *d, buf_t *out, size_t max_cands);
 /* Human table. */

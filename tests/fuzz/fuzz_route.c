@@ -13,7 +13,9 @@
  * - a constraint header is accepted (and then >= 0) or refused with a reason;
  * - the task is one the route knows (or -1);
  * - a decision orders only eligible candidates, each once, chosen within
- *   range, and its explanation is one JSON object.
+ *   range, and its explanation is one JSON object;
+ * - the needs (capabilities) are consistent, no ordered candidate lacks one,
+ *   and an explicit name lacking one is decided empty with d.lacks set.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -36,7 +38,7 @@ static const char CFG[] =
     "  - {name: small, provider: p, quality: 0.4, context_window: 4096,"
     " price: {input: 0.1, output: 0.2}, capabilities: [chat]}\n"
     "  - {name: big, provider: p, quality: 0.9, context_window: 128000,"
-    " price: {input: 5, output: 15}, capabilities: [chat, tools, vision, json]}\n"
+    " price: {input: 5, output: 15}, capabilities: [chat, tools, vision, json, n]}\n"
     "  - {name: emb, provider: p, capabilities: [embeddings]}\n"
     "routes:\n"
     "  - name: auto\n"
@@ -72,6 +74,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (body) route_features_from_body(&f, a, ep, body);
     FZ_CHECK(f.prompt_tokens >= 0 && f.out_tokens >= 0);
     FZ_CHECK(f.text_len <= 64 * 1024 && (f.text || f.text_len == 0));
+    /* needs: the endpoint's capability, never an unknown bit, the same without an arena */
+    FZ_CHECK(f.answers >= 1 && (f.needs & ~CAP_ALL) == 0);
+    if (body) {
+        FZ_CHECK(f.needs & route_endpoint_need(ep));
+        FZ_CHECK(route_needs_from_body(ep, body) == f.needs);
+        FZ_CHECK(((f.needs & CAP_N) != 0) == (f.answers > 1));
+    }
     const char *why = NULL;
     if (route_features_constraint(&f, header, hval, hlen, &why) != 0) {
         FZ_CHECK(why && why[0]);
@@ -101,7 +110,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         FZ_CHECK(json_is_object(ex));
         json_decref(ex);
         buf_free(&out);
+        for (size_t i = 0; i < d.n_order; i++) /* capabilities are hard */
+            FZ_CHECK((f.needs & ~d.order[i]->capabilities) == 0);
     }
+    /* an explicit name: its deployment when capable, else nothing and what it lacks */
+    const cfg_model_t *small = config_find_model(cfg, "small", 5);
+    memset(&d, 0, sizeof d);
+    FZ_CHECK(route_decide(cfg, "small", 5, &f, a, 1000, &rng, &d) == 0);
+    unsigned miss = f.needs & ~small->capabilities;
+    FZ_CHECK(miss ? d.n_order == 0 && (d.lacks & miss) && !(d.lacks & ~miss)
+                  : d.n_order == 1 && d.order[0] == small && d.lacks == 0);
     json_decref(body);
     arena_destroy(a);
     free(hval);

@@ -984,7 +984,7 @@ static void test_model_metadata(void **state)
     assert_string_equal(a->region, "eu-west");
     assert_null(a->path);
     /* defaults */
-    assert_int_equal(b->capabilities, CAP_ALL);
+    assert_int_equal(b->capabilities, CAP_CHAT | CAP_COMPLETIONS | CAP_EMBEDDINGS); /* echo's */
     assert_true(b->quality == 0.5);
     assert_int_equal(b->weight, 1);
     assert_int_equal(b->context_window, 0);
@@ -993,6 +993,44 @@ static void test_model_metadata(void **state)
     assert_int_equal(config_capability("vision"), CAP_VISION);
     assert_int_equal(config_capability("nope"), 0);
     assert_string_equal(config_capability_name(CAP_JSON), "json");
+    config_unref(c);
+}
+
+/* Without `capabilities:` a model gets its provider type's; a list replaces them. */
+static void test_capability_defaults(void **state)
+{
+    (void)state;
+    const char *y = "providers:\n"
+                    "  - {name: o, type: openai, base_url: 'http://h/v1'}\n"
+                    "  - {name: a, type: anthropic, base_url: 'http://h'}\n"
+                    "  - {name: g, type: gemini, base_url: 'http://h'}\n"
+                    "  - {name: l, type: ollama, base_url: 'http://h'}\n"
+                    "  - {name: e, type: echo}\n"
+                    "models:\n"
+                    "  - {name: mo, provider: o}\n"
+                    "  - {name: ma, provider: a}\n"
+                    "  - {name: mg, provider: g}\n"
+                    "  - {name: ml, provider: l}\n"
+                    "  - {name: me, provider: e}\n"
+                    "  - {name: mx, provider: e, capabilities: [chat, tools, json, n]}\n"
+                    "  - {name: my, provider: o, capabilities: [embeddings]}\n";
+    config_t *c = load_ok(y);
+    const unsigned text = CAP_CHAT | CAP_COMPLETIONS | CAP_EMBEDDINGS;
+    const unsigned rich = CAP_CHAT | CAP_EMBEDDINGS | CAP_VISION | CAP_TOOLS | CAP_JSON;
+    assert_int_equal(config_find_model(c, "mo", 2)->capabilities, CAP_ALL);
+    assert_int_equal(config_find_model(c, "ma", 2)->capabilities,
+                     CAP_CHAT | CAP_VISION | CAP_TOOLS);
+    assert_int_equal(config_find_model(c, "mg", 2)->capabilities, rich);
+    assert_int_equal(config_find_model(c, "ml", 2)->capabilities, rich);
+    assert_int_equal(config_find_model(c, "me", 2)->capabilities, text);
+    assert_int_equal(config_find_model(c, "mx", 2)->capabilities,
+                     CAP_CHAT | CAP_TOOLS | CAP_JSON | CAP_N);
+    assert_int_equal(config_find_model(c, "my", 2)->capabilities, CAP_EMBEDDINGS);
+    assert_int_equal(config_default_capabilities("llamacpp"), text);
+    assert_int_equal(config_default_capabilities("openai"), CAP_ALL);
+    assert_int_equal(config_capability("n"), CAP_N);
+    assert_int_equal(config_capability("audio"), CAP_AUDIO);
+    assert_string_equal(config_capability_name(CAP_FILES), "files");
     config_unref(c);
 }
 
@@ -1601,6 +1639,7 @@ int main(void)
         cmocka_unit_test(test_route_resilience),
         cmocka_unit_test(test_route_errors),
         cmocka_unit_test(test_model_metadata),
+        cmocka_unit_test(test_capability_defaults),
         cmocka_unit_test(test_model_metadata_errors),
         cmocka_unit_test(test_full_config),
         cmocka_unit_test(test_defaults),

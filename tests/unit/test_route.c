@@ -322,6 +322,79 @@ static void test_features(void **state)
     arena_destroy(a);
 }
 
+/* Needs beyond the first test's: audio and file parts, functions, n and best_of. */
+static void test_needs(void **state)
+{
+    (void)state;
+    json_t *b = json_loads("{\"messages\":[{\"role\":\"user\",\"content\":[{\"type\":"
+                           "\"input_audio\"},{\"type\":\"file\"}]}],\"functions\":[{}],"
+                           "\"n\":2}",
+                           0, NULL);
+    assert_non_null(b);
+    assert_int_equal(route_needs_from_body(EP_CHAT, b),
+                     CAP_CHAT | CAP_AUDIO | CAP_FILES | CAP_TOOLS | CAP_N);
+    /* a token count on a route needs what the chat would (n aside); embeddings have no n */
+    assert_int_equal(route_needs_from_body(EP_COUNT_TOKENS, b),
+                     CAP_CHAT | CAP_AUDIO | CAP_FILES | CAP_TOOLS);
+    json_decref(b);
+    b = json_loads("{\"prompt\":\"x\",\"best_of\":3,\"n\":1}", 0, NULL);
+    assert_int_equal(route_needs_from_body(EP_COMPLETIONS, b), CAP_COMPLETIONS | CAP_N);
+    json_decref(b);
+    b = json_loads("{\"input\":\"x\",\"n\":4}", 0, NULL);
+    assert_int_equal(route_needs_from_body(EP_EMBEDDINGS, b), CAP_EMBEDDINGS);
+    json_decref(b);
+    b = json_loads("{\"messages\":[],\"tools\":[],\"n\":1,\"response_format\":{\"type\":"
+                   "\"text\"}}",
+                   0, NULL);
+    assert_int_equal(route_needs_from_body(EP_CHAT, b), CAP_CHAT);
+    json_decref(b);
+    assert_string_equal(route_cap_first_name(CAP_N | CAP_TOOLS), "tools");
+}
+
+/* An explicit name keeps only the deployments that have what is needed. */
+static void test_decide_capabilities(void **state)
+{
+    (void)state;
+    config_t *c = cfg_ok("providers:\n"
+                         "  - {name: o, type: openai, base_url: 'http://h/v1'}\n"
+                         "  - {name: e, type: echo}\n"
+                         "models:\n"
+                         "  - {name: m, id: m-e, provider: e}\n"
+                         "  - {name: m, id: m-o, provider: o}\n"
+                         "  - {name: loc, provider: e}\n"
+                         "  - {name: up, provider: o, fallbacks: [loc]}\n");
+    route_stats_attach(c);
+    arena_t *a = arena_create(4096);
+    uint64_t rng = 3;
+    route_features_t f;
+    route_features_init(&f);
+    route_decision_t d;
+    assert_int_equal(route_name_lacks(c, "m", 1),
+                     CAP_ALL & ~(CAP_CHAT | CAP_COMPLETIONS | CAP_EMBEDDINGS));
+    assert_int_equal(route_name_lacks(c, "m-o", 3), 0);
+    assert_int_equal(route_name_lacks(c, "up", 2), route_name_lacks(c, "loc", 3)); /* fallback */
+    f.needs = CAP_CHAT | CAP_TOOLS;
+    for (int i = 0; i < 4; i++) {
+        assert_int_equal(route_decide(c, "m", 1, &f, a, 0, &rng, &d), 0);
+        assert_int_equal(d.n_order, 1);
+        assert_string_equal(d.order[0]->id, "m-o");
+        assert_int_equal(d.lacks, 0);
+    }
+    assert_int_equal(route_decide(c, "loc", 3, &f, a, 0, &rng, &d), 0);
+    assert_int_equal(d.n_order, 0);
+    assert_int_equal(d.lacks, CAP_TOOLS);
+    /* fallbacks that lack a need are left out of the candidate list */
+    assert_int_equal(route_decide(c, "up", 2, &f, a, 0, &rng, &d), 0);
+    size_t n = 0;
+    const cfg_model_t **v = route_with_fallbacks(a, d.order, d.n_order, f.needs, &n);
+    assert_int_equal(n, 1);
+    v = route_with_fallbacks(a, d.order, d.n_order, CAP_CHAT, &n);
+    assert_int_equal(n, 2);
+    assert_string_equal(v[1]->id, "loc");
+    arena_destroy(a);
+    config_unref(c);
+}
+
 /* ---------- classifier ---------- */
 
 static int classify_text(const char *text, const cfg_route_t *r)
@@ -983,6 +1056,8 @@ int main(void)
         cmocka_unit_test(test_constraints),
         cmocka_unit_test(test_constraint_headers),
         cmocka_unit_test(test_features),
+        cmocka_unit_test(test_needs),
+        cmocka_unit_test(test_decide_capabilities),
         cmocka_unit_test(test_classifier_builtin),
         cmocka_unit_test(test_classifier_configured),
         cmocka_unit_test(test_swrr_sequence),
