@@ -130,5 +130,5 @@ if [ $failed -ne 0 ]; then
     exit 1
 fi
 if [ "$MERGE" = 1 ]; then
-    echo "fuzz-long: corpora merged into tests/fuzz/corpus/ ($(du -sh "$CORPUS" | cut -f1) now); review with git status"
+    echo "fuzz-long: corpora merged into tests/fuzz/corpus/ ($(du -sh --apparent-size "$CORPUS" | cut -f1) now); review with git status"
 fi
