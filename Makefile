@@ -7,7 +7,7 @@ BUILD ?= build
 ASAN_BUILD ?= build-asan
 FUZZ_BUILD ?= build-fuzz
 
-.PHONY: all deps test-deps configure-run build install run test test-normal test-asan test-fuzz bench format clean
+.PHONY: all deps test-deps configure-run build install run test test-normal test-asan test-fuzz fuzz-long bench format clean
 
 all: build
 
@@ -57,6 +57,14 @@ test-fuzz:
 	cmake -S . -B $(FUZZ_BUILD) -DCMAKE_C_COMPILER=clang -DCMAKE_BUILD_TYPE=Debug -DSKULD_FUZZ=ON
 	cmake --build $(FUZZ_BUILD) -j$(JOBS)
 	cd $(FUZZ_BUILD) && ctest --no-tests=error --output-on-failure -j2 -L fuzz
+
+# Fuzzing at depth: every target for FUZZ_SECS (default 3600) on a work copy of its
+# corpus, FUZZ_JOBS at a time, new coverage merged back into tests/fuzz/corpus/
+# (scripts/fuzz-long.sh; README, Fuzzing). FUZZ_TARGETS="a b" runs only those.
+FUZZ_SECS ?= 3600
+FUZZ_JOBS ?= 1
+fuzz-long:
+	FUZZ_SECS=$(FUZZ_SECS) FUZZ_JOBS=$(FUZZ_JOBS) FUZZ_BUILD=$(FUZZ_BUILD) scripts/fuzz-long.sh
 
 # bench/run builds its own RelWithDebInfo skuld in build-bench/ (see bench/BENCHMARKS.md).
 bench:

@@ -315,6 +315,11 @@ static void api_metrics(api_ctx_t *c)
     metrics_render(&o);
     policy_metrics_render(&o);
     cache_metrics_render(&o); /* skuld_cache_*, skuld_dedupe_* (cache/) */
+    buf_printf(&o,
+               "# HELP skuld_accept_paused_total Times a listener stopped accepting for a "
+               "backoff after accept() failed (out of file descriptors).\n"
+               "# TYPE skuld_accept_paused_total counter\nskuld_accept_paused_total %llu\n",
+               (unsigned long long)http_accept_pauses());
     api_send(c, 200, "text/plain; version=0.0.4; charset=utf-8", buf_data(&o), o.len);
     buf_free(&o);
 }

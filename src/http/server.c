@@ -1,6 +1,7 @@
 #include "http/server.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <netdb.h>
@@ -45,6 +46,11 @@ struct http_server {
     size_t n_conns;
     size_t active;
     bool draining;
+    /* accept pause (see accept_on_error) */
+    struct event *ev_resume;
+    unsigned backoff_ms; /* the last pause; 0 = accepting normally */
+    uint64_t log_ns;     /* when the last pause line was written; 0 = never */
+    uint64_t unlogged;   /* pauses since that line */
 };
 
 static void conn_process(http_conn_t *c);
@@ -428,10 +434,67 @@ static void on_defer(evutil_socket_t fd, short what, void *arg)
     conn_process(c);
 }
 
+/* ---------- accept pause ----------
+ *
+ * When accept() fails for want of a resource (EMFILE, ENFILE, ENOBUFS,
+ * ENOMEM) the pending connection stays in the kernel backlog and the
+ * listening socket stays readable: a listener that simply tries again spins
+ * a core, and libevent logged every failure (issue 26: 186% CPU and 2.4
+ * million lines in 4 s at RLIMIT_NOFILE 200). Instead the listener is
+ * disabled for a backoff, 50 ms doubling to 1 s, and re-enabled by a timer;
+ * the first successful accept resets the backoff. Clients in the backlog
+ * wait and are served as descriptors free up. One warning line per server
+ * per 10 s, carrying the number of pauses it stands for; every pause counts
+ * in http_accept_pauses() (skuld_accept_paused_total). */
+#define ACCEPT_BACKOFF_MIN_MS 50
+#define ACCEPT_BACKOFF_MAX_MS 1000
+#define ACCEPT_LOG_EVERY_NS (10ull * 1000000000ull)
+
+static atomic_uint_fast64_t http__accept_pauses;
+
+uint64_t http_accept_pauses(void)
+{
+    return atomic_load_explicit(&http__accept_pauses, memory_order_relaxed);
+}
+
+static void accept_on_resume(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd, (void)what;
+    http_server_t *s = arg;
+    if (s->listener && !s->draining) evconnlistener_enable(s->listener);
+}
+
+static void accept_on_error(struct evconnlistener *l, void *arg)
+{
+    http_server_t *s = arg;
+    int err = EVUTIL_SOCKET_ERROR();
+    evconnlistener_disable(l);
+    s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : ACCEPT_BACKOFF_MIN_MS;
+    if (s->backoff_ms > ACCEPT_BACKOFF_MAX_MS) s->backoff_ms = ACCEPT_BACKOFF_MAX_MS;
+    atomic_fetch_add_explicit(&http__accept_pauses, 1, memory_order_relaxed);
+    s->unlogged++;
+    uint64_t now = time_mono_ns();
+    if (!s->log_ns || now - s->log_ns >= ACCEPT_LOG_EVERY_NS) {
+        if (s->unlogged > 1)
+            log_warn("accept() on port %d failed: %s; not accepting for %u ms (%llu more pauses "
+                     "since the last such line; clients wait in the backlog)",
+                     s->port, strerror(err), s->backoff_ms, (unsigned long long)s->unlogged - 1);
+        else
+            log_warn("accept() on port %d failed: %s; not accepting for %u ms (clients wait in "
+                     "the backlog)",
+                     s->port, strerror(err), s->backoff_ms);
+        s->log_ns = now;
+        s->unlogged = 0;
+    }
+    struct timeval tv = {s->backoff_ms / 1000, (s->backoff_ms % 1000) * 1000};
+    if (s->ev_resume) event_add(s->ev_resume, &tv);
+}
+
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
                       void *arg)
 {
     http_server_t *s = arg;
+    s->backoff_ms = 0;
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     http_conn_t *c = calloc(1, sizeof *c);
@@ -670,6 +733,9 @@ int http_server_listen(http_server_t *s)
         log_error("cannot listen on %s: %s", s->p.listen, strerror(errno));
         return -1;
     }
+    s->ev_resume = evtimer_new(s->base, accept_on_resume, s);
+    if (!s->ev_resume) return -1;
+    evconnlistener_set_error_cb(s->listener, accept_on_error);
     struct sockaddr_storage bound;
     socklen_t blen = sizeof bound;
     getsockname(evconnlistener_get_fd(s->listener), (struct sockaddr *)&bound, &blen);
@@ -695,6 +761,7 @@ void http_server_drain(http_server_t *s)
         evconnlistener_free(s->listener);
         s->listener = NULL;
     }
+    if (s->ev_resume) event_del(s->ev_resume);
     /* Connections idle or still reading a request that never reached a handler
      * close now (a stalled upload must not hold the drain); the rest finish
      * their current answer with Connection: close. */
@@ -729,5 +796,6 @@ void http_server_destroy(http_server_t *s)
     if (!s) return;
     http_server_abort_all(s);
     if (s->listener) evconnlistener_free(s->listener);
+    if (s->ev_resume) event_free(s->ev_resume);
     free(s);
 }

@@ -107,6 +107,9 @@ void http_server_drain(http_server_t *s);
 void http_server_abort_all(http_server_t *s);
 size_t http_server_active_requests(const http_server_t *s);
 size_t http_server_connections(const http_server_t *s);
+/* Times any server's listener paused after accept() failed (EMFILE and the
+ * like: the listener waits 50 ms doubling to 1 s, then tries again). */
+uint64_t http_accept_pauses(void);
 void http_server_destroy(http_server_t *s);
 
 /* Request helpers */
