@@ -306,7 +306,7 @@ static void store__submit(store_t *s, store__op_t *op)
         pthread_mutex_unlock(&s->mu);
         if (!awaited) {
             op->next = NULL;
-            store__account_dropped(s, op, stopping ? "closing" : "queue full");
+            store__account_dropped(s, op);
         }
         if (!awaited && dropped % 10000 == 1)
             log_warn("store: %s: a write was dropped (%llu so far)",
@@ -611,9 +611,10 @@ static void *store__writer_main(void *arg)
             if (stopping)
                 log_warn("store: closing: %zu write(s) to %s could not be written; dropped", ng,
                          s->url_safe);
-            store__account_dropped(s, gone, stopping ? "closing" : "retries exhausted");
+            store__account_dropped(s, gone);
             store__deliver(gone);
         }
+        store__status_log(s, false);
         store__deliver(ops);
     }
     return NULL;
@@ -706,7 +707,7 @@ void store_close(store_t *s)
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
-    store__status_flush(s);
+    store__status_log(s, true);
     if (s->wconn) s->be->disconnect(s->wconn);
     if (s->rconn) s->be->disconnect(s->rconn);
     pthread_cond_destroy(&s->mcv);

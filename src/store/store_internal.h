@@ -216,14 +216,16 @@ struct store {
 };
 
 /* store_status.c: after each batch, on the writer thread — counts the failed
- * ops (rc < 0) by table, notes the last error, logs at most one line per
- * STORE__FAIL_LOG_MS, and records whether the batch failed entirely. */
+ * ops (rc < 0) by table, notes the last error, and records whether the
+ * batch failed entirely. */
 void store__account(store_t *s, const store__op_t *ops);
-/* Ops given up (chain, still linked): counted by table, logged (rate limited). */
-void store__account_dropped(store_t *s, const store__op_t *ops, const char *why);
-/* store_close: the monitor stops; the last failure counts are logged. */
+/* Ops given up (chain, still linked): counted by table. */
+void store__account_dropped(store_t *s, const store__op_t *ops);
+/* The summary line of failures since the last one, at most one per
+ * STORE__FAIL_LOG_MS (force: now, if there is anything to say). */
+void store__status_log(store_t *s, bool force);
+/* store_close: the monitor stops (joins it: at most one ping or refresh). */
 void store__monitor_stop(store_t *s);
-void store__status_flush(store_t *s);
 
 /* ---- test hooks ---- */
 /* While paused, the writer takes no new batch (submissions queue up);

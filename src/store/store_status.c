@@ -75,8 +75,8 @@ static void store__log_line(store_t *s, bool force, char *line, size_t n)
     if (!s->log_fail && !s->log_drop) return;
     if (!force && now < s->next_log_ns) return;
     snprintf(line, n,
-             "store: %llu write(s) failed, %llu given up in the last %d s; %zu waiting for a "
-             "retry; last error (%s): %s",
+             "store: %llu write(s) failed, %llu given up since the last report (one per %d s "
+             "at most); %zu waiting for a retry; last error (%s): %s",
              (unsigned long long)s->log_fail, (unsigned long long)s->log_drop,
              STORE__FAIL_LOG_MS / 1000, s->retry_pending, store_table_names[s->last_fail_table],
              s->last_fail_err);
@@ -87,7 +87,6 @@ static void store__log_line(store_t *s, bool force, char *line, size_t n)
 void store__account(store_t *s, const store__op_t *ops)
 {
     size_t failed = 0, ok = 0;
-    char line[STORE__ERRLEN + 200];
     pthread_mutex_lock(&s->mu);
     for (const store__op_t *op = ops; op; op = op->next) {
         if (op->rc >= 0) {
@@ -105,31 +104,24 @@ void store__account(store_t *s, const store__op_t *ops)
         s->last_fail_ms = (int64_t)time_wall_ms();
     }
     if (failed || ok) s->writes_failing = failed && !ok;
-    s->retry_pending = s->retry.n;
-    store__log_line(s, false, line, sizeof line);
     pthread_mutex_unlock(&s->mu);
-    if (line[0]) log_warn("%s", line);
 }
 
-void store__account_dropped(store_t *s, const store__op_t *ops, const char *why)
+void store__account_dropped(store_t *s, const store__op_t *ops)
 {
     size_t n = 0;
-    char line[STORE__ERRLEN + 200];
     pthread_mutex_lock(&s->mu);
     for (const store__op_t *op = ops; op; op = op->next, n++) s->wdrop[store__op_table(op)]++;
     s->stats.dropped += n;
     s->log_drop += n;
-    store__log_line(s, false, line, sizeof line);
     pthread_mutex_unlock(&s->mu);
-    (void)why;
-    if (line[0]) log_warn("%s", line);
 }
 
-void store__status_flush(store_t *s)
+void store__status_log(store_t *s, bool force)
 {
     char line[STORE__ERRLEN + 200];
     pthread_mutex_lock(&s->mu);
-    store__log_line(s, true, line, sizeof line);
+    store__log_line(s, force, line, sizeof line);
     pthread_mutex_unlock(&s->mu);
     if (line[0]) log_warn("%s", line);
 }
