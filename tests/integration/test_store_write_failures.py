@@ -4,7 +4,8 @@ hole 5).
 
 An SQLite store whose files are made immutable (`chattr +i` on the database,
 its WAL and their directory: the tests run as root, for whom chmod changes
-nothing) while the gateway serves. Requests are still served, but every spend
+nothing), and a PostgreSQL server made read-only (default_transaction_read_
+only for every session), while the gateway serves. Requests are still served, but every spend
 row and persistent cache entry fails to commit. Then:
   - skuld_store_write_failures_total{table="spend_log"} and
     {table="cache_entries"} rise (at least one per write);
@@ -17,11 +18,14 @@ and once the files are writable again the retried rows land: as many spend
 rows as requests, as many cache rows as distinct answers, nothing given up,
 /readyz 200 again.
 
-Skips (with the reason) only when the filesystem does not support chattr.
+The SQLite case skips (with the reason) only when the filesystem does not
+support chattr; the PostgreSQL case needs a real server (pgserver.py) and
+fails without one.
 """
 
 import os
 import re
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -30,6 +34,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as H  # noqa: E402
+import pgserver  # noqa: E402
 
 N = 23
 
@@ -44,36 +49,17 @@ def metric(text, name, labels):
     return float(m.group(1)) if m else None
 
 
-class StoreWriteFailures(H.MockTest):
+class WriteFailures:
+    """The scenario; a subclass gives the store (store_url), lock() / unlock()
+    (writes fail / work again) and rows(table)."""
+
     def setUp(self):
-        self.dir = H.mkdtemp("skuld-ro-")
-        self.db = os.path.join(self.dir, "skuld.db")
+        self.locked = False
+        self.addCleanup(self.unlock)
         cfg = H.base_config(self.mock, server={"health_interval": "0s"})
-        cfg["store"] = {"url": "sqlite://" + self.db, "timeout": "1s"}
+        cfg["store"] = {"url": self.store_url(), "timeout": "1s"}
         cfg["cache"] = {"enabled": True, "persistent": True, "dedupe": {"window": "0s"}}
         self.gw = H.Skuld(cfg)
-        self.locked = []
-        self.addCleanup(self.unlock)
-
-    def lock(self):
-        paths = [p for p in (self.db, self.db + "-wal") if os.path.exists(p)] + [self.dir]
-        if not chattr("+i", *paths):
-            chattr("-i", *paths)
-            self.skipTest("chattr +i is not supported here (needs root and ext2/3/4, xfs, "
-                          "btrfs...): cannot make the store read-only for root")
-        self.locked = paths
-
-    def unlock(self):
-        if self.locked:
-            chattr("-i", *self.locked)
-            self.locked = []
-
-    def rows(self, table):
-        c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=5)
-        try:
-            return c.execute("SELECT COUNT(*) FROM %s" % table).fetchone()[0]
-        finally:
-            c.close()
 
     def m(self, name, labels):
         return metric(self.gw.metrics(), name, labels)
@@ -138,5 +124,75 @@ class StoreWriteFailures(H.MockTest):
         self.assertEqual(self.gw.stop(), 0, self.gw.describe())
 
 
+class Sqlite(WriteFailures, H.MockTest):
+    """SQLite: the database, its WAL and their directory made immutable."""
+
+    def store_url(self):
+        self.dir = H.mkdtemp("skuld-ro-")
+        self.db = os.path.join(self.dir, "skuld.db")
+        self.paths = []
+        return "sqlite://" + self.db
+
+    def lock(self):
+        paths = [p for p in (self.db, self.db + "-wal") if os.path.exists(p)] + [self.dir]
+        if not chattr("+i", *paths):
+            chattr("-i", *paths)
+            self.skipTest("chattr +i is not supported here (needs root and ext2/3/4, xfs, "
+                          "btrfs...): cannot make the store read-only for root")
+        self.paths = paths
+        self.locked = True
+
+    def unlock(self):
+        if self.locked:
+            chattr("-i", *self.paths)
+            self.locked = False
+
+    def rows(self, table):
+        c = sqlite3.connect("file:%s?mode=ro" % self.db, uri=True, timeout=5)
+        try:
+            return c.execute("SELECT COUNT(*) FROM %s" % table).fetchone()[0]
+        finally:
+            c.close()
+
+
+class Postgres(WriteFailures, H.MockTest):
+    """PostgreSQL made read-only for every session: ALTER SYSTEM SET
+    default_transaction_read_only, pg_reload_conf()."""
+
+    def store_url(self):
+        self.pg = pgserver.PgServer()
+        self.pg.start()
+        self.addCleanup(self.pg.stop)
+        return self.pg.url
+
+    def psql(self, sql):
+        env = dict(os.environ, PGPASSWORD=self.pg.password)
+        p = subprocess.run([os.path.join(self.pg.bin, "psql"), "-h", "127.0.0.1", "-p",
+                            str(self.pg.port), "-U", self.pg.user, "-d", self.pg.dbname, "-At",
+                            "-v", "ON_ERROR_STOP=1", "-c", sql],
+                           env=env, capture_output=True, timeout=60)
+        if p.returncode != 0:
+            raise AssertionError("psql: %s" % p.stderr.decode(errors="replace"))
+        return p.stdout.decode().strip()
+
+    def set_read_only(self, on):
+        self.psql("ALTER SYSTEM SET default_transaction_read_only = %s" % ("on" if on else "off"))
+        self.psql("SELECT pg_reload_conf()")
+
+    def lock(self):
+        self.set_read_only(True)
+        self.locked = True
+        time.sleep(0.5)  # the backends take the reloaded setting between statements
+
+    def unlock(self):
+        if self.locked:
+            self.set_read_only(False)
+            self.locked = False
+
+    def rows(self, table):
+        return int(self.psql("SELECT COUNT(*) FROM %s" % table))
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, pgserver._on_sigterm)
     unittest.main(verbosity=2)
