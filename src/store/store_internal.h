@@ -224,6 +224,9 @@ void store__account_dropped(store_t *s, const store__op_t *ops);
 /* The summary line of failures since the last one, at most one per
  * STORE__FAIL_LOG_MS (force: now, if there is anything to say). */
 void store__status_log(store_t *s, bool force);
+/* store_read.c: store_ping for the monitor: the reason goes to err, not to
+ * the log (the monitor logs changes only). */
+bool store__ping_quiet(store_t *s, char *err, size_t errlen);
 /* store_close: the monitor stops (joins it: at most one ping or refresh). */
 void store__monitor_stop(store_t *s);
 

@@ -7,19 +7,19 @@
  */
 #include "store/store_internal.h"
 
+#include <stdio.h>
+
 #include "core/log.h"
 
-/* With s->rmu held: a live reader connection, or NULL (err logged). */
-static store__conn_t *store__reader(store_t *s)
+/* With s->rmu held: a live reader connection, or NULL (err set). */
+static store__conn_t *store__reader(store_t *s, char *err, size_t errlen)
 {
     if (s->rconn && s->be->alive(s->rconn)) return s->rconn;
     if (s->rconn) {
         s->be->disconnect(s->rconn);
         s->rconn = NULL;
     }
-    char err[STORE__ERRLEN];
-    s->rconn = s->be->connect(s->url, s->timeout_ms, err, sizeof err);
-    if (!s->rconn) log_warn("store: %s", err);
+    s->rconn = s->be->connect(s->url, s->timeout_ms, err, errlen);
     return s->rconn;
 }
 
@@ -35,35 +35,48 @@ typedef struct store__read {
     void (*mfn)(void *ud, const char *name, const char *spec_json);
     void (*hfn)(void *ud, const store_health_t *h);
     void *ud;
+    char *err; /* ping from the monitor: the error goes here, not to the log */
+    size_t errlen;
 } store__read_t;
 
 static int store__read(store_t *s, const store__read_t *rd)
 {
-    char err[STORE__ERRLEN] = "";
+    char own[STORE__ERRLEN] = "";
+    char *err = rd->err ? rd->err : own;
+    size_t errlen = rd->err ? rd->errlen : sizeof own;
     int rc = -1;
+    err[0] = '\0';
     pthread_mutex_lock(&s->rmu);
     for (int attempt = 0; attempt < 2; attempt++) {
-        store__conn_t *c = store__reader(s);
+        store__conn_t *c = store__reader(s, err, errlen);
         if (!c) break;
-        if (rd->kind == 0)
+        if (rd->kind == 0) {
             rc = s->be->ping(c) ? 0 : -1;
-        else if (rd->kind == 1)
-            rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
+            if (rc) snprintf(err, errlen, "%s: no answer to the ping", s->url_safe);
+        } else if (rd->kind == 1)
+            rc = s->be->model_load(c, rd->mfn, rd->ud, err, errlen);
         else if (rd->kind == 2)
-            rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
+            rc = s->be->health_load(c, rd->hfn, rd->ud, err, errlen);
         else if (rd->kind == 3)
-            rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
+            rc = s->be->key_load(c, rd->kfn, rd->ud, err, errlen);
         else if (rd->kind == 5)
-            rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, sizeof err);
+            rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, errlen);
         else if (rd->kind == 6)
-            rc = s->be->spend_load(c, rd->now_ms, rd->sfn, rd->ud, err, sizeof err);
+            rc = s->be->spend_load(c, rd->now_ms, rd->sfn, rd->ud, err, errlen);
         else
-            rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
+            rc = s->be->secret_load(c, rd->mfn, rd->ud, err, errlen);
         if (rc == 0 || s->be->alive(c)) break;
     }
     pthread_mutex_unlock(&s->rmu);
-    if (rc != 0 && err[0]) log_warn("store: %s", err);
+    if (rc == 0) err[0] = '\0';
+    if (rc != 0 && err[0] && !rd->err) log_warn("store: %s", err);
     return rc;
+}
+
+bool store__ping_quiet(store_t *s, char *err, size_t errlen)
+{
+    store__read_t rd = {.kind = 0, .err = err, .errlen = errlen};
+    return store__read(s, &rd) == 0;
 }
 
 bool store_ping(store_t *s)

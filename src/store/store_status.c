@@ -137,10 +137,17 @@ static void *store__monitor_main(void *arg)
     while (!s->mon_stop) {
         s->ping_since_ns = time_mono_ns();
         pthread_mutex_unlock(&s->mmu);
-        bool ok = store_ping(s);
+        char why[STORE__ERRLEN];
+        bool ok = store__ping_quiet(s, why, sizeof why);
         uint64_t now = time_mono_ns();
         bool refresh = ok && s->refresh && now >= next_refresh;
         pthread_mutex_lock(&s->mmu);
+        if (ok != s->reachable) {
+            if (ok)
+                log_info("store: %s answers again", s->url_safe);
+            else
+                log_warn("store: not answering (/readyz 503 store_unreachable): %s", why);
+        }
         s->reachable = ok;
         s->ping_since_ns = 0;
         s->checked_ms = (int64_t)time_wall_ms();
