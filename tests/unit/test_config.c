@@ -1022,6 +1022,27 @@ static void test_model_metadata_errors(void **state)
     config_errors_free(&errs);
 }
 
+/* store.timeout (issue 26): default 5s, a duration between 100ms and 10m. */
+static void test_store_timeout(void **state)
+{
+    (void)state;
+    config_t *c = load_ok("store:\n  url: sqlite:///tmp/x.db\n");
+    assert_int_equal(c->store.timeout_ms, 5000);
+    config_unref(c);
+    c = load_ok("store:\n  url: sqlite:///tmp/x.db\n  timeout: 1500ms\n");
+    assert_int_equal(c->store.timeout_ms, 1500);
+    config_unref(c);
+    cfg_errors_t e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 50ms\n");
+    expect_err(&e, 3, 12, "timeout must be at least 100ms");
+    config_errors_free(&e);
+    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 11m\n");
+    expect_err(&e, 3, 12, "store timeout must be at most 10m");
+    config_errors_free(&e);
+    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: soon\n");
+    expect_err(&e, 3, 12, "invalid duration");
+    config_errors_free(&e);
+}
+
 static void test_store_master_key_health(void **state)
 {
     (void)state;
@@ -1047,27 +1068,6 @@ static void test_store_master_key_health(void **state)
     expect_err(&e, 2, 8, "store url must start with sqlite://");
     expect_err(&e, 4, 68, "health_check must be models, chat or none");
     assert_int_equal(e.n, 2);
-    config_errors_free(&e);
-}
-
-/* store.timeout (issue 26): default 5s, a duration between 100ms and 10m. */
-static void test_store_timeout(void **state)
-{
-    (void)state;
-    config_t *c = load_ok("store:\n  url: sqlite:///tmp/x.db\n");
-    assert_int_equal(c->store.timeout_ms, 5000);
-    config_unref(c);
-    c = load_ok("store:\n  url: sqlite:///tmp/x.db\n  timeout: 1500ms\n");
-    assert_int_equal(c->store.timeout_ms, 1500);
-    config_unref(c);
-    cfg_errors_t e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 50ms\n");
-    expect_err(&e, 3, 12, "timeout must be at least 100ms");
-    config_errors_free(&e);
-    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 11m\n");
-    expect_err(&e, 3, 12, "store timeout must be at most 10m");
-    config_errors_free(&e);
-    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: soon\n");
-    expect_err(&e, 3, 12, "invalid duration");
     config_errors_free(&e);
 }
 
@@ -1558,8 +1558,8 @@ static void test_cache_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_store_master_key_health),
         cmocka_unit_test(test_store_timeout),
+        cmocka_unit_test(test_store_master_key_health),
         cmocka_unit_test(test_build_with_runtime_models),
         cmocka_unit_test(test_routes),
         cmocka_unit_test(test_route_resilience),
