@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "obs/metrics.h"
 #include "policy/policy.h"
+#include "store/store.h"
 #include "provider/xlate.h"
 
 static api_ctx_t *api_of(pl_req_t *r)
@@ -314,7 +315,8 @@ static void api_metrics(api_ctx_t *c)
     buf_init(&o, 0);
     metrics_render(&o);
     policy_metrics_render(&o);
-    cache_metrics_render(&o); /* skuld_cache_*, skuld_dedupe_* (cache/) */
+    cache_metrics_render(&o);                 /* skuld_cache_*, skuld_dedupe_* (cache/) */
+    store_metrics_render(policy_store(), &o); /* skuld_store_* (store/) */
     buf_printf(&o,
                "# HELP skuld_accept_paused_total Times a listener stopped accepting for a "
                "backoff after accept() failed (out of file descriptors).\n"
@@ -342,10 +344,12 @@ void api_handle(http_req_t *req)
         api_send(c, 200, "application/json", "{\"status\":\"ok\"}", 15);
     } else if (http_slice_eq(req->path, "/readyz") &&
                (http_slice_eq(req->method, "GET") || http_slice_eq(req->method, "HEAD"))) {
+        char detail[640];
+        const char *why = c->env->draining ? NULL : ctl_store_ready(detail, sizeof detail);
         if (c->env->draining)
             api_send_error(c, 503, NULL, "draining", NULL, "shutting down");
-        else if (!ctl_store_ready())
-            api_send_error(c, 503, NULL, "store_unreachable", NULL, "the store is not reachable");
+        else if (why)
+            api_send_error(c, 503, NULL, why, NULL, "%s", detail);
         else
             api_send(c, 200, "application/json", "{\"status\":\"ready\"}", 18);
     } else if (http_slice_eq(req->path, "/metrics") &&

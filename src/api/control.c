@@ -35,7 +35,7 @@ void ctl_submit(ctl_ticket_t *t)
     ctl_ticket_free(t);
 }
 
-bool ctl_store_ready(void)
+const char *ctl_store_ready(char *detail, size_t n)
 {
-    return !ctl_plane.store_ready || ctl_plane.store_ready(ctl_plane.plane);
+    return ctl_plane.store_ready ? ctl_plane.store_ready(ctl_plane.plane, detail, n) : NULL;
 }

@@ -12,6 +12,7 @@
 #define SKULD_API_CONTROL_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 struct event_base;
 
@@ -35,15 +36,16 @@ void ctl_ticket_free(ctl_ticket_t *t);
 typedef struct ctl_plane {
     /* From a worker loop; takes ownership of t (freed after reply). */
     void (*submit)(void *plane, ctl_ticket_t *t);
-    /* For /readyz: false when a configured store stopped answering. */
-    bool (*store_ready)(void *plane);
+    /* For /readyz (never waits on the database): NULL when ready, else the
+     * error code with a one-line detail (store_readiness). */
+    const char *(*store_ready)(void *plane, char *detail, size_t n);
     void *plane;
 } ctl_plane_t;
 
 /* Start-up, before the workers run (the control plane). */
 void ctl_plane_set(const ctl_plane_t *p);
-/* Workers. Without a control plane (tests): submit answers 503, store_ready true. */
+/* Workers. Without a control plane (tests): submit answers 503, store_ready ready. */
 void ctl_submit(ctl_ticket_t *t);
-bool ctl_store_ready(void);
+const char *ctl_store_ready(char *detail, size_t n);
 
 #endif

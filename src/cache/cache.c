@@ -361,6 +361,15 @@ static bool stream_complete(const cache_flight_t *f)
            memmem(last, last_n, "event: message_stop", 19);
 }
 
+/* On the store's writer thread: the final outcome of a persistent-tier write
+ * (a failed one is retried there first, and counted by the store). */
+static void b64_stored(void *ud, int rc, const char *err)
+{
+    (void)ud;
+    (void)err;
+    if (rc == 0) cache__cnt(&cache__g.stores[CACHE_TIER_STORE]);
+}
+
 static void b64_put(cache_req_t *cr, const char *blob, size_t len, int64_t expires_ms)
 {
     size_t out = 4 * ((len + 2) / 3) + 1;
@@ -369,8 +378,8 @@ static void b64_put(cache_req_t *cr, const char *blob, size_t len, int64_t expir
     EVP_EncodeBlock((unsigned char *)b, (const unsigned char *)blob, (int)len);
     char hex[33];
     cache_key_hex(cr->key, hex);
-    store_cache_put(cache__g.store, hex, b, expires_ms, NULL, NULL, NULL);
-    cache__cnt(&cache__g.stores[CACHE_TIER_STORE]);
+    /* counted once the entry is committed, not when it is queued (issue 26) */
+    store_cache_put(cache__g.store, hex, b, expires_ms, NULL, b64_stored, NULL);
     free(b);
 }
 

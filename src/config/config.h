@@ -230,6 +230,7 @@ typedef struct cfg_server {
 typedef struct cfg_store {
     char *url;            /* "sqlite://PATH" or "postgres://..."; NULL = no store */
     char *encryption_key; /* issue 8: seals provider API keys kept in the store (env:/file:) */
+    uint64_t timeout_ms;  /* store.timeout: bound of every database call; default 5s, max 10m */
 } cfg_store_t;
 
 /* ---- keys, auth, limits, budgets (issue 8; policy/) ---- */

@@ -126,7 +126,7 @@ int policy_cli_keys(int argc, char **argv)
         return 1;
     }
     char err[512];
-    store_t *s = store_open(cfg->store.url, err, sizeof err);
+    store_t *s = store_open(cfg->store.url, (int)cfg->store.timeout_ms, err, sizeof err);
     config_unref(cfg);
     if (!s) {
         fprintf(stderr, "skuld keys: %s\n", err);

@@ -52,9 +52,7 @@ struct gateway {
 
     gw_runtime_model_t *rt; /* deployments registered at runtime */
     size_t n_rt;
-    store_t *store;       /* NULL without store.url */
-    atomic_bool store_ok; /* last ping succeeded (for /readyz) */
-    uint64_t next_ping_ms;
+    store_t *store; /* NULL without store.url; its monitor pings it and refreshes keys */
 
     pthread_mutex_t wlock; /* a synchronous store write from the control thread */
     pthread_cond_t wcond;
@@ -505,14 +503,11 @@ static void gw_control_loop(gateway_t *gw, int sigfd)
     uint64_t reload_due = 0;
     for (;;) {
         struct pollfd p[3] = {{sigfd, POLLIN, 0}, {gw->pipe_rd, POLLIN, 0}, {ino, POLLIN, 0}};
+        /* Never the store here (issue 26): its monitor thread pings it and
+         * refreshes the keys, so a hung database cannot hold signals,
+         * reloads or admin changes. */
         uint64_t now = time_mono_ns() / 1000000;
-        if (gw->store && now >= gw->next_ping_ms) { /* for /readyz; blocking is fine here */
-            atomic_store(&gw->store_ok, store_ping(gw->store));
-            policy_refresh(gw->store); /* issue 8: keys changed by other instances */
-            gw->next_ping_ms = now + 5000;
-        }
-        uint64_t wake = gw->store ? gw->next_ping_ms : UINT64_MAX;
-        if (reload_due && reload_due < wake) wake = reload_due;
+        uint64_t wake = reload_due ? reload_due : UINT64_MAX;
         int timeout = wake == UINT64_MAX ? -1 : wake > now ? (int)(wake - now) : 0;
         if (poll(p, ino >= 0 ? 3 : 2, timeout) < 0 && errno != EINTR) break;
         if (p[0].revents & POLLIN) {
@@ -554,10 +549,17 @@ static void gw_health_sink(void *ud, const char *model, uint64_t probes, uint64_
     store_health_put(gw->store, &h, NULL, NULL, NULL);
 }
 
-static bool gw_store_ready(void *plane)
+static const char *gw_store_ready(void *plane, char *detail, size_t n)
 {
     const gateway_t *gw = plane;
-    return !gw->store || atomic_load(&gw->store_ok);
+    return store_readiness(gw->store, detail, n);
+}
+
+/* On the store's monitor thread, every 5 s: keys changed by other instances. */
+static void gw__refresh(void *ud, store_t *s)
+{
+    (void)ud;
+    policy_refresh(s);
 }
 
 /* ---------- start-up from the store ---------- */
@@ -595,12 +597,11 @@ static config_t *gw_open_store(gateway_t *gw, config_t *cfg)
         return config_ref(cfg);
     }
     char err[512];
-    gw->store = store_open(cfg->store.url, err, sizeof err);
+    gw->store = store_open(cfg->store.url, (int)cfg->store.timeout_ms, err, sizeof err);
     if (!gw->store) {
         log_error("store: %s", err);
         return NULL;
     }
-    atomic_store(&gw->store_ok, true);
     log_info("store: %s ready", store_backend(gw->store));
     gw_runtime_model_t *stored = NULL;
     size_t n_stored = 0;
@@ -712,6 +713,10 @@ int gateway_run(config_t *cfg, const char *config_path, const char *listen_overr
     gw.cfg = gw_open_store(&gw, cfg); /* with the models registered at runtime */
     if (!gw.cfg) goto out;
     policy_start(gw.store, gw.cfg); /* issue 8: virtual keys, stored provider keys */
+    if (gw.store && store_monitor_start(gw.store, 1000, 5000, gw__refresh, &gw) != 0) {
+        log_error("store: cannot start its monitor thread");
+        goto out;
+    }
     ctl_plane_set(&(ctl_plane_t){gw_submit, gw_store_ready, &gw});
     gw_pipeline_setup(); /* the stages in their places, the subscribers in order */
     cfg = gw.cfg;

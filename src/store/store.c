@@ -12,10 +12,10 @@
  * also fails it at once when it could not be allocated or its arguments are
  * invalid.
  *
- * Wake-ups: an op someone waits for (it has a callback) wakes the writer at
- * once; a fire-and-forget op (no callback: spend-log rows, cache entries,
- * health counters) lingers up to STORE__LINGER_MS for company, so under load
- * the writer runs one batch per few milliseconds instead of waking (two
+ * Wake-ups: an op someone waits for (store__awaited: a registration, a key,
+ * a secret with a callback) wakes the writer at once; a log-like op
+ * (spend-log rows, cache entries, health counters, callback or not) lingers up to STORE__LINGER_MS
+ * for company, so under load the writer runs one batch per few milliseconds instead of waking (two
  * context switches) and committing once per request (measured: a store with
  * a spend row per request halved a pinned worker's throughput, 47k -> 26k
  * req/s, mostly in those switches).
@@ -52,13 +52,20 @@
  * tearing a loop down, and keep loops running until callbacks they await
  * have fired.
  *
- * Reads (store_model_load, store_health_load, store_ping) use a second
- * connection, opened lazily, serialised by s->rmu, reopened if broken. They
- * block the caller: start-up or off-loop threads only.
+ * Failed writes on a live connection (issue 26: SQLite read-only or
+ * locked, PostgreSQL read-only): a log-like write (store__awaited false) goes
+ * to the retry queue (store_retry.c: doubling backoff, bounded attempts,
+ * capped; given up only with a count and a log line); an awaited one fails
+ * to its caller. Every failed op is counted by table and logged at most
+ * once per 10 s (store_status.c), which also keeps what /readyz reports.
  *
- * store_close: marks the queue stopping, wakes the writer, which drains
- * everything still queued (each op still gets its callback), then joins it
- * and closes both connections.
+ * Reads (store_read.c) use a second connection; the monitor thread
+ * (store_status.c) pings through it so no other thread waits on it.
+ *
+ * store_close: stops the monitor, marks the queue stopping, wakes the
+ * writer, which drains everything still queued and tries the retry queue
+ * once more (each op still gets its callback; what fails then is dropped,
+ * counted and logged), then joins it and closes both connections.
  */
 #include "store/store_internal.h"
 
@@ -76,36 +83,6 @@
 
 #define STORE__BATCH_MAX 64
 #define STORE__LINGER_MS 5 /* longest a fire-and-forget op waits for a batch */
-#define STORE__QUEUE_MAX 65536
-#define STORE__BACKOFF_MIN_MS 100
-#define STORE__BACKOFF_MAX_MS 5000
-
-struct store {
-    const store__backend_t *be;
-    char *url;            /* as given (may hold a password): used to connect only */
-    char url_safe[512];   /* redacted, for messages */
-    store__conn_t *wconn; /* writer thread's */
-
-    pthread_mutex_t rmu; /* guards rconn */
-    store__conn_t *rconn;
-
-    pthread_mutex_t mu; /* guards everything below */
-    pthread_cond_t cv;
-    store__op_t *head, *tail;
-    size_t queued;
-    size_t awaited;     /* queued ops with a callback: the writer must not linger */
-    uint64_t oldest_ns; /* when the queue last became non-empty (monotonic) */
-    bool stopping, paused;
-    uint64_t hold_until_ns; /* unreachable: fire-and-forget ops wait until then */
-    uint64_t op_nonce;      /* random at open: spend rows' write ids are op_nonce + op_seq */
-    uint64_t op_seq;        /* atomic */
-    store__stats_t stats;
-
-    pthread_t thread;
-    /* writer thread only */
-    uint64_t next_connect_ns;
-    unsigned backoff_ms;
-};
 
 /* ------------------------------------------------------------------------ */
 /* secrets in messages */
@@ -324,10 +301,14 @@ static void store__submit(store_t *s, store__op_t *op)
 {
     pthread_mutex_lock(&s->mu);
     if (s->stopping || s->queued >= STORE__QUEUE_MAX) {
-        bool stopping = s->stopping;
-        uint64_t dropped = op->done ? 0 : ++s->stats.dropped;
+        bool stopping = s->stopping, awaited = store__awaited(op);
+        uint64_t dropped = s->stats.dropped + !awaited;
         pthread_mutex_unlock(&s->mu);
-        if (dropped % 10000 == 1)
+        if (!awaited) {
+            op->next = NULL;
+            store__account_dropped(s, op);
+        }
+        if (!awaited && dropped % 10000 == 1)
             log_warn("store: %s: a write was dropped (%llu so far)",
                      stopping ? "closing" : "queue full", (unsigned long long)dropped);
         store__fail_now(op, stopping ? "store is closing" : "store queue full");
@@ -341,9 +322,10 @@ static void store__submit(store_t *s, store__op_t *op)
     s->tail = op;
     s->queued++;
     if (was_empty) s->oldest_ns = time_mono_ns();
-    if (op->done) s->awaited++;
+    bool awaited = store__awaited(op);
+    if (awaited) s->awaited++;
     /* A lingering writer is woken only when it must not wait any longer. */
-    if (op->done || was_empty || s->queued >= STORE__BATCH_MAX) pthread_cond_signal(&s->cv);
+    if (awaited || was_empty || s->queued >= STORE__BATCH_MAX) pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
 }
 
@@ -369,10 +351,9 @@ static bool store__writer_ready(store_t *s, char *err, size_t errlen)
         s->be->disconnect(s->wconn);
         s->wconn = NULL;
     }
-    s->wconn = s->be->connect(s->url, err, errlen);
+    s->wconn = s->be->connect(s->url, s->timeout_ms, err, errlen);
     if (!s->wconn) {
-        s->backoff_ms = s->backoff_ms ? s->backoff_ms * 2 : STORE__BACKOFF_MIN_MS;
-        if (s->backoff_ms > STORE__BACKOFF_MAX_MS) s->backoff_ms = STORE__BACKOFF_MAX_MS;
+        s->backoff_ms = store__backoff_next(s->backoff_ms);
         s->next_connect_ns = now + store__ms_to_ns(s->backoff_ms);
         log_warn("store: reconnect failed, next attempt in %u ms: %s", s->backoff_ms, err);
         return false;
@@ -462,7 +443,7 @@ static store__op_t *store__take_awaited(store_t *s, size_t *n)
     *n = 0;
     for (store__op_t *op = s->head, *next; op && *n < STORE__BATCH_MAX; op = next) {
         next = op->next;
-        if (!op->done) {
+        if (!store__awaited(op)) {
             prev = op;
             continue;
         }
@@ -490,7 +471,7 @@ static store__op_t *store__split_kept(store__op_t **ops, size_t *nk)
     for (store__op_t *op = *ops, *next; op; op = next) {
         next = op->next;
         op->next = NULL;
-        if (op->rc < 0 && !op->done) {
+        if (op->rc < 0 && !store__awaited(op)) {
             *kt = op;
             kt = &op->next;
             (*nk)++;
@@ -503,94 +484,137 @@ static store__op_t *store__split_kept(store__op_t **ops, size_t *nk)
     return keep;
 }
 
+/* With s->mu held: the next batch from the head of the queue (count in *n). */
+static store__op_t *store__take_head(store_t *s, size_t *n)
+{
+    store__op_t *last = s->head, *ops = s->head;
+    *n = 1;
+    while (*n < STORE__BATCH_MAX && last->next) {
+        last = last->next;
+        (*n)++;
+    }
+    s->head = last->next;
+    if (!s->head) s->tail = NULL;
+    last->next = NULL;
+    s->queued -= *n;
+    for (store__op_t *o = ops; o; o = o->next)
+        if (store__awaited(o)) s->awaited--;
+    return ops;
+}
+
+/* With s->mu held: waits until there is work; which batch to take in *what
+ * (0 none: stopping and drained, 1 head, 2 awaited only, 3 retry queue). */
+static int store__wait_work(store_t *s)
+{
+    for (;;) {
+        uint64_t now = time_mono_ns();
+        if (s->stopping) return s->head ? 1 : s->retry.n ? 3 : 0;
+        if (s->paused) {
+            pthread_cond_wait(&s->cv, &s->mu);
+            continue;
+        }
+        uint64_t wake = UINT64_MAX;
+        if (s->retry.n) {
+            uint64_t due = s->retry.due_ns > s->hold_until_ns ? s->retry.due_ns : s->hold_until_ns;
+            if (now >= due) return 3;
+            wake = due;
+        }
+        if (s->head) {
+            if (s->hold_until_ns > now) {
+                /* unreachable: awaited writes fail now, the others wait */
+                if (s->awaited) return 2;
+                if (s->hold_until_ns < wake) wake = s->hold_until_ns;
+            } else {
+                if (s->awaited || s->queued >= STORE__BATCH_MAX) return 1;
+                uint64_t due = s->oldest_ns + store__ms_to_ns(STORE__LINGER_MS);
+                if (now >= due) return 1;
+                if (due < wake) wake = due;
+            }
+        }
+        if (wake == UINT64_MAX) {
+            pthread_cond_wait(&s->cv, &s->mu);
+        } else {
+            struct timespec ts = store__ts(wake);
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts); /* condvar on CLOCK_MONOTONIC */
+        }
+    }
+}
+
+/* With s->mu held, after a batch from the queue's head on an unreachable
+ * store: its failed log-like ops go back to the head, in order, until the
+ * next connection attempt. Returns how many. */
+static size_t store__hold(store_t *s, store__op_t **ops)
+{
+    size_t nk = 0;
+    store__op_t *keep = store__split_kept(ops, &nk);
+    if (!keep) return 0;
+    store__op_t *kl = keep;
+    while (kl->next) kl = kl->next;
+    if (!s->head) {
+        s->tail = kl;
+        s->oldest_ns = time_mono_ns();
+    }
+    kl->next = s->head;
+    s->head = keep;
+    s->queued += nk;
+    s->stats.kept += nk;
+    uint64_t now = time_mono_ns();
+    s->hold_until_ns = s->next_connect_ns > now ? s->next_connect_ns
+                                                : now + store__ms_to_ns(STORE__BACKOFF_MIN_MS);
+    return nk;
+}
+
 static void *store__writer_main(void *arg)
 {
     store_t *s = arg;
     for (;;) {
-        bool only_awaited = false;
         pthread_mutex_lock(&s->mu);
-        for (;;) {
-            if (s->stopping) break;
-            if (s->head && !s->paused) {
-                if (s->hold_until_ns > time_mono_ns()) {
-                    /* unreachable: awaited writes fail now, the others wait */
-                    if (s->awaited) {
-                        only_awaited = true;
-                        break;
-                    }
-                    struct timespec ts = store__ts(s->hold_until_ns);
-                    pthread_cond_timedwait(&s->cv, &s->mu, &ts);
-                    continue;
-                }
-                if (s->awaited || s->queued >= STORE__BATCH_MAX) break;
-                uint64_t due = s->oldest_ns + store__ms_to_ns(STORE__LINGER_MS);
-                if (time_mono_ns() >= due) break;
-                struct timespec ts = {(time_t)(due / 1000000000ull), (long)(due % 1000000000ull)};
-                pthread_cond_timedwait(&s->cv, &s->mu, &ts); /* condvar on CLOCK_MONOTONIC */
-                continue;
-            }
-            pthread_cond_wait(&s->cv, &s->mu);
-        }
-        if (!s->head) { /* stopping and drained */
+        int what = store__wait_work(s);
+        if (!what) { /* stopping and drained */
             pthread_mutex_unlock(&s->mu);
             break;
         }
         store__op_t *ops;
         size_t n;
-        if (only_awaited) {
+        if (what == 3)
+            ops = store__retryq_take(&s->retry, STORE__BATCH_MAX, time_mono_ns(), s->stopping, &n);
+        else if (what == 2)
             ops = store__take_awaited(s, &n);
-        } else {
-            store__op_t *last = s->head;
-            ops = s->head;
-            n = 1;
-            while (n < STORE__BATCH_MAX && last->next) {
-                last = last->next;
-                n++;
-            }
-            s->head = last->next;
-            if (!s->head) s->tail = NULL;
-            last->next = NULL;
-            s->queued -= n;
-            for (store__op_t *o = ops; o; o = o->next)
-                if (o->done) s->awaited--;
-        }
+        else
+            ops = store__take_head(s, &n);
         if (n > s->stats.max_batch) s->stats.max_batch = n;
         pthread_mutex_unlock(&s->mu);
 
         store__run_batch(s, ops, n);
+        store__account(s, ops);
         bool unreachable = !s->wconn || !s->be->alive(s->wconn);
-        store__op_t *keep = NULL;
-        size_t nk = 0;
+        store__op_t *gone = NULL, *failed = NULL;
+        size_t back = 0, nf = 0;
+        uint64_t now = time_mono_ns();
         pthread_mutex_lock(&s->mu);
-        if (unreachable && !s->stopping) keep = store__split_kept(&ops, &nk);
-        if (keep) { /* back to the head, in order, until the next connection attempt */
-            store__op_t *kl = keep;
-            while (kl->next) kl = kl->next;
-            if (!s->head) {
-                s->tail = kl;
-                s->oldest_ns = time_mono_ns();
-            }
-            kl->next = s->head;
-            s->head = keep;
-            s->queued += nk;
-            s->stats.kept += nk;
-            uint64_t now = time_mono_ns();
-            s->hold_until_ns = s->next_connect_ns > now
-                                   ? s->next_connect_ns
-                                   : now + store__ms_to_ns(STORE__BACKOFF_MIN_MS);
-        } else if (!unreachable) {
-            s->hold_until_ns = 0;
-        }
-        s->stats.ops += n - nk;
-        size_t lost = 0;
-        if (unreachable && s->stopping)
-            for (store__op_t *o = ops; o; o = o->next)
-                if (o->rc < 0 && !o->done) lost++;
-        s->stats.dropped += lost;
+        if (what != 3 && unreachable && !s->stopping) back = store__hold(s, &ops);
+        if (what != 3 && !unreachable) s->hold_until_ns = 0;
+        /* what is left failed on a live connection (or while closing): retried */
+        failed = store__split_kept(&ops, &nf);
+        if (what == 3 && !failed) store__retryq_ok(&s->retry, now);
+        if (failed && s->stopping)
+            gone = failed;
+        else if (failed)
+            back += store__retryq_put(&s->retry, failed, what == 3, !unreachable, now, &gone);
+        s->stats.ops += n - back;
+        s->retry_pending = s->retry.n;
+        bool stopping = s->stopping;
         pthread_mutex_unlock(&s->mu);
-        if (lost)
-            log_warn("store: closing with %s unreachable: %zu write(s) dropped", s->url_safe,
-                     lost);
+        if (gone) {
+            size_t ng = 0;
+            for (store__op_t *o = gone; o; o = o->next) ng++;
+            if (stopping)
+                log_warn("store: closing: %zu write(s) to %s could not be written; dropped", ng,
+                         s->url_safe);
+            store__account_dropped(s, gone);
+            store__deliver(gone);
+        }
+        store__status_log(s, false);
         store__deliver(ops);
     }
     return NULL;
@@ -607,7 +631,7 @@ static const store__backend_t *store__pick(const char *url)
     return NULL;
 }
 
-store_t *store_open(const char *url, char *err, size_t errlen)
+store_t *store_open(const char *url, int timeout_ms, char *err, size_t errlen)
 {
     char scratch[STORE__ERRLEN];
     if (!err || !errlen) {
@@ -634,10 +658,11 @@ store_t *store_open(const char *url, char *err, size_t errlen)
         return NULL;
     }
     s->be = be;
+    s->timeout_ms = timeout_ms > 0 ? timeout_ms : STORE_TIMEOUT_DEFAULT_MS;
     if (getrandom(&s->op_nonce, sizeof s->op_nonce, 0) != sizeof s->op_nonce)
         s->op_nonce = time_wall_ms() * 1000003ull ^ (uint64_t)getpid() << 40;
     store__redact(url, s->url_safe, sizeof s->url_safe);
-    s->wconn = be->connect(url, err, errlen);
+    s->wconn = be->connect(url, s->timeout_ms, err, errlen);
     if (!s->wconn) goto fail;
     if (be->migrate(s->wconn, err, errlen) != 0) goto fail;
     pthread_mutex_init(&s->rmu, NULL);
@@ -646,6 +671,8 @@ store_t *store_open(const char *url, char *err, size_t errlen)
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&s->cv, &ca);
+    pthread_mutex_init(&s->mmu, NULL);
+    pthread_cond_init(&s->mcv, &ca);
     pthread_condattr_destroy(&ca);
     /* The writer takes no signals: they belong to the main thread. */
     sigset_t all, old;
@@ -658,6 +685,8 @@ store_t *store_open(const char *url, char *err, size_t errlen)
         pthread_cond_destroy(&s->cv);
         pthread_mutex_destroy(&s->mu);
         pthread_mutex_destroy(&s->rmu);
+        pthread_cond_destroy(&s->mcv);
+        pthread_mutex_destroy(&s->mmu);
         goto fail;
     }
     return s;
@@ -671,14 +700,18 @@ fail:
 void store_close(store_t *s)
 {
     if (!s) return;
+    store__monitor_stop(s);
     pthread_mutex_lock(&s->mu);
     s->stopping = true;
     s->paused = false;
     pthread_cond_broadcast(&s->cv);
     pthread_mutex_unlock(&s->mu);
     pthread_join(s->thread, NULL);
+    store__status_log(s, true);
     if (s->wconn) s->be->disconnect(s->wconn);
     if (s->rconn) s->be->disconnect(s->rconn);
+    pthread_cond_destroy(&s->mcv);
+    pthread_mutex_destroy(&s->mmu);
     pthread_cond_destroy(&s->cv);
     pthread_mutex_destroy(&s->mu);
     pthread_mutex_destroy(&s->rmu);
@@ -689,82 +722,6 @@ void store_close(store_t *s)
 const char *store_backend(const store_t *s)
 {
     return s->be->name;
-}
-
-/* With s->rmu held: a live reader connection, or NULL (err logged). */
-static store__conn_t *store__reader(store_t *s)
-{
-    if (s->rconn && s->be->alive(s->rconn)) return s->rconn;
-    if (s->rconn) {
-        s->be->disconnect(s->rconn);
-        s->rconn = NULL;
-    }
-    char err[STORE__ERRLEN];
-    s->rconn = s->be->connect(s->url, err, sizeof err);
-    if (!s->rconn) log_warn("store: %s", err);
-    return s->rconn;
-}
-
-/* The synchronous read path: runs one read on the reader connection; if
- * the connection turns out dead (server restarted, idle connection killed),
- * reconnects and tries once more. */
-typedef struct store__read {
-    int kind; /* 0 ping, 1 models, 2 health, 3 keys, 4 secrets, 5 cache */
-    void (*kfn)(void *ud, const char *id, const char *hash, const char *spec);
-    void (*cfn)(void *ud, const char *key, const char *value, int64_t expires_ms);
-    int64_t now_ms;
-    void (*sfn)(void *ud, const char *key_id, const char *team, int64_t day, double cost_usd);
-    void (*mfn)(void *ud, const char *name, const char *spec_json);
-    void (*hfn)(void *ud, const store_health_t *h);
-    void *ud;
-} store__read_t;
-
-static int store__read(store_t *s, const store__read_t *rd)
-{
-    char err[STORE__ERRLEN] = "";
-    int rc = -1;
-    pthread_mutex_lock(&s->rmu);
-    for (int attempt = 0; attempt < 2; attempt++) {
-        store__conn_t *c = store__reader(s);
-        if (!c) break;
-        if (rd->kind == 0)
-            rc = s->be->ping(c) ? 0 : -1;
-        else if (rd->kind == 1)
-            rc = s->be->model_load(c, rd->mfn, rd->ud, err, sizeof err);
-        else if (rd->kind == 2)
-            rc = s->be->health_load(c, rd->hfn, rd->ud, err, sizeof err);
-        else if (rd->kind == 3)
-            rc = s->be->key_load(c, rd->kfn, rd->ud, err, sizeof err);
-        else if (rd->kind == 5)
-            rc = s->be->cache_load(c, rd->now_ms, rd->cfn, rd->ud, err, sizeof err);
-        else if (rd->kind == 6)
-            rc = s->be->spend_load(c, rd->now_ms, rd->sfn, rd->ud, err, sizeof err);
-        else
-            rc = s->be->secret_load(c, rd->mfn, rd->ud, err, sizeof err);
-        if (rc == 0 || s->be->alive(c)) break;
-    }
-    pthread_mutex_unlock(&s->rmu);
-    if (rc != 0 && err[0]) log_warn("store: %s", err);
-    return rc;
-}
-
-bool store_ping(store_t *s)
-{
-    store__read_t rd = {.kind = 0};
-    return store__read(s, &rd) == 0;
-}
-
-int store_model_load(store_t *s, void (*fn)(void *ud, const char *name, const char *spec_json),
-                     void *ud)
-{
-    store__read_t rd = {.kind = 1, .mfn = fn, .ud = ud};
-    return store__read(s, &rd);
-}
-
-int store_health_load(store_t *s, void (*fn)(void *ud, const store_health_t *h), void *ud)
-{
-    store__read_t rd = {.kind = 2, .hfn = fn, .ud = ud};
-    return store__read(s, &rd);
 }
 
 void store_model_put(store_t *s, const char *name, const char *spec_json, struct event_base *base,
@@ -837,14 +794,6 @@ void store_key_put(store_t *s, const char *id, const char *hash_hex, const char 
                    done, ud);
 }
 
-int store_key_load(store_t *s,
-                   void (*fn)(void *ud, const char *id, const char *hash_hex, const char *spec),
-                   void *ud)
-{
-    store__read_t rd = {.kind = 3, .kfn = fn, .ud = ud};
-    return store__read(s, &rd);
-}
-
 void store_secret_put(store_t *s, const char *provider, const char *sealed, struct event_base *base,
                       store_done_fn done, void *ud)
 {
@@ -852,13 +801,6 @@ void store_secret_put(store_t *s, const char *provider, const char *sealed, stru
                                     sealed ? sealed : "", base, done, ud);
     store__enqueue(s, op, provider && *provider && sealed && *sealed,
                    "store: a secret needs a provider and a sealed value", done, ud);
-}
-
-int store_secret_load(store_t *s, void (*fn)(void *ud, const char *provider, const char *sealed),
-                      void *ud)
-{
-    store__read_t rd = {.kind = 4, .mfn = fn, .ud = ud};
-    return store__read(s, &rd);
 }
 
 void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *base,
@@ -881,23 +823,6 @@ void store_spend_add(store_t *s, const store_spend_t *row, struct event_base *ba
 }
 
 /* ---- response cache, persistent tier (src/cache) ---- */
-
-int store_spend_load(store_t *s, int64_t since_ms,
-                     void (*fn)(void *ud, const char *key_id, const char *team, int64_t day,
-                                double cost_usd),
-                     void *ud)
-{
-    store__read_t rd = {.kind = 6, .sfn = fn, .ud = ud, .now_ms = since_ms};
-    return store__read(s, &rd);
-}
-
-int store_cache_load(store_t *s, int64_t now_ms,
-                     void (*fn)(void *ud, const char *key, const char *value, int64_t expires_ms),
-                     void *ud)
-{
-    store__read_t rd = {.kind = 5, .cfn = fn, .ud = ud, .now_ms = now_ms};
-    return store__read(s, &rd);
-}
 
 void store_cache_put(store_t *s, const char *key, const char *value, int64_t expires_ms,
                      struct event_base *base, store_done_fn done, void *ud)

@@ -4,13 +4,13 @@
  * `postgresql://...`, libpq).
  *
  * Threads: store_open/store_close and the synchronous reads (store_*_load)
- * run on the calling thread and may block: use them at start-up or from a
- * non-loop thread only. Every write goes through one writer thread that owns
- * its own connection, takes queued operations in batches (one transaction per
- * batch) and reports each operation's outcome through its callback *on the
- * caller's event loop* (via the base given at submit time). A write is
- * acknowledged (callback with rc 0) only after its transaction committed, so
- * an acknowledged write survives kill -9. Event loops never wait on the
+ * run on the calling thread and may block (each call at most about twice
+ * store.timeout): use them at start-up, from the monitor's refresh or from a
+ * non-loop thread only; the control thread asks store_status instead. Every write goes through one
+ * writer thread that owns its own connection, takes queued operations in batches (one transaction
+ * per batch) and reports each operation's outcome through its callback *on the caller's event loop*
+ * (via the base given at submit time). A write is acknowledged (callback with rc 0) only after its
+ * transaction committed, so an acknowledged write survives kill -9. Event loops never wait on the
  * database.
  *
  * Versioned migrations (schema_migrations table) are applied by store_open on
@@ -27,15 +27,62 @@
 struct event_base;
 typedef struct store store_t;
 
+/* store.timeout's default: the bound of every database call. */
+#define STORE_TIMEOUT_DEFAULT_MS 5000
+
 /* Opens (creating the SQLite file if needed), migrates, starts the writer.
+ * timeout_ms (store.timeout; <= 0: the default) bounds connecting and every
+ * statement: PostgreSQL connect_timeout, TCP keepalives, tcp_user_timeout,
+ * statement_timeout and a client-side deadline; SQLite busy_timeout.
  * NULL on failure with a message in err (never containing a password). */
-store_t *store_open(const char *url, char *err, size_t errlen);
-/* Drains queued writes (their callbacks still fire if their loops still run),
- * stops the writer, closes. */
+store_t *store_open(const char *url, int timeout_ms, char *err, size_t errlen);
+/* Stops the monitor, drains queued writes (their callbacks still fire if
+ * their loops still run), stops the writer, closes. */
 void store_close(store_t *s);
 const char *store_backend(const store_t *s); /* "sqlite" or "postgres" */
-/* Cheap liveness check for /readyz (may block briefly; call off-loop). */
+/* Liveness check (blocks up to about twice the timeout; call off-loop). */
 bool store_ping(store_t *s);
+
+/* The tables writes go to, for the failure counters. */
+typedef enum {
+    STORE_T_MODELS,
+    STORE_T_HEALTH,
+    STORE_T_API_KEYS,
+    STORE_T_SPEND_LOG,
+    STORE_T_PROVIDER_SECRETS,
+    STORE_T_CACHE_ENTRIES,
+    STORE_NTABLES
+} store_table_t;
+extern const char *const store_table_names[STORE_NTABLES];
+
+/* The monitor: a thread that pings the store every ping_ms and calls
+ * refresh(ud, s) every refresh_ms (may be NULL), so no other thread has to
+ * wait on the database to know whether it answers. 0 or -1. */
+int store_monitor_start(store_t *s, unsigned ping_ms, unsigned refresh_ms,
+                        void (*refresh)(void *ud, store_t *s), void *ud);
+
+/* What the store knows of its health, without touching the database. */
+typedef struct store_status {
+    bool reachable;     /* monitored: the last ping answered, and none is overdue */
+    int64_t checked_ms; /* wall time of the last finished ping (0: none yet) */
+    uint64_t write_failures[STORE_NTABLES]; /* failed write attempts, by table */
+    uint64_t writes_dropped[STORE_NTABLES]; /* writes given up, by table */
+    size_t retry_pending;                   /* failed writes waiting for a retry */
+    size_t queued;                          /* writes waiting in the queue */
+    bool writes_failing;                    /* the last batch of writes failed entirely */
+    int64_t last_failure_ms;                /* wall time of the last failed write (0: none) */
+    store_table_t last_failure_table;
+    char last_error[256]; /* of the last failed write (no password) */
+} store_status_t;
+void store_status(store_t *s, store_status_t *out);
+/* For /readyz (from store_status; never touches the database): NULL when
+ * ready, else the error code ("store_unreachable", "store_write_failing")
+ * with a one-line detail (counts by table, the last error). s NULL: ready. */
+const char *store_readiness(store_t *s, char *detail, size_t n);
+/* skuld_store_write_failures_total{table}, skuld_store_writes_dropped_total
+ * {table}, skuld_store_write_retry_pending, skuld_store_up (s NULL: none). */
+struct buf;
+void store_metrics_render(store_t *s, struct buf *o);
 
 /* Completion of an asynchronous write, run on the submitter's loop thread
  * (on the writer thread when the write was submitted with base == NULL).

@@ -8,8 +8,19 @@
  * Write statements are prepared once per connection (lazily, after the
  * migration made the tables) and run with PQexecPrepared; reads use
  * PQexecParams through store__pg_select (one error path for every load).
- * Values are always parameters. Without connect_timeout in the URL, 10 s is
- * added, so a blackholed server cannot wedge the writer.
+ * Values are always parameters.
+ *
+ * Timeouts (issue 26: a hung server must not wedge any thread): every
+ * connection gets store.timeout as connect_timeout (libpq's floor is 2 s),
+ * TCP keepalives (idle = interval = timeout/3, 3 probes), tcp_user_timeout
+ * and, once up, `SET statement_timeout`; parameters the URL sets itself win.
+ * The connection runs in non-blocking mode and every statement goes through
+ * store__pg_call: PQsend*, then poll() on PQsocket until the client-side
+ * deadline (store.timeout). A statement with no answer by then is abandoned
+ * and the connection marked broken (alive() false): store.c reconnects with
+ * backoff. The connection is dropped rather than PQcancel'd: libpq 15's
+ * PQcancel blocks without a timeout on a stopped server, the very case this
+ * guards against; closing the socket ends the server's transaction anyway.
  *
  * Secrets: the URL may carry a password. No message built here contains the
  * URL unredacted, and libpq's own messages are scrubbed of the password (both
@@ -24,7 +35,9 @@
  * takes an advisory lock, so instances starting together against one
  * database migrate one at a time.
  */
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -89,6 +102,8 @@ static const store__migration_t store__pg_migrations[] = {
 struct store__conn {
     PGconn *pg;
     bool prepared;
+    bool broken;          /* a call timed out: the session state is unknown */
+    int timeout_ms;       /* client-side deadline of one call */
     char secret_raw[256]; /* the password as written in the URL */
     char secret[256];     /* as libpq decoded it */
 };
@@ -142,10 +157,75 @@ static void store__pg_msg(store__conn_t *c, const char *prefix, const char *msg,
 static int store__pg_fail(store__conn_t *c, PGresult *r, const char *what, char *err, size_t errlen)
 {
     const char *m = r ? PQresultErrorField(r, PG_DIAG_MESSAGE_PRIMARY) : NULL;
-    char prefix[96];
+    char prefix[96], late[64];
     snprintf(prefix, sizeof prefix, "postgres: %s: ", what);
+    if (!r && c->broken) {
+        snprintf(late, sizeof late, "no answer within %d ms (store.timeout)", c->timeout_ms);
+        m = late;
+    }
     store__pg_msg(c, prefix, m ? m : PQerrorMessage(c->pg), err, errlen);
     return -1;
+}
+
+static bool store__pg_failed(const PGresult *r)
+{
+    ExecStatusType st = PQresultStatus(r);
+    return st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK;
+}
+
+/* Waits for fd to be ready for events until deadline_ns; false on timeout. */
+static bool store__pg_poll(int fd, short events, uint64_t deadline_ns)
+{
+    for (;;) {
+        uint64_t now = time_mono_ns();
+        if (now >= deadline_ns) return false;
+        struct pollfd p = {fd, events, 0};
+        int ms = (int)((deadline_ns - now + 999999) / 1000000);
+        int n = poll(&p, 1, ms);
+        if (n > 0) return true;
+        if (n < 0 && errno != EINTR) return true; /* let libpq report the error */
+    }
+}
+
+/* The second half of every statement: sent (the PQsend* call's result),
+ * flushes and collects the results with the client-side deadline. Returns
+ * the first failed result, else the last one (like PQexec), or NULL when
+ * nothing came back (not sent, connection lost, or no answer in time: then
+ * c->broken is set and the connection is not used again). */
+static PGresult *store__pg_wait(store__conn_t *c, int sent)
+{
+    if (!sent || c->broken) return NULL;
+    uint64_t deadline = time_mono_ns() + (uint64_t)c->timeout_ms * 1000000ull;
+    int fd = PQsocket(c->pg);
+    int f;
+    while ((f = PQflush(c->pg)) == 1) {
+        if (!store__pg_poll(fd, POLLOUT | POLLIN, deadline)) goto late;
+        if (!PQconsumeInput(c->pg)) return NULL;
+    }
+    if (f < 0) return NULL;
+    PGresult *keep = NULL;
+    for (;;) {
+        while (PQisBusy(c->pg)) {
+            if (!store__pg_poll(fd, POLLIN, deadline)) {
+                PQclear(keep);
+                goto late;
+            }
+            if (!PQconsumeInput(c->pg)) break; /* PQgetResult reports it */
+        }
+        PGresult *r = PQgetResult(c->pg);
+        if (!r) break;
+        if (keep && store__pg_failed(keep)) {
+            PQclear(r); /* the first error stands */
+        } else {
+            PQclear(keep);
+            keep = r;
+        }
+        if (PQstatus(c->pg) != CONNECTION_OK) break;
+    }
+    return keep;
+late:
+    c->broken = true;
+    return NULL;
 }
 
 /* Runs a read (values as parameters): the rows, or NULL with err set
@@ -154,7 +234,7 @@ static PGresult *store__pg_select(store__conn_t *c, const char *sql, int n,
                                   const char *const *params, const char *what, char *err,
                                   size_t errlen)
 {
-    PGresult *r = PQexecParams(c->pg, sql, n, NULL, params, NULL, NULL, 0);
+    PGresult *r = store__pg_wait(c, PQsendQueryParams(c->pg, sql, n, NULL, params, NULL, NULL, 0));
     if (PQresultStatus(r) == PGRES_TUPLES_OK) return r;
     store__pg_fail(c, r, what, err, errlen);
     PQclear(r);
@@ -164,7 +244,7 @@ static PGresult *store__pg_select(store__conn_t *c, const char *sql, int n,
 static int store__pg_exec(store__conn_t *c, const char *sql, const char *what, char *err,
                           size_t errlen)
 {
-    PGresult *r = PQexec(c->pg, sql);
+    PGresult *r = store__pg_wait(c, PQsendQuery(c->pg, sql));
     ExecStatusType st = PQresultStatus(r);
     int rc = (st == PGRES_COMMAND_OK || st == PGRES_TUPLES_OK)
                  ? 0
@@ -180,7 +260,7 @@ static void store__pg_disconnect(store__conn_t *c)
     free(c);
 }
 
-static store__conn_t *store__pg_connect(const char *url, char *err, size_t errlen)
+static store__conn_t *store__pg_connect(const char *url, int timeout_ms, char *err, size_t errlen)
 {
     store__conn_t *c = calloc(1, sizeof *c);
     if (!c) {
@@ -216,17 +296,20 @@ static store__conn_t *store__pg_connect(const char *url, char *err, size_t errle
             snprintf(c->secret, sizeof c->secret, "%s", o->val);
     PQconninfoFree(opts);
 
-    /* libpq waits forever for a connection by default; a blackholed server
-     * must not wedge the writer (or store_close) for minutes. */
-    char *withto = NULL;
-    if (!strstr(url, "connect_timeout=")) {
-        size_t n = strlen(url) + 32;
-        withto = malloc(n);
-        if (withto)
-            snprintf(withto, n, "%s%cconnect_timeout=10", url, strchr(url, '?') ? '&' : '?');
-    }
-    c->pg = PQconnectdb(withto ? withto : url);
-    free(withto);
+    /* Our timeouts first, the URL last: libpq lets a later value win, so a
+     * parameter the URL sets itself is kept. */
+    c->timeout_ms = timeout_ms > 0 ? timeout_ms : STORE_TIMEOUT_DEFAULT_MS;
+    char cto[16], kidle[16], kint[16], tut[16];
+    int secs = (c->timeout_ms + 999) / 1000, third = secs / 3 > 0 ? secs / 3 : 1;
+    snprintf(cto, sizeof cto, "%d", secs);
+    snprintf(kidle, sizeof kidle, "%d", third);
+    snprintf(kint, sizeof kint, "%d", third);
+    snprintf(tut, sizeof tut, "%d", c->timeout_ms);
+    const char *kw[] = {
+        "connect_timeout",  "keepalives",       "keepalives_idle", "keepalives_interval",
+        "keepalives_count", "tcp_user_timeout", "dbname",          NULL};
+    const char *val[] = {cto, "1", kidle, kint, "3", tut, url, NULL};
+    c->pg = PQconnectdbParams(kw, val, 1);
     if (!c->pg || PQstatus(c->pg) != CONNECTION_OK) {
         char prefix[600];
         snprintf(prefix, sizeof prefix, "store: cannot connect to %s: ", safe);
@@ -234,9 +317,17 @@ static store__conn_t *store__pg_connect(const char *url, char *err, size_t errle
         store__pg_disconnect(c);
         return NULL;
     }
+    if (PQsetnonblocking(c->pg, 1) != 0) {
+        snprintf(err, errlen, "store: %s: cannot make the connection non-blocking", safe);
+        store__pg_disconnect(c);
+        return NULL;
+    }
     PQsetNoticeProcessor(c->pg, store__pg_quiet, NULL);
     char e2[STORE__ERRLEN];
-    if (store__pg_exec(c, "SET synchronous_commit = on", "session setup", e2, sizeof e2)) {
+    char setup[96];
+    snprintf(setup, sizeof setup, "SET synchronous_commit = on; SET statement_timeout = %d",
+             c->timeout_ms);
+    if (store__pg_exec(c, setup, "session setup", e2, sizeof e2)) {
         snprintf(err, errlen, "store: %s: %s", safe, e2);
         store__pg_disconnect(c);
         return NULL;
@@ -246,14 +337,29 @@ static store__conn_t *store__pg_connect(const char *url, char *err, size_t errle
 
 static bool store__pg_alive(store__conn_t *c)
 {
-    return c && c->pg && PQstatus(c->pg) == CONNECTION_OK;
+    return c && c->pg && !c->broken && PQstatus(c->pg) == CONNECTION_OK;
 }
+
+static int store__pg_migrate_all(store__conn_t *c, int known, char *err, size_t errlen);
 
 static int store__pg_migrate(store__conn_t *c, char *err, size_t errlen)
 {
     const int known = store__pg_migrations[STORE__PG_NMIG - 1].version;
-    if (store__pg_exec(c, "BEGIN", "migrate", err, errlen)) return -1;
+    /* A migration may rewrite a big table: 60 x store.timeout for it. */
+    int saved = c->timeout_ms;
+    c->timeout_ms = saved > INT32_MAX / 60 ? INT32_MAX : saved * 60;
+    int rc = store__pg_migrate_all(c, known, err, errlen);
+    c->timeout_ms = saved;
+    return rc;
+}
+
+static int store__pg_migrate_all(store__conn_t *c, int known, char *err, size_t errlen)
+{
+    char lto[64];
+    snprintf(lto, sizeof lto, "SET LOCAL statement_timeout = %d", c->timeout_ms);
     PGresult *r = NULL;
+    if (store__pg_exec(c, "BEGIN", "migrate", err, errlen)) return -1;
+    if (store__pg_exec(c, lto, "migrate", err, errlen)) goto fail;
     if (store__pg_exec(c, "SELECT pg_advisory_xact_lock(" STORE__PG_LOCK_KEY ")", "migration lock",
                        err, errlen) ||
         store__pg_exec(c,
@@ -261,7 +367,8 @@ static int store__pg_migrate(store__conn_t *c, char *err, size_t errlen)
                        "  version INTEGER PRIMARY KEY, applied_at BIGINT NOT NULL)",
                        "migrate", err, errlen))
         goto fail;
-    r = PQexec(c->pg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations");
+    r = store__pg_wait(
+        c, PQsendQuery(c->pg, "SELECT COALESCE(MAX(version), 0) FROM schema_migrations"));
     if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
         store__pg_fail(c, r, "reading schema version", err, errlen);
         goto fail;
@@ -280,9 +387,10 @@ static int store__pg_migrate(store__conn_t *c, char *err, size_t errlen)
         snprintf(v, sizeof v, "%d", m->version);
         snprintf(at, sizeof at, "%llu", (unsigned long long)time_wall_ms());
         const char *params[2] = {v, at};
-        r = PQexecParams(c->pg,
-                         "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", 2,
-                         NULL, params, NULL, NULL, 0);
+        r = store__pg_wait(
+            c, PQsendQueryParams(
+                   c->pg, "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)", 2,
+                   NULL, params, NULL, NULL, 0));
         if (PQresultStatus(r) != PGRES_COMMAND_OK) {
             store__pg_fail(c, r, "recording migration", err, errlen);
             goto fail;
@@ -295,7 +403,7 @@ static int store__pg_migrate(store__conn_t *c, char *err, size_t errlen)
     return 0;
 fail:
     PQclear(r);
-    if (store__pg_alive(c)) PQclear(PQexec(c->pg, "ROLLBACK"));
+    if (store__pg_alive(c)) PQclear(store__pg_wait(c, PQsendQuery(c->pg, "ROLLBACK")));
     return -1;
 }
 
@@ -312,7 +420,7 @@ static int store__pg_commit(store__conn_t *c, char *err, size_t errlen)
 static void store__pg_rollback(store__conn_t *c)
 {
     if (store__pg_alive(c) && PQtransactionStatus(c->pg) != PQTRANS_IDLE)
-        PQclear(PQexec(c->pg, "ROLLBACK"));
+        PQclear(store__pg_wait(c, PQsendQuery(c->pg, "ROLLBACK")));
 }
 
 static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
@@ -336,7 +444,8 @@ static int store__pg_prepare_all(store__conn_t *c, char *err, size_t errlen)
     };
     if (c->prepared) return 0;
     for (size_t i = 0; i < sizeof stmts / sizeof stmts[0]; i++) {
-        PGresult *r = PQprepare(c->pg, stmts[i].name, stmts[i].sql, stmts[i].n, NULL);
+        PGresult *r =
+            store__pg_wait(c, PQsendPrepare(c->pg, stmts[i].name, stmts[i].sql, stmts[i].n, NULL));
         int ok = PQresultStatus(r) == PGRES_COMMAND_OK;
         if (!ok) store__pg_fail(c, r, "prepare", err, errlen);
         PQclear(r);
@@ -433,7 +542,7 @@ static int store__pg_apply(store__conn_t *c, const store__op_t *op, char *err, s
         snprintf(err, errlen, "store: unknown op");
         return -1;
     }
-    PGresult *r = PQexecPrepared(c->pg, stmt, n, params, NULL, NULL, 0);
+    PGresult *r = store__pg_wait(c, PQsendQueryPrepared(c->pg, stmt, n, params, NULL, NULL, 0));
     int ret;
     if (PQresultStatus(r) != PGRES_COMMAND_OK)
         ret = store__pg_fail(c, r, op->kind == STORE__OP_MODEL_DELETE ? "delete" : "write", err,
@@ -547,7 +656,7 @@ static int store__pg_spend_load(store__conn_t *c, int64_t since_ms,
 
 static bool store__pg_ping(store__conn_t *c)
 {
-    PGresult *r = PQexec(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1");
+    PGresult *r = store__pg_wait(c, PQsendQuery(c->pg, "SELECT 1 FROM schema_migrations LIMIT 1"));
     bool ok = PQresultStatus(r) == PGRES_TUPLES_OK;
     PQclear(r);
     return ok;

@@ -4,7 +4,7 @@
  *
  * Every connection: WAL journal (readers never block the writer),
  * synchronous=FULL (a COMMIT that returned is on disk: acknowledged means
- * durable), busy_timeout 5 s (another connection or process holding the
+ * durable), busy_timeout store.timeout (another connection or process holding the
  * write lock is waited for, not an error), foreign_keys=ON. One connection
  * per thread: store.c gives the writer thread one and the synchronous reads
  * another, never shared at the same time. Write transactions are BEGIN
@@ -149,7 +149,7 @@ static void store__sq_disconnect(store__conn_t *c)
     free(c);
 }
 
-static store__conn_t *store__sq_connect(const char *url, char *err, size_t errlen)
+static store__conn_t *store__sq_connect(const char *url, int timeout_ms, char *err, size_t errlen)
 {
     const char *path = url + strlen("sqlite://");
     if (!*path) {
@@ -173,7 +173,7 @@ static store__conn_t *store__sq_connect(const char *url, char *err, size_t errle
         return NULL;
     }
     sqlite3_extended_result_codes(c->db, 1);
-    sqlite3_busy_timeout(c->db, 5000);
+    sqlite3_busy_timeout(c->db, timeout_ms > 0 ? timeout_ms : STORE_TIMEOUT_DEFAULT_MS);
     /* journal_mode answers with the mode now in effect: insist on WAL. */
     sqlite3_stmt *st = NULL;
     bool wal = false;

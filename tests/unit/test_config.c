@@ -1060,6 +1060,27 @@ static void test_model_metadata_errors(void **state)
     config_errors_free(&errs);
 }
 
+/* store.timeout (issue 26): default 5s, a duration between 100ms and 10m. */
+static void test_store_timeout(void **state)
+{
+    (void)state;
+    config_t *c = load_ok("store:\n  url: sqlite:///tmp/x.db\n");
+    assert_int_equal(c->store.timeout_ms, 5000);
+    config_unref(c);
+    c = load_ok("store:\n  url: sqlite:///tmp/x.db\n  timeout: 1500ms\n");
+    assert_int_equal(c->store.timeout_ms, 1500);
+    config_unref(c);
+    cfg_errors_t e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 50ms\n");
+    expect_err(&e, 3, 12, "timeout must be at least 100ms");
+    config_errors_free(&e);
+    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: 11m\n");
+    expect_err(&e, 3, 12, "store timeout must be at most 10m");
+    config_errors_free(&e);
+    e = load_fail("store:\n  url: sqlite:///tmp/x.db\n  timeout: soon\n");
+    expect_err(&e, 3, 12, "invalid duration");
+    config_errors_free(&e);
+}
+
 static void test_store_master_key_health(void **state)
 {
     (void)state;
@@ -1632,6 +1653,7 @@ static void test_cache_errors(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_store_timeout),
         cmocka_unit_test(test_store_master_key_health),
         cmocka_unit_test(test_provider_azure),
         cmocka_unit_test(test_build_with_runtime_models),

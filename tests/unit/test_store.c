@@ -126,7 +126,7 @@ static int teardown_pg(void **state)
 static store_t *open_ok(const ctx_t *c)
 {
     char err[512] = "";
-    store_t *s = store_open(c->url, err, sizeof err);
+    store_t *s = store_open(c->url, 0, err, sizeof err);
     if (!s) fail_msg("store_open(%s): %s", c->pg ? "postgres" : c->url, err);
     return s;
 }
@@ -277,7 +277,7 @@ static void test_newer_schema_refused(void **state)
     store_close(open_ok(c));
     exec_sql(c, "INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)");
     char err[512] = "";
-    store_t *s = store_open(c->url, err, sizeof err);
+    store_t *s = store_open(c->url, 0, err, sizeof err);
     assert_null(s);
     assert_non_null(strstr(err, "newer"));
     assert_non_null(strstr(err, "999"));
@@ -523,7 +523,7 @@ static void test_spend_retry_idempotent(void **state)
     store_close(open_ok(c)); /* migrated */
     const store__backend_t *be = c->pg ? &store__pg : &store__sqlite;
     char err[STORE__ERRLEN];
-    store__conn_t *conn = be->connect(c->url, err, sizeof err);
+    store__conn_t *conn = be->connect(c->url, 0, err, sizeof err);
     if (!conn) fail_msg("connect: %s", err);
     store__op_t op;
     memset(&op, 0, sizeof op);
@@ -815,7 +815,7 @@ static void test_kill9_acknowledged_durable(void **state)
         close(p[0]);
         k9_t k = {.fd = p[1], .base = event_base_new()};
         char err[512];
-        k.s = store_open(c->url, err, sizeof err);
+        k.s = store_open(c->url, 0, err, sizeof err);
         if (!k.s || !k.base) _exit(2);
         struct event *ev = event_new(k.base, -1, EV_PERSIST, k9_tick, &k);
         struct timeval tv = {0, 1000};
@@ -918,13 +918,13 @@ static void test_bad_urls(void **state)
 {
     (void)state;
     char err[512];
-    assert_null(store_open("mysql://u:topsecret@h/db", err, sizeof err));
+    assert_null(store_open("mysql://u:topsecret@h/db", 0, err, sizeof err));
     assert_non_null(strstr(err, "unsupported"));
     assert_null(strstr(err, "topsecret"));
-    assert_null(store_open("sqlite://:memory:", err, sizeof err));
+    assert_null(store_open("sqlite://:memory:", 0, err, sizeof err));
     assert_non_null(strstr(err, "memory"));
-    assert_null(store_open("sqlite://", err, sizeof err));
-    assert_null(store_open("sqlite:///nonexistent-dir-skuld/x/y.db", err, sizeof err));
+    assert_null(store_open("sqlite://", 0, err, sizeof err));
+    assert_null(store_open("sqlite:///nonexistent-dir-skuld/x/y.db", 0, err, sizeof err));
     assert_non_null(strstr(err, "/nonexistent-dir-skuld/x/y.db"));
 }
 
@@ -933,17 +933,17 @@ static void test_pg_error_hides_password(void **state)
     (void)state;
     char err[512];
     /* Port 1 on loopback: connection refused at once. */
-    assert_null(
-        store_open("postgres://alice:Pw-9f3k2@127.0.0.1:1/db?connect_timeout=2", err, sizeof err));
+    assert_null(store_open("postgres://alice:Pw-9f3k2@127.0.0.1:1/db?connect_timeout=2", 0, err,
+                           sizeof err));
     assert_non_null(strstr(err, "cannot connect"));
     assert_non_null(strstr(err, "alice:***@127.0.0.1:1"));
     assert_null(strstr(err, "Pw-9f3k2"));
-    assert_null(store_open("postgresql://127.0.0.1:1/db?password=Pw-9f3k2&connect_timeout=2", err,
-                           sizeof err));
+    assert_null(store_open("postgresql://127.0.0.1:1/db?password=Pw-9f3k2&connect_timeout=2", 0,
+                           err, sizeof err));
     assert_null(strstr(err, "Pw-9f3k2"));
     /* libpq rejects the URL itself: still no password. */
     assert_null(
-        store_open("postgres://alice:Pw-9f3k2@127.0.0.1:1/db?bogus_option=1", err, sizeof err));
+        store_open("postgres://alice:Pw-9f3k2@127.0.0.1:1/db?bogus_option=1", 0, err, sizeof err));
     assert_null(strstr(err, "Pw-9f3k2"));
 }
 
