@@ -427,6 +427,122 @@ class ServeMockConfigTest(ImportTestBase):
         self.assertEqual(doc["server"]["resilience"]["ejection_time"], "1s")
 
 
+class AzureConvertTest(ImportTestBase):
+    """azure.yaml: azure/DEPLOYMENT becomes an azure provider (api_base, the
+    key, api_version; skuld's default api_version written when LiteLLM's is
+    absent, AZURE_API_KEY when the key is) and a model whose upstream is the
+    deployment; the converted config is served against mock-upstream's
+    Azure shape. Values the azure type refuses are not-converted lines."""
+
+    PATH = cfg("azure.yaml")
+
+    def test_convert(self):
+        doc, _, err = self.convert("azure.yaml", strict=True)
+        self.assertEqual(not_converted(self.PATH, err), [])
+        self.assertEqual(doc["providers"], [
+            {"name": "azure", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_EU_KEY", "api_version": "2025-01-01-preview"},
+            {"name": "azure-2", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_API_KEY", "api_version": "2024-10-21"},
+        ])
+        self.assertEqual([(m["name"], m["provider"], m["model"]) for m in doc["models"]],
+                         [("gpt-4o", "azure", "gpt4o-dep"), ("embed", "azure", "embed-dep"),
+                          ("gpt-4o-default", "azure-2", "gpt4o-dep")])
+        self.assertEqual(self.model(doc, "embed")["capabilities"], ["embeddings"])
+        line, col = position(self.PATH, "azure/gpt4o-dep", after="gpt-4o-default")
+        where = "%s:%d:%d: warning: model_list[2].litellm_params: " % (self.PATH, line, col)
+        self.assertIn(where + "no api_key; LiteLLM reads AZURE_API_KEY from the environment", err)
+        self.assertIn(where + "no api_version; LiteLLM sends its default (or $AZURE_API_VERSION), "
+                      "skuld's azure type sends 2024-10-21", err)
+
+    def test_served_against_mock_azure(self):
+        with open(self.PATH) as f:
+            text = f.read()
+        mock = H.Mock()
+        gw = None
+        try:
+            root = "http://%s:%d" % (H.HOST, mock.port)
+            src = H.write_temp("azure.yaml", text.replace("https://my-endpoint.openai.azure.com",
+                                                          root))
+            rc, out, err = run_import(src)
+            self.assertEqual(rc, 0, err)
+            self.check_ok(out)
+            gw = H.Skuld(out, env={"AZURE_EU_KEY": "mock-azure-key",
+                                   "AZURE_API_KEY": "mock-azure-key"})
+            chat = {"messages": [{"role": "user", "content": "hello there"}]}
+            for model, version in (("gpt-4o", "2025-01-01-preview"),
+                                   ("gpt-4o-default", "2024-10-21")):
+                r = H.post_json(gw.port, "/v1/chat/completions", dict(chat, model=model))
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.json()["choices"][0]["message"]["content"], "c0 c1 c2 c3 c4")
+                last = mock.last()
+                self.assertEqual(last["path"], "/openai/deployments/gpt4o-dep/chat/completions")
+                self.assertEqual(last["query"], "api-version=" + version)
+                self.assertEqual(last["headers"]["api-key"], "mock-azure-key")
+            r = H.post_json(gw.port, "/v1/embeddings", {"model": "embed", "input": ["a b"]})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(mock.last()["path"], "/openai/deployments/embed-dep/embeddings")
+        finally:
+            rc = gw.stop() if gw else 0
+            mock.stop()
+        self.assertEqual(rc, 0)
+
+    def test_refused_values(self):
+        p = H.write_temp("azure_bad.yaml", """\
+model_list:
+  - model_name: no-base
+    litellm_params: {model: azure/dep, api_key: os.environ/K}
+  - model_name: slash-dep
+    litellm_params: {model: azure/a/b, api_base: "https://r.openai.azure.com", api_key: os.environ/K}
+  - model_name: long-dep
+    litellm_params: {model: azure/%s, api_base: "https://r.openai.azure.com", api_key: os.environ/K}
+  - model_name: with-openai
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com/openai/", api_key: os.environ/K}
+  - model_name: with-query
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com?x=1", api_key: os.environ/K}
+  - model_name: bad-version
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: "2024-10"}
+  - model_name: env-version
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: os.environ/AZURE_API_VERSION}
+  - model_name: bad-key
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: "env:X"}
+  - model_name: foundry
+    litellm_params: {model: azure_ai/mistral, api_base: "https://r.services.ai.azure.com", api_key: os.environ/K}
+  - model_name: ok
+    litellm_params: {model: azure/dep-1.0_x, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: "2024-06-01"}
+  - model_name: plain
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/K, api_version: "2024-06-01"}
+""" % ("d" * 65))
+        rc, out, err = run_import(p)
+        self.assertEqual(rc, 0, err)
+        self.check_ok(out)
+        got = [(g[2], g[3]) for g in not_converted(p, err)]
+        lp = "model_list[%d].litellm_params."
+        want = [
+            (lp % 0 + "model", "azure/ needs api_base (the resource endpoint"),
+            (lp % 1 + "model", "the azure deployment name 'a/b' must have letters, digits"),
+            (lp % 2 + "model", "(at most 64)"),
+            (lp % 3 + "api_base", "resource endpoint without /openai"),
+            (lp % 4 + "api_base", "without a query or fragment"),
+            (lp % 5 + "api_version", "'2024-10' is not an Azure OpenAI API version"),
+            (lp % 6 + "api_version", "environment variable AZURE_API_VERSION"),
+            (lp % 7 + "api_key", "starts with env: or file:"),
+            (lp % 7 + "api_key", "skuld's azure type needs an api_key"),
+            (lp % 8 + "model", "Azure AI Foundry"),
+            (lp % 10 + "api_version", "only azure/ models have one"),
+        ]
+        self.assertEqual([g[0] for g in got], [w[0] for w in want], err)
+        for i, (g, w) in enumerate(zip(got, want)):
+            self.assertIn(w[1], g[1], g)
+            if i not in (7, 10):  # the key's own line; a key of a converted entry
+                self.assertTrue(g[1].endswith("entry skipped"), g)
+        doc = parse_emitted(out)
+        self.assertEqual([m["name"] for m in doc["models"]], ["ok", "plain"])
+        self.assertEqual(self.provider(doc, self.model(doc, "ok")["provider"])["api_version"],
+                         "2024-06-01")
+        self.assertEqual(self.model(doc, "ok")["model"], "dep-1.0_x")
+
+
 class UnmappableTest(ImportTestBase):
     """unmappable.yaml: each construct skuld cannot express is one
     not-converted line at its LiteLLM position; --strict exits 1."""
@@ -439,7 +555,8 @@ class UnmappableTest(ImportTestBase):
         return [
             (position(P, "temperature:"), "model_list[0].litellm_params.temperature",
              "skuld forwards request parameters as the client sent them"),
-            (position(P, "azure/gpt-4o-eu"), "model_list[1].litellm_params.model", "Azure OpenAI"),
+            (position(P, "azure_ai/mistral-large-eu"), "model_list[1].litellm_params.model",
+             "Azure AI Foundry"),
             (position(P, "bedrock/"), "model_list[2].litellm_params.model", "SigV4"),
             (position(P, '"*"'), "model_list[3].model_name", "wildcard model names"),
             (position(P, "os.environ/VLLM_API_BASE"), "model_list[4].litellm_params.api_base",
