@@ -415,8 +415,13 @@ class ServeMockConfigTest(ImportTestBase):
     def test_convert(self):
         doc, _, err = self.convert("serve_mock.yaml", strict=True)
         self.assertEqual(err, "")
-        self.assertEqual(len(doc["providers"]), 2)
+        self.assertEqual(len(doc["providers"]), 3)
         self.assertEqual(self.provider(doc, "openai")["base_url"], "http://127.0.0.1:4010/v1")
+        self.assertEqual(self.provider(doc, "azure"),
+                         {"name": "azure", "type": "azure", "base_url": "http://127.0.0.1:4010",
+                          "api_key": "env:SKULD_E2E_UPSTREAM_KEY",
+                          "api_version": "2025-01-01-preview"})
+        self.assertEqual(self.model(doc, "azure-gpt")["model"], "mock-deployment")
         # anthropic/ api_base is the host: skuld posts to {base_url}/messages
         self.assertEqual(self.provider(doc, "anthropic")["base_url"], "http://127.0.0.1:4010/v1")
         gpt = self.models(doc, "gpt-4o")
