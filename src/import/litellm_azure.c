@@ -14,7 +14,9 @@
  *
  * api_version: absent, LiteLLM sends its own default (or $AZURE_API_VERSION);
  * skuld's default (CONFIG_AZURE_API_VERSION) is written explicitly, with a
- * warning, so the file says which version is called.
+ * warning, so the file says which version is called. azure_ad_token without
+ * api_key becomes the provider's api_key with auth: entra (a bearer token,
+ * as LiteLLM sends it); with api_key, the key wins as in LiteLLM.
  */
 #include "import/litellm_internal.h"
 
@@ -22,7 +24,34 @@
 
 #include "config/config.h"
 
-bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **api_version)
+/* azure_ad_token: with no api_key, the key, sent as a bearer token (auth:
+ * entra), as LiteLLM sends it; api_key wins when both are given, as in
+ * LiteLLM. false when the token is given but cannot be converted. */
+static bool ad_token(imp_conv_t *c, const imp_azure_in_t *in, const char **key, bool *entra)
+{
+    const ynode_t *t = in->ad_token;
+    if (!t) return true;
+    if (in->api_key) {
+        imp__nc(c, t, in->ad_token_path, "api_key is used, as in LiteLLM");
+        return true;
+    }
+    if (t->kind == YNODE_SCALAR && strncmp(t->str, "oidc/", 5) == 0) {
+        imp__nc(c, t, in->ad_token_path,
+                "an OIDC token exchange: skuld's azure type takes a token (auth: entra) from "
+                "env:NAME or file:PATH; entry skipped");
+        return false;
+    }
+    *key = imp__secret(c, t, in->ad_token_path, "Entra ID token");
+    *entra = true;
+    if (!*key) {
+        imp__nc(c, t, in->ad_token_path, "skuld's azure type needs the token; entry skipped");
+        return false;
+    }
+    return true;
+}
+
+bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **key, const char **api_version,
+                bool *entra)
 {
     const ynode_t *mv = in->model;
     if (!config_azure_deployment_ok(in->deployment)) {
@@ -46,7 +75,8 @@ bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **api_versio
                 "skipped");
         return false;
     }
-    if (!in->key) {
+    if (!ad_token(c, in, key, entra)) return false;
+    if (!*key) {
         imp__nc(c, in->api_key ? in->api_key : mv, in->api_key ? in->api_key_path : in->model_path,
                 "skuld's azure type needs an api_key; entry skipped");
         return false;

@@ -47,6 +47,7 @@ typedef struct imp_prov {
     const char *base_url;    /* no trailing slash */
     const char *api_key;     /* as written to the output: "env:NAME" or a literal; NULL = none */
     const char *api_version; /* azure: written as api_version; NULL for other types */
+    bool entra;              /* azure: api_key is an Entra ID token (auth: entra) */
 } imp_prov_t;
 
 typedef struct imp_dep {
@@ -210,14 +211,19 @@ typedef struct imp_azure_in {
     const char *base;       /* api_base as base_url_ok read it */
     const ynode_t *api_key; /* NULL when absent */
     const char *api_key_path;
-    const char *key;            /* as written, NULL when not converted */
     const ynode_t *api_version; /* NULL when absent */
     const char *api_version_path;
+    const ynode_t *ad_token; /* azure_ad_token, NULL when absent */
+    const char *ad_token_path;
 } imp_azure_in_t;
 
-/* true with *api_version set when the entry can be written; false after a
- * not-converted report or an error (the entry is skipped). */
-bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **api_version);
+/* true when the entry can be written, with *api_version set and, for an
+ * entry with azure_ad_token and no api_key, *key the token and *entra true;
+ * *key comes in as litellm_models.c read api_key (or its default), NULL when
+ * not converted. false after a not-converted report or an error (the entry
+ * is skipped). */
+bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **key, const char **api_version,
+                bool *entra);
 
 /* ---- model_list (litellm_models.c) ---- */
 

@@ -7,8 +7,8 @@
  * anthropic/, gemini/, ollama/, ollama_chat/, azure/, hosted_vllm/ and the
  * other OpenAI-compatible ones in `prefixes` below; a few OpenAI and Anthropic
  * model names without a prefix too) and its api_base / api_key (azure/ also
- * api_version, checked in litellm_azure.c); deployments with the same type,
- * base URL, key and api_version share one provider. Entries with one
+ * api_version and azure_ad_token, read in litellm_azure.c); deployments with
+ * the same type, base URL, key and api_version (and auth) share one provider. Entries with one
  * model_name form one model group: all of its deployments get the group's
  * `balance` (from routing_strategy) and, for simple-shuffle, weights taken as
  * LiteLLM takes them (litellm_params.weight, else rpm, else tpm, whichever
@@ -88,7 +88,7 @@ static const struct {
 
 static const imp_reason_t param_reasons[] = {
     {"api_version", "an Azure api-version: only azure/ models have one"},
-    {"azure_ad_token", "an Entra ID token: write api_key with auth: entra on the azure provider"},
+    {"azure_ad_token", "an Entra ID token: only azure/ models take one"},
     {"tenant_id", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
     {"client_id", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
     {"client_secret", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
@@ -173,12 +173,12 @@ static bool same_opt(const char *a, const char *b)
 }
 
 static size_t provider(imp_conv_t *c, const char *pname, const char *type, const char *base,
-                       const char *key, const char *api_version)
+                       const char *key, const char *api_version, bool entra)
 {
     for (size_t i = 0; i < c->n_provs; i++) {
         const imp_prov_t *p = &c->provs[i];
         if (strcmp(p->type, type) == 0 && strcmp(p->base_url, base) == 0 &&
-            same_opt(p->api_key, key) && same_opt(p->api_version, api_version))
+            same_opt(p->api_key, key) && same_opt(p->api_version, api_version) && p->entra == entra)
             return i;
     }
     /* a new provider: pname, else pname-2, pname-3, ... */
@@ -201,6 +201,7 @@ static size_t provider(imp_conv_t *c, const char *pname, const char *type, const
     p->base_url = base;
     p->api_key = key;
     p->api_version = api_version;
+    p->entra = entra;
     return c->n_provs++;
 }
 
@@ -350,9 +351,10 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
                      {.key = "cache_read_input_token_cost"},
                      {.key = "timeout"},
                      {.key = "max_parallel_requests"},
-                     {.key = "api_version"}}; /* last: known for azure/ only */
+                     {.key = "api_version"}, /* the last two: known for azure/ only */
+                     {.key = "azure_ad_token"}};
     bool azure = strcmp(pt->type, "azure") == 0;
-    imp__walk(c, lp, lpp, p, NK(p) - !azure, param_reasons, NK(param_reasons),
+    imp__walk(c, lp, lpp, p, NK(p) - (azure ? 0 : 2), param_reasons, NK(param_reasons),
               "no skuld equivalent");
 #define PV(n) imp__kv(p, NK(p), n)
 #define PP(n) imp__path(c, lpp, n)
@@ -418,6 +420,7 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
         key = arena_printf(c->a, "env:%s", pt->key_env);
     }
     const char *api_version = NULL;
+    bool entra = false;
     if (azure) {
         const imp_azure_in_t in = {.model = mv,
                                    .model_path = mp,
@@ -428,15 +431,16 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
                                    .base = base,
                                    .api_key = kv,
                                    .api_key_path = PP("api_key"),
-                                   .key = key,
                                    .api_version = PV("api_version"),
-                                   .api_version_path = PP("api_version")};
-        if (!imp__azure(c, &in, &api_version)) {
+                                   .api_version_path = PP("api_version"),
+                                   .ad_token = PV("azure_ad_token"),
+                                   .ad_token_path = PP("azure_ad_token")};
+        if (!imp__azure(c, &in, &key, &api_version, &entra)) {
             skip(c, name);
             return;
         }
     }
-    if (!kv && key) /* warned once the entry is known to be converted */
+    if (!kv && key && !entra) /* warned once the entry is known to be converted */
         imp__warn(c, mv, "%s: no api_key; LiteLLM reads %s from the environment, written as env:%s",
                   lpp, pt->key_env, pt->key_env);
     if (c->n_deps >= IMP_MAX_DEPLOYMENTS) return;
@@ -530,7 +534,7 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
 #undef MV
 #undef MP
     }
-    d->prov = provider(c, pname, pt->type, base, key, api_version);
+    d->prov = provider(c, pname, pt->type, base, key, api_version, entra);
     c->n_deps++;
 }
 
@@ -904,6 +908,7 @@ void imp__emit_models(imp_conv_t *c, imp_doc_t *doc, imp_node_t *root)
             imp_map_add(doc, m, "base_url", imp_cstr(doc, p->base_url));
             if (p->api_key) imp_map_add(doc, m, "api_key", imp_cstr(doc, p->api_key));
             if (p->api_version) imp_map_add(doc, m, "api_version", imp_cstr(doc, p->api_version));
+            if (p->entra) imp_map_add(doc, m, "auth", imp_cstr(doc, "entra"));
         }
     }
     if (c->n_deps) {

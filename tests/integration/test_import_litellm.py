@@ -449,10 +449,14 @@ class AzureConvertTest(ImportTestBase):
              "api_key": "env:AZURE_EU_KEY", "api_version": "2025-01-01-preview"},
             {"name": "azure-2", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
              "api_key": "env:AZURE_API_KEY", "api_version": "2024-10-21"},
+            {"name": "azure-3", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_EU_TOKEN", "api_version": "2025-01-01-preview",
+             "auth": "entra"},
         ])
         self.assertEqual([(m["name"], m["provider"], m["model"]) for m in doc["models"]],
                          [("gpt-4o", "azure", "gpt4o-dep"), ("embed", "azure", "embed-dep"),
-                          ("gpt-4o-default", "azure-2", "gpt4o-dep")])
+                          ("gpt-4o-default", "azure-2", "gpt4o-dep"),
+                          ("gpt-4o-entra", "azure-3", "gpt4o-dep")])
         self.assertEqual(self.model(doc, "embed")["capabilities"], ["embeddings"])
         line, col = position(self.PATH, "azure/gpt4o-dep", after="gpt-4o-default")
         where = "%s:%d:%d: warning: model_list[2].litellm_params: " % (self.PATH, line, col)
@@ -463,7 +467,7 @@ class AzureConvertTest(ImportTestBase):
     def test_served_against_mock_azure(self):
         with open(self.PATH) as f:
             text = f.read()
-        mock = H.Mock()
+        mock = H.Mock(["--azure-token", "mock-azure-token"])
         gw = None
         try:
             root = "http://%s:%d" % (H.HOST, mock.port)
@@ -473,7 +477,8 @@ class AzureConvertTest(ImportTestBase):
             self.assertEqual(rc, 0, err)
             self.check_ok(out)
             gw = H.Skuld(out, env={"AZURE_EU_KEY": "mock-azure-key",
-                                   "AZURE_API_KEY": "mock-azure-key"})
+                                   "AZURE_API_KEY": "mock-azure-key",
+                                   "AZURE_EU_TOKEN": "mock-azure-token"})
             chat = {"messages": [{"role": "user", "content": "hello there"}]}
             for model, version in (("gpt-4o", "2025-01-01-preview"),
                                    ("gpt-4o-default", "2024-10-21")):
@@ -484,6 +489,11 @@ class AzureConvertTest(ImportTestBase):
                 self.assertEqual(last["path"], "/openai/deployments/gpt4o-dep/chat/completions")
                 self.assertEqual(last["query"], "api-version=" + version)
                 self.assertEqual(last["headers"]["api-key"], "mock-azure-key")
+            r = H.post_json(gw.port, "/v1/chat/completions", dict(chat, model="gpt-4o-entra"))
+            self.assertEqual(r.status, 200, r.body)
+            last = mock.last()
+            self.assertEqual(last["headers"]["authorization"], "Bearer mock-azure-token")
+            self.assertNotIn("api-key", last["headers"])
             r = H.post_json(gw.port, "/v1/embeddings", {"model": "embed", "input": ["a b"]})
             self.assertEqual(r.status, 200, r.body)
             self.assertEqual(mock.last()["path"], "/openai/deployments/embed-dep/embeddings")
@@ -516,7 +526,11 @@ model_list:
   - model_name: ok
     litellm_params: {model: azure/dep-1.0_x, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: "2024-06-01"}
   - model_name: plain
-    litellm_params: {model: openai/gpt-4o, api_key: os.environ/K, api_version: "2024-06-01"}
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/K, api_version: "2024-06-01", azure_ad_token: os.environ/T}
+  - model_name: oidc
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", azure_ad_token: oidc/github/x}
+  - model_name: key-and-token
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, azure_ad_token: os.environ/T, api_version: "2024-06-01"}
 """ % ("d" * 65))
         rc, out, err = run_import(p)
         self.assertEqual(rc, 0, err)
@@ -535,14 +549,21 @@ model_list:
             (lp % 7 + "api_key", "skuld's azure type needs an api_key"),
             (lp % 8 + "model", "Azure AI Foundry"),
             (lp % 10 + "api_version", "only azure/ models have one"),
+            (lp % 10 + "azure_ad_token", "only azure/ models take one"),
+            (lp % 11 + "azure_ad_token", "an OIDC token exchange"),
+            (lp % 12 + "azure_ad_token", "api_key is used, as in LiteLLM"),
         ]
         self.assertEqual([g[0] for g in got], [w[0] for w in want], err)
         for i, (g, w) in enumerate(zip(got, want)):
             self.assertIn(w[1], g[1], g)
-            if i not in (7, 10):  # the key's own line; a key of a converted entry
+            if i not in (7, 10, 11, 13):  # the key's own line; keys of converted entries
                 self.assertTrue(g[1].endswith("entry skipped"), g)
         doc = parse_emitted(out)
-        self.assertEqual([m["name"] for m in doc["models"]], ["ok", "plain"])
+        self.assertEqual([m["name"] for m in doc["models"]], ["ok", "plain", "key-and-token"])
+        # api_key wins over azure_ad_token (as in LiteLLM), so no auth: entra; same provider as ok
+        self.assertEqual(self.model(doc, "key-and-token")["provider"],
+                         self.model(doc, "ok")["provider"])
+        self.assertNotIn("auth", self.provider(doc, self.model(doc, "ok")["provider"]))
         self.assertEqual(self.provider(doc, self.model(doc, "ok")["provider"])["api_version"],
                          "2024-06-01")
         self.assertEqual(self.model(doc, "ok")["model"], "dep-1.0_x")
