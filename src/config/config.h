@@ -366,6 +366,11 @@ extern const char config_embedded_yaml[];
 #define CONFIG_LOCAL_DEFAULT_MAX_TOKENS 512
 /* The api-version an azure provider sends when its config names none (Azure OpenAI GA). */
 #define CONFIG_AZURE_API_VERSION "2024-10-21"
+/* What the loader takes for an azure provider's api_version (YYYY-MM-DD or
+ * YYYY-MM-DD-preview) and an azure model's deployment name (1-64 of letters,
+ * digits, '.', '_', '-'); shared with the LiteLLM importer. */
+bool config_azure_api_version_ok(const char *s);
+bool config_azure_deployment_ok(const char *s);
 config_t *config_default(cfg_errors_t *errs);
 
 /* "FILE:LINE:COL: message\n" per error. */

@@ -147,13 +147,13 @@ bool config__model_name_ok(const char *s)
 }
 
 /* An Azure OpenAI deployment name: 1-64 of letters, digits, '.', '_', '-'. */
-static bool azure_deployment_ok(const char *s)
+bool config_azure_deployment_ok(const char *s)
 {
     size_t n = 0;
     for (; s[n]; n++)
         if (!isalnum((unsigned char)s[n]) && s[n] != '.' && s[n] != '_' && s[n] != '-')
             return false;
-    return n <= 64;
+    return n >= 1 && n <= 64;
 }
 
 static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_t *m,
@@ -297,7 +297,7 @@ static void parse_model(loader_t *L, config_t *c, const ynode_t *map, cfg_model_
 
     /* azure: the upstream model is the deployment name, a path segment of the URL */
     const char *dep = raw.model ? raw.model : raw.name;
-    if (mpt && strcmp(mpt->name, "azure") == 0 && dep && *dep && !azure_deployment_ok(dep))
+    if (mpt && strcmp(mpt->name, "azure") == 0 && dep && *dep && !config_azure_deployment_ok(dep))
         config__err_at(L, raw.model ? vals[M_MODEL] : vals[M_NAME],
                        "model '%s': an azure deployment name (the model: key, else the name) "
                        "has letters, digits, '.', '_' and '-' only (at most 64)",

@@ -106,7 +106,7 @@ static void check_base_url(loader_t *L, const ynode_t *at, char *url)
 }
 
 /* YYYY-MM-DD, optionally followed by "-preview" (Azure's api-version values). */
-static bool api_version_ok(const char *s)
+bool config_azure_api_version_ok(const char *s)
 {
     static const char pat[] = "dddd-dd-dd";
     for (size_t i = 0; i < sizeof pat - 1; i++)
@@ -127,7 +127,7 @@ static void check_azure(loader_t *L, const ynode_t *map, cfg_provider_t *p, cons
     }
     if (!p->api_version) {
         p->api_version = config__dup_str(L, map, CONFIG_AZURE_API_VERSION);
-    } else if (!api_version_ok(p->api_version)) {
+    } else if (!config_azure_api_version_ok(p->api_version)) {
         config__err_at(L, vals[P_API_VERSION],
                        "api_version '%s' is not an Azure OpenAI API version (YYYY-MM-DD or "
                        "YYYY-MM-DD-preview, e.g. %s)",

@@ -13,6 +13,8 @@
  *   (provider type from the model's prefix, providers shared by equal
  *   type/base_url/api_key), model groups with balance and weights, and the
  *   fallbacks, aliases and their checks against the converted names.
+ * - litellm_azure.c checks an azure/ entry against the azure type's rules
+ *   (deployment name, base_url, api_key) and resolves its api_version.
  *
  * Invariants:
  * - Everything lives in the conversion's arena (imp_conv_t.a) and dies with
@@ -40,10 +42,12 @@
 #define IMP_SHOW_MAX 64
 
 typedef struct imp_prov {
-    const char *name;     /* unique among providers */
-    const char *type;     /* skuld provider type */
-    const char *base_url; /* no trailing slash */
-    const char *api_key;  /* as written to the output: "env:NAME" or a literal; NULL = none */
+    const char *name;        /* unique among providers */
+    const char *type;        /* skuld provider type */
+    const char *base_url;    /* no trailing slash */
+    const char *api_key;     /* as written to the output: "env:NAME" or a literal; NULL = none */
+    const char *api_version; /* azure: written as api_version; NULL for other types */
+    bool entra;              /* azure: api_key is an Entra ID token (auth: entra) */
 } imp_prov_t;
 
 typedef struct imp_dep {
@@ -194,6 +198,32 @@ const ynode_t *imp__mapping_or_err(imp_conv_t *c, const ynode_t *v, const char *
 
 void imp__settings(imp_conv_t *c, const ynode_t *router, const ynode_t *litellm);
 void imp__general(imp_conv_t *c, const ynode_t *general);
+
+/* ---- azure/ entries (litellm_azure.c) ---- */
+
+/* An azure/ entry as litellm_models.c has read it. */
+typedef struct imp_azure_in {
+    const ynode_t *model; /* litellm_params.model */
+    const char *model_path, *params_path;
+    const char *deployment;  /* after "azure/", non-empty */
+    const ynode_t *api_base; /* present */
+    const char *api_base_path;
+    const char *base;       /* api_base as base_url_ok read it */
+    const ynode_t *api_key; /* NULL when absent */
+    const char *api_key_path;
+    const ynode_t *api_version; /* NULL when absent */
+    const char *api_version_path;
+    const ynode_t *ad_token; /* azure_ad_token, NULL when absent */
+    const char *ad_token_path;
+} imp_azure_in_t;
+
+/* true when the entry can be written, with *api_version set and, for an
+ * entry with azure_ad_token and no api_key, *key the token and *entra true;
+ * *key comes in as litellm_models.c read api_key (or its default), NULL when
+ * not converted. false after a not-converted report or an error (the entry
+ * is skipped). */
+bool imp__azure(imp_conv_t *c, const imp_azure_in_t *in, const char **key, const char **api_version,
+                bool *entra);
 
 /* ---- model_list (litellm_models.c) ---- */
 

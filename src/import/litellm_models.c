@@ -4,10 +4,11 @@
  *
  * One model_list entry is one skuld deployment (a models: entry). Its
  * provider comes from the prefix of litellm_params.model (openai/,
- * anthropic/, gemini/, ollama/, ollama_chat/, hosted_vllm/ and the other
- * OpenAI-compatible ones in `prefixes` below; a few OpenAI and Anthropic model
- * names without a prefix too) and its api_base / api_key; deployments with the
- * same type, base URL and key share one provider. Entries with one
+ * anthropic/, gemini/, ollama/, ollama_chat/, azure/, hosted_vllm/ and the
+ * other OpenAI-compatible ones in `prefixes` below; a few OpenAI and Anthropic
+ * model names without a prefix too) and its api_base / api_key (azure/ also
+ * api_version and azure_ad_token, read in litellm_azure.c); deployments with
+ * the same type, base URL, key and api_version (and auth) share one provider. Entries with one
  * model_name form one model group: all of its deployments get the group's
  * `balance` (from routing_strategy) and, for simple-shuffle, weights taken as
  * LiteLLM takes them (litellm_params.weight, else rpm, else tpm, whichever
@@ -43,6 +44,7 @@ static const prefix_t prefixes[] = {
     {"openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"},
     {"text-completion-openai", "openai", "https://api.openai.com/v1", "OPENAI_API_KEY"},
     {"anthropic", "anthropic", "https://api.anthropic.com/v1", "ANTHROPIC_API_KEY"},
+    {"azure", "azure", NULL, "AZURE_API_KEY"},
     {"gemini", "gemini", "https://generativelanguage.googleapis.com/v1beta", "GEMINI_API_KEY"},
     {"ollama", "ollama", "http://localhost:11434", NULL},
     {"ollama_chat", "ollama", "http://localhost:11434", NULL},
@@ -67,9 +69,8 @@ static const prefix_t prefixes[] = {
 
 /* Prefixes LiteLLM knows and skuld has no provider type for, with why. */
 static const imp_reason_t missing_types[] = {
-    {"azure", "Azure OpenAI takes an api-key header and an api-version, which skuld's openai "
-              "type does not send"},
-    {"azure_ai", "Azure AI takes an api-key header, which skuld's openai type does not send"},
+    {"azure_ai", "Azure AI Foundry's model inference API is not Azure OpenAI's (skuld's azure "
+                 "type); for an Azure OpenAI deployment use azure/"},
     {"bedrock", "AWS Bedrock needs SigV4 request signing, which skuld does not do"},
     {"sagemaker", "AWS SageMaker needs SigV4 request signing, which skuld does not do"},
     {"vertex_ai", "Vertex AI needs Google OAuth credentials, which skuld does not do"},
@@ -86,7 +87,11 @@ static const struct {
 };
 
 static const imp_reason_t param_reasons[] = {
-    {"api_version", "Azure's api-version: no skuld equivalent"},
+    {"api_version", "an Azure api-version: only azure/ models have one"},
+    {"azure_ad_token", "an Entra ID token: only azure/ models take one"},
+    {"tenant_id", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
+    {"client_id", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
+    {"client_secret", "Entra client credentials: skuld's azure type takes a token (auth: entra)"},
     {"organization", "skuld sends no OpenAI-Organization header"},
     {"temperature", "skuld forwards request parameters as the client sent them"},
     {"max_tokens", "skuld forwards request parameters as the client sent them"},
@@ -162,13 +167,18 @@ static const char *base_url_ok(imp_conv_t *c, const ynode_t *v)
     return s;
 }
 
+static bool same_opt(const char *a, const char *b)
+{
+    return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
 static size_t provider(imp_conv_t *c, const char *pname, const char *type, const char *base,
-                       const char *key)
+                       const char *key, const char *api_version, bool entra)
 {
     for (size_t i = 0; i < c->n_provs; i++) {
         const imp_prov_t *p = &c->provs[i];
         if (strcmp(p->type, type) == 0 && strcmp(p->base_url, base) == 0 &&
-            ((!p->api_key && !key) || (p->api_key && key && strcmp(p->api_key, key) == 0)))
+            same_opt(p->api_key, key) && same_opt(p->api_version, api_version) && p->entra == entra)
             return i;
     }
     /* a new provider: pname, else pname-2, pname-3, ... */
@@ -190,6 +200,8 @@ static size_t provider(imp_conv_t *c, const char *pname, const char *type, const
     p->type = type;
     p->base_url = base;
     p->api_key = key;
+    p->api_version = api_version;
+    p->entra = entra;
     return c->n_provs++;
 }
 
@@ -248,7 +260,7 @@ static const prefix_t *resolve_model(imp_conv_t *c, const ynode_t *mv, const cha
     if (slash)
         imp__nc(c, mv, path,
                 "provider '%s' has no skuld provider type (skuld has openai-compatible, "
-                "anthropic, gemini and ollama); entry skipped",
+                "anthropic, gemini, ollama and azure); entry skipped",
                 imp__show(c, m, (size_t)(slash - m)));
     else
         imp__nc(c, mv, path,
@@ -338,8 +350,12 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
                      {.key = "output_cost_per_token"},
                      {.key = "cache_read_input_token_cost"},
                      {.key = "timeout"},
-                     {.key = "max_parallel_requests"}};
-    imp__walk(c, lp, lpp, p, NK(p), param_reasons, NK(param_reasons), "no skuld equivalent");
+                     {.key = "max_parallel_requests"},
+                     {.key = "api_version"}, /* the last two: known for azure/ only */
+                     {.key = "azure_ad_token"}};
+    bool azure = strcmp(pt->type, "azure") == 0;
+    imp__walk(c, lp, lpp, p, NK(p) - (azure ? 0 : 2), param_reasons, NK(param_reasons),
+              "no skuld equivalent");
 #define PV(n) imp__kv(p, NK(p), n)
 #define PP(n) imp__path(c, lpp, n)
     const char *base = pt->base_url;
@@ -386,7 +402,13 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
                           PP("api_base"));
         }
     } else if (!base) {
-        imp__nc(c, mv, mp, "%s/ needs api_base (the server's URL); entry skipped", pt->prefix);
+        if (azure)
+            imp__nc(c, mv, mp,
+                    "azure/ needs api_base (the resource endpoint, "
+                    "https://NAME.openai.azure.com): skuld's azure type has no default; entry "
+                    "skipped");
+        else
+            imp__nc(c, mv, mp, "%s/ needs api_base (the server's URL); entry skipped", pt->prefix);
         skip(c, name);
         return;
     }
@@ -394,11 +416,33 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
     const ynode_t *kv = PV("api_key");
     if (kv) {
         key = imp__secret(c, kv, PP("api_key"), "API key");
-    } else if (!ab && pt->key_env) {
+    } else if ((!ab || azure) && pt->key_env) {
         key = arena_printf(c->a, "env:%s", pt->key_env);
+    }
+    const char *api_version = NULL;
+    bool entra = false;
+    if (azure) {
+        const imp_azure_in_t in = {.model = mv,
+                                   .model_path = mp,
+                                   .params_path = lpp,
+                                   .deployment = upstream,
+                                   .api_base = ab,
+                                   .api_base_path = PP("api_base"),
+                                   .base = base,
+                                   .api_key = kv,
+                                   .api_key_path = PP("api_key"),
+                                   .api_version = PV("api_version"),
+                                   .api_version_path = PP("api_version"),
+                                   .ad_token = PV("azure_ad_token"),
+                                   .ad_token_path = PP("azure_ad_token")};
+        if (!imp__azure(c, &in, &key, &api_version, &entra)) {
+            skip(c, name);
+            return;
+        }
+    }
+    if (!kv && key && !entra) /* warned once the entry is known to be converted */
         imp__warn(c, mv, "%s: no api_key; LiteLLM reads %s from the environment, written as env:%s",
                   lpp, pt->key_env, pt->key_env);
-    }
     if (c->n_deps >= IMP_MAX_DEPLOYMENTS) return;
     imp_dep_t *d = &c->deps[c->n_deps];
     memset(d, 0, sizeof *d);
@@ -490,7 +534,7 @@ static void entry(imp_conv_t *c, const ynode_t *item, size_t idx)
 #undef MV
 #undef MP
     }
-    d->prov = provider(c, pname, pt->type, base, key);
+    d->prov = provider(c, pname, pt->type, base, key, api_version, entra);
     c->n_deps++;
 }
 
@@ -863,6 +907,8 @@ void imp__emit_models(imp_conv_t *c, imp_doc_t *doc, imp_node_t *root)
             imp_map_add(doc, m, "type", imp_cstr(doc, p->type));
             imp_map_add(doc, m, "base_url", imp_cstr(doc, p->base_url));
             if (p->api_key) imp_map_add(doc, m, "api_key", imp_cstr(doc, p->api_key));
+            if (p->api_version) imp_map_add(doc, m, "api_version", imp_cstr(doc, p->api_version));
+            if (p->entra) imp_map_add(doc, m, "auth", imp_cstr(doc, "entra"));
         }
     }
     if (c->n_deps) {

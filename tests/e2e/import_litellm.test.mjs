@@ -4,7 +4,8 @@
 // official `openai` npm client: the master key guards it, the model group's
 // deployments answer with the upstream ids and key of the LiteLLM file, the
 // prices per token become the cost per 1M, and a failing group falls back to
-// the anthropic/ deployment (translated to the Messages shape).
+// the anthropic/ deployment (translated to the Messages shape); the azure/
+// deployment calls the mock's Azure shape (deployment URL, api-version, api-key).
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -116,6 +117,16 @@ describe('a LiteLLM config imported with skuld import litellm, through the opena
     assert.equal(last.path, '/v1/messages');
     assert.equal(last.body.model, 'claude-up');
     assert.equal(last.headers['x-api-key'], UPSTREAM_KEY);
+  });
+
+  it('azure/ deployment: the deployment URL with api_version and the api-key header', async () => {
+    const res = await client.chat.completions.create({ model: 'azure-gpt', messages: [{ role: 'user', content: 'hello' }] });
+    assert.equal(res.choices[0].message.content, TEXT);
+    const last = await stack.mock('/_mock/last');
+    assert.equal(last.path, '/openai/deployments/mock-deployment/chat/completions');
+    assert.equal(last.query, 'api-version=2025-01-01-preview');
+    assert.equal(last.headers['api-key'], UPSTREAM_KEY); // the harness mock's --azure-key
+    assert.equal(last.headers.authorization, undefined);
   });
 
   it('router_settings.fallbacks: a failing group falls back to claude', async () => {

@@ -415,8 +415,13 @@ class ServeMockConfigTest(ImportTestBase):
     def test_convert(self):
         doc, _, err = self.convert("serve_mock.yaml", strict=True)
         self.assertEqual(err, "")
-        self.assertEqual(len(doc["providers"]), 2)
+        self.assertEqual(len(doc["providers"]), 3)
         self.assertEqual(self.provider(doc, "openai")["base_url"], "http://127.0.0.1:4010/v1")
+        self.assertEqual(self.provider(doc, "azure"),
+                         {"name": "azure", "type": "azure", "base_url": "http://127.0.0.1:4010",
+                          "api_key": "env:SKULD_E2E_UPSTREAM_KEY",
+                          "api_version": "2025-01-01-preview"})
+        self.assertEqual(self.model(doc, "azure-gpt")["model"], "mock-deployment")
         # anthropic/ api_base is the host: skuld posts to {base_url}/messages
         self.assertEqual(self.provider(doc, "anthropic")["base_url"], "http://127.0.0.1:4010/v1")
         gpt = self.models(doc, "gpt-4o")
@@ -425,6 +430,143 @@ class ServeMockConfigTest(ImportTestBase):
         self.assertEqual(doc["server"]["resilience"]["max_attempts"], 3)
         self.assertEqual(doc["server"]["resilience"]["breaker_failures"], 6)
         self.assertEqual(doc["server"]["resilience"]["ejection_time"], "1s")
+
+
+class AzureConvertTest(ImportTestBase):
+    """azure.yaml: azure/DEPLOYMENT becomes an azure provider (api_base, the
+    key, api_version; skuld's default api_version written when LiteLLM's is
+    absent, AZURE_API_KEY when the key is) and a model whose upstream is the
+    deployment; the converted config is served against mock-upstream's
+    Azure shape. Values the azure type refuses are not-converted lines."""
+
+    PATH = cfg("azure.yaml")
+
+    def test_convert(self):
+        doc, _, err = self.convert("azure.yaml", strict=True)
+        self.assertEqual(not_converted(self.PATH, err), [])
+        self.assertEqual(doc["providers"], [
+            {"name": "azure", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_EU_KEY", "api_version": "2025-01-01-preview"},
+            {"name": "azure-2", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_API_KEY", "api_version": "2024-10-21"},
+            {"name": "azure-3", "type": "azure", "base_url": "https://my-endpoint.openai.azure.com",
+             "api_key": "env:AZURE_EU_TOKEN", "api_version": "2025-01-01-preview",
+             "auth": "entra"},
+        ])
+        self.assertEqual([(m["name"], m["provider"], m["model"]) for m in doc["models"]],
+                         [("gpt-4o", "azure", "gpt4o-dep"), ("embed", "azure", "embed-dep"),
+                          ("gpt-4o-default", "azure-2", "gpt4o-dep"),
+                          ("gpt-4o-entra", "azure-3", "gpt4o-dep")])
+        self.assertEqual(self.model(doc, "embed")["capabilities"], ["embeddings"])
+        line, col = position(self.PATH, "azure/gpt4o-dep", after="gpt-4o-default")
+        where = "%s:%d:%d: warning: model_list[2].litellm_params: " % (self.PATH, line, col)
+        self.assertIn(where + "no api_key; LiteLLM reads AZURE_API_KEY from the environment", err)
+        self.assertIn(where + "no api_version; LiteLLM sends its default (or $AZURE_API_VERSION), "
+                      "skuld's azure type sends 2024-10-21", err)
+
+    def test_served_against_mock_azure(self):
+        with open(self.PATH) as f:
+            text = f.read()
+        mock = H.Mock(["--azure-token", "mock-azure-token"])
+        gw = None
+        try:
+            root = "http://%s:%d" % (H.HOST, mock.port)
+            src = H.write_temp("azure.yaml", text.replace("https://my-endpoint.openai.azure.com",
+                                                          root))
+            rc, out, err = run_import(src)
+            self.assertEqual(rc, 0, err)
+            self.check_ok(out)
+            gw = H.Skuld(out, env={"AZURE_EU_KEY": "mock-azure-key",
+                                   "AZURE_API_KEY": "mock-azure-key",
+                                   "AZURE_EU_TOKEN": "mock-azure-token"})
+            chat = {"messages": [{"role": "user", "content": "hello there"}]}
+            for model, version in (("gpt-4o", "2025-01-01-preview"),
+                                   ("gpt-4o-default", "2024-10-21")):
+                r = H.post_json(gw.port, "/v1/chat/completions", dict(chat, model=model))
+                self.assertEqual(r.status, 200, r.body)
+                self.assertEqual(r.json()["choices"][0]["message"]["content"], "c0 c1 c2 c3 c4")
+                last = mock.last()
+                self.assertEqual(last["path"], "/openai/deployments/gpt4o-dep/chat/completions")
+                self.assertEqual(last["query"], "api-version=" + version)
+                self.assertEqual(last["headers"]["api-key"], "mock-azure-key")
+            r = H.post_json(gw.port, "/v1/chat/completions", dict(chat, model="gpt-4o-entra"))
+            self.assertEqual(r.status, 200, r.body)
+            last = mock.last()
+            self.assertEqual(last["headers"]["authorization"], "Bearer mock-azure-token")
+            self.assertNotIn("api-key", last["headers"])
+            r = H.post_json(gw.port, "/v1/embeddings", {"model": "embed", "input": ["a b"]})
+            self.assertEqual(r.status, 200, r.body)
+            self.assertEqual(mock.last()["path"], "/openai/deployments/embed-dep/embeddings")
+        finally:
+            rc = gw.stop() if gw else 0
+            mock.stop()
+        self.assertEqual(rc, 0)
+
+    def test_refused_values(self):
+        p = H.write_temp("azure_bad.yaml", """\
+model_list:
+  - model_name: no-base
+    litellm_params: {model: azure/dep, api_key: os.environ/K}
+  - model_name: slash-dep
+    litellm_params: {model: azure/a/b, api_base: "https://r.openai.azure.com", api_key: os.environ/K}
+  - model_name: long-dep
+    litellm_params: {model: azure/%s, api_base: "https://r.openai.azure.com", api_key: os.environ/K}
+  - model_name: with-openai
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com/openai/", api_key: os.environ/K}
+  - model_name: with-query
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com?x=1", api_key: os.environ/K}
+  - model_name: bad-version
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: "2024-10"}
+  - model_name: env-version
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: os.environ/AZURE_API_VERSION}
+  - model_name: bad-key
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: "env:X"}
+  - model_name: foundry
+    litellm_params: {model: azure_ai/mistral, api_base: "https://r.services.ai.azure.com", api_key: os.environ/K}
+  - model_name: ok
+    litellm_params: {model: azure/dep-1.0_x, api_base: "https://r.openai.azure.com", api_key: os.environ/K, api_version: "2024-06-01"}
+  - model_name: plain
+    litellm_params: {model: openai/gpt-4o, api_key: os.environ/K, api_version: "2024-06-01", azure_ad_token: os.environ/T}
+  - model_name: oidc
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", azure_ad_token: oidc/github/x}
+  - model_name: key-and-token
+    litellm_params: {model: azure/dep, api_base: "https://r.openai.azure.com", api_key: os.environ/K, azure_ad_token: os.environ/T, api_version: "2024-06-01"}
+""" % ("d" * 65))
+        rc, out, err = run_import(p)
+        self.assertEqual(rc, 0, err)
+        self.check_ok(out)
+        got = [(g[2], g[3]) for g in not_converted(p, err)]
+        lp = "model_list[%d].litellm_params."
+        want = [
+            (lp % 0 + "model", "azure/ needs api_base (the resource endpoint"),
+            (lp % 1 + "model", "the azure deployment name 'a/b' must have letters, digits"),
+            (lp % 2 + "model", "(at most 64)"),
+            (lp % 3 + "api_base", "resource endpoint without /openai"),
+            (lp % 4 + "api_base", "without a query or fragment"),
+            (lp % 5 + "api_version", "'2024-10' is not an Azure OpenAI API version"),
+            (lp % 6 + "api_version", "environment variable AZURE_API_VERSION"),
+            (lp % 7 + "api_key", "starts with env: or file:"),
+            (lp % 7 + "api_key", "skuld's azure type needs an api_key"),
+            (lp % 8 + "model", "Azure AI Foundry"),
+            (lp % 10 + "api_version", "only azure/ models have one"),
+            (lp % 10 + "azure_ad_token", "only azure/ models take one"),
+            (lp % 11 + "azure_ad_token", "an OIDC token exchange"),
+            (lp % 12 + "azure_ad_token", "api_key is used, as in LiteLLM"),
+        ]
+        self.assertEqual([g[0] for g in got], [w[0] for w in want], err)
+        for i, (g, w) in enumerate(zip(got, want)):
+            self.assertIn(w[1], g[1], g)
+            if i not in (7, 10, 11, 13):  # the key's own line; keys of converted entries
+                self.assertTrue(g[1].endswith("entry skipped"), g)
+        doc = parse_emitted(out)
+        self.assertEqual([m["name"] for m in doc["models"]], ["ok", "plain", "key-and-token"])
+        # api_key wins over azure_ad_token (as in LiteLLM), so no auth: entra; same provider as ok
+        self.assertEqual(self.model(doc, "key-and-token")["provider"],
+                         self.model(doc, "ok")["provider"])
+        self.assertNotIn("auth", self.provider(doc, self.model(doc, "ok")["provider"]))
+        self.assertEqual(self.provider(doc, self.model(doc, "ok")["provider"])["api_version"],
+                         "2024-06-01")
+        self.assertEqual(self.model(doc, "ok")["model"], "dep-1.0_x")
 
 
 class UnmappableTest(ImportTestBase):
@@ -439,7 +581,8 @@ class UnmappableTest(ImportTestBase):
         return [
             (position(P, "temperature:"), "model_list[0].litellm_params.temperature",
              "skuld forwards request parameters as the client sent them"),
-            (position(P, "azure/gpt-4o-eu"), "model_list[1].litellm_params.model", "Azure OpenAI"),
+            (position(P, "azure_ai/mistral-large-eu"), "model_list[1].litellm_params.model",
+             "Azure AI Foundry"),
             (position(P, "bedrock/"), "model_list[2].litellm_params.model", "SigV4"),
             (position(P, '"*"'), "model_list[3].model_name", "wildcard model names"),
             (position(P, "os.environ/VLLM_API_BASE"), "model_list[4].litellm_params.api_base",
