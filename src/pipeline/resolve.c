@@ -91,15 +91,25 @@ static unsigned rs_explicit_needs(pl_req_t *r, unsigned lacks)
 }
 
 /* What the request asks for that a capability names, for the 400. */
-static const char *rs_cap_param(unsigned cap)
+/* Whether the request's n asks for several answers (else it was best_of). */
+static bool rs_n_asked(const pl_req_t *r)
 {
+    if (r->body) {
+        const json_t *n = json_object_get(r->body, "n");
+        return json_is_integer(n) && json_integer_value(n) > 1;
+    }
+    return r->fast && r->fast->n == JS_INT && r->fast->n_v > 1;
+}
+
+/* The request field that asked for what the model lacks. */
+static const char *rs_cap_param(const pl_req_t *r, unsigned cap)
+{
+    if (cap == CAP_N) return rs_n_asked(r) ? "n" : "best_of";
     switch (cap) {
     case CAP_TOOLS:
         return "tools";
     case CAP_JSON:
         return "response_format";
-    case CAP_N:
-        return "n";
     case CAP_VISION:
     case CAP_AUDIO:
     case CAP_FILES:
@@ -177,7 +187,7 @@ static pl_rc_t rs_run(pl_req_t *r)
     }
     if (!d.n_order && d.lacks) {
         unsigned cap = d.lacks & -d.lacks;
-        return pl_fail(r, 400, NULL, "model_capability_missing", rs_cap_param(cap),
+        return pl_fail(r, 400, NULL, "model_capability_missing", rs_cap_param(r, cap),
                        "the model '%s' lacks the capability '%s' this request needs (%s)", d.target,
                        route_cap_first_name(cap), rs_cap_what(cap));
     }

@@ -133,7 +133,7 @@ class CapabilitiesTest(H.GatewayTest):
             self.refused(r, "n", "n", model)
         r = H.post_json(self.port, "/v1/completions", {"model": "local", "prompt": "x",
                                                        "best_of": 3})
-        self.refused(r, "n", "n", "local")
+        self.refused(r, "n", "best_of", "local")  # the field that asked
         r = self.chat(model="gpt", n=3)
         self.assertEqual(r.status, 200, r.body)
         self.assertEqual(self.mock.last()["body"]["n"], 3)
