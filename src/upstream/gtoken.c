@@ -216,8 +216,9 @@ static size_t gtok_add(const cfg_provider_t *p)
     gtok_src_t *nv = realloc(G.v, (G.n + 1) * sizeof *nv);
     if (!nv) return G.n;
     G.v = nv;
-    gtok_src_t s = {
-        .url = strdup(p->token_url), .email = strdup(p->sa_email), .key = strdup(p->sa_key)};
+    gtok_src_t s = {.url = strdup(p->token_url),
+                    .email = strdup(p->sa_email),
+                    .key = strdup(p->sa_key ? p->sa_key : "")};
     if (!s.url || !s.email || !s.key) {
         free(s.url);
         free(s.email);
@@ -267,6 +268,24 @@ void gtok_configure(const config_t *cfg)
         if (!G.running) log_error("vertex: cannot start the access token fetcher");
     }
     if (G.running) pthread_cond_signal(&G.cv);
+    pthread_mutex_unlock(&G.mu);
+}
+
+void gtok_install(const cfg_provider_t *p, const char *token, long ttl_s)
+{
+    pthread_mutex_lock(&G.mu);
+    gtok_src_t *s = gtok_find(p->token_url, p->sa_email);
+    if (!s) {
+        size_t idx = gtok_add(p);
+        s = idx < G.n ? &G.v[idx] : NULL;
+        if (s) s->due_ms = UINT64_MAX;
+    }
+    char *t = s ? strdup(token) : NULL;
+    if (t) {
+        gtok_wipe(s->token);
+        s->token = t;
+        s->expires_ms = gtok_now_ms() + (uint64_t)ttl_s * 1000u;
+    }
     pthread_mutex_unlock(&G.mu);
 }
 

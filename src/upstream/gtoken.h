@@ -29,6 +29,10 @@ void gtok_configure(const config_t *cfg);
 /* "Authorization: Bearer TOKEN" for p's key, an arena copy; NULL when no valid
  * token is cached, with *why (arena copy) saying what the last fetch got. */
 const char *gtok_bearer(arena_t *a, const cfg_provider_t *p, const char **why);
+/* Cache token for p's key as if fetched, valid ttl_s seconds and never
+ * refreshed unless p is also configured (a token obtained elsewhere; the
+ * golden tests use it). */
+void gtok_install(const cfg_provider_t *p, const char *token, long ttl_s);
 /* Stop the fetcher and wipe the cached tokens. */
 void gtok_shutdown(void);
 
