@@ -390,6 +390,9 @@ static void relay_start(relay_t *r, const cfg_model_t *m, int cand, bool probe, 
                 pl_fail(c, 400, NULL, call.error_code ? call.error_code : "unsupported_request",
                         call.error_param, "%s",
                         call.error ? call.error : "the request cannot be sent to this deployment"));
+        else if (brc == PROV_EUNAVAIL)
+            relay_end(r, pl_fail(c, 503, NULL, "upstream_auth_unavailable", NULL, "%s",
+                                 call.error ? call.error : "the upstream cannot be called now"));
         else
             relay_end(r, pl_fail(c, 500, NULL, "internal_error", NULL,
                                  "could not build the upstream request"));

@@ -35,6 +35,12 @@ typedef struct cfg_provider {
     char *api_version;  /* azure: the api-version query parameter (CONFIG_AZURE_API_VERSION) */
     bool bearer;        /* azure: api_key is an Entra ID token sent as Authorization: Bearer
                            ("auth: entra"), not an api-key header */
+    /* vertex: Vertex AI with a service-account key (config/vertex.c) */
+    char *project, *location; /* the GCP project and region */
+    char *publisher;          /* "google" (Gemini) or "anthropic" (Claude) */
+    char *token_url;          /* the OAuth2 token endpoint (the key's token_uri, or token_url) */
+    char *sa_email;           /* the key's client_email (the JWT's iss) */
+    char *sa_key;             /* the key's private_key (PEM); a secret, never logged */
 } cfg_provider_t;
 
 typedef struct cfg_strlist {

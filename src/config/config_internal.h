@@ -152,6 +152,11 @@ const struct provider_type *config__find_provider_type(const char *name);
 const cfg_provider_t *config__find_provider(const config_t *c, const char *name);
 void config__parse_providers(loader_t *L, config_t *c, const ynode_t *seq);
 void config__providers_free(config_t *c);
+/* vertex.c: the vertex-only keys (project, location, publisher, token_url,
+ * credentials; in that order in keys/vals): refused for other types; for
+ * vertex checked, defaulted (base_url), and the service-account key loaded. */
+void config__check_vertex(loader_t *L, const ynode_t *map, cfg_provider_t *p,
+                          const char *credentials, const ynode_t **keys, const ynode_t **vals);
 
 /* resilience.c */
 void config__set_resilience_defaults(cfg_resilience_t *r);

@@ -6,7 +6,8 @@
  * needs api_key (the key, or with auth: entra an Entra ID token); its
  * api_version defaults to CONFIG_AZURE_API_VERSION and its base_url is the
  * resource endpoint, with no query and no "/openai" (the provider appends
- * /openai/deployments/...). api_key is a secret (helpers.c). c->providers is
+ * /openai/deployments/...). The vertex keys are checked in vertex.c.
+ * api_key is a secret (helpers.c). c->providers is
  * allocated once, before models are parsed, and never moves: models point
  * into it.
  */
@@ -32,6 +33,9 @@ static const struct provider_type provider_types[] = {
     {"gemini", true, CAP_CHAT | CAP_EMBEDDINGS | CAP_VISION | CAP_TOOLS | CAP_JSON},
     {"ollama", true, CAP_CHAT | CAP_EMBEDDINGS | CAP_VISION | CAP_TOOLS | CAP_JSON},
     {"azure", true, CAP_ALL}, /* Azure OpenAI: OpenAI's API, n included */
+    /* Vertex AI: gemini's or anthropic's translation, per publisher (the
+     * narrower anthropic set unless the model lists its capabilities) */
+    {"vertex", true, CAP_CHAT | CAP_VISION | CAP_TOOLS},
 };
 
 const struct provider_type *config__find_provider_type(const char *name)
@@ -48,9 +52,23 @@ unsigned config_default_capabilities(const char *type)
 }
 
 /* P_AUTH goes into a struct of its own (split walk): only its value is kept. */
-enum { P_NAME, P_TYPE, P_BASE_URL, P_API_KEY, P_HEALTH_CHECK, P_API_VERSION, P_AUTH };
+enum {
+    P_NAME,
+    P_TYPE,
+    P_BASE_URL,
+    P_API_KEY,
+    P_HEALTH_CHECK,
+    P_API_VERSION,
+    P_PROJECT,
+    P_LOCATION,
+    P_PUBLISHER,
+    P_TOKEN_URL,
+    P_AUTH,
+    P_CREDENTIALS
+};
 struct provider_extra {
     char *auth;
+    char *credentials;
 };
 static const field_t provider_fields[] = {
     [P_NAME] = {.key = "name",
@@ -71,7 +89,20 @@ static const field_t provider_fields[] = {
     [P_API_VERSION] = {.key = "api_version",
                        .type = FT_STRING,
                        .off = offsetof(cfg_provider_t, api_version)},
+    [P_PROJECT] = {.key = "project", .type = FT_STRING, .off = offsetof(cfg_provider_t, project)},
+    [P_LOCATION] = {.key = "location",
+                    .type = FT_STRING,
+                    .off = offsetof(cfg_provider_t, location)},
+    [P_PUBLISHER] = {.key = "publisher",
+                     .type = FT_STRING,
+                     .off = offsetof(cfg_provider_t, publisher)},
+    [P_TOKEN_URL] = {.key = "token_url",
+                     .type = FT_STRING,
+                     .off = offsetof(cfg_provider_t, token_url)},
     [P_AUTH] = {.key = "auth", .type = FT_STRING, .off = offsetof(struct provider_extra, auth)},
+    [P_CREDENTIALS] = {.key = "credentials",
+                       .type = FT_STRING,
+                       .off = offsetof(struct provider_extra, credentials)},
 };
 
 static bool provider_name_ok(const char *s)
@@ -119,10 +150,11 @@ static void check_azure(loader_t *L, const ynode_t *map, cfg_provider_t *p, cons
                         const ynode_t **keys, const ynode_t **vals)
 {
     if (!p->type || strcmp(p->type, "azure") != 0) {
-        for (int f = P_API_VERSION; f <= P_AUTH; f++)
-            if (keys[f])
-                config__err_at(L, keys[f], "%s is only for provider type 'azure'",
-                               provider_fields[f].key);
+        static const int azure_only[] = {P_API_VERSION, P_AUTH};
+        for (size_t i = 0; i < COUNTOF(azure_only); i++)
+            if (keys[azure_only[i]])
+                config__err_at(L, keys[azure_only[i]], "%s is only for provider type 'azure'",
+                               provider_fields[azure_only[i]].key);
         return;
     }
     if (!p->api_version) {
@@ -210,7 +242,7 @@ static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
         free(p->base_url);
         p->base_url = NULL;
     } else {
-        if (pt && !keys[P_BASE_URL])
+        if (pt && !keys[P_BASE_URL] && strcmp(pt->name, "vertex") != 0)
             config__err_at(L, map,
                            "provider is missing required key 'base_url' (required for type '%s')",
                            pt->name);
@@ -219,7 +251,15 @@ static void parse_provider(loader_t *L, const ynode_t *map, cfg_provider_t *p,
     }
     config__free_secret(raw_key);
     if (pt) check_azure(L, map, p, extra.auth, keys, vals);
+    if (pt) {
+        const ynode_t *vk[] = {keys[P_PROJECT], keys[P_LOCATION], keys[P_PUBLISHER],
+                               keys[P_TOKEN_URL], keys[P_CREDENTIALS]};
+        const ynode_t *vv[] = {vals[P_PROJECT], vals[P_LOCATION], vals[P_PUBLISHER],
+                               vals[P_TOKEN_URL], vals[P_CREDENTIALS]};
+        config__check_vertex(L, map, p, extra.credentials, vk, vv);
+    }
     free(extra.auth);
+    config__free_secret(extra.credentials);
 
     const char *hc = p->health_check;
     if (hc && strcmp(hc, "models") != 0 && strcmp(hc, "chat") != 0 && strcmp(hc, "none") != 0)
@@ -268,6 +308,12 @@ void config__providers_free(config_t *c)
         free(p->base_url);
         free(p->health_check);
         free(p->api_version);
+        free(p->project);
+        free(p->location);
+        free(p->publisher);
+        free(p->token_url);
+        free(p->sa_email);
+        config__free_secret(p->sa_key);
         config__free_secret(p->api_key);
     }
     free(c->providers);

@@ -16,6 +16,7 @@
 #include "policy/jwks.h"
 #include "policy/policy_internal.h"
 #include "policy/secrets.h"
+#include "upstream/gtoken.h"
 
 /* ------------------------------------------------------------------------ */
 /* process state and metrics */
@@ -113,17 +114,20 @@ void policy_start(store_t *store, config_t *cfg)
     if (store) psec_load(store, cfg->store.encryption_key);
     psec_apply(cfg);
     pol_jwks_configure(cfg);
+    gtok_configure(cfg); /* vertex providers: their first access tokens, then kept fresh */
 }
 
 void policy_prepare_snapshot(config_t *cfg)
 {
     psec_apply(cfg);
     pol_jwks_configure(cfg); /* auth.jwt.jwks_url: fetched now if new, then kept fresh */
+    gtok_configure(cfg);
 }
 
 void policy_stop(void)
 {
     pol_jwks_shutdown();
+    gtok_shutdown();
 }
 
 void policy_refresh(store_t *store)

@@ -5,7 +5,7 @@
 /* Every provider type; config validation accepts exactly these names. */
 static const prov_ops_t *const provider_table[] = {
     &provider_openai, &provider_echo,     &provider_anthropic, &provider_gemini,
-    &provider_ollama, &provider_llamacpp, &provider_azure};
+    &provider_ollama, &provider_llamacpp, &provider_azure,     &provider_vertex};
 
 const prov_ops_t *provider_ops(const char *type)
 {

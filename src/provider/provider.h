@@ -63,6 +63,8 @@ typedef struct prov_call {
 } prov_call_t;
 
 enum { PROV_EBADREQ = -2 }; /* build(): the request cannot be expressed for this provider */
+/* build(): the provider cannot send now (vertex: no access token); out->error says why (a 503) */
+enum { PROV_EUNAVAIL = -3 };
 
 /* Receives one OpenAI stream payload (a chunk object, an error object or "[DONE]").
  * A non-zero return stops the translator, which returns it. */
@@ -135,5 +137,6 @@ extern const prov_ops_t provider_gemini;
 extern const prov_ops_t provider_ollama;
 extern const prov_ops_t provider_llamacpp;
 extern const prov_ops_t provider_azure;
+extern const prov_ops_t provider_vertex;
 
 #endif

@@ -2,9 +2,11 @@
  * Golden translation tests: data files under tests/golden, one directory per
  * case, driven through the translation functions with no network.
  *
- *   tests/golden/<provider>/<case>/   provider = anthropic | gemini | ollama | azure
+ *   tests/golden/<provider>/<case>/   provider = anthropic | gemini | ollama | azure | vertex
  *     case.json        {"stream", "status" (upstream, default 200), "expect_status",
  *                       "bearer" (azure: auth entra), "api_version" (azure),
+ *                       "publisher" (vertex: google (default) or anthropic; the
+ *                       access token is "TEST-KEY", installed as if fetched),
  *                       "endpoint" ("chat" (default), "count_tokens", "embeddings"),
  *                       "url", "headers" (each must be sent), "price"
  *                       {input,output,cached}, "usage" {prompt,completion,cached},
@@ -38,6 +40,7 @@
 #include "api/anthropic_shape.h"
 #include "config/cost.h"
 #include "provider/provider.h"
+#include "upstream/gtoken.h"
 #include "upstream/ndjson.h"
 #include "upstream/sse.h"
 
@@ -209,10 +212,21 @@ static void run_provider_case(const char *type, const char *dir)
     prov.base_url = !strcmp(type, "anthropic") ? "https://api.anthropic.test/v1"
                     : !strcmp(type, "gemini")  ? "https://gemini.test/v1beta"
                     : !strcmp(type, "azure")   ? "https://res.openai.azure.test"
+                    : !strcmp(type, "vertex")  ? "https://us-east5-aiplatform.test"
                                                : "http://ollama.test:11434";
     const char *ver = json_string_value(json_object_get(cs, "api_version"));
     prov.api_version = (char *)(ver ? ver : CONFIG_AZURE_API_VERSION);
     prov.bearer = json_is_true(json_object_get(cs, "bearer"));
+    if (!strcmp(type, "vertex")) { /* the token as if fetched: "TEST-KEY" */
+        const char *pub = json_string_value(json_object_get(cs, "publisher"));
+        prov.api_key = NULL;
+        prov.project = "proj-1";
+        prov.location = "us-east5";
+        prov.publisher = (char *)(pub ? pub : "google");
+        prov.token_url = "https://oauth2.test/token";
+        prov.sa_email = "sa@proj-1.iam.gserviceaccount.test";
+        gtok_install(&prov, "TEST-KEY", 3600);
+    }
     cfg_model_t m = {
         .name = "public", .provider = &prov, .upstream_model = "up-model", .capabilities = CAP_ALL};
     arena_t *a = arena_create(4096);
@@ -434,7 +448,8 @@ int main(void)
     strcat(golden_dir, "/golden");
     update_mode = getenv("SKULD_GOLDEN_UPDATE") && *getenv("SKULD_GOLDEN_UPDATE") == '1';
 
-    static const char *const kinds[] = {"anthropic", "gemini", "ollama", "azure", "messages"};
+    static const char *const kinds[] = {"anthropic", "gemini", "ollama",
+                                        "azure",     "vertex", "messages"};
     struct CMUnitTest *tests = NULL;
     gcase_t *cases = NULL;
     size_t n = 0;
@@ -467,6 +482,7 @@ int main(void)
         tests[i].initial_state = &cases[i];
     }
     int rc = _cmocka_run_group_tests("golden", tests, n, NULL, NULL);
+    gtok_shutdown(); /* the installed vertex token */
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
     free(tests);

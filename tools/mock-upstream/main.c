@@ -10,6 +10,7 @@
  *
  * Command line
  *   mock-upstream [--listen HOST:PORT] [--seed N] [--azure-key K] [--azure-token T]
+ *                 [--vertex-pubkey PEM] [--vertex-ttl S]
  *   Default 127.0.0.1:0 (port 0 = pick a free port). Once listening it prints
  *   exactly "LISTENING <port>\n" on stdout. SIGTERM/SIGINT: free all, exit 0.
  *   --seed seeds the PRNG used by fail_rate, stall_rate and reset_rate
@@ -77,6 +78,10 @@
  *                              a 404 DeploymentNotFound. Errors
  *                              {"error":{"code","message"}}, code the status
  *                              as a string (as Azure's own)
+ *   POST /oauth2/token, POST /v1/projects/.../publishers/{google,anthropic}/
+ *                              models/{m}:{generateContent,...,rawPredict}:
+ *                              Google's token endpoint and Vertex AI (see
+ *                              vertex.c; --vertex-pubkey, --vertex-ttl)
  *   A tool call is one piece in the Gemini and Ollama shapes (they send a
  *   call whole). Anthropic input_tokens = prompt words - cached_tokens.
  *
@@ -200,6 +205,8 @@
 #include <event2/listener.h>
 #include <event2/util.h>
 #include <jansson.h>
+
+#include "vertex.h"
 
 #define MAX_DELAY_MS 86400000.0 /* one day */
 #define MAX_CHUNKS 100000
@@ -1973,6 +1980,11 @@ static void handle_v1(struct evhttp_request *req, const char *path)
         bad_json = body == NULL;
     }
     record_last(req, path, body);
+    if (!strcmp(path, "/oauth2/token")) {
+        json_decref(body);
+        mvx_token(req);
+        return;
+    }
 
     bool azure = !strncmp(path, "/openai/", 8);
     if (azure) {
@@ -1980,6 +1992,15 @@ static void handle_v1(struct evhttp_request *req, const char *path)
             json_decref(body);
             return;
         }
+    } else if (!strncmp(path, "/v1/projects/", 13)) {
+        bool anth = false;
+        if (!mvx_route(req, path, body, &anth, &gemini_stream)) {
+            json_decref(body);
+            return;
+        }
+        ep = EP_CHAT;
+        shape = anth ? SH_ANTHROPIC : SH_GEMINI;
+        want = EVHTTP_REQ_POST;
     } else if (!strcmp(path, "/v1/chat/completions")) {
         ep = EP_CHAT;
         want = EVHTTP_REQ_POST;
@@ -2181,7 +2202,7 @@ static void on_request(struct evhttp_request *req, void *arg)
         handle_mock(req, path);
     else if (!strcmp(path, "/v1") || !strncmp(path, "/v1/", 4) || !strncmp(path, "/v1beta/", 8) ||
              !strcmp(path, "/api/chat") || !strcmp(path, "/api/embed") ||
-             !strncmp(path, "/openai/", 8))
+             !strncmp(path, "/openai/", 8) || !strcmp(path, "/oauth2/token"))
         handle_v1(req, path);
     else
         send_error_now(req, 404, "not found", "not_found");
@@ -2235,7 +2256,7 @@ static void raise_nofile(void)
 static void usage(FILE *f)
 {
     fprintf(f, "usage: mock-upstream [--listen HOST:PORT] [--seed N] [--azure-key K] "
-               "[--azure-token T]\n");
+               "[--azure-token T] [--vertex-pubkey PEM] [--vertex-ttl S]\n");
 }
 
 int main(int argc, char **argv)
@@ -2244,6 +2265,8 @@ int main(int argc, char **argv)
     g.azure_key = "mock-azure-key";
     g.azure_token = "mock-azure-token";
     unsigned long long seed = 1;
+    const char *vertex_pubkey = NULL;
+    long vertex_ttl = 0;
 
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--listen") && i + 1 < argc) {
@@ -2258,6 +2281,10 @@ int main(int argc, char **argv)
             g.azure_key = argv[++i];
         } else if (!strcmp(argv[i], "--azure-token") && i + 1 < argc) {
             g.azure_token = argv[++i];
+        } else if (!strcmp(argv[i], "--vertex-pubkey") && i + 1 < argc) {
+            vertex_pubkey = argv[++i];
+        } else if (!strcmp(argv[i], "--vertex-ttl") && i + 1 < argc) {
+            vertex_ttl = strtol(argv[++i], NULL, 10);
         } else if (!strcmp(argv[i], "-h") || !strcmp(argv[i], "--help")) {
             usage(stdout);
             return 0;
@@ -2265,6 +2292,11 @@ int main(int argc, char **argv)
             usage(stderr);
             return 2;
         }
+    }
+
+    if (mvx_init(vertex_pubkey, vertex_ttl) != 0) {
+        fprintf(stderr, "mock-upstream: cannot read the public key %s\n", vertex_pubkey);
+        return 2;
     }
 
     /* HOST:PORT, [V6]:PORT, :PORT or PORT */
